@@ -1,0 +1,29 @@
+//! Domain model of shoal: nodes, service specs, tasks and their state machine.
+//!
+//! Everything here is pure data and pure logic: parsing, validation and the guarded
+//! task-state transition. This crate must not do I/O and must not depend on any other
+//! shoal crate; every other crate depends on it.
+
+pub mod constraint;
+pub mod duration;
+pub mod error;
+pub mod id;
+pub mod node;
+pub mod port;
+pub mod service;
+pub mod state;
+pub mod task;
+
+pub use constraint::Constraint;
+pub use error::SpecError;
+pub use node::{Availability, Node, NodeRole, NodeState};
+pub use port::{PortConfig, Protocol, PublishMode};
+pub use service::{
+    HealthCheck, HealthProbe, RestartCondition, RestartPolicy, Service, ServiceMode, ServiceSpec,
+    TaskTemplate,
+};
+pub use state::ClusterState;
+pub use task::{Health, Task, TaskEndpoint, TaskState, TaskStatus, TransitionError};
+
+/// Dead tasks kept per slot (Swarm's `--task-history-limit` default).
+pub const TASK_HISTORY_LIMIT: usize = 5;

@@ -1,0 +1,99 @@
+//! Cluster members.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeRole {
+    Manager,
+    Worker,
+}
+
+impl NodeRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeRole::Manager => "manager",
+            NodeRole::Worker => "worker",
+        }
+    }
+}
+
+/// `active` takes tasks; `pause` keeps its tasks but takes no new ones; `drain` moves them off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Availability {
+    #[default]
+    Active,
+    Pause,
+    Drain,
+}
+
+impl Availability {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Availability::Active => "active",
+            Availability::Pause => "pause",
+            Availability::Drain => "drain",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeState {
+    #[default]
+    Unknown,
+    Down,
+    Ready,
+    Disconnected,
+}
+
+impl NodeState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeState::Unknown => "unknown",
+            NodeState::Down => "down",
+            NodeState::Ready => "ready",
+            NodeState::Disconnected => "disconnected",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Node {
+    pub id: String,
+    pub hostname: String,
+    pub role: NodeRole,
+    pub availability: Availability,
+    pub state: NodeState,
+    /// Address other nodes and the local data plane use to reach this node's tasks.
+    pub addr: String,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    pub engine_version: String,
+    pub created_at: u64,
+    pub updated_at: u64,
+}
+
+impl Node {
+    pub fn new(id: String, hostname: String, role: NodeRole, addr: String, now: u64) -> Node {
+        Node {
+            id,
+            hostname,
+            role,
+            availability: Availability::Active,
+            state: NodeState::Ready,
+            addr,
+            labels: BTreeMap::new(),
+            engine_version: env!("CARGO_PKG_VERSION").to_string(),
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    /// May receive new tasks.
+    pub fn accepts_tasks(&self) -> bool {
+        self.state == NodeState::Ready && self.availability == Availability::Active
+    }
+}

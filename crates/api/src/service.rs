@@ -1,0 +1,383 @@
+//! Services: the spec a user writes (`ServiceSpec`) and the stored object (`Service`).
+
+use crate::duration::{self, millis};
+use crate::{Constraint, PortConfig, SpecError};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", deny_unknown_fields)]
+pub enum ServiceMode {
+    Replicated { replicas: u64 },
+    Global,
+}
+
+impl Default for ServiceMode {
+    fn default() -> Self {
+        ServiceMode::Replicated { replicas: 1 }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartCondition {
+    #[default]
+    Any,
+    OnFailure,
+    None,
+}
+
+impl RestartCondition {
+    pub fn parse(text: &str) -> Result<RestartCondition, SpecError> {
+        match text {
+            "any" => Ok(RestartCondition::Any),
+            "on-failure" => Ok(RestartCondition::OnFailure),
+            "none" => Ok(RestartCondition::None),
+            _ => Err(SpecError::invalid(
+                "restart-condition",
+                text,
+                "expected any, on-failure or none",
+            )),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RestartCondition::Any => "any",
+            RestartCondition::OnFailure => "on-failure",
+            RestartCondition::None => "none",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestartPolicy {
+    #[serde(default)]
+    pub condition: RestartCondition,
+    #[serde(with = "millis", default = "default_restart_delay")]
+    pub delay: Duration,
+    /// 0 means unlimited.
+    #[serde(default)]
+    pub max_attempts: u32,
+    /// A task that ran at least this long resets the attempt count (0: never resets).
+    #[serde(with = "millis", default)]
+    pub window: Duration,
+}
+
+fn default_restart_delay() -> Duration {
+    Duration::from_secs(5)
+}
+
+impl Default for RestartPolicy {
+    fn default() -> Self {
+        RestartPolicy {
+            condition: RestartCondition::Any,
+            delay: default_restart_delay(),
+            max_attempts: 0,
+            window: Duration::ZERO,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", deny_unknown_fields)]
+pub enum HealthProbe {
+    /// A shell command run with the task's environment; exit 0 is healthy.
+    Cmd { command: String },
+    /// An HTTP GET to the task's first target port; 2xx/3xx is healthy.
+    Http { path: String },
+    /// A TCP connect to the task's first target port.
+    Tcp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheck {
+    pub probe: HealthProbe,
+    #[serde(with = "millis", default = "default_health_interval")]
+    pub interval: Duration,
+    #[serde(with = "millis", default = "default_health_timeout")]
+    pub timeout: Duration,
+    #[serde(default = "default_health_retries")]
+    pub retries: u32,
+    #[serde(with = "millis", default)]
+    pub start_period: Duration,
+}
+
+fn default_health_interval() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_health_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_health_retries() -> u32 {
+    3
+}
+
+impl HealthCheck {
+    pub fn new(probe: HealthProbe) -> HealthCheck {
+        HealthCheck {
+            probe,
+            interval: default_health_interval(),
+            timeout: default_health_timeout(),
+            retries: default_health_retries(),
+            start_period: Duration::ZERO,
+        }
+    }
+}
+
+/// What each task of the service runs.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskTemplate {
+    /// Program and leading arguments (`["shoal", "whoami"]`).
+    #[serde(default)]
+    pub command: Vec<String>,
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// `KEY=VALUE` entries; `{{.Task.Slot}}`-style templates are expanded per task.
+    #[serde(default)]
+    pub env: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workdir: Option<String>,
+    /// Container image, for the container executor (not yet run by any executor).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    #[serde(default)]
+    pub restart: RestartPolicy,
+    #[serde(default = "default_stop_signal")]
+    pub stop_signal: String,
+    #[serde(with = "millis", default = "default_stop_grace")]
+    pub stop_grace_period: Duration,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<HealthCheck>,
+    #[serde(default)]
+    pub constraints: Vec<String>,
+}
+
+fn default_stop_signal() -> String {
+    "SIGTERM".into()
+}
+fn default_stop_grace() -> Duration {
+    Duration::from_secs(10)
+}
+
+impl TaskTemplate {
+    pub fn with_command(command: Vec<String>) -> TaskTemplate {
+        TaskTemplate {
+            command,
+            stop_signal: default_stop_signal(),
+            stop_grace_period: default_stop_grace(),
+            ..TaskTemplate::default()
+        }
+    }
+
+    /// The full argv: command followed by args.
+    pub fn argv(&self) -> Vec<String> {
+        self.command.iter().chain(self.args.iter()).cloned().collect()
+    }
+}
+
+/// What a user asks for: `shoal service create` sends one, `service inspect` shows one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceSpec {
+    pub name: String,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub mode: ServiceMode,
+    pub task: TaskTemplate,
+    #[serde(default)]
+    pub ports: Vec<PortConfig>,
+}
+
+/// Signals a task may be stopped with.
+pub const STOP_SIGNALS: &[(&str, i32)] = &[
+    ("SIGTERM", 15),
+    ("SIGINT", 2),
+    ("SIGQUIT", 3),
+    ("SIGKILL", 9),
+    ("SIGHUP", 1),
+    ("SIGUSR1", 10),
+    ("SIGUSR2", 12),
+];
+
+/// The signal number for `TERM`, `SIGTERM` or `15`.
+pub fn signal_number(text: &str) -> Option<i32> {
+    if let Ok(n) = text.parse::<i32>() {
+        return STOP_SIGNALS.iter().find(|(_, v)| *v == n).map(|(_, v)| *v);
+    }
+    let upper = text.to_ascii_uppercase();
+    let name = if upper.starts_with("SIG") { upper } else { format!("SIG{upper}") };
+    STOP_SIGNALS.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
+}
+
+impl ServiceSpec {
+    /// Check everything that can be checked without looking at the cluster.
+    pub fn validate(&self) -> Result<(), SpecError> {
+        validate_name(&self.name)?;
+        let t = &self.task;
+        if t.command.is_empty() && t.image.is_none() {
+            return Err(SpecError::Other("service needs a command (shoal service create --name NAME -- COMMAND [ARG...])".into()));
+        }
+        if t.command.first().is_some_and(|c| c.is_empty()) {
+            return Err(SpecError::invalid("command", "", "empty program name"));
+        }
+        for e in &t.env {
+            match e.split_once('=') {
+                Some((k, _)) if !k.is_empty() && !k.contains(char::is_whitespace) => {}
+                _ => return Err(SpecError::invalid("env", e.as_str(), "expected KEY=VALUE")),
+            }
+        }
+        if signal_number(&t.stop_signal).is_none() {
+            return Err(SpecError::invalid(
+                "stop-signal",
+                t.stop_signal.as_str(),
+                "unknown signal (use SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2 or SIGKILL)",
+            ));
+        }
+        for c in &t.constraints {
+            Constraint::parse(c)?;
+        }
+        if let Some(h) = &t.health {
+            if h.interval.is_zero() {
+                return Err(SpecError::invalid("health-interval", duration::format(h.interval), "must be more than 0"));
+            }
+            if h.timeout.is_zero() {
+                return Err(SpecError::invalid("health-timeout", duration::format(h.timeout), "must be more than 0"));
+            }
+            match &h.probe {
+                HealthProbe::Cmd { command } if command.trim().is_empty() => {
+                    return Err(SpecError::invalid("health-cmd", "", "empty command"))
+                }
+                HealthProbe::Http { path } if !path.starts_with('/') => {
+                    return Err(SpecError::invalid("health-http", path.as_str(), "path must start with /"))
+                }
+                HealthProbe::Http { .. } | HealthProbe::Tcp if self.ports.is_empty() => {
+                    return Err(SpecError::Other(
+                        "http and tcp health checks need a published port to probe".into(),
+                    ))
+                }
+                _ => {}
+            }
+        }
+        let mut seen = HashSet::new();
+        for p in &self.ports {
+            if let Some(published) = p.published {
+                if !seen.insert((published, p.protocol)) {
+                    return Err(SpecError::invalid(
+                        "publish",
+                        published.to_string(),
+                        "port published twice",
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn replicas(&self) -> Option<u64> {
+        match self.mode {
+            ServiceMode::Replicated { replicas } => Some(replicas),
+            ServiceMode::Global => None,
+        }
+    }
+}
+
+/// Service names follow Docker's rules: letters, digits, `-`, `_`, `.`, at most 63.
+pub fn validate_name(name: &str) -> Result<(), SpecError> {
+    if name.is_empty() {
+        return Err(SpecError::Other("service name is missing (use --name NAME)".into()));
+    }
+    let ok_chars = name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
+    let first_ok = name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+    if !ok_chars || !first_ok || name.len() > 63 {
+        return Err(SpecError::invalid(
+            "service name",
+            name,
+            "use letters, digits, '-', '_' or '.', starting with a letter or digit, at most 63 characters",
+        ));
+    }
+    Ok(())
+}
+
+/// The stored service: its spec plus what the cluster decided about it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Service {
+    pub id: String,
+    /// Bumped on every spec change; tasks remember the version they were made from.
+    pub version: u64,
+    pub spec: ServiceSpec,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_spec: Option<ServiceSpec>,
+    /// The published ports with auto-assigned numbers filled in.
+    pub ports: Vec<PortConfig>,
+    pub created_at: u64,
+    pub updated_at: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::port::PortConfig;
+
+    fn spec() -> ServiceSpec {
+        ServiceSpec {
+            name: "web".into(),
+            labels: BTreeMap::new(),
+            mode: ServiceMode::Replicated { replicas: 3 },
+            task: TaskTemplate::with_command(vec!["shoal".into(), "whoami".into()]),
+            ports: vec![PortConfig::parse("8080:80").unwrap()],
+        }
+    }
+
+    #[test]
+    fn valid_spec_passes() {
+        spec().validate().unwrap();
+    }
+
+    #[test]
+    fn table_of_invalid_specs() {
+        let cases: Vec<(&str, Box<dyn Fn(&mut ServiceSpec)>)> = vec![
+            ("name is missing", Box::new(|s| s.name.clear())),
+            ("service name", Box::new(|s| s.name = "-bad".into())),
+            ("needs a command", Box::new(|s| s.task.command.clear())),
+            ("KEY=VALUE", Box::new(|s| s.task.env.push("NOEQUALS".into()))),
+            ("stop-signal", Box::new(|s| s.task.stop_signal = "SIGFOO".into())),
+            ("constraint", Box::new(|s| s.task.constraints.push("node.hostnme==a".into()))),
+            ("published twice", Box::new(|s| s.ports.push(PortConfig::parse("8080:81").unwrap()))),
+            ("health-cmd", Box::new(|s| s.task.health = Some(HealthCheck::new(HealthProbe::Cmd { command: " ".into() })))),
+            ("path must start", Box::new(|s| s.task.health = Some(HealthCheck::new(HealthProbe::Http { path: "health".into() })))),
+        ];
+        for (want, mutate) in cases {
+            let mut s = spec();
+            mutate(&mut s);
+            let err = s.validate().expect_err(want).to_string();
+            assert!(err.contains(want), "expected {want:?} in {err:?}");
+        }
+    }
+
+    #[test]
+    fn spec_json_rejects_unknown_fields_and_fills_defaults() {
+        let json = r#"{"name":"web","task":{"command":["true"]}}"#;
+        let s: ServiceSpec = serde_json::from_str(json).unwrap();
+        assert_eq!(s.task.stop_grace_period, Duration::from_secs(10));
+        assert_eq!(s.task.restart.delay, Duration::from_secs(5));
+        assert_eq!(s.mode, ServiceMode::Replicated { replicas: 1 });
+        let bad = r#"{"name":"web","task":{"command":["true"]},"replicaz":3}"#;
+        assert!(serde_json::from_str::<ServiceSpec>(bad).is_err());
+    }
+
+    #[test]
+    fn signals_parse_by_name_and_number() {
+        assert_eq!(signal_number("TERM"), Some(15));
+        assert_eq!(signal_number("SIGKILL"), Some(9));
+        assert_eq!(signal_number("2"), Some(2));
+        assert_eq!(signal_number("SIGFOO"), None);
+    }
+}

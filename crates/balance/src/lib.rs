@@ -1,0 +1,11 @@
+//! Endpoint sets and load-balancing algorithms for the data plane.
+//!
+//! Pure data and pure decisions: which published port maps to which ready endpoints, and in
+//! which order a connection should try them. No I/O, no clocks; the mesh (and later the VIP
+//! proxy and L7 router) drive it. Depends only on `shoal-api`.
+
+mod endpoint;
+mod round_robin;
+
+pub use endpoint::{Endpoint, EndpointSet, EndpointTable, PortKey};
+pub use round_robin::RoundRobin;
