@@ -1,1 +1,21 @@
-//! TODO
+//! The control plane: decides what should run where and serves the control API.
+//!
+//! Pure planners decide ([`orchestrator`], [`scheduler`]); the [`reconciler`] applies their
+//! decisions to the store in one atomic write per pass; [`control`] is the HTTP/JSON API.
+//! Depends on `shoal-api`, `shoal-store` and `shoal-balance`; never on the agent or the data
+//! plane, which it reaches only through the store and the endpoint tables it builds.
+
+mod checks;
+pub mod control;
+pub mod endpoints;
+pub mod orchestrator;
+pub mod reconciler;
+pub mod scheduler;
+
+/// Milliseconds since the Unix epoch, the timestamp unit of every stored object.
+pub fn now_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

@@ -1,1 +1,17 @@
-//! TODO
+//! The cluster state store: nodes, services and tasks, changed only in atomic batches.
+//!
+//! A write runs a closure against a working copy of [`ClusterState`]; the closure records
+//! [`Op`]s through a [`Txn`]. If it returns an error nothing is written. Otherwise the ops are
+//! persisted in one redb transaction, applied to the in-memory state, the version is bumped
+//! and watchers are woken. The ops are plain data applied deterministically
+//! ([`apply_op`]), which is what a replicated log will carry.
+//!
+//! Depends on `shoal-api` only; knows nothing of managers, agents or the data plane.
+
+mod error;
+mod op;
+mod store;
+
+pub use error::StoreError;
+pub use op::{apply_op, Op};
+pub use store::{Store, Txn};

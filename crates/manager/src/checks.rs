@@ -1,0 +1,36 @@
+//! Checks of a new spec against this host: does the command exist, is the port free.
+
+use shoal_api::Protocol;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+/// The program name that always means this binary (`shoal whoami`, `shoal echo`).
+pub const SELF_PROGRAM: &str = "shoal";
+
+/// Whether `program` can be executed here: a path to an executable file, or a name on PATH.
+pub fn command_exists(program: &str) -> bool {
+    if program == SELF_PROGRAM {
+        return true;
+    }
+    let executable = |p: &Path| {
+        p.metadata()
+            .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            .unwrap_or(false)
+    };
+    if program.contains('/') {
+        return executable(Path::new(program));
+    }
+    std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|dir| executable(&dir.join(program))))
+        .unwrap_or(false)
+}
+
+/// Whether nothing on this host listens on the port (checked by binding it for a moment).
+pub fn port_free(port: u16, protocol: Protocol) -> bool {
+    let addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, port));
+    match protocol {
+        Protocol::Tcp => TcpListener::bind(addr).is_ok(),
+        Protocol::Udp => UdpSocket::bind(addr).is_ok(),
+    }
+}

@@ -1,0 +1,61 @@
+//! The control API: HTTP/JSON, versioned under `/v1`, errors as `{"message": "..."}`.
+//!
+//! Handlers validate, then change the store in one atomic write; a rejected request changes
+//! nothing. The daemon adds its own routes (`/v1/info`, `/v1/cluster/init`) and serves the
+//! merged router on the unix socket. See docs/api.md.
+
+mod error;
+mod logs;
+mod nodes;
+mod services;
+mod tasks;
+
+pub use error::ApiError;
+pub use services::{ScaleRequest, ServiceInfo};
+
+use axum::routing::{get, post};
+use axum::Router;
+use shoal_store::Store;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// What the handlers share.
+#[derive(Debug, Clone)]
+pub struct ControlState {
+    pub store: Arc<Store>,
+    /// Where agents keep task output, one `<task id>.log` per task.
+    pub logs_dir: PathBuf,
+}
+
+impl ControlState {
+    /// The current state, or 503 if this node has not joined a cluster yet.
+    fn cluster(&self) -> Result<Arc<shoal_api::ClusterState>, ApiError> {
+        let state = self.store.state();
+        if state.cluster_id.is_none() {
+            return Err(ApiError::unavailable(
+                "this node is not part of a cluster: run `shoal init` first",
+            ));
+        }
+        Ok(state)
+    }
+}
+
+/// Routes for nodes, services, tasks and logs.
+pub fn router(state: ControlState) -> Router {
+    Router::new()
+        .route("/v1/nodes", get(nodes::list))
+        .route("/v1/nodes/{id}", get(nodes::inspect))
+        .route("/v1/services", get(services::list).post(services::create))
+        .route(
+            "/v1/services/{id}",
+            get(services::inspect).delete(services::remove),
+        )
+        .route("/v1/services/{id}/scale", post(services::scale))
+        .route("/v1/services/{id}/logs", get(logs::service_logs))
+        .route("/v1/tasks", get(tasks::list))
+        .route("/v1/tasks/{id}", get(tasks::inspect))
+        .with_state(state)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,119 @@
+//! Handler tests without sockets: requests go straight into the router.
+
+use super::*;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use shoal_api::{Node, NodeRole};
+use shoal_store::Op;
+use tower::ServiceExt;
+
+fn setup(init: bool) -> (tempfile::TempDir, Router, Arc<Store>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(Store::open(&dir.path().join("state.redb")).expect("store"));
+    if init {
+        store
+            .update(|tx| {
+                tx.push(Op::SetClusterId("c1".into()));
+                tx.put_node(Node::new("n1".into(), "host1".into(), NodeRole::Manager, "127.0.0.1".into(), 0));
+                Ok::<_, shoal_store::StoreError>(())
+            })
+            .expect("init");
+    }
+    let router = router(ControlState {
+        store: store.clone(),
+        logs_dir: dir.path().to_path_buf(),
+    });
+    (dir, router, store)
+}
+
+async fn call(router: &Router, method: &str, uri: &str, body: &str) -> (StatusCode, serde_json::Value) {
+    let req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .expect("request");
+    let resp = router.clone().oneshot(req).await.expect("response");
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+    let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+    (status, json)
+}
+
+const WEB: &str = r#"{"name":"web","mode":{"replicated":{"replicas":3}},"task":{"command":["shoal","whoami"]},"ports":[{"published":39101,"target":80,"protocol":"tcp"}]}"#;
+
+#[tokio::test]
+async fn create_list_scale_remove() {
+    let (_d, r, store) = setup(true);
+    let (status, body) = call(&r, "POST", "/v1/services", WEB).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, body) = call(&r, "GET", "/v1/services", "").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body[0]["spec"]["name"], "web");
+    assert_eq!(body[0]["desired"], 3);
+    let (status, body) = call(&r, "POST", "/v1/services/web/scale", r#"{"replicas":5}"#).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["desired"], 5);
+    let (status, _) = call(&r, "DELETE", "/v1/services/web", "").await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert!(store.state().services.is_empty());
+}
+
+#[tokio::test]
+async fn bad_requests_change_nothing() {
+    let (_d, r, store) = setup(true);
+    assert_eq!(call(&r, "POST", "/v1/services", WEB).await.0, StatusCode::CREATED);
+    let version = store.state().version;
+    let cases = [
+        ("POST", "/v1/services", WEB.to_string(), StatusCode::CONFLICT, "already exists"),
+        ("POST", "/v1/services", WEB.replace("\"web\"", "\"api\""), StatusCode::CONFLICT, "already published by service web"),
+        ("POST", "/v1/services", WEB.replace("\"web\"", "\"\""), StatusCode::BAD_REQUEST, "name is missing"),
+        ("POST", "/v1/services", WEB.replace("\"web\"", "\"x\"").replace("\"shoal\"", "\"no-such-program-xyz\""), StatusCode::BAD_REQUEST, "command not found"),
+        ("POST", "/v1/services", WEB.replace("\"replicas\":3", "\"replicas\":\"three\""), StatusCode::UNPROCESSABLE_ENTITY, "replicas"),
+        ("POST", "/v1/services", WEB.replace("39101", "70000"), StatusCode::UNPROCESSABLE_ENTITY, "published"),
+        ("POST", "/v1/services", "{not json".to_string(), StatusCode::BAD_REQUEST, ""),
+        ("POST", "/v1/services/nope/scale", r#"{"replicas":2}"#.to_string(), StatusCode::NOT_FOUND, "service nope not found"),
+        ("POST", "/v1/services/web/scale", r#"{"replicas":-1}"#.to_string(), StatusCode::UNPROCESSABLE_ENTITY, "replicas"),
+        ("DELETE", "/v1/services/nope", String::new(), StatusCode::NOT_FOUND, "not found"),
+        ("GET", "/v1/nodes/zzz", String::new(), StatusCode::NOT_FOUND, "node zzz not found"),
+        ("GET", "/v1/tasks?desired_state=bogus", String::new(), StatusCode::BAD_REQUEST, "bogus"),
+    ];
+    for (method, uri, body, want, text) in cases {
+        let (status, json) = call(&r, method, uri, &body).await;
+        assert_eq!(status, want, "{method} {uri} {body}: {json}");
+        let msg = json["message"].as_str().unwrap_or("");
+        assert!(msg.contains(text), "{method} {uri}: {msg:?} lacks {text:?}");
+        assert!(!msg.contains('\n'), "one line: {msg:?}");
+    }
+    assert_eq!(store.state().version, version, "rejected requests wrote nothing");
+}
+
+#[tokio::test]
+async fn scaling_a_global_service_is_refused() {
+    let (_d, r, _) = setup(true);
+    let global = r#"{"name":"g","mode":"global","task":{"command":["true"]}}"#;
+    assert_eq!(call(&r, "POST", "/v1/services", global).await.0, StatusCode::CREATED);
+    let (status, json) = call(&r, "POST", "/v1/services/g/scale", r#"{"replicas":2}"#).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(json["message"].as_str().unwrap_or("").contains("global"));
+}
+
+#[tokio::test]
+async fn auto_assigns_published_ports_from_swarm_range() {
+    let (_d, r, store) = setup(true);
+    let spec = r#"{"name":"auto","task":{"command":["true"]},"ports":[{"target":80,"protocol":"tcp"}]}"#;
+    assert_eq!(call(&r, "POST", "/v1/services", spec).await.0, StatusCode::CREATED);
+    let state = store.state();
+    let svc = state.find_service("auto").expect("service");
+    let port = svc.ports[0].published.expect("assigned");
+    assert!((30000..=32767).contains(&port));
+}
+
+#[tokio::test]
+async fn answers_503_before_init() {
+    let (_d, r, _) = setup(false);
+    let (status, json) = call(&r, "GET", "/v1/services", "").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(json["message"].as_str().unwrap_or("").contains("shoal init"));
+}
