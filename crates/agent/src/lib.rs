@@ -1,1 +1,23 @@
-//! TODO
+//! The worker side of a node: runs the tasks assigned to it and reports what happens.
+//!
+//! The [`Agent`] receives its assignments through a [`Dispatcher`] (the local store on a
+//! single node; a manager session later), starts tasks with an [`Executor`], runs their
+//! health checks, and reports observed state back. Before it signals a task to stop it waits
+//! until the node's data plane has acknowledged an endpoint table without that task, so no
+//! new connection reaches a stopping task.
+//!
+//! Depends on `shoal-api` only: never on the manager, the store or the data plane crates.
+
+mod agent;
+pub mod conformance;
+mod dispatcher;
+mod executor;
+mod health;
+pub mod launch;
+mod process;
+
+pub use agent::{Agent, AgentConfig};
+pub use dispatcher::{Assignments, Dispatcher, TaskReport};
+pub use executor::{ExecError, Executor, ExitInfo, LaunchSpec, Running};
+pub use launch::launch_spec;
+pub use process::ProcessExecutor;

@@ -13,6 +13,7 @@ pub mod port;
 pub mod service;
 pub mod state;
 pub mod task;
+pub mod template;
 
 pub use constraint::Constraint;
 pub use error::SpecError;

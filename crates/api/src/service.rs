@@ -194,6 +194,9 @@ pub struct ServiceSpec {
     pub ports: Vec<PortConfig>,
 }
 
+/// The program name that always means the shoal binary itself (`shoal whoami`, `shoal echo`).
+pub const SELF_PROGRAM: &str = "shoal";
+
 /// Signals a task may be stopped with.
 pub const STOP_SIGNALS: &[(&str, i32)] = &[
     ("SIGTERM", 15),
@@ -231,6 +234,10 @@ impl ServiceSpec {
                 Some((k, _)) if !k.is_empty() && !k.contains(char::is_whitespace) => {}
                 _ => return Err(SpecError::invalid("env", e.as_str(), "expected KEY=VALUE")),
             }
+            crate::template::validate(e)?;
+        }
+        for a in &t.args {
+            crate::template::validate(a)?;
         }
         if signal_number(&t.stop_signal).is_none() {
             return Err(SpecError::invalid(

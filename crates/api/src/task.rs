@@ -203,6 +203,9 @@ pub struct Task {
     /// The service spec version this task was made from.
     pub spec_version: u64,
     pub spec: TaskTemplate,
+    /// The service's published ports when the task was made (targets to give the task).
+    #[serde(default)]
+    pub ports: Vec<crate::PortConfig>,
     pub desired_state: TaskState,
     pub status: TaskStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -310,6 +313,7 @@ mod tests {
             node_id: None,
             spec_version: 1,
             spec: TaskTemplate::default(),
+            ports: vec![],
             desired_state: TaskState::Running,
             status: TaskStatus::new(TaskState::New, 0, "created"),
             endpoint: None,

@@ -1,12 +1,10 @@
 //! Checks of a new spec against this host: does the command exist, is the port free.
 
+use shoal_api::service::SELF_PROGRAM;
 use shoal_api::Protocol;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-
-/// The program name that always means this binary (`shoal whoami`, `shoal echo`).
-pub const SELF_PROGRAM: &str = "shoal";
 
 /// Whether `program` can be executed here: a path to an executable file, or a name on PATH.
 pub fn command_exists(program: &str) -> bool {

@@ -251,6 +251,7 @@ mod tests {
             node_id: Some("n1".into()),
             spec_version: 1,
             spec: TaskTemplate::default(),
+            ports: vec![],
             desired_state: desired,
             status: TaskStatus::new(state, created + 1000, ""),
             endpoint: None,

@@ -84,6 +84,7 @@ fn apply_action(tx: &mut Txn, action: Action, now: u64) {
                 node_id,
                 spec_version: service.version,
                 spec: service.spec.task.clone(),
+                ports: service.ports.clone(),
                 desired_state: TaskState::Running,
                 status: TaskStatus::new(TaskState::Pending, now, "pending task scheduling"),
                 endpoint: None,

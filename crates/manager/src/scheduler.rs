@@ -125,6 +125,7 @@ mod tests {
                     node_id: node.map(str::to_string),
                     spec_version: 1,
                     spec: TaskTemplate::default(),
+            ports: vec![],
                     desired_state: TaskState::Running,
                     status: TaskStatus::new(state, 0, ""),
                     endpoint: None,

@@ -63,15 +63,16 @@ async fn create_list_scale_remove() {
 #[tokio::test]
 async fn bad_requests_change_nothing() {
     let (_d, r, store) = setup(true);
-    assert_eq!(call(&r, "POST", "/v1/services", WEB).await.0, StatusCode::CREATED);
+    let web = WEB.replace("39101", "39102");
+    assert_eq!(call(&r, "POST", "/v1/services", &web).await.0, StatusCode::CREATED);
     let version = store.state().version;
     let cases = [
-        ("POST", "/v1/services", WEB.to_string(), StatusCode::CONFLICT, "already exists"),
-        ("POST", "/v1/services", WEB.replace("\"web\"", "\"api\""), StatusCode::CONFLICT, "already published by service web"),
-        ("POST", "/v1/services", WEB.replace("\"web\"", "\"\""), StatusCode::BAD_REQUEST, "name is missing"),
-        ("POST", "/v1/services", WEB.replace("\"web\"", "\"x\"").replace("\"shoal\"", "\"no-such-program-xyz\""), StatusCode::BAD_REQUEST, "command not found"),
-        ("POST", "/v1/services", WEB.replace("\"replicas\":3", "\"replicas\":\"three\""), StatusCode::UNPROCESSABLE_ENTITY, "replicas"),
-        ("POST", "/v1/services", WEB.replace("39101", "70000"), StatusCode::UNPROCESSABLE_ENTITY, "published"),
+        ("POST", "/v1/services", web.clone(), StatusCode::CONFLICT, "already exists"),
+        ("POST", "/v1/services", web.replace("\"web\"", "\"api\""), StatusCode::CONFLICT, "already published by service web"),
+        ("POST", "/v1/services", web.replace("\"web\"", "\"\""), StatusCode::BAD_REQUEST, "name is missing"),
+        ("POST", "/v1/services", web.replace("\"web\"", "\"x\"").replace("\"shoal\"", "\"no-such-program-xyz\""), StatusCode::BAD_REQUEST, "command not found"),
+        ("POST", "/v1/services", web.replace("\"replicas\":3", "\"replicas\":\"three\""), StatusCode::UNPROCESSABLE_ENTITY, "replicas"),
+        ("POST", "/v1/services", web.replace("39102", "70000"), StatusCode::UNPROCESSABLE_ENTITY, "published"),
         ("POST", "/v1/services", "{not json".to_string(), StatusCode::BAD_REQUEST, ""),
         ("POST", "/v1/services/nope/scale", r#"{"replicas":2}"#.to_string(), StatusCode::NOT_FOUND, "service nope not found"),
         ("POST", "/v1/services/web/scale", r#"{"replicas":-1}"#.to_string(), StatusCode::UNPROCESSABLE_ENTITY, "replicas"),

@@ -1,0 +1,129 @@
+//! From an assigned task to the exact command, environment and ports to start it with.
+
+use crate::LaunchSpec;
+use shoal_api::template::{expand, TemplateValues};
+use shoal_api::{PortConfig, SpecError, Task, TaskEndpoint};
+use std::path::Path;
+
+/// Who this node is, for task environment and templates.
+#[derive(Debug, Clone)]
+pub struct NodeIdentity {
+    pub id: String,
+    pub hostname: String,
+    /// Address the node's tasks are reached at.
+    pub addr: String,
+}
+
+/// Build the launch spec: argv and env with templates expanded, plus the variables that
+/// name the task and give it its ports (`PORT` is the first target's host port,
+/// `SHOAL_PORT_<target>` one per target).
+pub fn launch_spec(
+    task: &Task,
+    node: &NodeIdentity,
+    endpoint: &TaskEndpoint,
+    logs_dir: &Path,
+) -> Result<LaunchSpec, SpecError> {
+    let values = TemplateValues {
+        task_id: task.id.clone(),
+        task_name: task.name(),
+        task_slot: task.slot.to_string(),
+        service_id: task.service_id.clone(),
+        service_name: task.service_name.clone(),
+        node_id: node.id.clone(),
+        node_hostname: node.hostname.clone(),
+    };
+    let mut env: Vec<(String, String)> = vec![
+        ("SHOAL_TASK_ID".into(), task.id.clone()),
+        ("SHOAL_TASK_NAME".into(), task.name()),
+        ("SHOAL_TASK_SLOT".into(), task.slot.to_string()),
+        ("SHOAL_SERVICE_ID".into(), task.service_id.clone()),
+        ("SHOAL_SERVICE_NAME".into(), task.service_name.clone()),
+        ("SHOAL_NODE_ID".into(), node.id.clone()),
+        ("SHOAL_NODE_HOSTNAME".into(), node.hostname.clone()),
+    ];
+    if let Some(first) = endpoint.ports.first() {
+        env.push(("PORT".into(), first.host_port.to_string()));
+    }
+    for p in &endpoint.ports {
+        let key = format!("SHOAL_PORT_{}", p.target);
+        if !env.iter().any(|(k, _)| *k == key) {
+            env.push((key, p.host_port.to_string()));
+        }
+    }
+    for entry in &task.spec.env {
+        let expanded = expand(entry, &values)?;
+        if let Some((k, v)) = expanded.split_once('=') {
+            env.retain(|(existing, _)| existing != k);
+            env.push((k.to_string(), v.to_string()));
+        }
+    }
+    let mut argv = task.spec.command.clone();
+    for a in &task.spec.args {
+        argv.push(expand(a, &values)?);
+    }
+    Ok(LaunchSpec {
+        task_id: task.id.clone(),
+        argv,
+        env,
+        workdir: task.spec.workdir.clone(),
+        log_path: logs_dir.join(format!("{}.log", task.id)),
+    })
+}
+
+/// Targets that need a host port, each once (a TCP and a UDP port on one target share it).
+pub fn targets(ports: &[PortConfig]) -> Vec<&PortConfig> {
+    let mut seen = Vec::new();
+    let mut out = Vec::new();
+    for p in ports {
+        if !seen.contains(&p.target) {
+            seen.push(p.target);
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shoal_api::task::EndpointPort;
+    use shoal_api::{Protocol, TaskState, TaskStatus, TaskTemplate};
+
+    #[test]
+    fn env_names_the_task_and_gives_ports() {
+        let mut spec = TaskTemplate::with_command(vec!["shoal".into()]);
+        spec.args = vec!["whoami".into(), "--name=r{{.Task.Slot}}".into()];
+        spec.env = vec!["GREETING=hi {{.Service.Name}}".into(), "PORT=1".into()];
+        let task = Task {
+            id: "t1".into(),
+            service_id: "s1".into(),
+            service_name: "web".into(),
+            slot: 2,
+            node_id: Some("n1".into()),
+            spec_version: 1,
+            spec,
+            ports: vec![],
+            desired_state: TaskState::Running,
+            status: TaskStatus::new(TaskState::Assigned, 0, ""),
+            endpoint: None,
+            created_at: 0,
+            attempt: 0,
+            not_before: None,
+            pending_reason: None,
+        };
+        let node = NodeIdentity { id: "n1".into(), hostname: "h".into(), addr: "127.0.0.1".into() };
+        let ep = TaskEndpoint {
+            addr: "127.0.0.1".into(),
+            ports: vec![EndpointPort { target: 80, host_port: 31000, protocol: Protocol::Tcp }],
+        };
+        let l = launch_spec(&task, &node, &ep, Path::new("/tmp")).unwrap();
+        assert_eq!(l.argv, vec!["shoal", "whoami", "--name=r2"]);
+        let get = |k: &str| l.env.iter().find(|(x, _)| x == k).map(|(_, v)| v.clone());
+        assert_eq!(get("SHOAL_TASK_NAME").as_deref(), Some("web.2.t1"));
+        assert_eq!(get("SHOAL_TASK_SLOT").as_deref(), Some("2"));
+        assert_eq!(get("SHOAL_PORT_80").as_deref(), Some("31000"));
+        assert_eq!(get("GREETING").as_deref(), Some("hi web"));
+        assert_eq!(get("PORT").as_deref(), Some("1"), "the spec may override");
+        assert_eq!(l.log_path, Path::new("/tmp/t1.log"));
+    }
+}
