@@ -58,8 +58,8 @@ impl PortConfig {
             None => (text, Protocol::Tcp),
         };
         let (published, target) = match ports.split_once(':') {
-            Some((p, t)) => (Some(parse_port(p).map_err(|r| bad(r))?), parse_port(t).map_err(|r| bad(r))?),
-            None => (None, parse_port(ports).map_err(|r| bad(r))?),
+            Some((p, t)) => (Some(parse_port(p).map_err(bad)?), parse_port(t).map_err(bad)?),
+            None => (None, parse_port(ports).map_err(bad)?),
         };
         Ok(PortConfig {
             published,

@@ -1,1 +1,91 @@
-fn main() {}
+//! `shoal`: the daemon, the cluster and service commands, and the built-in workloads, in
+//! one binary. Commands talk to the daemon's HTTP/JSON API (see docs/api.md).
+
+mod client;
+mod commands;
+mod progress;
+mod table;
+
+use clap::{Parser, Subcommand};
+use client::{ApiError, Client, DEFAULT_SOCKET};
+use commands::{node::NodeCmd, service::ServiceCmd};
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(name = "shoal", version, about = "A cluster of machines running services, load-balanced", disable_help_subcommand = true)]
+struct Cli {
+    /// Daemon to talk to: unix://PATH (default: the local daemon's socket)
+    #[arg(long, short = 'H', global = true, env = "SHOAL_HOST", default_value = DEFAULT_SOCKET)]
+    host: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a node in the foreground
+    Daemon(commands::daemon::DaemonArgs),
+    /// Make the running daemon the first manager (and worker) of a new cluster
+    Init(commands::cluster::InitArgs),
+    /// Show what the daemon knows of itself and its cluster
+    Info,
+    /// Manage services
+    #[command(subcommand)]
+    Service(ServiceCmd),
+    /// Manage nodes
+    #[command(subcommand)]
+    Node(NodeCmd),
+    /// Built-in HTTP workload: replies with who answered (for demos and tests)
+    Whoami(commands::workload::WhoamiArgs),
+    /// Built-in TCP and UDP echo workload
+    Echo(commands::workload::EchoArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand) {
+                let _ = e.print();
+                return if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand { ExitCode::from(2) } else { ExitCode::SUCCESS };
+            }
+            // One line: clap's first line names the problem; usage stays behind --help.
+            let rendered = e.render().to_string();
+            let first = rendered.lines().next().unwrap_or("error: invalid arguments");
+            eprintln!("{first} (see --help)");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+            let mut line = chain.join(": ");
+            if e.downcast_ref::<ApiError>().is_some() {
+                line = chain.first().cloned().unwrap_or_default();
+            }
+            eprintln!("error: {line}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Daemon(args) => commands::daemon::run(args).await,
+        Command::Whoami(args) => commands::workload::whoami(args).await,
+        Command::Echo(args) => commands::workload::echo(args).await,
+        Command::Init(args) => commands::cluster::init(&Client::new(&cli.host)?, args).await,
+        Command::Info => commands::cluster::info(&Client::new(&cli.host)?).await,
+        Command::Service(cmd) => commands::service::run(&Client::new(&cli.host)?, cmd).await,
+        Command::Node(cmd) => commands::node::run(&Client::new(&cli.host)?, cmd).await,
+    }
+}

@@ -1,1 +1,28 @@
-//! TODO
+//! The routing mesh: the L4 proxy every node runs for the cluster's published ports.
+//!
+//! [`Mesh::apply`] takes a whole [`shoal_balance::EndpointTable`]: it listens on every TCP
+//! published port, and each accepted connection is forwarded to a ready endpoint picked by
+//! round-robin from the port's current endpoint set, falling through to the next endpoint
+//! when a connect fails. Bytes move with zero-copy `splice(2)` through a pipe per direction.
+//! [`Mesh::acked`] reports the table version the mesh routes by, so the agent can wait for
+//! every node before it stops a task. UDP entries are ignored for now.
+//!
+//! Dependencies: only `shoal-api` and `shoal-balance`, never manager code. The request path
+//! never waits on the control plane: a table, once applied, is served until the next one
+//! arrives, so the mesh keeps routing by its last table when managers are gone.
+//!
+//! Layers of one connection, in order: accept (`listener`), pick and connect with
+//! fall-through (`connection`), proxy both directions (`splice`, pipes from `pipe`).
+
+mod connection;
+mod error;
+mod listener;
+mod mesh;
+mod pipe;
+mod shared;
+mod splice;
+mod stats;
+
+pub use error::MeshError;
+pub use mesh::Mesh;
+pub use stats::MeshStats;

@@ -1,1 +1,16 @@
-//! TODO
+//! The shoal daemon: one per machine. Composes the store, the control API, the manager
+//! (reconciler), the agent and the data plane (routing mesh) into a running node.
+//!
+//! Before `shoal init` only the API runs; once the node belongs to a cluster every role
+//! starts, and starts again on its own after a restart. This crate is the only one that
+//! depends on all the others.
+
+mod api;
+mod config;
+mod daemon;
+mod dispatcher;
+mod identity;
+
+pub use config::DaemonConfig;
+pub use daemon::run;
+pub use api::{InfoResponse, InitRequest, InitResponse};

@@ -1,0 +1,44 @@
+use crate::client::DEFAULT_SOCKET;
+use shoal_api::duration;
+use shoal_node::DaemonConfig;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Debug, clap::Args)]
+pub struct DaemonArgs {
+    /// Where the node keeps its state and task logs
+    #[arg(long, default_value = "/var/lib/shoal")]
+    data_dir: PathBuf,
+    /// Unix socket for the control API
+    #[arg(long, default_value = DEFAULT_SOCKET)]
+    socket: PathBuf,
+    /// Address the routing mesh listens on for published ports
+    #[arg(long, default_value = "0.0.0.0")]
+    mesh_bind: IpAddr,
+    /// Longest wait for the data plane to drop a task before stopping it anyway
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    drain_timeout: Duration,
+    /// Log filter (e.g. info, debug, shoal_mesh=debug)
+    #[arg(long, env = "SHOAL_LOG", default_value = "info")]
+    log_level: String,
+}
+
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    duration::parse("duration", text).map_err(|e| e.to_string())
+}
+
+pub async fn run(args: DaemonArgs) -> anyhow::Result<ExitCode> {
+    let filter = tracing_subscriber::EnvFilter::try_new(&args.log_level)
+        .map_err(|e| anyhow::anyhow!("invalid --log-level {:?}: {e}", args.log_level))?;
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    shoal_node::run(DaemonConfig {
+        data_dir: args.data_dir,
+        socket: args.socket,
+        mesh_bind: args.mesh_bind,
+        drain_timeout: args.drain_timeout,
+    })
+    .await?;
+    Ok(ExitCode::SUCCESS)
+}

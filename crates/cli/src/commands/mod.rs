@@ -1,0 +1,17 @@
+pub mod cluster;
+pub mod daemon;
+pub mod node;
+pub mod service;
+pub mod workload;
+
+/// `--format` for commands that can print JSON instead of a table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+pub fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}

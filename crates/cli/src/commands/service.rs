@@ -1,0 +1,501 @@
+use super::{print_json, Format};
+use crate::client::{encode, Client};
+use crate::commands::daemon::parse_duration;
+use crate::progress::{wait_converged, WaitOutcome};
+use crate::table::{self, ago, truncate};
+use serde::Deserialize;
+use shoal_api::duration;
+use shoal_api::id::short;
+use shoal_api::{
+    HealthCheck, HealthProbe, PortConfig, RestartCondition, ServiceMode, ServiceSpec, Task, TaskState,
+    TaskTemplate,
+};
+use shoal_manager::control::{ScaleRequest, ServiceInfo};
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum ServiceCmd {
+    /// Create a service: shoal service create --name web --replicas 3 --publish 8080:80 -- shoal whoami
+    Create(Box<CreateArgs>),
+    /// List services
+    Ls {
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+        /// Only IDs
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// List the tasks of services
+    Ps {
+        #[arg(required = true)]
+        services: Vec<String>,
+        /// Filter: desired-state=running|shutdown|...
+        #[arg(short, long)]
+        filter: Vec<String>,
+        #[arg(long)]
+        no_trunc: bool,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Show services in detail (JSON unless --pretty)
+    Inspect {
+        #[arg(required = true)]
+        services: Vec<String>,
+        #[arg(long)]
+        pretty: bool,
+    },
+    /// Set replica counts: shoal service scale web=5 api=2
+    Scale {
+        #[arg(required = true)]
+        pairs: Vec<String>,
+        /// Do not wait for convergence
+        #[arg(short, long)]
+        detach: bool,
+        /// Give up waiting after this long (exit 1)
+        #[arg(long, default_value = "60s", value_parser = parse_duration)]
+        timeout: Duration,
+    },
+    /// Show a service's task output
+    Logs {
+        service: String,
+        #[arg(short, long)]
+        follow: bool,
+        /// Lines from the end of each task's log
+        #[arg(long, short = 'n')]
+        tail: Option<usize>,
+    },
+    /// Remove services
+    Rm {
+        #[arg(required = true)]
+        services: Vec<String>,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CreateArgs {
+    #[arg(long)]
+    name: String,
+    /// Number of tasks (replicated mode)
+    #[arg(long)]
+    replicas: Option<u64>,
+    /// replicated or global
+    #[arg(long, default_value = "replicated", value_parser = ["replicated", "global"])]
+    mode: String,
+    /// Publish a port: PUBLISHED:TARGET[/PROTO], TARGET, or published=P,target=T,mode=host
+    #[arg(short, long)]
+    publish: Vec<String>,
+    /// Environment variable KEY=VALUE ({{.Task.Slot}} templates allowed)
+    #[arg(short, long)]
+    env: Vec<String>,
+    /// Service label KEY=VALUE
+    #[arg(short, long)]
+    label: Vec<String>,
+    /// Working directory of the task
+    #[arg(short, long)]
+    workdir: Option<String>,
+    /// Placement constraint, e.g. node.labels.zone==a
+    #[arg(long)]
+    constraint: Vec<String>,
+    /// any, on-failure or none
+    #[arg(long, default_value = "any")]
+    restart_condition: String,
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    restart_delay: Duration,
+    /// 0 for unlimited
+    #[arg(long, default_value_t = 0)]
+    restart_max_attempts: u32,
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    restart_window: Duration,
+    #[arg(long, default_value = "SIGTERM")]
+    stop_signal: String,
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    stop_grace_period: Duration,
+    /// Health check: shell command run with the task's environment
+    #[arg(long, conflicts_with_all = ["health_http", "health_tcp"])]
+    health_cmd: Option<String>,
+    /// Health check: HTTP GET of this path on the task's first port
+    #[arg(long, conflicts_with = "health_tcp")]
+    health_http: Option<String>,
+    /// Health check: TCP connect to the task's first port
+    #[arg(long)]
+    health_tcp: bool,
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    health_interval: Duration,
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    health_timeout: Duration,
+    #[arg(long, default_value_t = 3)]
+    health_retries: u32,
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    health_start_period: Duration,
+    /// Exit right away instead of waiting for the tasks to run
+    #[arg(short, long)]
+    detach: bool,
+    /// Only print the service ID
+    #[arg(short, long)]
+    quiet: bool,
+    /// Give up waiting after this long (exit 1)
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    timeout: Duration,
+    /// Program and arguments, after `--`
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true, value_name = "COMMAND")]
+    command: Vec<String>,
+}
+
+impl CreateArgs {
+    fn spec(&self) -> anyhow::Result<ServiceSpec> {
+        let mode = match (self.mode.as_str(), self.replicas) {
+            ("global", Some(_)) => anyhow::bail!("--replicas cannot be used with --mode global"),
+            ("global", None) => ServiceMode::Global,
+            (_, r) => ServiceMode::Replicated { replicas: r.unwrap_or(1) },
+        };
+        let mut task = TaskTemplate::with_command(self.command[..1].to_vec());
+        task.args = self.command[1..].to_vec();
+        task.env = self.env.clone();
+        task.workdir = self.workdir.clone();
+        task.constraints = self.constraint.clone();
+        task.restart.condition = RestartCondition::parse(&self.restart_condition)?;
+        task.restart.delay = self.restart_delay;
+        task.restart.max_attempts = self.restart_max_attempts;
+        task.restart.window = self.restart_window;
+        task.stop_signal = self.stop_signal.clone();
+        task.stop_grace_period = self.stop_grace_period;
+        let probe = match (&self.health_cmd, &self.health_http, self.health_tcp) {
+            (Some(c), _, _) => Some(HealthProbe::Cmd { command: c.clone() }),
+            (_, Some(p), _) => Some(HealthProbe::Http { path: p.clone() }),
+            (_, _, true) => Some(HealthProbe::Tcp),
+            _ => None,
+        };
+        task.health = probe.map(|probe| HealthCheck {
+            probe,
+            interval: self.health_interval,
+            timeout: self.health_timeout,
+            retries: self.health_retries,
+            start_period: self.health_start_period,
+        });
+        let mut labels = BTreeMap::new();
+        for l in &self.label {
+            let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
+            if k.is_empty() {
+                anyhow::bail!("invalid label {l:?}: expected KEY=VALUE");
+            }
+            labels.insert(k.to_string(), v.to_string());
+        }
+        let ports = self.publish.iter().map(|p| PortConfig::parse(p)).collect::<Result<Vec<_>, _>>()?;
+        let spec = ServiceSpec { name: self.name.clone(), labels, mode, task, ports };
+        spec.validate()?;
+        Ok(spec)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct Created {
+    id: String,
+}
+
+pub async fn run(client: &Client, cmd: ServiceCmd) -> anyhow::Result<ExitCode> {
+    match cmd {
+        ServiceCmd::Create(args) => create(client, &args).await,
+        ServiceCmd::Ls { format, quiet } => ls(client, format, quiet).await,
+        ServiceCmd::Ps { services, filter, no_trunc, format, quiet } => {
+            ps(client, &services, &filter, no_trunc, format, quiet).await
+        }
+        ServiceCmd::Inspect { services, pretty } => inspect(client, &services, pretty).await,
+        ServiceCmd::Scale { pairs, detach, timeout } => scale(client, &pairs, detach, timeout).await,
+        ServiceCmd::Logs { service, follow, tail } => {
+            let mut path = format!("/v1/services/{}/logs?follow={follow}", encode(&service));
+            if let Some(n) = tail {
+                path.push_str(&format!("&tail={n}"));
+            }
+            let mut out = std::io::stdout();
+            client.stream(&path, &mut out).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        ServiceCmd::Rm { services } => rm(client, &services).await,
+    }
+}
+
+async fn create(client: &Client, args: &CreateArgs) -> anyhow::Result<ExitCode> {
+    let spec = args.spec()?;
+    let created: Created = client.post("/v1/services", &spec).await?;
+    println!("{}", created.id);
+    if args.detach || args.quiet {
+        return Ok(ExitCode::SUCCESS);
+    }
+    finish_wait(wait_converged(client, &created.id, args.timeout).await?)
+}
+
+fn finish_wait(outcome: WaitOutcome) -> anyhow::Result<ExitCode> {
+    match outcome {
+        WaitOutcome::Converged => Ok(ExitCode::SUCCESS),
+        WaitOutcome::TimedOut(why) => anyhow::bail!("{why}"),
+    }
+}
+
+async fn ls(client: &Client, format: Format, quiet: bool) -> anyhow::Result<ExitCode> {
+    let services: Vec<ServiceInfo> = client.get("/v1/services").await?;
+    if quiet {
+        services.iter().for_each(|s| println!("{}", s.service.id));
+        return Ok(ExitCode::SUCCESS);
+    }
+    if format == Format::Json {
+        print_json(&services)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows: Vec<Vec<String>> = services
+        .iter()
+        .map(|s| {
+            let svc = &s.service;
+            let (mode, replicas) = match svc.spec.mode {
+                ServiceMode::Replicated { .. } => ("replicated", format!("{}/{}", s.running, s.desired)),
+                ServiceMode::Global => ("global", format!("{}/{}", s.running, s.desired)),
+            };
+            let ports: Vec<String> = svc.ports.iter().map(|p| p.to_string()).collect();
+            vec![
+                short(&svc.id).to_string(),
+                svc.spec.name.clone(),
+                mode.to_string(),
+                replicas,
+                truncate(&svc.spec.task.argv().join(" "), 30),
+                ports.join(", "),
+            ]
+        })
+        .collect();
+    table::print(&["ID", "NAME", "MODE", "REPLICAS", "COMMAND", "PORTS"], &rows);
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn ps(
+    client: &Client,
+    services: &[String],
+    filters: &[String],
+    no_trunc: bool,
+    format: Format,
+    quiet: bool,
+) -> anyhow::Result<ExitCode> {
+    let mut query = String::new();
+    for f in filters {
+        match f.split_once('=') {
+            Some(("desired-state", v)) => query.push_str(&format!("&desired_state={}", encode(v))),
+            _ => anyhow::bail!("invalid filter {f:?}: supported is desired-state=STATE"),
+        }
+    }
+    let mut tasks: Vec<Task> = Vec::new();
+    for s in services {
+        let mut t: Vec<Task> = client.get(&format!("/v1/tasks?service={}{query}", encode(s))).await?;
+        tasks.append(&mut t);
+    }
+    if quiet {
+        tasks.iter().for_each(|t| println!("{}", t.id));
+        return Ok(ExitCode::SUCCESS);
+    }
+    if format == Format::Json {
+        print_json(&tasks)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let nodes: Vec<shoal_api::Node> = client.get("/v1/nodes").await?;
+    let hostname = |id: &Option<String>| {
+        id.as_ref()
+            .and_then(|id| nodes.iter().find(|n| &n.id == id))
+            .map(|n| n.hostname.clone())
+            .unwrap_or_default()
+    };
+    let now = shoal_manager::now_millis();
+    let mut rows = Vec::new();
+    let mut last_slot = None;
+    for t in &tasks {
+        let slot = (t.service_id.clone(), t.slot, t.node_id.clone());
+        let name = if last_slot.as_ref() == Some(&slot) {
+            format!(" \\_ {}", t.slot_name())
+        } else {
+            t.slot_name()
+        };
+        last_slot = Some(slot);
+        let mut current = format!("{} {}", t.status.state.title(), ago(t.status.timestamp, now));
+        if let Some(h) = t.status.health {
+            current.push_str(&format!(" ({})", h.as_str()));
+        }
+        let error = t
+            .status
+            .err
+            .clone()
+            .filter(|_| t.status.state.is_terminal() || t.status.state == TaskState::Running)
+            .or_else(|| t.pending_reason.clone())
+            .map(|e| if no_trunc { format!("{e:?}") } else { format!("{:?}", truncate(&e, 40)) })
+            .unwrap_or_default();
+        let ports = t
+            .endpoint
+            .as_ref()
+            .filter(|_| t.is_live())
+            .map(|e| {
+                e.ports
+                    .iter()
+                    .map(|p| format!("{}:{}->{}/{}", e.addr, p.host_port, p.target, p.protocol.as_str()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default();
+        let id = if no_trunc { t.id.clone() } else { short(&t.id).to_string() };
+        rows.push(vec![id, name, hostname(&t.node_id), t.desired_state.title(), current, error, ports]);
+    }
+    table::print(&["ID", "NAME", "NODE", "DESIRED STATE", "CURRENT STATE", "ERROR", "PORTS"], &rows);
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn inspect(client: &Client, services: &[String], pretty: bool) -> anyhow::Result<ExitCode> {
+    let mut found = Vec::new();
+    for s in services {
+        let info: ServiceInfo = client.get(&format!("/v1/services/{}", encode(s))).await?;
+        found.push(info);
+    }
+    if !pretty {
+        print_json(&found)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    for (i, info) in found.iter().enumerate() {
+        if i > 0 {
+            println!();
+        }
+        print_pretty(info);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_pretty(info: &ServiceInfo) {
+    let svc = &info.service;
+    let spec = &svc.spec;
+    let t = &spec.task;
+    println!("ID:\t\t{}", svc.id);
+    println!("Name:\t\t{}", spec.name);
+    if !spec.labels.is_empty() {
+        println!("Labels:");
+        for (k, v) in &spec.labels {
+            println!(" {k}={v}");
+        }
+    }
+    match spec.mode {
+        ServiceMode::Replicated { replicas } => {
+            println!("Service Mode:\tReplicated");
+            println!(" Replicas:\t{replicas}");
+        }
+        ServiceMode::Global => println!("Service Mode:\tGlobal"),
+    }
+    println!("Running:\t{}/{}", info.running, info.desired);
+    if !t.constraints.is_empty() {
+        println!("Placement:");
+        println!(" Constraints:\t{}", t.constraints.join(", "));
+    }
+    println!("Task:");
+    println!(" Command:\t{}", t.argv().join(" "));
+    if !t.env.is_empty() {
+        println!(" Env:\t\t{}", t.env.join(" "));
+    }
+    if let Some(w) = &t.workdir {
+        println!(" Dir:\t\t{w}");
+    }
+    println!(" StopSignal:\t{}", t.stop_signal);
+    println!(" StopGracePeriod: {}", duration::format(t.stop_grace_period));
+    println!("Restart Policy:");
+    println!(" Condition:\t{}", t.restart.condition.as_str());
+    println!(" Delay:\t\t{}", duration::format(t.restart.delay));
+    let attempts = if t.restart.max_attempts == 0 { "unlimited".to_string() } else { t.restart.max_attempts.to_string() };
+    println!(" Max Attempts:\t{attempts}");
+    if let Some(h) = &t.health {
+        let probe = match &h.probe {
+            HealthProbe::Cmd { command } => format!("cmd {command}"),
+            HealthProbe::Http { path } => format!("http {path}"),
+            HealthProbe::Tcp => "tcp".into(),
+        };
+        println!("Healthcheck:");
+        println!(" Probe:\t\t{probe}");
+        println!(" Interval:\t{}", duration::format(h.interval));
+        println!(" Timeout:\t{}", duration::format(h.timeout));
+        println!(" Retries:\t{}", h.retries);
+        println!(" Start Period:\t{}", duration::format(h.start_period));
+    }
+    println!("Endpoint Mode:\tvip");
+    if !svc.ports.is_empty() {
+        println!("Ports:");
+        for p in &svc.ports {
+            println!(" PublishedPort = {}", p.published.map(|n| n.to_string()).unwrap_or_default());
+            println!("  Protocol = {}", p.protocol.as_str());
+            println!("  TargetPort = {}", p.target);
+            println!("  PublishMode = {}", if p.mode == shoal_api::PublishMode::Host { "host" } else { "ingress" });
+        }
+    }
+}
+
+/// Parse `web=5` pairs, all of them before changing anything.
+fn parse_scale(pairs: &[String]) -> anyhow::Result<Vec<(String, u64)>> {
+    pairs
+        .iter()
+        .map(|p| {
+            let (name, n) = p
+                .split_once('=')
+                .ok_or_else(|| anyhow::anyhow!("invalid scale specifier {p:?}: expected SERVICE=REPLICAS"))?;
+            if name.is_empty() {
+                anyhow::bail!("invalid scale specifier {p:?}: missing service name");
+            }
+            let n: u64 = n
+                .parse()
+                .map_err(|_| anyhow::anyhow!("invalid replicas value for {name}: {n:?} is not a number"))?;
+            Ok((name.to_string(), n))
+        })
+        .collect()
+}
+
+async fn scale(client: &Client, pairs: &[String], detach: bool, timeout: Duration) -> anyhow::Result<ExitCode> {
+    let wanted = parse_scale(pairs)?;
+    // Resolve every service first, so a typo in the last one changes nothing.
+    let mut resolved = Vec::new();
+    for (name, n) in &wanted {
+        let info: ServiceInfo = client.get(&format!("/v1/services/{}", encode(name))).await?;
+        if matches!(info.service.spec.mode, ServiceMode::Global) {
+            anyhow::bail!("service {name} is global: scale works only on replicated services");
+        }
+        resolved.push((info.service.id, name, *n));
+    }
+    for (id, name, n) in &resolved {
+        let _: ServiceInfo = client.post(&format!("/v1/services/{id}/scale"), &ScaleRequest { replicas: *n }).await?;
+        println!("{name} scaled to {n}");
+    }
+    if detach {
+        return Ok(ExitCode::SUCCESS);
+    }
+    for (id, _, _) in &resolved {
+        if let WaitOutcome::TimedOut(why) = wait_converged(client, id, timeout).await? {
+            anyhow::bail!("{why}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn rm(client: &Client, services: &[String]) -> anyhow::Result<ExitCode> {
+    let mut failed = false;
+    for s in services {
+        match client.delete(&format!("/v1/services/{}", encode(s))).await {
+            Ok(()) => println!("{s}"),
+            Err(e) => {
+                eprintln!("error: {e}");
+                failed = true;
+            }
+        }
+    }
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scale_pairs() {
+        assert_eq!(parse_scale(&["web=5".into(), "api=0".into()]).unwrap(), vec![("web".into(), 5), ("api".into(), 0)]);
+        for bad in ["web", "web=x", "=3", "web=-1"] {
+            assert!(parse_scale(&[bad.into()]).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! Waiting for a service to converge, with Swarm-style progress lines.
+
+use crate::client::Client;
+use shoal_api::{Health, ServiceMode, Task, TaskState};
+use shoal_manager::control::ServiceInfo;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+const POLL: Duration = Duration::from_millis(200);
+/// Converged must hold this long before we call it done (tasks that crash at once show up).
+const VERIFY: Duration = Duration::from_millis(600);
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum WaitOutcome {
+    Converged,
+    /// Not converged in time: why, in one line.
+    TimedOut(String),
+}
+
+fn serving(t: &Task) -> bool {
+    t.status.state == TaskState::Running
+        && t.desired_state == TaskState::Running
+        && matches!(t.status.health, None | Some(Health::Healthy))
+}
+
+/// The state to show per slot (replicated) or per node (global), newest task first.
+fn slot_states(info: &ServiceInfo, tasks: &[Task]) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    if let ServiceMode::Replicated { replicas } = info.service.spec.mode {
+        for slot in 1..=replicas {
+            out.insert(format!("{slot:>3}/{replicas}"), "new".to_string());
+        }
+    }
+    let mut newest: BTreeMap<String, &Task> = BTreeMap::new();
+    for t in tasks.iter().filter(|t| t.desired_state == TaskState::Running) {
+        let key = match info.service.spec.mode {
+            ServiceMode::Replicated { replicas } => format!("{:>3}/{replicas}", t.slot),
+            ServiceMode::Global => t.node_id.clone().unwrap_or_default(),
+        };
+        if newest.get(&key).is_none_or(|n| n.created_at < t.created_at) {
+            newest.insert(key, t);
+        }
+    }
+    for (k, t) in newest {
+        let mut s = t.status.state.as_str().to_string();
+        if t.status.state == TaskState::Running && !serving(t) {
+            s = "starting (health check pending)".into();
+        }
+        out.insert(k, s);
+    }
+    out
+}
+
+fn converged(info: &ServiceInfo, tasks: &[Task]) -> bool {
+    let ready = tasks.iter().filter(|t| serving(t)).count() as u64;
+    let stopping = tasks.iter().any(|t| t.desired_state > TaskState::Running && t.is_live());
+    ready == info.desired && !stopping && (info.desired > 0 || tasks.iter().all(|t| !t.is_live()))
+}
+
+pub async fn wait_converged(client: &Client, service_id: &str, timeout: Duration) -> anyhow::Result<WaitOutcome> {
+    let deadline = Instant::now() + timeout;
+    let mut shown: BTreeMap<String, String> = BTreeMap::new();
+    let mut last_overall = None;
+    let mut converged_since: Option<Instant> = None;
+    loop {
+        let info: ServiceInfo = client.get(&format!("/v1/services/{service_id}")).await?;
+        let tasks: Vec<Task> = client.get(&format!("/v1/tasks?service={service_id}")).await?;
+        let ready = tasks.iter().filter(|t| serving(t)).count() as u64;
+        let overall = format!("overall progress: {ready} out of {} tasks", info.desired);
+        if last_overall.as_ref() != Some(&overall) {
+            println!("{overall}");
+            last_overall = Some(overall);
+        }
+        for (slot, state) in slot_states(&info, &tasks) {
+            if shown.get(&slot) != Some(&state) {
+                println!("{slot}: {state}");
+                shown.insert(slot, state);
+            }
+        }
+        if converged(&info, &tasks) {
+            let since = *converged_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= VERIFY {
+                println!("verify: Service converged");
+                return Ok(WaitOutcome::Converged);
+            }
+        } else {
+            converged_since = None;
+        }
+        if Instant::now() >= deadline {
+            let last_err = tasks
+                .iter()
+                .filter_map(|t| t.status.err.as_ref().or(t.pending_reason.as_ref()).map(|e| (t.status.timestamp, e)))
+                .max_by_key(|(ts, _)| *ts)
+                .map(|(_, e)| format!("; last task error: {e}"))
+                .unwrap_or_default();
+            return Ok(WaitOutcome::TimedOut(format!(
+                "service {} did not converge within {}: {ready} out of {} tasks running{last_err}",
+                info.service.spec.name,
+                shoal_api::duration::format(timeout),
+                info.desired
+            )));
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}

@@ -1,0 +1,109 @@
+//! A listener for one published port: binds it and accepts until closed.
+
+use crate::connection;
+use crate::error::MeshError;
+use crate::shared::Shared;
+use shoal_balance::RoundRobin;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpSocket};
+use tokio::task::JoinHandle;
+
+/// Listen queue length asked for; the kernel caps it at `net.core.somaxconn`.
+const BACKLOG: u32 = 4096;
+
+/// Pause after an accept error such as running out of file descriptors, so the loop does
+/// not spin while the condition lasts.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// What the connections of one published port share.
+#[derive(Debug)]
+pub(crate) struct Port {
+    pub(crate) number: u16,
+    /// Lives as long as the listener, across table swaps, so rotation continues evenly.
+    pub(crate) round_robin: RoundRobin,
+    pub(crate) shared: Arc<Shared>,
+}
+
+/// An open published port. Dropping or closing it stops accepting; connections already
+/// accepted run on to their end.
+#[derive(Debug)]
+pub(crate) struct Listener {
+    accept: JoinHandle<()>,
+}
+
+impl Listener {
+    /// Binds `ip:port` (with `SO_REUSEADDR`, so a restarted daemon rebinds at once) and
+    /// starts accepting. Must be called within a tokio runtime.
+    pub(crate) fn bind(
+        ip: IpAddr,
+        number: u16,
+        shared: Arc<Shared>,
+    ) -> Result<Listener, MeshError> {
+        let listener = listen(SocketAddr::new(ip, number)).map_err(|source| MeshError::Bind {
+            port: number,
+            source,
+        })?;
+        let port = Arc::new(Port {
+            number,
+            round_robin: RoundRobin::new(),
+            shared,
+        });
+        Ok(Listener {
+            accept: tokio::spawn(accept_loop(listener, port)),
+        })
+    }
+
+    /// Stops accepting and waits until the listening socket is closed.
+    pub(crate) async fn close(mut self) {
+        self.accept.abort();
+        // The task's future (and with it the socket) is dropped before the handle completes.
+        let _ = (&mut self.accept).await;
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
+}
+
+fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
+}
+
+async fn accept_loop(listener: TcpListener, port: Arc<Port>) {
+    tracing::info!(port = port.number, "listening on published port");
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                port.shared.stats.accepted();
+                let port = Arc::clone(&port);
+                tokio::spawn(async move { connection::serve(stream, peer, &port).await });
+            }
+            // The client gave up before we took the connection: nothing to do.
+            Err(e) if is_per_connection(&e) => {}
+            Err(e) => {
+                tracing::warn!(port = port.number, error = %e, "accept failed; backing off");
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+            }
+        }
+    }
+}
+
+fn is_per_connection(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::Interrupted
+    )
+}

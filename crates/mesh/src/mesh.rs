@@ -1,0 +1,124 @@
+//! The mesh handle: applies endpoint tables and reports what it routes by.
+
+use crate::error::MeshError;
+use crate::listener::Listener;
+use crate::shared::Shared;
+use crate::stats::MeshStats;
+use shoal_api::Protocol;
+use shoal_balance::EndpointTable;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use tokio::sync::watch;
+
+/// The routing mesh of one node. Cheap to clone; every clone drives the same listeners.
+/// Dropping the last clone closes the listeners; accepted connections run to their end.
+#[derive(Debug, Clone)]
+pub struct Mesh {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    bind_ip: IpAddr,
+    shared: Arc<Shared>,
+    listeners: Mutex<BTreeMap<u16, Listener>>,
+    /// One `apply` at a time, so listener changes and acks follow table order.
+    applying: tokio::sync::Mutex<()>,
+    acked: watch::Sender<u64>,
+}
+
+impl Mesh {
+    /// A mesh with no ports. `bind_ip` is the address published ports are listened on:
+    /// `0.0.0.0` in the daemon, `127.0.0.1` in tests.
+    pub fn new(bind_ip: IpAddr) -> Mesh {
+        Mesh {
+            inner: Arc::new(Inner {
+                bind_ip,
+                shared: Arc::new(Shared::default()),
+                listeners: Mutex::new(BTreeMap::new()),
+                applying: tokio::sync::Mutex::new(()),
+                acked: watch::Sender::new(0),
+            }),
+        }
+    }
+
+    /// Routes by `table` from now on: swaps in its endpoint sets at once for every port,
+    /// listens on its new TCP ports, closes ports no longer in it (their accepted connections
+    /// run on), then publishes `table.version` on [`Mesh::acked`].
+    ///
+    /// Returns one error per port that could not be listened on; every other port routes.
+    /// A failed port is tried again by the next `apply`. UDP entries are ignored for now.
+    pub async fn apply(&self, table: Arc<EndpointTable>) -> Vec<MeshError> {
+        let inner = &self.inner;
+        let _one_at_a_time = inner.applying.lock().await;
+        let wanted: BTreeSet<u16> = table
+            .ports
+            .keys()
+            .filter(|key| key.protocol == Protocol::Tcp)
+            .map(|key| key.port)
+            .collect();
+        let version = table.version;
+
+        // Sets first, so a port opened below routes by its set from its first connection.
+        inner.shared.set_table(table);
+
+        let mut errors = Vec::new();
+        let closing: Vec<Listener> = {
+            let mut listeners = inner
+                .listeners
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            for &port in &wanted {
+                if listeners.contains_key(&port) {
+                    continue;
+                }
+                match Listener::bind(inner.bind_ip, port, Arc::clone(&inner.shared)) {
+                    Ok(listener) => {
+                        listeners.insert(port, listener);
+                    }
+                    Err(e) => {
+                        tracing::warn!(port, error = %e, "published port not routed");
+                        errors.push(e);
+                    }
+                }
+            }
+            let gone: Vec<u16> = listeners
+                .keys()
+                .copied()
+                .filter(|port| !wanted.contains(port))
+                .collect();
+            gone.iter()
+                .filter_map(|port| listeners.remove(port))
+                .collect()
+        };
+        for listener in closing {
+            listener.close().await;
+        }
+
+        inner.acked.send_replace(version);
+        tracing::debug!(version, errors = errors.len(), "endpoint table applied");
+        errors
+    }
+
+    /// The version of the last table applied (0 before the first).
+    pub fn acked(&self) -> watch::Receiver<u64> {
+        self.inner.acked.subscribe()
+    }
+
+    /// Published ports listened on now, ascending.
+    pub fn listening(&self) -> Vec<u16> {
+        self.inner
+            .listeners
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .keys()
+            .copied()
+            .collect()
+    }
+
+    /// Connection counters since the mesh was created.
+    pub fn stats(&self) -> MeshStats {
+        self.inner.shared.stats.snapshot()
+    }
+}

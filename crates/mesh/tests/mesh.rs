@@ -1,0 +1,341 @@
+//! The mesh over real sockets on 127.0.0.1: backends are tiny TCP servers in the test.
+
+// A failed unwrap is a failed test here.
+#![allow(clippy::unwrap_used)]
+
+use shoal_api::Protocol;
+use shoal_balance::{Endpoint, EndpointSet, EndpointTable, PortKey};
+use shoal_mesh::{Mesh, MeshError};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::timeout;
+
+const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+async fn bounded<F: Future>(test: F) -> F::Output {
+    timeout(Duration::from_secs(30), test)
+        .await
+        .expect("test did not finish in time")
+}
+
+/// A port nothing listens on (bound once by the kernel's choice, then released).
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind((LOCALHOST, 0)).unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// Serves each connection with `handle` on its own task.
+async fn backend<F, Fut>(handle: F) -> SocketAddr
+where
+    F: Fn(TcpStream) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let listener = TcpListener::bind((LOCALHOST, 0)).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            tokio::spawn(handle(stream));
+        }
+    });
+    addr
+}
+
+/// A backend that sends its name, half-closes, and waits for the client to close.
+async fn named(name: &'static str) -> SocketAddr {
+    backend(move |mut s| async move {
+        let _ = s.write_all(name.as_bytes()).await;
+        let _ = s.shutdown().await;
+        let mut sink = [0u8; 64];
+        while let Ok(1..) = s.read(&mut sink).await {}
+    })
+    .await
+}
+
+/// A backend that echoes everything until the client half-closes.
+async fn echo() -> SocketAddr {
+    backend(|mut s| async move {
+        let (mut r, mut w) = s.split();
+        let _ = tokio::io::copy(&mut r, &mut w).await;
+        let _ = w.shutdown().await;
+    })
+    .await
+}
+
+fn table(version: u64, ports: &[(u16, &[SocketAddr])]) -> Arc<EndpointTable> {
+    let ports: BTreeMap<PortKey, EndpointSet> = ports
+        .iter()
+        .map(|&(port, addrs)| {
+            let key = PortKey {
+                port,
+                protocol: Protocol::Tcp,
+            };
+            let set = EndpointSet {
+                service_id: format!("svc-{port}"),
+                service_name: format!("web-{port}"),
+                endpoints: addrs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &addr)| Endpoint {
+                        task_id: format!("task-{i}"),
+                        addr,
+                    })
+                    .collect(),
+            };
+            (key, set)
+        })
+        .collect();
+    Arc::new(EndpointTable { version, ports })
+}
+
+/// Connects to the mesh and reads until it closes: a backend's name, or "" when dropped.
+async fn fetch(port: u16) -> String {
+    let mut s = TcpStream::connect((LOCALHOST, port)).await.unwrap();
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).await.unwrap();
+    reply
+}
+
+async fn tally(port: u16, connections: usize) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for _ in 0..connections {
+        *counts.entry(fetch(port).await).or_insert(0) += 1;
+    }
+    counts
+}
+
+fn counts(pairs: &[(&str, usize)]) -> BTreeMap<String, usize> {
+    pairs.iter().map(|&(k, v)| (k.to_owned(), v)).collect()
+}
+
+#[tokio::test]
+async fn connections_are_spread_evenly_over_endpoints() {
+    bounded(async {
+        let backends = [named("a").await, named("b").await, named("c").await];
+        let port = free_port();
+        let mesh = Mesh::new(LOCALHOST);
+        assert!(mesh.apply(table(1, &[(port, &backends)])).await.is_empty());
+        assert_eq!(mesh.listening(), vec![port]);
+        assert_eq!(*mesh.acked().borrow(), 1);
+
+        assert_eq!(
+            tally(port, 30).await,
+            counts(&[("a", 10), ("b", 10), ("c", 10)])
+        );
+        let stats = mesh.stats();
+        assert_eq!(
+            (stats.accepted, stats.no_endpoint, stats.connect_failed),
+            (30, 0, 0)
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn dead_endpoint_is_skipped_without_client_error() {
+    bounded(async {
+        let dead = SocketAddr::new(LOCALHOST, free_port());
+        let port = free_port();
+        let mesh = Mesh::new(LOCALHOST);
+        assert!(mesh
+            .apply(table(1, &[(port, &[dead, named("a").await])]))
+            .await
+            .is_empty());
+
+        assert_eq!(tally(port, 10).await, counts(&[("a", 10)]));
+        let stats = mesh.stats();
+        // Round-robin starts on the dead endpoint every other connection.
+        assert_eq!((stats.no_endpoint, stats.connect_failed), (0, 5));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn connection_without_reachable_endpoint_is_closed() {
+    bounded(async {
+        let dead = SocketAddr::new(LOCALHOST, free_port());
+        let (empty, all_dead) = (free_port(), free_port());
+        let mesh = Mesh::new(LOCALHOST);
+        let errors = mesh
+            .apply(table(1, &[(empty, &[]), (all_dead, &[dead])]))
+            .await;
+        assert!(errors.is_empty());
+
+        assert_eq!(fetch(empty).await, "");
+        assert_eq!(fetch(all_dead).await, "");
+        let stats = mesh.stats();
+        assert_eq!((stats.no_endpoint, stats.connect_failed), (2, 1));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn table_swap_takes_endpoint_out_of_rotation_at_once() {
+    bounded(async {
+        let [a, b, c] = [named("a").await, named("b").await, named("c").await];
+        let port = free_port();
+        let mesh = Mesh::new(LOCALHOST);
+        let mut acked = mesh.acked();
+        assert!(mesh.apply(table(1, &[(port, &[a, b, c])])).await.is_empty());
+        assert_eq!(tally(port, 3).await.len(), 3);
+
+        assert!(mesh.apply(table(2, &[(port, &[a, b])])).await.is_empty());
+        acked.changed().await.unwrap();
+        assert_eq!(*acked.borrow_and_update(), 2);
+        assert_eq!(tally(port, 20).await, counts(&[("a", 10), ("b", 10)]));
+        assert_eq!(mesh.listening(), vec![port]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn removing_port_closes_listener_but_not_open_connections() {
+    bounded(async {
+        let port = free_port();
+        let mesh = Mesh::new(LOCALHOST);
+        assert!(mesh
+            .apply(table(1, &[(port, &[echo().await])]))
+            .await
+            .is_empty());
+        let mut open = TcpStream::connect((LOCALHOST, port)).await.unwrap();
+        let mut reply = [0u8; 4];
+        open.write_all(b"ping").await.unwrap();
+        open.read_exact(&mut reply).await.unwrap();
+        assert_eq!(&reply, b"ping");
+
+        assert!(mesh.apply(table(2, &[])).await.is_empty());
+        assert_eq!(mesh.listening(), Vec::<u16>::new());
+        assert_eq!(*mesh.acked().borrow(), 2);
+        let refused = TcpStream::connect((LOCALHOST, port)).await.unwrap_err();
+        assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
+
+        open.write_all(b"pong").await.unwrap();
+        open.read_exact(&mut reply).await.unwrap();
+        assert_eq!(&reply, b"pong");
+        open.shutdown().await.unwrap();
+        assert_eq!(open.read(&mut reply).await.unwrap(), 0);
+    })
+    .await;
+}
+
+fn pattern(seed: u8, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(29) ^ ((i >> 11) as u8).wrapping_add(seed))
+        .collect()
+}
+
+const UP: usize = 8 << 20;
+const DOWN: usize = 6 << 20;
+
+/// Sends `DOWN` bytes while reading what the client sends; once the client half-closes,
+/// appends whether the upload arrived intact, then closes.
+async fn exchange_backend() -> SocketAddr {
+    backend(|mut s| async move {
+        let (mut r, mut w) = s.split();
+        let upload = async {
+            let mut got = Vec::with_capacity(UP);
+            r.read_to_end(&mut got).await.unwrap();
+            got == pattern(1, UP)
+        };
+        let download = async { w.write_all(&pattern(2, DOWN)).await.unwrap() };
+        let (intact, ()) = tokio::join!(upload, download);
+        w.write_all(&[u8::from(intact)]).await.unwrap();
+        w.shutdown().await.unwrap();
+    })
+    .await
+}
+
+#[tokio::test]
+async fn large_transfer_both_ways_with_half_close_arrives_intact() {
+    bounded(async {
+        let port = free_port();
+        let mesh = Mesh::new(LOCALHOST);
+        assert!(mesh
+            .apply(table(1, &[(port, &[exchange_backend().await])]))
+            .await
+            .is_empty());
+
+        let mut s = TcpStream::connect((LOCALHOST, port)).await.unwrap();
+        let (mut r, mut w) = s.split();
+        let upload = async {
+            w.write_all(&pattern(1, UP)).await.unwrap();
+            // Only the mesh passing this half-close on lets the backend finish.
+            w.shutdown().await.unwrap();
+        };
+        let mut got = Vec::with_capacity(DOWN + 1);
+        let ((), read) = tokio::join!(upload, r.read_to_end(&mut got));
+        read.unwrap();
+
+        assert_eq!(got.len(), DOWN + 1);
+        assert!(got[..DOWN] == pattern(2, DOWN), "download corrupted");
+        assert_eq!(got[DOWN], 1, "upload corrupted");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn many_concurrent_keep_alive_clients_get_their_own_bytes() {
+    bounded(async {
+        let port = free_port();
+        let mesh = Mesh::new(LOCALHOST);
+        assert!(mesh
+            .apply(table(1, &[(port, &[echo().await, echo().await])]))
+            .await
+            .is_empty());
+
+        let clients = (0..50u32).map(|client| {
+            tokio::spawn(async move {
+                let mut s = TcpStream::connect((LOCALHOST, port)).await.unwrap();
+                for round in 0..20u32 {
+                    let message = format!("client {client} round {round}\n");
+                    let mut reply = vec![0u8; message.len()];
+                    s.write_all(message.as_bytes()).await.unwrap();
+                    s.read_exact(&mut reply).await.unwrap();
+                    assert_eq!(reply, message.as_bytes());
+                }
+            })
+        });
+        for client in clients.collect::<Vec<_>>() {
+            client.await.unwrap();
+        }
+        assert_eq!(mesh.stats().accepted, 50);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn bind_conflict_names_the_port_and_the_rest_routes() {
+    bounded(async {
+        let a = named("a").await;
+        let blocker = std::net::TcpListener::bind((LOCALHOST, 0)).unwrap();
+        let taken = blocker.local_addr().unwrap().port();
+        let port = free_port();
+        let mesh = Mesh::new(LOCALHOST);
+
+        let errors = mesh.apply(table(1, &[(taken, &[a]), (port, &[a])])).await;
+        assert_eq!(errors.len(), 1);
+        assert!(matches!(errors[0], MeshError::Bind { port: p, .. } if p == taken));
+        assert_eq!(errors[0].port(), taken);
+        assert!(errors[0].to_string().contains(&taken.to_string()));
+        assert_eq!(mesh.listening(), vec![port]);
+        assert_eq!(*mesh.acked().borrow(), 1);
+        assert_eq!(fetch(port).await, "a");
+
+        // Once the port is free, the next apply listens on it.
+        drop(blocker);
+        assert!(mesh
+            .apply(table(2, &[(taken, &[a]), (port, &[a])]))
+            .await
+            .is_empty());
+        let mut both = vec![taken, port];
+        both.sort_unstable();
+        assert_eq!(mesh.listening(), both);
+        assert_eq!(fetch(taken).await, "a");
+    })
+    .await;
+}

@@ -1,0 +1,25 @@
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Daemon settings, resolved from flags.
+#[derive(Debug, Clone)]
+pub struct DaemonConfig {
+    /// Holds the state store, the node identity and task logs.
+    pub data_dir: PathBuf,
+    /// Unix socket the control API listens on.
+    pub socket: PathBuf,
+    /// Address the routing mesh listens on for published ports.
+    pub mesh_bind: IpAddr,
+    /// Longest wait for the data plane to drop a task before it is stopped anyway.
+    pub drain_timeout: Duration,
+}
+
+impl DaemonConfig {
+    pub fn state_path(&self) -> PathBuf {
+        self.data_dir.join("state.redb")
+    }
+    pub fn logs_dir(&self) -> PathBuf {
+        self.data_dir.join("logs")
+    }
+}
