@@ -32,7 +32,9 @@ pub struct Agent<E: Executor> {
 
 impl<E: Executor> std::fmt::Debug for Agent<E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Agent").field("node", &self.cfg.node.id).finish()
+        f.debug_struct("Agent")
+            .field("node", &self.cfg.node.id)
+            .finish()
     }
 }
 
@@ -74,12 +76,13 @@ impl<E: Executor> Agent<E> {
         self.recover(&current);
         loop {
             let current = assignments.borrow_and_update().clone();
-            self.reconcile(&current, &mut live, &ev_tx, &health_tx).await;
+            self.reconcile(&current, &mut live, &ev_tx, &health_tx)
+                .await;
             tokio::select! {
                 r = assignments.changed() => if r.is_err() { break },
-                Some(ev) = ev_rx.recv() => self.handle(ev, &mut live, current.version),
+                Some(ev) = ev_rx.recv() => self.handle(ev, &mut live),
                 Some((id, h, detail)) = health_rx.recv() => {
-                    self.handle(Event::Health(id, h, detail), &mut live, current.version)
+                    self.handle(Event::Health(id, h, detail), &mut live)
                 }
                 _ = stop.changed() => break,
             }
@@ -127,7 +130,11 @@ impl<E: Executor> Agent<E> {
                     live.insert(t.id.clone(), l);
                 }
             } else if t.desired_state > TaskState::Running && !t.status.state.is_terminal() {
-                reports.push(TaskReport::new(&t.id, TaskState::Shutdown, "shut down before it started"));
+                reports.push(TaskReport::new(
+                    &t.id,
+                    TaskState::Shutdown,
+                    "shut down before it started",
+                ));
             }
         }
         // Tasks this node runs but is no longer assigned: stop them.
@@ -156,7 +163,8 @@ impl<E: Executor> Agent<E> {
         let name = t.name();
         tokio::spawn(async move {
             if drain {
-                let drained = tokio::time::timeout(drain_timeout, acked.wait_for(|v| *v >= version)).await;
+                let drained =
+                    tokio::time::timeout(drain_timeout, acked.wait_for(|v| *v >= version)).await;
                 if drained.is_err() {
                     tracing::warn!(task = %name, version, "data plane did not acknowledge in time; stopping anyway");
                 }
@@ -222,7 +230,13 @@ impl<E: Executor> Agent<E> {
             }
         });
         let health = t.spec.health.clone().map(|check| {
-            tokio::spawn(run_checks(t.id.clone(), check, spec.env.clone(), first_port, health_tx.clone()))
+            tokio::spawn(run_checks(
+                t.id.clone(),
+                check,
+                spec.env.clone(),
+                first_port,
+                health_tx.clone(),
+            ))
         });
         Some(Live {
             running,
@@ -257,7 +271,7 @@ impl<E: Executor> Agent<E> {
         })
     }
 
-    fn handle(&self, ev: Event, live: &mut HashMap<String, Live>, version: u64) {
+    fn handle(&self, ev: Event, live: &mut HashMap<String, Live>) {
         match ev {
             Event::Exited(id, info) => {
                 let Some(l) = live.remove(&id) else { return };
@@ -294,9 +308,9 @@ impl<E: Executor> Agent<E> {
                     l.unhealthy = true;
                     let exec = self.executor.clone();
                     let running = l.running.clone();
-                    let _ = version;
                     tokio::spawn(async move {
-                        exec.stop(&running, libc::SIGTERM, Duration::from_secs(10)).await;
+                        exec.stop(&running, libc::SIGTERM, Duration::from_secs(10))
+                            .await;
                     });
                 }
             }
@@ -311,17 +325,19 @@ impl<E: Executor> Agent<E> {
             let running = l.running.clone();
             let id = id.clone();
             jobs.push(tokio::spawn(async move {
-                let info = exec.stop(&running, libc::SIGTERM, Duration::from_secs(10)).await;
+                let info = exec
+                    .stop(&running, libc::SIGTERM, Duration::from_secs(10))
+                    .await;
                 (id, info)
             }));
         }
         for job in jobs {
             if let Ok((id, info)) = job.await {
-                self.handle(Event::Exited(id, info), &mut live, 0);
+                self.handle(Event::Exited(id, info), &mut live);
             }
         }
         while let Ok(ev) = ev_rx.try_recv() {
-            self.handle(ev, &mut live, 0);
+            self.handle(ev, &mut live);
         }
     }
 

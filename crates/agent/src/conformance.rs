@@ -46,32 +46,52 @@ async fn passes_env_and_workdir_and_keeps_output<E: Executor>(exec: &E, dir: &Pa
     let s = spec(dir, "out", "echo \"$GREETING from $(pwd)\"; echo oops >&2");
     wait_exit(exec, &s).await;
     let log = std::fs::read_to_string(&s.log_path).expect("log written");
-    assert!(log.contains(&format!("hello from {}", dir.display())), "{log}");
+    assert!(
+        log.contains(&format!("hello from {}", dir.display())),
+        "{log}"
+    );
     assert!(log.contains("oops"), "stderr kept too: {log}");
 }
 
 async fn stop_sends_the_signal<E: Executor>(exec: &E, dir: &Path) {
-    let s = spec(dir, "term", "trap 'echo got-term; exit 7' TERM; while true; do sleep 0.05; done");
+    let s = spec(
+        dir,
+        "term",
+        "trap 'echo got-term; exit 7' TERM; while true; do sleep 0.05; done",
+    );
     let running = exec.start(&s).await.expect("start");
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let info = tokio::time::timeout(LIMIT, exec.stop(&running, libc::SIGTERM, Duration::from_secs(5)))
-        .await
-        .expect("stop in time");
+    let info = tokio::time::timeout(
+        LIMIT,
+        exec.stop(&running, libc::SIGTERM, Duration::from_secs(5)),
+    )
+    .await
+    .expect("stop in time");
     assert_eq!(info.code, 7, "the task's own handler ran");
     let log = std::fs::read_to_string(&s.log_path).expect("log");
     assert!(log.contains("got-term"));
 }
 
 async fn stop_kills_after_the_grace_period<E: Executor>(exec: &E, dir: &Path) {
-    let s = spec(dir, "stubborn", "trap '' TERM; while true; do sleep 0.05; done");
+    let s = spec(
+        dir,
+        "stubborn",
+        "trap '' TERM; while true; do sleep 0.05; done",
+    );
     let running = exec.start(&s).await.expect("start");
     tokio::time::sleep(Duration::from_millis(200)).await;
     let started = std::time::Instant::now();
-    let info = tokio::time::timeout(LIMIT, exec.stop(&running, libc::SIGTERM, Duration::from_millis(300)))
-        .await
-        .expect("stop in time");
+    let info = tokio::time::timeout(
+        LIMIT,
+        exec.stop(&running, libc::SIGTERM, Duration::from_millis(300)),
+    )
+    .await
+    .expect("stop in time");
     assert_eq!(info.signal, Some(libc::SIGKILL));
-    assert!(started.elapsed() >= Duration::from_millis(300), "grace period honoured");
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "grace period honoured"
+    );
 }
 
 async fn stop_of_an_exited_task_returns_its_exit<E: Executor>(exec: &E, dir: &Path) {
@@ -79,7 +99,9 @@ async fn stop_of_an_exited_task_returns_its_exit<E: Executor>(exec: &E, dir: &Pa
     let running = exec.start(&s).await.expect("start");
     let mut exited = running.exited.clone();
     let _ = tokio::time::timeout(LIMIT, exited.wait_for(|e| e.is_some())).await;
-    let info = exec.stop(&running, libc::SIGTERM, Duration::from_secs(1)).await;
+    let info = exec
+        .stop(&running, libc::SIGTERM, Duration::from_secs(1))
+        .await;
     assert_eq!(info.code, 4);
 }
 

@@ -48,8 +48,12 @@ pub async fn probe(
             let mut s = TcpStream::connect(("127.0.0.1", port))
                 .await
                 .map_err(|e| format!("http connect: {e}"))?;
-            let req = format!("GET {path} HTTP/1.0\r\nHost: localhost\r\nUser-Agent: shoal-health\r\n\r\n");
-            s.write_all(req.as_bytes()).await.map_err(|e| e.to_string())?;
+            let req = format!(
+                "GET {path} HTTP/1.0\r\nHost: localhost\r\nUser-Agent: shoal-health\r\n\r\n"
+            );
+            s.write_all(req.as_bytes())
+                .await
+                .map_err(|e| e.to_string())?;
             let mut buf = vec![0u8; 64];
             let n = s.read(&mut buf).await.map_err(|e| e.to_string())?;
             let head = String::from_utf8_lossy(&buf[..n]);
@@ -93,7 +97,9 @@ impl HealthTracker {
         if ok {
             self.failures = 0;
             self.state = Health::Healthy;
-        } else if now.duration_since(self.started) < self.start_period && self.state == Health::Starting {
+        } else if now.duration_since(self.started) < self.start_period
+            && self.state == Health::Starting
+        {
             // Failures in the start period do not count.
         } else {
             self.failures += 1;
@@ -119,10 +125,11 @@ pub async fn run_checks(
     let mut last = Health::Starting;
     loop {
         tokio::time::sleep(check.interval).await;
-        let result = match tokio::time::timeout(check.timeout, probe(&check.probe, &env, port)).await {
-            Ok(r) => r,
-            Err(_) => Err(format!("health check timed out after {:?}", check.timeout)),
-        };
+        let result =
+            match tokio::time::timeout(check.timeout, probe(&check.probe, &env, port)).await {
+                Ok(r) => r,
+                Err(_) => Err(format!("health check timed out after {:?}", check.timeout)),
+            };
         let detail = result.as_ref().err().cloned().unwrap_or_default();
         let state = tracker.record(result.is_ok(), Instant::now());
         if state != last {
@@ -152,16 +159,45 @@ mod tests {
     fn tracker_table() {
         let t0 = Instant::now();
         let later = t0 + Duration::from_secs(60);
-        let cases: Vec<(&str, HealthCheck, Vec<(bool, Instant)>, Vec<Health>)> = vec![
-            ("first pass is healthy", check(3, 0), vec![(true, later)], vec![Health::Healthy]),
-            ("one failure takes it out of rotation", check(3, 0), vec![(true, later), (false, later)], vec![Health::Healthy, Health::Failing]),
-            ("retries used up is unhealthy", check(2, 0), vec![(false, later), (false, later)], vec![Health::Failing, Health::Unhealthy]),
-            ("a pass resets the count", check(2, 0), vec![(false, later), (true, later), (false, later)], vec![Health::Failing, Health::Healthy, Health::Failing]),
-            ("start period failures don't count", check(1, 10_000), vec![(false, t0), (false, t0), (true, t0)], vec![Health::Starting, Health::Starting, Health::Healthy]),
+        type Case = (&'static str, HealthCheck, Vec<(bool, Instant)>, Vec<Health>);
+        let cases: Vec<Case> = vec![
+            (
+                "first pass is healthy",
+                check(3, 0),
+                vec![(true, later)],
+                vec![Health::Healthy],
+            ),
+            (
+                "one failure takes it out of rotation",
+                check(3, 0),
+                vec![(true, later), (false, later)],
+                vec![Health::Healthy, Health::Failing],
+            ),
+            (
+                "retries used up is unhealthy",
+                check(2, 0),
+                vec![(false, later), (false, later)],
+                vec![Health::Failing, Health::Unhealthy],
+            ),
+            (
+                "a pass resets the count",
+                check(2, 0),
+                vec![(false, later), (true, later), (false, later)],
+                vec![Health::Failing, Health::Healthy, Health::Failing],
+            ),
+            (
+                "start period failures don't count",
+                check(1, 10_000),
+                vec![(false, t0), (false, t0), (true, t0)],
+                vec![Health::Starting, Health::Starting, Health::Healthy],
+            ),
         ];
         for (name, c, inputs, want) in cases {
             let mut t = HealthTracker::new(&c, t0);
-            let got: Vec<Health> = inputs.into_iter().map(|(ok, at)| t.record(ok, at)).collect();
+            let got: Vec<Health> = inputs
+                .into_iter()
+                .map(|(ok, at)| t.record(ok, at))
+                .collect();
             assert_eq!(got, want, "{name}");
         }
     }
@@ -175,16 +211,48 @@ mod tests {
                 let mut buf = [0u8; 256];
                 let n = s.read(&mut buf).await.unwrap_or(0);
                 let req = String::from_utf8_lossy(&buf[..n]).to_string();
-                let resp = if req.starts_with("GET /ok") { "HTTP/1.0 200 OK\r\n\r\n" } else { "HTTP/1.0 503 No\r\n\r\n" };
+                let resp = if req.starts_with("GET /ok") {
+                    "HTTP/1.0 200 OK\r\n\r\n"
+                } else {
+                    "HTTP/1.0 503 No\r\n\r\n"
+                };
                 let _ = s.write_all(resp.as_bytes()).await;
             }
         });
         assert!(probe(&HealthProbe::Tcp, &[], Some(port)).await.is_ok());
-        assert!(probe(&HealthProbe::Http { path: "/ok".into() }, &[], Some(port)).await.is_ok());
-        let err = probe(&HealthProbe::Http { path: "/bad".into() }, &[], Some(port)).await.unwrap_err();
+        assert!(
+            probe(&HealthProbe::Http { path: "/ok".into() }, &[], Some(port))
+                .await
+                .is_ok()
+        );
+        let err = probe(
+            &HealthProbe::Http {
+                path: "/bad".into(),
+            },
+            &[],
+            Some(port),
+        )
+        .await
+        .unwrap_err();
         assert!(err.contains("503"), "{err}");
         let env = vec![("X".to_string(), "1".to_string())];
-        assert!(probe(&HealthProbe::Cmd { command: "test \"$X\" = 1".into() }, &env, None).await.is_ok());
-        assert!(probe(&HealthProbe::Cmd { command: "exit 1".into() }, &env, None).await.is_err());
+        assert!(probe(
+            &HealthProbe::Cmd {
+                command: "test \"$X\" = 1".into()
+            },
+            &env,
+            None
+        )
+        .await
+        .is_ok());
+        assert!(probe(
+            &HealthProbe::Cmd {
+                command: "exit 1".into()
+            },
+            &env,
+            None
+        )
+        .await
+        .is_err());
     }
 }

@@ -108,13 +108,20 @@ mod tests {
             endpoint: None,
             created_at: 0,
             attempt: 0,
-            not_before: None,
             pending_reason: None,
         };
-        let node = NodeIdentity { id: "n1".into(), hostname: "h".into(), addr: "127.0.0.1".into() };
+        let node = NodeIdentity {
+            id: "n1".into(),
+            hostname: "h".into(),
+            addr: "127.0.0.1".into(),
+        };
         let ep = TaskEndpoint {
             addr: "127.0.0.1".into(),
-            ports: vec![EndpointPort { target: 80, host_port: 31000, protocol: Protocol::Tcp }],
+            ports: vec![EndpointPort {
+                target: 80,
+                host_port: 31000,
+                protocol: Protocol::Tcp,
+            }],
         };
         let l = launch_spec(&task, &node, &ep, Path::new("/tmp")).unwrap();
         assert_eq!(l.argv, vec!["shoal", "whoami", "--name=r2"]);

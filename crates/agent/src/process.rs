@@ -8,8 +8,8 @@
 
 use crate::executor::{ExecError, Executor, ExitInfo, LaunchSpec, Running};
 use nix::sys::signal::{killpg, Signal};
-use shoal_api::service::SELF_PROGRAM;
 use nix::unistd::Pid;
+use shoal_api::service::SELF_PROGRAM;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -73,7 +73,11 @@ impl Executor for ProcessExecutor {
         let mut cmd = tokio::process::Command::new(&resolved);
         cmd.args(&spec.argv[1..])
             .env_clear()
-            .envs(PASSED_ENV.iter().filter_map(|k| Some((*k, std::env::var_os(k)?))))
+            .envs(
+                PASSED_ENV
+                    .iter()
+                    .filter_map(|k| Some((*k, std::env::var_os(k)?))),
+            )
             .envs(spec.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
@@ -114,7 +118,10 @@ impl Executor for ProcessExecutor {
                 },
                 Err(e) => {
                     tracing::warn!(pid, error = %e, "waiting for task process failed");
-                    ExitInfo { code: -1, signal: None }
+                    ExitInfo {
+                        code: -1,
+                        signal: None,
+                    }
                 }
             };
             // Grandchildren left in the group go with the leader.
@@ -156,7 +163,10 @@ impl Executor for ProcessExecutor {
             return;
         }
         if process_start_time(pid) == Some(pid_start) {
-            tracing::info!(pid, "killing task process left from before the daemon restarted");
+            tracing::info!(
+                pid,
+                "killing task process left from before the daemon restarted"
+            );
             signal_group(pid, libc::SIGKILL);
         }
     }

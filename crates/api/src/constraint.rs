@@ -22,8 +22,12 @@ impl Constraint {
         };
         let key = key.trim();
         let value = value.trim();
-        let known = matches!(key, "node.id" | "node.hostname" | "node.role" | "node.platform.os")
-            || key.strip_prefix("node.labels.").is_some_and(|l| !l.is_empty());
+        let known = matches!(
+            key,
+            "node.id" | "node.hostname" | "node.role" | "node.platform.os"
+        ) || key
+            .strip_prefix("node.labels.")
+            .is_some_and(|l| !l.is_empty());
         if !known {
             return Err(bad(
                 "unknown key (use node.id, node.hostname, node.role or node.labels.NAME)",
@@ -72,7 +76,13 @@ mod tests {
 
     #[test]
     fn matches_node_fields_and_labels() {
-        let mut node = Node::new("n1".into(), "host-a".into(), NodeRole::Manager, "127.0.0.1".into(), 0);
+        let mut node = Node::new(
+            "n1".into(),
+            "host-a".into(),
+            NodeRole::Manager,
+            "127.0.0.1".into(),
+            0,
+        );
         node.labels.insert("zone".into(), "a".into());
         let table = [
             ("node.hostname==host-a", true),
@@ -86,13 +96,23 @@ mod tests {
             ("node.id==n1", true),
         ];
         for (text, want) in table {
-            assert_eq!(Constraint::parse(text).unwrap().matches(&node), want, "{text}");
+            assert_eq!(
+                Constraint::parse(text).unwrap().matches(&node),
+                want,
+                "{text}"
+            );
         }
     }
 
     #[test]
     fn rejects_typos() {
-        for text in ["node.hostnme==a", "node.role=manager", "node.role==boss", "node.labels.==a", "node.id=="] {
+        for text in [
+            "node.hostnme==a",
+            "node.role=manager",
+            "node.role==boss",
+            "node.labels.==a",
+            "node.id==",
+        ] {
             assert!(Constraint::parse(text).is_err(), "{text}");
         }
     }

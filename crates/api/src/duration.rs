@@ -112,7 +112,11 @@ mod tests {
             ("2h", 7_200_000),
         ];
         for (text, ms) in cases {
-            assert_eq!(parse("delay", text), Ok(Duration::from_millis(ms)), "{text}");
+            assert_eq!(
+                parse("delay", text),
+                Ok(Duration::from_millis(ms)),
+                "{text}"
+            );
         }
     }
 

@@ -14,7 +14,11 @@ pub enum SpecError {
 }
 
 impl SpecError {
-    pub fn invalid(field: &'static str, value: impl Into<String>, reason: impl Into<String>) -> Self {
+    pub fn invalid(
+        field: &'static str,
+        value: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> Self {
         SpecError::Invalid {
             field,
             value: value.into(),

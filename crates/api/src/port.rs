@@ -54,11 +54,17 @@ impl PortConfig {
             return Self::parse_long(text);
         }
         let (ports, proto) = match text.split_once('/') {
-            Some((p, proto)) => (p, parse_proto(proto).ok_or_else(|| bad("protocol must be tcp or udp"))?),
+            Some((p, proto)) => (
+                p,
+                parse_proto(proto).ok_or_else(|| bad("protocol must be tcp or udp"))?,
+            ),
             None => (text, Protocol::Tcp),
         };
         let (published, target) = match ports.split_once(':') {
-            Some((p, t)) => (Some(parse_port(p).map_err(bad)?), parse_port(t).map_err(bad)?),
+            Some((p, t)) => (
+                Some(parse_port(p).map_err(bad)?),
+                parse_port(t).map_err(bad)?,
+            ),
             None => (None, parse_port(ports).map_err(bad)?),
         };
         Ok(PortConfig {
@@ -83,7 +89,8 @@ impl PortConfig {
                 "published" => published = Some(parse_port(v).map_err(|r| bad(r.into()))?),
                 "target" => target = Some(parse_port(v).map_err(|r| bad(r.into()))?),
                 "protocol" => {
-                    protocol = parse_proto(v).ok_or_else(|| bad("protocol must be tcp or udp".into()))?
+                    protocol =
+                        parse_proto(v).ok_or_else(|| bad("protocol must be tcp or udp".into()))?
                 }
                 "mode" => {
                     mode = match v {
@@ -144,19 +151,35 @@ mod tests {
     #[test]
     fn parses_short_and_long_forms() {
         let p = PortConfig::parse("8080:80").unwrap();
-        assert_eq!((p.published, p.target, p.protocol), (Some(8080), 80, Protocol::Tcp));
+        assert_eq!(
+            (p.published, p.target, p.protocol),
+            (Some(8080), 80, Protocol::Tcp)
+        );
         let p = PortConfig::parse("53:53/udp").unwrap();
         assert_eq!(p.protocol, Protocol::Udp);
         let p = PortConfig::parse("80").unwrap();
         assert_eq!(p.published, None);
         let p = PortConfig::parse("published=8080,target=80,mode=host").unwrap();
         assert_eq!((p.published, p.mode), (Some(8080), PublishMode::Host));
-        assert_eq!(PortConfig::parse("8080:80").unwrap().to_string(), "*:8080->80/tcp");
+        assert_eq!(
+            PortConfig::parse("8080:80").unwrap().to_string(),
+            "*:8080->80/tcp"
+        );
     }
 
     #[test]
     fn rejects_bad_ports() {
-        for text in ["0:80", "70000:80", "8080:0", "a:80", "8080:80/sctp", "target=", "mode=host,target=80", "foo=1,target=2", ""] {
+        for text in [
+            "0:80",
+            "70000:80",
+            "8080:0",
+            "a:80",
+            "8080:80/sctp",
+            "target=",
+            "mode=host,target=80",
+            "foo=1,target=2",
+            "",
+        ] {
             let err = PortConfig::parse(text);
             assert!(err.is_err(), "{text:?} should be rejected");
         }

@@ -176,7 +176,11 @@ impl TaskTemplate {
 
     /// The full argv: command followed by args.
     pub fn argv(&self) -> Vec<String> {
-        self.command.iter().chain(self.args.iter()).cloned().collect()
+        self.command
+            .iter()
+            .chain(self.args.iter())
+            .cloned()
+            .collect()
     }
 }
 
@@ -214,8 +218,15 @@ pub fn signal_number(text: &str) -> Option<i32> {
         return STOP_SIGNALS.iter().find(|(_, v)| *v == n).map(|(_, v)| *v);
     }
     let upper = text.to_ascii_uppercase();
-    let name = if upper.starts_with("SIG") { upper } else { format!("SIG{upper}") };
-    STOP_SIGNALS.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    STOP_SIGNALS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| *v)
 }
 
 impl ServiceSpec {
@@ -224,7 +235,10 @@ impl ServiceSpec {
         validate_name(&self.name)?;
         let t = &self.task;
         if t.command.is_empty() && t.image.is_none() {
-            return Err(SpecError::Other("service needs a command (shoal service create --name NAME -- COMMAND [ARG...])".into()));
+            return Err(SpecError::Other(
+                "service needs a command (shoal service create --name NAME -- COMMAND [ARG...])"
+                    .into(),
+            ));
         }
         if t.command.first().is_some_and(|c| c.is_empty()) {
             return Err(SpecError::invalid("command", "", "empty program name"));
@@ -251,17 +265,29 @@ impl ServiceSpec {
         }
         if let Some(h) = &t.health {
             if h.interval.is_zero() {
-                return Err(SpecError::invalid("health-interval", duration::format(h.interval), "must be more than 0"));
+                return Err(SpecError::invalid(
+                    "health-interval",
+                    duration::format(h.interval),
+                    "must be more than 0",
+                ));
             }
             if h.timeout.is_zero() {
-                return Err(SpecError::invalid("health-timeout", duration::format(h.timeout), "must be more than 0"));
+                return Err(SpecError::invalid(
+                    "health-timeout",
+                    duration::format(h.timeout),
+                    "must be more than 0",
+                ));
             }
             match &h.probe {
                 HealthProbe::Cmd { command } if command.trim().is_empty() => {
                     return Err(SpecError::invalid("health-cmd", "", "empty command"))
                 }
                 HealthProbe::Http { path } if !path.starts_with('/') => {
-                    return Err(SpecError::invalid("health-http", path.as_str(), "path must start with /"))
+                    return Err(SpecError::invalid(
+                        "health-http",
+                        path.as_str(),
+                        "path must start with /",
+                    ))
                 }
                 HealthProbe::Http { .. } | HealthProbe::Tcp if self.ports.is_empty() => {
                     return Err(SpecError::Other(
@@ -297,12 +323,17 @@ impl ServiceSpec {
 /// Service names follow Docker's rules: letters, digits, `-`, `_`, `.`, at most 63.
 pub fn validate_name(name: &str) -> Result<(), SpecError> {
     if name.is_empty() {
-        return Err(SpecError::Other("service name is missing (use --name NAME)".into()));
+        return Err(SpecError::Other(
+            "service name is missing (use --name NAME)".into(),
+        ));
     }
     let ok_chars = name
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
-    let first_ok = name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+    let first_ok = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric());
     if !ok_chars || !first_ok || name.len() > 63 {
         return Err(SpecError::invalid(
             "service name",
@@ -350,16 +381,43 @@ mod tests {
 
     #[test]
     fn table_of_invalid_specs() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut ServiceSpec)>)> = vec![
+        type Mutate = Box<dyn Fn(&mut ServiceSpec)>;
+        let cases: Vec<(&str, Mutate)> = vec![
             ("name is missing", Box::new(|s| s.name.clear())),
             ("service name", Box::new(|s| s.name = "-bad".into())),
             ("needs a command", Box::new(|s| s.task.command.clear())),
-            ("KEY=VALUE", Box::new(|s| s.task.env.push("NOEQUALS".into()))),
-            ("stop-signal", Box::new(|s| s.task.stop_signal = "SIGFOO".into())),
-            ("constraint", Box::new(|s| s.task.constraints.push("node.hostnme==a".into()))),
-            ("published twice", Box::new(|s| s.ports.push(PortConfig::parse("8080:81").unwrap()))),
-            ("health-cmd", Box::new(|s| s.task.health = Some(HealthCheck::new(HealthProbe::Cmd { command: " ".into() })))),
-            ("path must start", Box::new(|s| s.task.health = Some(HealthCheck::new(HealthProbe::Http { path: "health".into() })))),
+            (
+                "KEY=VALUE",
+                Box::new(|s| s.task.env.push("NOEQUALS".into())),
+            ),
+            (
+                "stop-signal",
+                Box::new(|s| s.task.stop_signal = "SIGFOO".into()),
+            ),
+            (
+                "constraint",
+                Box::new(|s| s.task.constraints.push("node.hostnme==a".into())),
+            ),
+            (
+                "published twice",
+                Box::new(|s| s.ports.push(PortConfig::parse("8080:81").unwrap())),
+            ),
+            (
+                "health-cmd",
+                Box::new(|s| {
+                    s.task.health = Some(HealthCheck::new(HealthProbe::Cmd {
+                        command: " ".into(),
+                    }))
+                }),
+            ),
+            (
+                "path must start",
+                Box::new(|s| {
+                    s.task.health = Some(HealthCheck::new(HealthProbe::Http {
+                        path: "health".into(),
+                    }))
+                }),
+            ),
         ];
         for (want, mutate) in cases {
             let mut s = spec();

@@ -214,9 +214,6 @@ pub struct Task {
     /// Restarts of this slot so far (0 for the first task).
     #[serde(default)]
     pub attempt: u32,
-    /// Unix milliseconds before which the task must not start (restart delay).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub not_before: Option<u64>,
     /// Why the scheduler could not place the task, while it is pending.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending_reason: Option<String>,
@@ -319,7 +316,6 @@ mod tests {
             endpoint: None,
             created_at: 0,
             attempt: 0,
-            not_before: None,
             pending_reason: None,
         }
     }

@@ -82,7 +82,10 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(expand("replica-{{.Task.Slot}}", &v).unwrap(), "replica-3");
-        assert_eq!(expand("{{ .Service.Name }}.{{.Task.Slot}}", &v).unwrap(), "web.3");
+        assert_eq!(
+            expand("{{ .Service.Name }}.{{.Task.Slot}}", &v).unwrap(),
+            "web.3"
+        );
         assert_eq!(expand("plain", &v).unwrap(), "plain");
     }
 

@@ -29,7 +29,9 @@ impl Client {
     /// `unix:///path/to.sock` or a plain path.
     pub fn new(host: &str) -> anyhow::Result<Client> {
         if let Some(path) = host.strip_prefix("unix://") {
-            return Ok(Client { socket: PathBuf::from(path) });
+            return Ok(Client {
+                socket: PathBuf::from(path),
+            });
         }
         if host.starts_with("tcp://") {
             bail!("invalid --host {host:?}: remote daemons over tcp:// are not supported yet; use unix://PATH");
@@ -37,10 +39,17 @@ impl Client {
         if host.contains("://") {
             bail!("invalid --host {host:?}: expected unix://PATH");
         }
-        Ok(Client { socket: PathBuf::from(host) })
+        Ok(Client {
+            socket: PathBuf::from(host),
+        })
     }
 
-    async fn send(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> anyhow::Result<Response<Incoming>> {
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> anyhow::Result<Response<Incoming>> {
         let stream = tokio::net::UnixStream::connect(&self.socket).await.map_err(|e| {
             anyhow!(
                 "cannot reach the shoal daemon at unix://{} ({e}): is it running? start one with `shoal daemon --socket {}`",
@@ -61,12 +70,20 @@ impl Client {
             .header("content-type", "application/json")
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
             .context("building request")?;
-        let resp = sender.send_request(req).await.context("talking to the shoal daemon")?;
+        let resp = sender
+            .send_request(req)
+            .await
+            .context("talking to the shoal daemon")?;
         if resp.status().is_success() {
             return Ok(resp);
         }
         let status = resp.status();
-        let bytes = resp.into_body().collect().await.context("reading the daemon's answer")?.to_bytes();
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .context("reading the daemon's answer")?
+            .to_bytes();
         let message = serde_json::from_slice::<serde_json::Value>(&bytes)
             .ok()
             .and_then(|v| v["message"].as_str().map(str::to_string))
@@ -74,9 +91,19 @@ impl Client {
         Err(ApiError { status, message }.into())
     }
 
-    async fn json<T: DeserializeOwned>(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> anyhow::Result<T> {
+    async fn json<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> anyhow::Result<T> {
         let resp = self.send(method, path, body).await?;
-        let bytes = resp.into_body().collect().await.context("reading the daemon's answer")?.to_bytes();
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .context("reading the daemon's answer")?
+            .to_bytes();
         serde_json::from_slice(&bytes).context("the daemon's answer is not the expected JSON")
     }
 
@@ -84,7 +111,11 @@ impl Client {
         self.json(Method::GET, path, None).await
     }
 
-    pub async fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> anyhow::Result<T> {
+    pub async fn post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> anyhow::Result<T> {
         let bytes = serde_json::to_vec(body).context("encoding request")?;
         self.json(Method::POST, path, Some(bytes)).await
     }
@@ -94,7 +125,11 @@ impl Client {
     }
 
     /// Copy a streamed response body to `out` as it arrives.
-    pub async fn stream(&self, path: &str, out: &mut (impl std::io::Write + Send)) -> anyhow::Result<()> {
+    pub async fn stream(
+        &self,
+        path: &str,
+        out: &mut (impl std::io::Write + Send),
+    ) -> anyhow::Result<()> {
         let mut body = self.send(Method::GET, path, None).await?.into_body();
         while let Some(frame) = body.frame().await {
             let frame = frame.context("reading the daemon's stream")?;

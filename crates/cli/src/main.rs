@@ -12,7 +12,12 @@ use commands::{node::NodeCmd, service::ServiceCmd};
 use std::process::ExitCode;
 
 #[derive(Debug, Parser)]
-#[command(name = "shoal", version, about = "A cluster of machines running services, load-balanced", disable_help_subcommand = true)]
+#[command(
+    name = "shoal",
+    version,
+    about = "A cluster of machines running services, load-balanced",
+    disable_help_subcommand = true
+)]
 struct Cli {
     /// Daemon to talk to: unix://PATH (default: the local daemon's socket)
     #[arg(long, short = 'H', global = true, env = "SHOAL_HOST", default_value = DEFAULT_SOCKET)]
@@ -46,18 +51,34 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             use clap::error::ErrorKind;
-            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand) {
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
                 let _ = e.print();
-                return if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand { ExitCode::from(2) } else { ExitCode::SUCCESS };
+                return if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                    ExitCode::from(2)
+                } else {
+                    ExitCode::SUCCESS
+                };
             }
             // One line: clap's first line names the problem; usage stays behind --help.
             let rendered = e.render().to_string();
-            let first = rendered.lines().next().unwrap_or("error: invalid arguments");
-            eprintln!("{first} (see --help)");
+            let head: Vec<&str> = rendered
+                .lines()
+                .take_while(|l| !l.trim().is_empty())
+                .map(str::trim)
+                .collect();
+            eprintln!("{} (see --help)", head.join(" "));
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

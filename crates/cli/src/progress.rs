@@ -32,7 +32,10 @@ fn slot_states(info: &ServiceInfo, tasks: &[Task]) -> BTreeMap<String, String> {
         }
     }
     let mut newest: BTreeMap<String, &Task> = BTreeMap::new();
-    for t in tasks.iter().filter(|t| t.desired_state == TaskState::Running) {
+    for t in tasks
+        .iter()
+        .filter(|t| t.desired_state == TaskState::Running)
+    {
         let key = match info.service.spec.mode {
             ServiceMode::Replicated { replicas } => format!("{:>3}/{replicas}", t.slot),
             ServiceMode::Global => t.node_id.clone().unwrap_or_default(),
@@ -53,18 +56,26 @@ fn slot_states(info: &ServiceInfo, tasks: &[Task]) -> BTreeMap<String, String> {
 
 fn converged(info: &ServiceInfo, tasks: &[Task]) -> bool {
     let ready = tasks.iter().filter(|t| serving(t)).count() as u64;
-    let stopping = tasks.iter().any(|t| t.desired_state > TaskState::Running && t.is_live());
+    let stopping = tasks
+        .iter()
+        .any(|t| t.desired_state > TaskState::Running && t.is_live());
     ready == info.desired && !stopping && (info.desired > 0 || tasks.iter().all(|t| !t.is_live()))
 }
 
-pub async fn wait_converged(client: &Client, service_id: &str, timeout: Duration) -> anyhow::Result<WaitOutcome> {
+pub async fn wait_converged(
+    client: &Client,
+    service_id: &str,
+    timeout: Duration,
+) -> anyhow::Result<WaitOutcome> {
     let deadline = Instant::now() + timeout;
     let mut shown: BTreeMap<String, String> = BTreeMap::new();
     let mut last_overall = None;
     let mut converged_since: Option<Instant> = None;
     loop {
         let info: ServiceInfo = client.get(&format!("/v1/services/{service_id}")).await?;
-        let tasks: Vec<Task> = client.get(&format!("/v1/tasks?service={service_id}")).await?;
+        let tasks: Vec<Task> = client
+            .get(&format!("/v1/tasks?service={service_id}"))
+            .await?;
         let ready = tasks.iter().filter(|t| serving(t)).count() as u64;
         let overall = format!("overall progress: {ready} out of {} tasks", info.desired);
         if last_overall.as_ref() != Some(&overall) {
@@ -89,7 +100,13 @@ pub async fn wait_converged(client: &Client, service_id: &str, timeout: Duration
         if Instant::now() >= deadline {
             let last_err = tasks
                 .iter()
-                .filter_map(|t| t.status.err.as_ref().or(t.pending_reason.as_ref()).map(|e| (t.status.timestamp, e)))
+                .filter_map(|t| {
+                    t.status
+                        .err
+                        .as_ref()
+                        .or(t.pending_reason.as_ref())
+                        .map(|e| (t.status.timestamp, e))
+                })
                 .max_by_key(|(ts, _)| *ts)
                 .map(|(_, e)| format!("; last task error: {e}"))
                 .unwrap_or_default();

@@ -64,7 +64,13 @@ mod tests {
 
     #[test]
     fn columns_align() {
-        let out = render(&["ID", "NAME"], &[vec!["abc".into(), "web".into()], vec!["a".into(), "x".into()]]);
+        let out = render(
+            &["ID", "NAME"],
+            &[
+                vec!["abc".into(), "web".into()],
+                vec!["a".into(), "x".into()],
+            ],
+        );
         assert_eq!(out, "ID    NAME\nabc   web\na     x\n");
     }
 

@@ -15,7 +15,11 @@ pub fn endpoint_table(state: &ClusterState) -> EndpointTable {
         ..EndpointTable::default()
     };
     for service in state.services.values() {
-        for port in service.ports.iter().filter(|p| p.mode == PublishMode::Ingress) {
+        for port in service
+            .ports
+            .iter()
+            .filter(|p| p.mode == PublishMode::Ingress)
+        {
             let Some(published) = port.published else {
                 continue;
             };

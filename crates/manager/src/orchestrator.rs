@@ -257,13 +257,18 @@ mod tests {
             endpoint: None,
             created_at: created,
             attempt: 0,
-            not_before: None,
             pending_reason: None,
         }
     }
 
     fn node(id: &str) -> Node {
-        Node::new(id.into(), id.into(), NodeRole::Manager, "127.0.0.1".into(), 0)
+        Node::new(
+            id.into(),
+            id.into(),
+            NodeRole::Manager,
+            "127.0.0.1".into(),
+            0,
+        )
     }
 
     fn creates(plan: &Plan) -> Vec<SlotKey> {
@@ -300,25 +305,121 @@ mod tests {
             wake_at: Option<u64>,
         }
         let cases = vec![
-            Case { name: "empty service gets every slot", replicas: 3, tasks: vec![], now: 0, creates: vec![1, 2, 3], desired: vec![], wake_at: None },
-            Case { name: "converged service does nothing", replicas: 2, tasks: vec![task("a", 1, Running, Running, 0), task("b", 2, Running, Running, 0)], now: 0, creates: vec![], desired: vec![], wake_at: None },
-            Case { name: "scale up adds the next slots", replicas: 3, tasks: vec![task("a", 1, Running, Running, 0)], now: 0, creates: vec![2, 3], desired: vec![], wake_at: None },
-            Case { name: "scale down removes the highest slots", replicas: 1, tasks: vec![task("a", 1, Running, Running, 0), task("b", 2, Running, Running, 0), task("c", 3, Starting, Running, 0)], now: 0, creates: vec![], desired: vec![("b", Remove), ("c", Remove)], wake_at: None },
-            Case { name: "failed task waits for the restart delay", replicas: 1, tasks: vec![task("a", 1, Failed, Running, 0)], now: 2000, creates: vec![], desired: vec![("a", Shutdown)], wake_at: Some(6000) },
-            Case { name: "failed task is replaced after the delay", replicas: 1, tasks: vec![task("a", 1, Failed, Shutdown, 0)], now: 6000, creates: vec![1], desired: vec![], wake_at: None },
-            Case { name: "task stopping on purpose is replaced at once", replicas: 1, tasks: vec![task("a", 1, Running, Shutdown, 0)], now: 0, creates: vec![1], desired: vec![], wake_at: None },
-            Case { name: "task stopped on purpose is replaced at once", replicas: 1, tasks: vec![task("a", 1, Shutdown, Shutdown, 0)], now: 0, creates: vec![1], desired: vec![], wake_at: None },
-            Case { name: "settled failed task still waits for the delay", replicas: 1, tasks: vec![task("a", 1, Failed, Shutdown, 0)], now: 2000, creates: vec![], desired: vec![], wake_at: Some(6000) },
-            Case { name: "two live tasks in a slot: the older is stopped", replicas: 1, tasks: vec![task("old", 1, Running, Running, 0), task("new", 1, Running, Running, 10)], now: 0, creates: vec![], desired: vec![("old", Shutdown)], wake_at: None },
+            Case {
+                name: "empty service gets every slot",
+                replicas: 3,
+                tasks: vec![],
+                now: 0,
+                creates: vec![1, 2, 3],
+                desired: vec![],
+                wake_at: None,
+            },
+            Case {
+                name: "converged service does nothing",
+                replicas: 2,
+                tasks: vec![
+                    task("a", 1, Running, Running, 0),
+                    task("b", 2, Running, Running, 0),
+                ],
+                now: 0,
+                creates: vec![],
+                desired: vec![],
+                wake_at: None,
+            },
+            Case {
+                name: "scale up adds the next slots",
+                replicas: 3,
+                tasks: vec![task("a", 1, Running, Running, 0)],
+                now: 0,
+                creates: vec![2, 3],
+                desired: vec![],
+                wake_at: None,
+            },
+            Case {
+                name: "scale down removes the highest slots",
+                replicas: 1,
+                tasks: vec![
+                    task("a", 1, Running, Running, 0),
+                    task("b", 2, Running, Running, 0),
+                    task("c", 3, Starting, Running, 0),
+                ],
+                now: 0,
+                creates: vec![],
+                desired: vec![("b", Remove), ("c", Remove)],
+                wake_at: None,
+            },
+            Case {
+                name: "failed task waits for the restart delay",
+                replicas: 1,
+                tasks: vec![task("a", 1, Failed, Running, 0)],
+                now: 2000,
+                creates: vec![],
+                desired: vec![("a", Shutdown)],
+                wake_at: Some(6000),
+            },
+            Case {
+                name: "failed task is replaced after the delay",
+                replicas: 1,
+                tasks: vec![task("a", 1, Failed, Shutdown, 0)],
+                now: 6000,
+                creates: vec![1],
+                desired: vec![],
+                wake_at: None,
+            },
+            Case {
+                name: "task stopping on purpose is replaced at once",
+                replicas: 1,
+                tasks: vec![task("a", 1, Running, Shutdown, 0)],
+                now: 0,
+                creates: vec![1],
+                desired: vec![],
+                wake_at: None,
+            },
+            Case {
+                name: "task stopped on purpose is replaced at once",
+                replicas: 1,
+                tasks: vec![task("a", 1, Shutdown, Shutdown, 0)],
+                now: 0,
+                creates: vec![1],
+                desired: vec![],
+                wake_at: None,
+            },
+            Case {
+                name: "settled failed task still waits for the delay",
+                replicas: 1,
+                tasks: vec![task("a", 1, Failed, Shutdown, 0)],
+                now: 2000,
+                creates: vec![],
+                desired: vec![],
+                wake_at: Some(6000),
+            },
+            Case {
+                name: "two live tasks in a slot: the older is stopped",
+                replicas: 1,
+                tasks: vec![
+                    task("old", 1, Running, Running, 0),
+                    task("new", 1, Running, Running, 10),
+                ],
+                now: 0,
+                creates: vec![],
+                desired: vec![("old", Shutdown)],
+                wake_at: None,
+            },
         ];
         for c in cases {
-            let svc = service(ServiceMode::Replicated { replicas: c.replicas });
+            let svc = service(ServiceMode::Replicated {
+                replicas: c.replicas,
+            });
             let refs: Vec<&Task> = c.tasks.iter().collect();
             let n = node("n1");
             let plan = plan_service(&svc, &refs, &[&n], c.now);
             let want: Vec<SlotKey> = c.creates.iter().map(|s| SlotKey::Slot(*s)).collect();
             assert_eq!(creates(&plan), want, "{}", c.name);
-            let want: Vec<(String, TaskState)> = c.desired.iter().map(|(id, s)| (id.to_string(), *s)).collect();
+            let want: Vec<(String, TaskState)> = c
+                .desired
+                .iter()
+                .map(|(id, s)| (id.to_string(), *s))
+                .collect();
             assert_eq!(desired(&plan), want, "{}", c.name);
             assert_eq!(plan.wake_at, c.wake_at, "{}", c.name);
         }
@@ -349,25 +450,55 @@ mod tests {
         let mut t = task("a", 1, Failed, Shutdown, 0);
         t.attempt = 1;
         let plan = plan_service(&svc, &[&t], &[], 100_000);
-        assert_eq!(plan.actions, vec![Action::Create { service_id: "s1".into(), slot: SlotKey::Slot(1), attempt: 2 }]);
+        assert_eq!(
+            plan.actions,
+            vec![Action::Create {
+                service_id: "s1".into(),
+                slot: SlotKey::Slot(1),
+                attempt: 2
+            }]
+        );
         t.attempt = 2;
         let plan = plan_service(&svc, &[&t], &[], 100_000);
         assert!(creates(&plan).is_empty());
         // A task that ran longer than the window resets the count.
         svc.spec.task.restart.window = Duration::from_millis(500);
         let plan = plan_service(&svc, &[&t], &[], 100_000);
-        assert_eq!(plan.actions, vec![Action::Create { service_id: "s1".into(), slot: SlotKey::Slot(1), attempt: 0 }]);
+        assert_eq!(
+            plan.actions,
+            vec![Action::Create {
+                service_id: "s1".into(),
+                slot: SlotKey::Slot(1),
+                attempt: 0
+            }]
+        );
     }
 
     #[test]
     fn history_is_trimmed_to_five_per_slot() {
         let svc = service(ServiceMode::Replicated { replicas: 1 });
-        let mut tasks: Vec<Task> = (0..7).map(|i| task(&format!("d{i}"), 1, Failed, Shutdown, i * 10)).collect();
+        let mut tasks: Vec<Task> = (0..7)
+            .map(|i| task(&format!("d{i}"), 1, Failed, Shutdown, i * 10))
+            .collect();
         tasks.push(task("live", 1, Running, Running, 100));
         let refs: Vec<&Task> = tasks.iter().collect();
         let plan = plan_service(&svc, &refs, &[], 0);
-        let deleted: Vec<&Action> = plan.actions.iter().filter(|a| matches!(a, Action::Delete { .. })).collect();
-        assert_eq!(deleted, vec![&Action::Delete { task_id: "d0".into() }, &Action::Delete { task_id: "d1".into() }]);
+        let deleted: Vec<&Action> = plan
+            .actions
+            .iter()
+            .filter(|a| matches!(a, Action::Delete { .. }))
+            .collect();
+        assert_eq!(
+            deleted,
+            vec![
+                &Action::Delete {
+                    task_id: "d0".into()
+                },
+                &Action::Delete {
+                    task_id: "d1".into()
+                }
+            ]
+        );
     }
 
     #[test]
@@ -378,7 +509,10 @@ mod tests {
         b.availability = shoal_api::Availability::Drain;
         let c = node("c");
         let plan = plan_service(&svc, &[], &[&a, &b, &c], 0);
-        assert_eq!(creates(&plan), vec![SlotKey::Node("a".into()), SlotKey::Node("c".into())]);
+        assert_eq!(
+            creates(&plan),
+            vec![SlotKey::Node("a".into()), SlotKey::Node("c".into())]
+        );
         svc.spec.task.constraints = vec!["node.hostname!=c".into()];
         let mut on_c = task("t", 0, Running, Running, 0);
         on_c.node_id = Some("c".into());
@@ -398,8 +532,13 @@ mod tests {
         assert_eq!(
             plan.actions,
             vec![
-                Action::Delete { task_id: "dead".into() },
-                Action::SetDesired { task_id: "live".into(), state: Remove },
+                Action::Delete {
+                    task_id: "dead".into()
+                },
+                Action::SetDesired {
+                    task_id: "live".into(),
+                    state: Remove
+                },
             ]
         );
     }

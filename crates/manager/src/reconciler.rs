@@ -1,8 +1,8 @@
 //! The reconciler: runs the planners on every change and commits their decisions.
 
+use crate::now_millis;
 use crate::orchestrator::{plan_cluster, Action, SlotKey};
 use crate::scheduler::{schedule, Decision};
-use crate::now_millis;
 use shoal_api::{id, Task, TaskState, TaskStatus};
 use shoal_store::{Op, Store, StoreError, Txn};
 use std::sync::Arc;
@@ -90,7 +90,6 @@ fn apply_action(tx: &mut Txn, action: Action, now: u64) {
                 endpoint: None,
                 created_at: now,
                 attempt,
-                not_before: None,
                 pending_reason: None,
             };
             tracing::info!(task = %task.name(), attempt, "task created");

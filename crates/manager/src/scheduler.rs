@@ -9,9 +9,15 @@ use std::collections::HashMap;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
-    Assign { task_id: String, node_id: String },
+    Assign {
+        task_id: String,
+        node_id: String,
+    },
     /// Stays pending; the reason is shown in `service ps`.
-    Pending { task_id: String, reason: String },
+    Pending {
+        task_id: String,
+        reason: String,
+    },
 }
 
 /// Decide for every unassigned task (state NEW or PENDING, wanted running) in `state`.
@@ -90,7 +96,13 @@ mod tests {
     fn state(nodes: &[&str], tasks: &[(&str, &str, Option<&str>)]) -> ClusterState {
         let mut s = ClusterState::default();
         for n in nodes {
-            let node = Node::new(n.to_string(), format!("host-{n}"), NodeRole::Worker, "127.0.0.1".into(), 0);
+            let node = Node::new(
+                n.to_string(),
+                format!("host-{n}"),
+                NodeRole::Worker,
+                "127.0.0.1".into(),
+                0,
+            );
             s.nodes.insert(node.id.clone(), node);
         }
         for svc in ["s1", "s2"] {
@@ -114,7 +126,11 @@ mod tests {
             );
         }
         for (i, (id, svc, node)) in tasks.iter().enumerate() {
-            let state = if node.is_some() { TaskState::Running } else { TaskState::Pending };
+            let state = if node.is_some() {
+                TaskState::Running
+            } else {
+                TaskState::Pending
+            };
             s.tasks.insert(
                 id.to_string(),
                 Task {
@@ -125,13 +141,12 @@ mod tests {
                     node_id: node.map(str::to_string),
                     spec_version: 1,
                     spec: TaskTemplate::default(),
-            ports: vec![],
+                    ports: vec![],
                     desired_state: TaskState::Running,
                     status: TaskStatus::new(state, 0, ""),
                     endpoint: None,
                     created_at: 0,
                     attempt: 0,
-                    not_before: None,
                     pending_reason: None,
                 },
             );
@@ -152,20 +167,33 @@ mod tests {
     fn spreads_by_service_then_total() {
         // n1 has one task of s1, n2 has two tasks of s2: s1's next task goes to n2? No:
         // fewest of the same service first (n2 has 0 of s1), so n2 wins over n1.
-        let s = state(&["n1", "n2"], &[("a", "s1", Some("n1")), ("b", "s2", Some("n2")), ("c", "s2", Some("n2")), ("new", "s1", None)]);
+        let s = state(
+            &["n1", "n2"],
+            &[
+                ("a", "s1", Some("n1")),
+                ("b", "s2", Some("n2")),
+                ("c", "s2", Some("n2")),
+                ("new", "s1", None),
+            ],
+        );
         assert_eq!(assigned(&schedule(&s)), vec![("new".into(), "n2".into())]);
     }
 
     #[test]
     fn ties_break_on_total_load() {
-        let s = state(&["n1", "n2"], &[("b", "s2", Some("n1")), ("new", "s1", None)]);
+        let s = state(
+            &["n1", "n2"],
+            &[("b", "s2", Some("n1")), ("new", "s1", None)],
+        );
         assert_eq!(assigned(&schedule(&s)), vec![("new".into(), "n2".into())]);
     }
 
     #[test]
     fn six_new_tasks_spread_two_per_node() {
-        let tasks: Vec<(String, &str, Option<&str>)> = (0..6).map(|i| (format!("t{i}"), "s1", None)).collect();
-        let refs: Vec<(&str, &str, Option<&str>)> = tasks.iter().map(|(a, b, c)| (a.as_str(), *b, *c)).collect();
+        let tasks: Vec<(String, &str, Option<&str>)> =
+            (0..6).map(|i| (format!("t{i}"), "s1", None)).collect();
+        let refs: Vec<(&str, &str, Option<&str>)> =
+            tasks.iter().map(|(a, b, c)| (a.as_str(), *b, *c)).collect();
         let s = state(&["n1", "n2", "n3"], &refs);
         let mut per: HashMap<String, usize> = HashMap::new();
         for (_, n) in assigned(&schedule(&s)) {
@@ -181,7 +209,9 @@ mod tests {
             svc.spec.task.constraints = vec!["node.labels.zone==a".into()];
         }
         match schedule(&s).as_slice() {
-            [Decision::Pending { reason, .. }] => assert!(reason.contains("1 of 1 nodes"), "{reason}"),
+            [Decision::Pending { reason, .. }] => {
+                assert!(reason.contains("1 of 1 nodes"), "{reason}")
+            }
             other => panic!("unexpected {other:?}"),
         }
     }

@@ -87,7 +87,11 @@ pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn finish(cfg: &DaemonConfig, stop_api: watch::Sender<bool>, server: tokio::task::JoinHandle<()>) {
+async fn finish(
+    cfg: &DaemonConfig,
+    stop_api: watch::Sender<bool>,
+    server: tokio::task::JoinHandle<()>,
+) {
     stop_api.send_replace(true);
     let _ = tokio::time::timeout(std::time::Duration::from_secs(2), server).await;
     let _ = std::fs::remove_file(&cfg.socket);
@@ -99,12 +103,14 @@ async fn bind_socket(path: &std::path::Path) -> anyhow::Result<tokio::net::UnixL
         if tokio::net::UnixStream::connect(path).await.is_ok() {
             bail!("another shoal daemon is listening on {}", path.display());
         }
-        std::fs::remove_file(path).with_context(|| format!("cannot remove stale socket {}", path.display()))?;
+        std::fs::remove_file(path)
+            .with_context(|| format!("cannot remove stale socket {}", path.display()))?;
     }
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    tokio::net::UnixListener::bind(path).with_context(|| format!("cannot listen on {}", path.display()))
+    tokio::net::UnixListener::bind(path)
+        .with_context(|| format!("cannot listen on {}", path.display()))
 }
 
 /// The running roles of a cluster member: manager, data plane and agent.
@@ -117,7 +123,12 @@ struct Roles {
 }
 
 impl Roles {
-    fn start(cfg: &DaemonConfig, store: Arc<Store>, node_id: &str, hostname: &str) -> anyhow::Result<Roles> {
+    fn start(
+        cfg: &DaemonConfig,
+        store: Arc<Store>,
+        node_id: &str,
+        hostname: &str,
+    ) -> anyhow::Result<Roles> {
         let addr = store.update(|tx| {
             let Some(mut node) = tx.state().nodes.get(node_id).cloned() else {
                 return Ok::<_, StoreError>("127.0.0.1".to_string());

@@ -11,6 +11,6 @@ mod daemon;
 mod dispatcher;
 mod identity;
 
+pub use api::{InfoResponse, InitRequest, InitResponse};
 pub use config::DaemonConfig;
 pub use daemon::run;
-pub use api::{InfoResponse, InitRequest, InitResponse};

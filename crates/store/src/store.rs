@@ -198,7 +198,13 @@ mod tests {
     use shoal_api::{Node, NodeRole};
 
     fn node(id: &str) -> Node {
-        Node::new(id.into(), "h".into(), NodeRole::Manager, "127.0.0.1".into(), 1)
+        Node::new(
+            id.into(),
+            "h".into(),
+            NodeRole::Manager,
+            "127.0.0.1".into(),
+            1,
+        )
     }
 
     #[test]

@@ -1,1 +1,35 @@
-//! TODO
+//! Test harness: real `shoal` daemons in temporary directories, driven through the real
+//! CLI, plus small helpers to send traffic and inspect task processes. Dev-only: nothing
+//! in the product depends on it.
+
+mod daemon;
+mod http;
+mod procs;
+
+pub use daemon::{Daemon, Output};
+pub use http::{http_get, Load, LoadReport};
+pub use procs::{alive, processes_with_env};
+
+use std::time::{Duration, Instant};
+
+/// A TCP port that was free a moment ago (bind to port 0, then release).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Poll `f` every 100 ms until it returns true or `timeout` passes.
+pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -11,9 +11,17 @@ pub struct InitArgs {
 
 pub async fn init(client: &Client, args: InitArgs) -> anyhow::Result<ExitCode> {
     let resp: InitResponse = client
-        .post("/v1/cluster/init", &InitRequest { advertise_addr: args.advertise_addr })
+        .post(
+            "/v1/cluster/init",
+            &InitRequest {
+                advertise_addr: args.advertise_addr,
+            },
+        )
         .await?;
-    println!("Cluster initialized: current node ({}) is now a manager.", resp.node_id);
+    println!(
+        "Cluster initialized: current node ({}) is now a manager.",
+        resp.node_id
+    );
     println!();
     println!("To create a service: shoal service create --name web --replicas 3 --publish 8080:80 -- shoal whoami");
     Ok(ExitCode::SUCCESS)

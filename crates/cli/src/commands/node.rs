@@ -36,8 +36,16 @@ pub async fn run(client: &Client, cmd: NodeCmd) -> anyhow::Result<ExitCode> {
                 let rows: Vec<Vec<String>> = nodes
                     .iter()
                     .map(|n| {
-                        let id = if n.id == me.node_id { format!("{} *", n.id) } else { n.id.clone() };
-                        let manager = if n.role == shoal_api::NodeRole::Manager { "Leader" } else { "" };
+                        let id = if n.id == me.node_id {
+                            format!("{} *", n.id)
+                        } else {
+                            n.id.clone()
+                        };
+                        let manager = if n.role == shoal_api::NodeRole::Manager {
+                            "Leader"
+                        } else {
+                            ""
+                        };
                         vec![
                             id,
                             n.hostname.clone(),
@@ -48,7 +56,17 @@ pub async fn run(client: &Client, cmd: NodeCmd) -> anyhow::Result<ExitCode> {
                         ]
                     })
                     .collect();
-                table::print(&["ID", "HOSTNAME", "STATUS", "AVAILABILITY", "MANAGER STATUS", "ENGINE VERSION"], &rows);
+                table::print(
+                    &[
+                        "ID",
+                        "HOSTNAME",
+                        "STATUS",
+                        "AVAILABILITY",
+                        "MANAGER STATUS",
+                        "ENGINE VERSION",
+                    ],
+                    &rows,
+                );
             }
         }
         NodeCmd::Inspect { nodes, pretty } => {
@@ -67,7 +85,14 @@ pub async fn run(client: &Client, cmd: NodeCmd) -> anyhow::Result<ExitCode> {
                     println!(" State:\t\t\t{}", title(n.state.as_str()));
                     println!(" Availability:\t\t{}", title(n.availability.as_str()));
                     println!(" Address:\t\t{}", n.addr);
-                    println!("Manager Status:\t\t{}", if n.role == shoal_api::NodeRole::Manager { "Leader" } else { "" });
+                    println!(
+                        "Manager Status:\t\t{}",
+                        if n.role == shoal_api::NodeRole::Manager {
+                            "Leader"
+                        } else {
+                            ""
+                        }
+                    );
                     println!("Role:\t\t\t{}", n.role.as_str());
                     if !n.labels.is_empty() {
                         println!("Labels:");
@@ -85,5 +110,7 @@ pub async fn run(client: &Client, cmd: NodeCmd) -> anyhow::Result<ExitCode> {
 
 fn title(s: &str) -> String {
     let mut c = s.chars();
-    c.next().map(|f| f.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default()
+    c.next()
+        .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+        .unwrap_or_default()
 }

@@ -7,8 +7,8 @@ use serde::Deserialize;
 use shoal_api::duration;
 use shoal_api::id::short;
 use shoal_api::{
-    HealthCheck, HealthProbe, PortConfig, RestartCondition, ServiceMode, ServiceSpec, Task, TaskState,
-    TaskTemplate,
+    HealthCheck, HealthProbe, PortConfig, RestartCondition, ServiceMode, ServiceSpec, Task,
+    TaskState, TaskTemplate,
 };
 use shoal_manager::control::{ScaleRequest, ServiceInfo};
 use std::collections::BTreeMap;
@@ -141,7 +141,12 @@ pub struct CreateArgs {
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     timeout: Duration,
     /// Program and arguments, after `--`
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true, value_name = "COMMAND")]
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        required = true,
+        value_name = "COMMAND"
+    )]
     command: Vec<String>,
 }
 
@@ -150,7 +155,9 @@ impl CreateArgs {
         let mode = match (self.mode.as_str(), self.replicas) {
             ("global", Some(_)) => anyhow::bail!("--replicas cannot be used with --mode global"),
             ("global", None) => ServiceMode::Global,
-            (_, r) => ServiceMode::Replicated { replicas: r.unwrap_or(1) },
+            (_, r) => ServiceMode::Replicated {
+                replicas: r.unwrap_or(1),
+            },
         };
         let mut task = TaskTemplate::with_command(self.command[..1].to_vec());
         task.args = self.command[1..].to_vec();
@@ -184,8 +191,18 @@ impl CreateArgs {
             }
             labels.insert(k.to_string(), v.to_string());
         }
-        let ports = self.publish.iter().map(|p| PortConfig::parse(p)).collect::<Result<Vec<_>, _>>()?;
-        let spec = ServiceSpec { name: self.name.clone(), labels, mode, task, ports };
+        let ports = self
+            .publish
+            .iter()
+            .map(|p| PortConfig::parse(p))
+            .collect::<Result<Vec<_>, _>>()?;
+        let spec = ServiceSpec {
+            name: self.name.clone(),
+            labels,
+            mode,
+            task,
+            ports,
+        };
         spec.validate()?;
         Ok(spec)
     }
@@ -200,12 +217,24 @@ pub async fn run(client: &Client, cmd: ServiceCmd) -> anyhow::Result<ExitCode> {
     match cmd {
         ServiceCmd::Create(args) => create(client, &args).await,
         ServiceCmd::Ls { format, quiet } => ls(client, format, quiet).await,
-        ServiceCmd::Ps { services, filter, no_trunc, format, quiet } => {
-            ps(client, &services, &filter, no_trunc, format, quiet).await
-        }
+        ServiceCmd::Ps {
+            services,
+            filter,
+            no_trunc,
+            format,
+            quiet,
+        } => ps(client, &services, &filter, no_trunc, format, quiet).await,
         ServiceCmd::Inspect { services, pretty } => inspect(client, &services, pretty).await,
-        ServiceCmd::Scale { pairs, detach, timeout } => scale(client, &pairs, detach, timeout).await,
-        ServiceCmd::Logs { service, follow, tail } => {
+        ServiceCmd::Scale {
+            pairs,
+            detach,
+            timeout,
+        } => scale(client, &pairs, detach, timeout).await,
+        ServiceCmd::Logs {
+            service,
+            follow,
+            tail,
+        } => {
             let mut path = format!("/v1/services/{}/logs?follow={follow}", encode(&service));
             if let Some(n) = tail {
                 path.push_str(&format!("&tail={n}"));
@@ -250,7 +279,9 @@ async fn ls(client: &Client, format: Format, quiet: bool) -> anyhow::Result<Exit
         .map(|s| {
             let svc = &s.service;
             let (mode, replicas) = match svc.spec.mode {
-                ServiceMode::Replicated { .. } => ("replicated", format!("{}/{}", s.running, s.desired)),
+                ServiceMode::Replicated { .. } => {
+                    ("replicated", format!("{}/{}", s.running, s.desired))
+                }
                 ServiceMode::Global => ("global", format!("{}/{}", s.running, s.desired)),
             };
             let ports: Vec<String> = svc.ports.iter().map(|p| p.to_string()).collect();
@@ -264,7 +295,10 @@ async fn ls(client: &Client, format: Format, quiet: bool) -> anyhow::Result<Exit
             ]
         })
         .collect();
-    table::print(&["ID", "NAME", "MODE", "REPLICAS", "COMMAND", "PORTS"], &rows);
+    table::print(
+        &["ID", "NAME", "MODE", "REPLICAS", "COMMAND", "PORTS"],
+        &rows,
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -285,7 +319,9 @@ async fn ps(
     }
     let mut tasks: Vec<Task> = Vec::new();
     for s in services {
-        let mut t: Vec<Task> = client.get(&format!("/v1/tasks?service={}{query}", encode(s))).await?;
+        let mut t: Vec<Task> = client
+            .get(&format!("/v1/tasks?service={}{query}", encode(s)))
+            .await?;
         tasks.append(&mut t);
     }
     if quiet {
@@ -314,7 +350,11 @@ async fn ps(
             t.slot_name()
         };
         last_slot = Some(slot);
-        let mut current = format!("{} {}", t.status.state.title(), ago(t.status.timestamp, now));
+        let mut current = format!(
+            "{} {}",
+            t.status.state.title(),
+            ago(t.status.timestamp, now)
+        );
         if let Some(h) = t.status.health {
             current.push_str(&format!(" ({})", h.as_str()));
         }
@@ -324,7 +364,13 @@ async fn ps(
             .clone()
             .filter(|_| t.status.state.is_terminal() || t.status.state == TaskState::Running)
             .or_else(|| t.pending_reason.clone())
-            .map(|e| if no_trunc { format!("{e:?}") } else { format!("{:?}", truncate(&e, 40)) })
+            .map(|e| {
+                if no_trunc {
+                    format!("{e:?}")
+                } else {
+                    format!("{:?}", truncate(&e, 40))
+                }
+            })
             .unwrap_or_default();
         let ports = t
             .endpoint
@@ -333,15 +379,46 @@ async fn ps(
             .map(|e| {
                 e.ports
                     .iter()
-                    .map(|p| format!("{}:{}->{}/{}", e.addr, p.host_port, p.target, p.protocol.as_str()))
+                    .map(|p| {
+                        format!(
+                            "{}:{}->{}/{}",
+                            e.addr,
+                            p.host_port,
+                            p.target,
+                            p.protocol.as_str()
+                        )
+                    })
                     .collect::<Vec<_>>()
                     .join(", ")
             })
             .unwrap_or_default();
-        let id = if no_trunc { t.id.clone() } else { short(&t.id).to_string() };
-        rows.push(vec![id, name, hostname(&t.node_id), t.desired_state.title(), current, error, ports]);
+        let id = if no_trunc {
+            t.id.clone()
+        } else {
+            short(&t.id).to_string()
+        };
+        rows.push(vec![
+            id,
+            name,
+            hostname(&t.node_id),
+            t.desired_state.title(),
+            current,
+            error,
+            ports,
+        ]);
     }
-    table::print(&["ID", "NAME", "NODE", "DESIRED STATE", "CURRENT STATE", "ERROR", "PORTS"], &rows);
+    table::print(
+        &[
+            "ID",
+            "NAME",
+            "NODE",
+            "DESIRED STATE",
+            "CURRENT STATE",
+            "ERROR",
+            "PORTS",
+        ],
+        &rows,
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -397,11 +474,18 @@ fn print_pretty(info: &ServiceInfo) {
         println!(" Dir:\t\t{w}");
     }
     println!(" StopSignal:\t{}", t.stop_signal);
-    println!(" StopGracePeriod: {}", duration::format(t.stop_grace_period));
+    println!(
+        " StopGracePeriod: {}",
+        duration::format(t.stop_grace_period)
+    );
     println!("Restart Policy:");
     println!(" Condition:\t{}", t.restart.condition.as_str());
     println!(" Delay:\t\t{}", duration::format(t.restart.delay));
-    let attempts = if t.restart.max_attempts == 0 { "unlimited".to_string() } else { t.restart.max_attempts.to_string() };
+    let attempts = if t.restart.max_attempts == 0 {
+        "unlimited".to_string()
+    } else {
+        t.restart.max_attempts.to_string()
+    };
     println!(" Max Attempts:\t{attempts}");
     if let Some(h) = &t.health {
         let probe = match &h.probe {
@@ -420,10 +504,20 @@ fn print_pretty(info: &ServiceInfo) {
     if !svc.ports.is_empty() {
         println!("Ports:");
         for p in &svc.ports {
-            println!(" PublishedPort = {}", p.published.map(|n| n.to_string()).unwrap_or_default());
+            println!(
+                " PublishedPort = {}",
+                p.published.map(|n| n.to_string()).unwrap_or_default()
+            );
             println!("  Protocol = {}", p.protocol.as_str());
             println!("  TargetPort = {}", p.target);
-            println!("  PublishMode = {}", if p.mode == shoal_api::PublishMode::Host { "host" } else { "ingress" });
+            println!(
+                "  PublishMode = {}",
+                if p.mode == shoal_api::PublishMode::Host {
+                    "host"
+                } else {
+                    "ingress"
+                }
+            );
         }
     }
 }
@@ -433,33 +527,45 @@ fn parse_scale(pairs: &[String]) -> anyhow::Result<Vec<(String, u64)>> {
     pairs
         .iter()
         .map(|p| {
-            let (name, n) = p
-                .split_once('=')
-                .ok_or_else(|| anyhow::anyhow!("invalid scale specifier {p:?}: expected SERVICE=REPLICAS"))?;
+            let (name, n) = p.split_once('=').ok_or_else(|| {
+                anyhow::anyhow!("invalid scale specifier {p:?}: expected SERVICE=REPLICAS")
+            })?;
             if name.is_empty() {
                 anyhow::bail!("invalid scale specifier {p:?}: missing service name");
             }
-            let n: u64 = n
-                .parse()
-                .map_err(|_| anyhow::anyhow!("invalid replicas value for {name}: {n:?} is not a number"))?;
+            let n: u64 = n.parse().map_err(|_| {
+                anyhow::anyhow!("invalid replicas value for {name}: {n:?} is not a number")
+            })?;
             Ok((name.to_string(), n))
         })
         .collect()
 }
 
-async fn scale(client: &Client, pairs: &[String], detach: bool, timeout: Duration) -> anyhow::Result<ExitCode> {
+async fn scale(
+    client: &Client,
+    pairs: &[String],
+    detach: bool,
+    timeout: Duration,
+) -> anyhow::Result<ExitCode> {
     let wanted = parse_scale(pairs)?;
     // Resolve every service first, so a typo in the last one changes nothing.
     let mut resolved = Vec::new();
     for (name, n) in &wanted {
-        let info: ServiceInfo = client.get(&format!("/v1/services/{}", encode(name))).await?;
+        let info: ServiceInfo = client
+            .get(&format!("/v1/services/{}", encode(name)))
+            .await?;
         if matches!(info.service.spec.mode, ServiceMode::Global) {
             anyhow::bail!("service {name} is global: scale works only on replicated services");
         }
         resolved.push((info.service.id, name, *n));
     }
     for (id, name, n) in &resolved {
-        let _: ServiceInfo = client.post(&format!("/v1/services/{id}/scale"), &ScaleRequest { replicas: *n }).await?;
+        let _: ServiceInfo = client
+            .post(
+                &format!("/v1/services/{id}/scale"),
+                &ScaleRequest { replicas: *n },
+            )
+            .await?;
         println!("{name} scaled to {n}");
     }
     if detach {
@@ -484,7 +590,11 @@ async fn rm(client: &Client, services: &[String]) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 #[cfg(test)]
@@ -493,7 +603,10 @@ mod tests {
 
     #[test]
     fn scale_pairs() {
-        assert_eq!(parse_scale(&["web=5".into(), "api=0".into()]).unwrap(), vec![("web".into(), 5), ("api".into(), 0)]);
+        assert_eq!(
+            parse_scale(&["web=5".into(), "api=0".into()]).unwrap(),
+            vec![("web".into(), 5), ("api".into(), 0)]
+        );
         for bad in ["web", "web=x", "=3", "web=-1"] {
             assert!(parse_scale(&[bad.into()]).is_err(), "{bad}");
         }

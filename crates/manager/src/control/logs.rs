@@ -73,7 +73,9 @@ pub async fn service_logs(
                     continue;
                 };
                 let mut buf = Vec::new();
-                if file.seek(SeekFrom::Start(*offset)).is_err() || file.read_to_end(&mut buf).is_err() {
+                if file.seek(SeekFrom::Start(*offset)).is_err()
+                    || file.read_to_end(&mut buf).is_err()
+                {
                     continue;
                 }
                 let mut lines = Vec::new();

@@ -30,7 +30,10 @@ fn info(state: &ClusterState, service: &Service) -> ServiceInfo {
         .count() as u64;
     let desired = match service.spec.mode {
         ServiceMode::Replicated { replicas } => replicas,
-        ServiceMode::Global => tasks.iter().filter(|t| t.desired_state == TaskState::Running).count() as u64,
+        ServiceMode::Global => tasks
+            .iter()
+            .filter(|t| t.desired_state == TaskState::Running)
+            .count() as u64,
     };
     ServiceInfo {
         service: service.clone(),
@@ -41,7 +44,11 @@ fn info(state: &ClusterState, service: &Service) -> ServiceInfo {
 
 pub async fn list(State(s): State<ControlState>) -> Result<Json<Vec<ServiceInfo>>, ApiError> {
     let state = s.cluster()?;
-    let mut out: Vec<ServiceInfo> = state.services.values().map(|svc| info(&state, svc)).collect();
+    let mut out: Vec<ServiceInfo> = state
+        .services
+        .values()
+        .map(|svc| info(&state, svc))
+        .collect();
     out.sort_by(|a, b| a.service.spec.name.cmp(&b.service.spec.name));
     Ok(Json(out))
 }
@@ -83,7 +90,10 @@ pub async fn create(
     let id = s.store.update(|tx| {
         let state = tx.state();
         if state.services.values().any(|x| x.spec.name == spec.name) {
-            return Err(ApiError::conflict(format!("service {} already exists", spec.name)));
+            return Err(ApiError::conflict(format!(
+                "service {} already exists",
+                spec.name
+            )));
         }
         let ports = assign_ports(state, &spec.ports, None)?;
         let now = now_millis();
@@ -111,7 +121,11 @@ fn assign_ports(
     this_service: Option<&str>,
 ) -> Result<Vec<PortConfig>, ApiError> {
     let mut taken: HashMap<(u16, shoal_api::Protocol), &str> = HashMap::new();
-    for svc in state.services.values().filter(|x| Some(x.id.as_str()) != this_service) {
+    for svc in state
+        .services
+        .values()
+        .filter(|x| Some(x.id.as_str()) != this_service)
+    {
         for p in &svc.ports {
             if let Some(n) = p.published {
                 taken.insert((n, p.protocol), svc.spec.name.as_str());
@@ -139,7 +153,9 @@ fn assign_ports(
             None => {
                 let free = (AUTO_PORT_MIN..=AUTO_PORT_MAX)
                     .find(|n| !taken.contains_key(&(*n, p.protocol)) && port_free(*n, p.protocol))
-                    .ok_or_else(|| ApiError::conflict("no free port left in 30000-32767 to publish on"))?;
+                    .ok_or_else(|| {
+                        ApiError::conflict("no free port left in 30000-32767 to publish on")
+                    })?;
                 p.published = Some(free);
             }
         }

@@ -42,7 +42,9 @@ pub async fn list(
     };
     let desired = match &q.desired_state {
         Some(d) => Some(TaskState::parse(d).ok_or_else(|| {
-            ApiError::bad_request(format!("invalid desired-state filter {d:?}: not a task state"))
+            ApiError::bad_request(format!(
+                "invalid desired-state filter {d:?}: not a task state"
+            ))
         })?),
         None => None,
     };
@@ -50,17 +52,27 @@ pub async fn list(
         .tasks
         .values()
         .filter(|t| service_id.as_ref().is_none_or(|id| &t.service_id == id))
-        .filter(|t| node_id.as_ref().is_none_or(|id| t.node_id.as_ref() == Some(id)))
+        .filter(|t| {
+            node_id
+                .as_ref()
+                .is_none_or(|id| t.node_id.as_ref() == Some(id))
+        })
         .filter(|t| desired.is_none_or(|d| t.desired_state == d))
         .cloned()
         .collect();
     tasks.sort_by(|a, b| {
-        (&a.service_name, a.slot, &a.node_id, std::cmp::Reverse(a.created_at)).cmp(&(
-            &b.service_name,
-            b.slot,
-            &b.node_id,
-            std::cmp::Reverse(b.created_at),
-        ))
+        (
+            &a.service_name,
+            a.slot,
+            &a.node_id,
+            std::cmp::Reverse(a.created_at),
+        )
+            .cmp(&(
+                &b.service_name,
+                b.slot,
+                &b.node_id,
+                std::cmp::Reverse(b.created_at),
+            ))
     });
     Ok(Json(tasks))
 }

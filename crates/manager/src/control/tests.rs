@@ -15,7 +15,13 @@ fn setup(init: bool) -> (tempfile::TempDir, Router, Arc<Store>) {
         store
             .update(|tx| {
                 tx.push(Op::SetClusterId("c1".into()));
-                tx.put_node(Node::new("n1".into(), "host1".into(), NodeRole::Manager, "127.0.0.1".into(), 0));
+                tx.put_node(Node::new(
+                    "n1".into(),
+                    "host1".into(),
+                    NodeRole::Manager,
+                    "127.0.0.1".into(),
+                    0,
+                ));
                 Ok::<_, shoal_store::StoreError>(())
             })
             .expect("init");
@@ -27,7 +33,12 @@ fn setup(init: bool) -> (tempfile::TempDir, Router, Arc<Store>) {
     (dir, router, store)
 }
 
-async fn call(router: &Router, method: &str, uri: &str, body: &str) -> (StatusCode, serde_json::Value) {
+async fn call(
+    router: &Router,
+    method: &str,
+    uri: &str,
+    body: &str,
+) -> (StatusCode, serde_json::Value) {
     let req = Request::builder()
         .method(method)
         .uri(uri)
@@ -64,21 +75,97 @@ async fn create_list_scale_remove() {
 async fn bad_requests_change_nothing() {
     let (_d, r, store) = setup(true);
     let web = WEB.replace("39101", "39102");
-    assert_eq!(call(&r, "POST", "/v1/services", &web).await.0, StatusCode::CREATED);
+    assert_eq!(
+        call(&r, "POST", "/v1/services", &web).await.0,
+        StatusCode::CREATED
+    );
     let version = store.state().version;
     let cases = [
-        ("POST", "/v1/services", web.clone(), StatusCode::CONFLICT, "already exists"),
-        ("POST", "/v1/services", web.replace("\"web\"", "\"api\""), StatusCode::CONFLICT, "already published by service web"),
-        ("POST", "/v1/services", web.replace("\"web\"", "\"\""), StatusCode::BAD_REQUEST, "name is missing"),
-        ("POST", "/v1/services", web.replace("\"web\"", "\"x\"").replace("\"shoal\"", "\"no-such-program-xyz\""), StatusCode::BAD_REQUEST, "command not found"),
-        ("POST", "/v1/services", web.replace("\"replicas\":3", "\"replicas\":\"three\""), StatusCode::UNPROCESSABLE_ENTITY, "replicas"),
-        ("POST", "/v1/services", web.replace("39102", "70000"), StatusCode::UNPROCESSABLE_ENTITY, "published"),
-        ("POST", "/v1/services", "{not json".to_string(), StatusCode::BAD_REQUEST, ""),
-        ("POST", "/v1/services/nope/scale", r#"{"replicas":2}"#.to_string(), StatusCode::NOT_FOUND, "service nope not found"),
-        ("POST", "/v1/services/web/scale", r#"{"replicas":-1}"#.to_string(), StatusCode::UNPROCESSABLE_ENTITY, "replicas"),
-        ("DELETE", "/v1/services/nope", String::new(), StatusCode::NOT_FOUND, "not found"),
-        ("GET", "/v1/nodes/zzz", String::new(), StatusCode::NOT_FOUND, "node zzz not found"),
-        ("GET", "/v1/tasks?desired_state=bogus", String::new(), StatusCode::BAD_REQUEST, "bogus"),
+        (
+            "POST",
+            "/v1/services",
+            web.clone(),
+            StatusCode::CONFLICT,
+            "already exists",
+        ),
+        (
+            "POST",
+            "/v1/services",
+            web.replace("\"web\"", "\"api\""),
+            StatusCode::CONFLICT,
+            "already published by service web",
+        ),
+        (
+            "POST",
+            "/v1/services",
+            web.replace("\"web\"", "\"\""),
+            StatusCode::BAD_REQUEST,
+            "name is missing",
+        ),
+        (
+            "POST",
+            "/v1/services",
+            web.replace("\"web\"", "\"x\"")
+                .replace("\"shoal\"", "\"no-such-program-xyz\""),
+            StatusCode::BAD_REQUEST,
+            "command not found",
+        ),
+        (
+            "POST",
+            "/v1/services",
+            web.replace("\"replicas\":3", "\"replicas\":\"three\""),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "replicas",
+        ),
+        (
+            "POST",
+            "/v1/services",
+            web.replace("39102", "70000"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "published",
+        ),
+        (
+            "POST",
+            "/v1/services",
+            "{not json".to_string(),
+            StatusCode::BAD_REQUEST,
+            "",
+        ),
+        (
+            "POST",
+            "/v1/services/nope/scale",
+            r#"{"replicas":2}"#.to_string(),
+            StatusCode::NOT_FOUND,
+            "service nope not found",
+        ),
+        (
+            "POST",
+            "/v1/services/web/scale",
+            r#"{"replicas":-1}"#.to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "replicas",
+        ),
+        (
+            "DELETE",
+            "/v1/services/nope",
+            String::new(),
+            StatusCode::NOT_FOUND,
+            "not found",
+        ),
+        (
+            "GET",
+            "/v1/nodes/zzz",
+            String::new(),
+            StatusCode::NOT_FOUND,
+            "node zzz not found",
+        ),
+        (
+            "GET",
+            "/v1/tasks?desired_state=bogus",
+            String::new(),
+            StatusCode::BAD_REQUEST,
+            "bogus",
+        ),
     ];
     for (method, uri, body, want, text) in cases {
         let (status, json) = call(&r, method, uri, &body).await;
@@ -87,14 +174,21 @@ async fn bad_requests_change_nothing() {
         assert!(msg.contains(text), "{method} {uri}: {msg:?} lacks {text:?}");
         assert!(!msg.contains('\n'), "one line: {msg:?}");
     }
-    assert_eq!(store.state().version, version, "rejected requests wrote nothing");
+    assert_eq!(
+        store.state().version,
+        version,
+        "rejected requests wrote nothing"
+    );
 }
 
 #[tokio::test]
 async fn scaling_a_global_service_is_refused() {
     let (_d, r, _) = setup(true);
     let global = r#"{"name":"g","mode":"global","task":{"command":["true"]}}"#;
-    assert_eq!(call(&r, "POST", "/v1/services", global).await.0, StatusCode::CREATED);
+    assert_eq!(
+        call(&r, "POST", "/v1/services", global).await.0,
+        StatusCode::CREATED
+    );
     let (status, json) = call(&r, "POST", "/v1/services/g/scale", r#"{"replicas":2}"#).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(json["message"].as_str().unwrap_or("").contains("global"));
@@ -103,8 +197,12 @@ async fn scaling_a_global_service_is_refused() {
 #[tokio::test]
 async fn auto_assigns_published_ports_from_swarm_range() {
     let (_d, r, store) = setup(true);
-    let spec = r#"{"name":"auto","task":{"command":["true"]},"ports":[{"target":80,"protocol":"tcp"}]}"#;
-    assert_eq!(call(&r, "POST", "/v1/services", spec).await.0, StatusCode::CREATED);
+    let spec =
+        r#"{"name":"auto","task":{"command":["true"]},"ports":[{"target":80,"protocol":"tcp"}]}"#;
+    assert_eq!(
+        call(&r, "POST", "/v1/services", spec).await.0,
+        StatusCode::CREATED
+    );
     let state = store.state();
     let svc = state.find_service("auto").expect("service");
     let port = svc.ports[0].published.expect("assigned");
@@ -116,5 +214,8 @@ async fn answers_503_before_init() {
     let (_d, r, _) = setup(false);
     let (status, json) = call(&r, "GET", "/v1/services", "").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-    assert!(json["message"].as_str().unwrap_or("").contains("shoal init"));
+    assert!(json["message"]
+        .as_str()
+        .unwrap_or("")
+        .contains("shoal init"));
 }

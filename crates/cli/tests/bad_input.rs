@@ -1,0 +1,229 @@
+//! Every bad input gets one clear line on stderr, a non-zero exit, and changes nothing.
+
+use shoal_testkit::{free_port, Daemon};
+use std::path::Path;
+
+fn bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_shoal"))
+}
+
+#[test]
+fn bad_input_is_rejected_and_changes_nothing() {
+    let d = Daemon::start_cluster(bin());
+    let port = free_port().to_string();
+    let other = free_port().to_string();
+    let publish = format!("{port}:80");
+    let out = d.cli(&[
+        "service",
+        "create",
+        "--name",
+        "web",
+        "--publish",
+        &publish,
+        "-d",
+        "--",
+        "shoal",
+        "whoami",
+    ]);
+    assert!(out.ok(), "{out:?}");
+    let before = d.cli(&["service", "inspect", "web"]).stdout;
+    let taken = format!("{port}:81");
+    let other_publish = format!("{other}:80");
+    let blocker = std::net::TcpListener::bind("0.0.0.0:0").expect("bind");
+    let busy = format!("{}:80", blocker.local_addr().expect("addr").port());
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["service", "create", "--", "shoal", "whoami"], "--name"),
+        (
+            vec!["service", "create", "--name", "", "--", "shoal", "whoami"],
+            "name is missing",
+        ),
+        (
+            vec![
+                "service", "create", "--name", "web", "--", "shoal", "whoami",
+            ],
+            "service web already exists",
+        ),
+        (
+            vec![
+                "service",
+                "create",
+                "--name",
+                "x",
+                "--replicas",
+                "abc",
+                "--",
+                "shoal",
+                "whoami",
+            ],
+            "--replicas",
+        ),
+        (
+            vec![
+                "service",
+                "create",
+                "--name",
+                "x",
+                "--publish",
+                "70000:80",
+                "--",
+                "shoal",
+                "whoami",
+            ],
+            "out of range",
+        ),
+        (
+            vec![
+                "service",
+                "create",
+                "--name",
+                "x",
+                "--publish",
+                &taken,
+                "--",
+                "shoal",
+                "whoami",
+            ],
+            "already published by service web",
+        ),
+        (
+            vec![
+                "service",
+                "create",
+                "--name",
+                "x",
+                "--publish",
+                &busy,
+                "--",
+                "shoal",
+                "whoami",
+            ],
+            "already in use",
+        ),
+        (
+            vec![
+                "service",
+                "create",
+                "--name",
+                "x",
+                "--bogus-flag",
+                "--",
+                "shoal",
+                "whoami",
+            ],
+            "--bogus-flag",
+        ),
+        (
+            vec![
+                "service",
+                "create",
+                "--name",
+                "x",
+                "--publish",
+                &other_publish,
+                "--",
+                "no-such-program-xyz",
+            ],
+            "command not found: no-such-program-xyz",
+        ),
+        (
+            vec![
+                "service",
+                "create",
+                "--name",
+                "x",
+                "--restart-delay",
+                "5x",
+                "--",
+                "true",
+            ],
+            "5x",
+        ),
+        (
+            vec![
+                "service",
+                "create",
+                "--name",
+                "x",
+                "--constraint",
+                "node.hostnme==a",
+                "--",
+                "true",
+            ],
+            "constraint",
+        ),
+        (vec!["service", "scale", "web=abc"], "not a number"),
+        (
+            vec!["service", "scale", "web=2", "nope=1"],
+            "service nope not found",
+        ),
+        (vec!["service", "ps", "nope"], "service nope not found"),
+        (vec!["service", "rm", "nope"], "service nope not found"),
+        (vec!["node", "inspect", "nope"], "node nope not found"),
+        (vec!["init"], "already part of a cluster"),
+    ];
+    for (args, want) in cases {
+        let out = d.cli(&args);
+        assert_ne!(out.code, 0, "{args:?} should fail: {out:?}");
+        assert!(
+            out.stderr.contains(want),
+            "{args:?}: stderr {:?} lacks {want:?}",
+            out.stderr
+        );
+        assert_eq!(
+            out.stderr.trim_end().lines().count(),
+            1,
+            "{args:?}: one line: {:?}",
+            out.stderr
+        );
+    }
+    drop(blocker);
+    let ls = d.cli(&["service", "ls", "-q"]).stdout;
+    assert_eq!(ls.lines().count(), 1, "only the first service exists: {ls}");
+    assert_eq!(
+        d.cli(&["service", "inspect", "web"]).stdout,
+        before,
+        "web unchanged (scale web=2 nope=1 did nothing)"
+    );
+}
+
+#[test]
+fn daemon_not_running_says_how_to_start_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("none.sock");
+    let out = std::process::Command::new(bin())
+        .arg("-H")
+        .arg(&socket)
+        .args(["service", "ls"])
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        stderr.contains("cannot reach the shoal daemon") && stderr.contains("shoal daemon"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+}
+
+#[test]
+fn commands_before_init_say_to_run_init() {
+    let d = Daemon::start(bin());
+    let out = d.cli(&["service", "ls"]);
+    assert_ne!(out.code, 0);
+    assert!(out.stderr.contains("shoal init"), "{}", out.stderr);
+}
+
+#[test]
+fn second_daemon_on_the_same_data_dir_is_refused() {
+    let d = Daemon::start(bin());
+    let out = std::process::Command::new(bin())
+        .args(["daemon", "--data-dir"])
+        .arg(d.data_dir())
+        .arg("--socket")
+        .arg(d.dir.path().join("other.sock"))
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(stderr.contains("another shoal daemon"), "{stderr}");
+}

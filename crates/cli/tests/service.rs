@@ -1,0 +1,284 @@
+//! End-to-end tests of a single-node cluster: a real daemon, the real CLI, real task
+//! processes and real traffic through the routing mesh.
+
+use shoal_testkit::{free_port, http_get, processes_with_env, wait_until, Daemon, Load};
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+fn bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_shoal"))
+}
+
+/// Create a whoami service and return its ID.
+fn create_whoami(d: &Daemon, name: &str, replicas: u32, port: u16, extra: &[&str]) -> String {
+    let publish = format!("{port}:80");
+    let replicas = replicas.to_string();
+    let mut args = vec![
+        "service",
+        "create",
+        "--name",
+        name,
+        "--replicas",
+        &replicas,
+        "--publish",
+        &publish,
+    ];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["--", "shoal", "whoami"]);
+    let out = d.cli(&args);
+    assert!(out.ok(), "create failed: {out:?}\n{}", d.log());
+    assert!(
+        out.stdout.contains("verify: Service converged"),
+        "{}",
+        out.stdout
+    );
+    out.stdout
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+/// The task name that answered each of `n` requests.
+fn answers(port: u16, n: usize) -> HashMap<String, usize> {
+    let mut seen = HashMap::new();
+    for _ in 0..n {
+        let body = http_get(port, "/").expect("request through the mesh");
+        let name = body
+            .lines()
+            .find_map(|l| l.strip_prefix("Name: "))
+            .unwrap_or("?")
+            .to_string();
+        *seen.entry(name).or_default() += 1;
+    }
+    seen
+}
+
+fn live_processes(service_id: &str) -> Vec<u32> {
+    processes_with_env("SHOAL_SERVICE_ID", service_id)
+}
+
+#[test]
+fn three_replicas_share_the_traffic() {
+    let d = Daemon::start_cluster(bin());
+    let port = free_port();
+    create_whoami(&d, "web", 3, port, &[]);
+    let seen = answers(port, 30);
+    assert_eq!(seen.len(), 3, "all replicas answer: {seen:?}");
+    assert!(seen.values().all(|n| *n == 10), "round-robin: {seen:?}");
+    let ls = d.cli(&["service", "ls"]);
+    assert!(
+        ls.stdout.contains("3/3") && ls.stdout.contains(&format!("*:{port}->80/tcp")),
+        "{}",
+        ls.stdout
+    );
+}
+
+#[test]
+fn scale_up_and_down() {
+    let d = Daemon::start_cluster(bin());
+    let port = free_port();
+    let id = create_whoami(&d, "web", 2, port, &[]);
+    let out = d.cli(&["service", "scale", "web=5"]);
+    assert!(out.ok(), "{out:?}");
+    assert_eq!(d.running_tasks("web").len(), 5);
+    assert_eq!(answers(port, 25).len(), 5);
+    assert_eq!(live_processes(&id).len(), 5);
+
+    let out = d.cli(&["service", "scale", "web=1"]);
+    assert!(out.ok(), "{out:?}");
+    let running = d.running_tasks("web");
+    assert_eq!(running.len(), 1);
+    assert_eq!(running[0]["slot"], 1, "scale down keeps the lowest slot");
+    assert!(wait_until(Duration::from_secs(5), || live_processes(&id)
+        .len()
+        == 1));
+    assert_eq!(answers(port, 5).len(), 1);
+}
+
+#[test]
+fn killed_task_is_replaced_after_the_restart_delay() {
+    let d = Daemon::start_cluster(bin());
+    let port = free_port();
+    let id = create_whoami(&d, "web", 1, port, &["--restart-delay", "1s"]);
+    let task = &d.running_tasks("web")[0];
+    let pid = task["status"]["pid"].as_u64().expect("pid") as i32;
+    let old_id = task["id"].as_str().unwrap_or_default().to_string();
+    std::process::Command::new("kill")
+        .arg("-9")
+        .arg(pid.to_string())
+        .status()
+        .expect("kill");
+    let replaced = wait_until(Duration::from_secs(15), || {
+        d.running_tasks("web")
+            .first()
+            .is_some_and(|t| t["id"] != old_id.as_str())
+    });
+    assert!(replaced, "task replaced\n{}", d.log());
+    let old = d
+        .tasks("web")
+        .into_iter()
+        .find(|t| t["id"] == old_id.as_str())
+        .expect("history kept");
+    assert_eq!(old["status"]["state"], "failed");
+    assert_eq!(old["status"]["exit_code"], 137);
+    assert_eq!(live_processes(&id).len(), 1);
+    let ps = d.cli(&["service", "ps", "web"]).stdout;
+    assert!(
+        ps.contains("\\_ web.1") && ps.contains("killed by signal 9"),
+        "{ps}"
+    );
+    let filtered = d
+        .cli(&["service", "ps", "web", "--filter", "desired-state=running"])
+        .stdout;
+    assert_eq!(
+        filtered.lines().count(),
+        2,
+        "header and the one running task: {filtered}"
+    );
+}
+
+#[test]
+fn daemon_kill9_and_restart_keeps_one_task_per_slot() {
+    let mut d = Daemon::start_cluster(bin());
+    let port = free_port();
+    let id = create_whoami(&d, "web", 3, port, &[]);
+    assert_eq!(live_processes(&id).len(), 3);
+    let before: Vec<String> = d
+        .running_tasks("web")
+        .iter()
+        .map(|t| t["id"].to_string())
+        .collect();
+    d.kill9();
+    assert!(
+        wait_until(Duration::from_secs(5), || live_processes(&id).is_empty()),
+        "no task outlives its daemon: {:?}",
+        live_processes(&id)
+    );
+    d.restart();
+    let converged = wait_until(Duration::from_secs(15), || {
+        let now = d.running_tasks("web");
+        now.len() == 3 && now.iter().all(|t| !before.contains(&t["id"].to_string()))
+    });
+    assert!(converged, "{}", d.log());
+    let running = d.running_tasks("web");
+    let mut slots: Vec<u64> = running.iter().filter_map(|t| t["slot"].as_u64()).collect();
+    slots.sort();
+    assert_eq!(slots, vec![1, 2, 3], "exactly one live task per slot");
+    let live_tasks = d.tasks("web").into_iter().filter(|t| {
+        let s = t["status"]["state"].as_str().unwrap_or("");
+        !matches!(
+            s,
+            "complete" | "shutdown" | "failed" | "rejected" | "remove" | "orphaned"
+        )
+    });
+    assert_eq!(live_tasks.count(), 3);
+    assert!(wait_until(Duration::from_secs(5), || live_processes(&id)
+        .len()
+        == 3));
+    assert_eq!(answers(port, 9).len(), 3);
+}
+
+#[test]
+fn scale_down_under_load_fails_no_request() {
+    let d = Daemon::start_cluster(bin());
+    let port = free_port();
+    create_whoami(&d, "web", 3, port, &[]);
+    let load = Load::start(port);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(d.cli(&["service", "scale", "web=1"]).ok());
+    assert!(d.cli(&["service", "scale", "web=3"]).ok());
+    std::thread::sleep(Duration::from_millis(300));
+    let report = load.finish();
+    assert!(report.sent > 20, "{report:?}");
+    assert_eq!(report.failed, 0, "{report:?}");
+}
+
+#[test]
+fn logs_and_inspect() {
+    let d = Daemon::start_cluster(bin());
+    let port = free_port();
+    create_whoami(&d, "web", 2, port, &["--env", "GREETING=hi-{{.Task.Slot}}"]);
+    let logs = d.cli(&["service", "logs", "web", "--tail", "1"]);
+    assert!(logs.ok(), "{logs:?}");
+    assert_eq!(
+        logs.stdout
+            .lines()
+            .filter(|l| l.contains("| whoami web."))
+            .count(),
+        2,
+        "{}",
+        logs.stdout
+    );
+    let inspect = d.json(&["service", "inspect", "web"]);
+    assert_eq!(inspect[0]["spec"]["name"], "web");
+    assert_eq!(
+        inspect[0]["spec"]["task"]["env"][0],
+        "GREETING=hi-{{.Task.Slot}}"
+    );
+    let pretty = d.cli(&["service", "inspect", "--pretty", "web"]).stdout;
+    assert!(
+        pretty.contains("Replicas:\t2") && pretty.contains("PublishedPort = "),
+        "{pretty}"
+    );
+    let task = &d.running_tasks("web")[0];
+    let pid = task["status"]["pid"].as_u64().expect("pid");
+    let env = std::fs::read(format!("/proc/{pid}/environ")).expect("environ");
+    let slot = task["slot"].as_u64().expect("slot");
+    let want = format!("GREETING=hi-{slot}");
+    assert!(
+        env.split(|b| *b == 0).any(|kv| kv == want.as_bytes()),
+        "template expanded"
+    );
+    let nodes = d.cli(&["node", "ls"]).stdout;
+    assert!(
+        nodes.contains("Ready") && nodes.contains("Active") && nodes.contains("Leader"),
+        "{nodes}"
+    );
+    let rm = d.cli(&["service", "rm", "web"]);
+    assert!(rm.ok(), "{rm:?}");
+    let id = inspect[0]["id"].as_str().unwrap_or_default().to_string();
+    assert!(wait_until(Duration::from_secs(15), || live_processes(&id).is_empty()));
+    assert!(http_get(port, "/").is_err(), "port closed after rm");
+}
+
+#[test]
+fn global_service_runs_one_task_on_the_node() {
+    let d = Daemon::start_cluster(bin());
+    let out = d.cli(&[
+        "service", "create", "--name", "g", "--mode", "global", "--", "shoal", "echo", "--port",
+        "0",
+    ]);
+    assert!(out.ok(), "{out:?}");
+    assert_eq!(d.running_tasks("g").len(), 1);
+    let ls = d.cli(&["service", "ls"]).stdout;
+    assert!(ls.contains("global") && ls.contains("1/1"), "{ls}");
+}
+
+#[test]
+fn failing_tasks_make_create_exit_non_zero() {
+    let d = Daemon::start_cluster(bin());
+    let out = d.cli(&[
+        "service",
+        "create",
+        "--name",
+        "crash",
+        "--restart-delay",
+        "200ms",
+        "--timeout",
+        "3s",
+        "--",
+        "sh",
+        "-c",
+        "exit 3",
+    ]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr.contains("did not converge") && out.stderr.contains("non-zero exit (3)"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(out.stderr.lines().count(), 1, "one line: {}", out.stderr);
+}

@@ -1,0 +1,162 @@
+//! A real daemon process in a temporary directory.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// What a CLI run printed and how it exited.
+#[derive(Debug, Clone)]
+pub struct Output {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    pub fn ok(&self) -> bool {
+        self.code == 0
+    }
+}
+
+#[derive(Debug)]
+pub struct Daemon {
+    pub bin: PathBuf,
+    pub dir: tempfile::TempDir,
+    pub socket: PathBuf,
+    child: Option<Child>,
+}
+
+impl Daemon {
+    /// Start a daemon (not yet in a cluster) and wait until its API answers.
+    pub fn start(bin: &Path) -> Daemon {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let socket = dir.path().join("shoal.sock");
+        let mut d = Daemon {
+            bin: bin.to_path_buf(),
+            dir,
+            socket,
+            child: None,
+        };
+        d.spawn();
+        d
+    }
+
+    /// Start a daemon and make it a single-node cluster.
+    pub fn start_cluster(bin: &Path) -> Daemon {
+        let d = Daemon::start(bin);
+        let out = d.cli(&["init"]);
+        assert!(out.ok(), "init failed: {out:?}");
+        d
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("daemon.log"))
+            .expect("daemon log");
+        let child = Command::new(&self.bin)
+            .arg("daemon")
+            .arg("--data-dir")
+            .arg(self.data_dir())
+            .arg("--socket")
+            .arg(&self.socket)
+            .arg("--mesh-bind")
+            .arg("127.0.0.1")
+            .env("SHOAL_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("spawn daemon");
+        self.child = Some(child);
+        let up = crate::wait_until(Duration::from_secs(10), || self.cli(&["info"]).ok());
+        assert!(up, "daemon did not come up: {}", self.log());
+    }
+
+    /// The daemon's own log so far (for assertion messages).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    /// Run `shoal -H <socket> ARGS...`.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        let out = Command::new(&self.bin)
+            .arg("-H")
+            .arg(&self.socket)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run shoal");
+        Output {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Run a CLI command that prints JSON and parse it.
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let out = self.cli(args);
+        assert!(out.ok(), "shoal {args:?} failed: {out:?}");
+        serde_json::from_str(&out.stdout).expect("json output")
+    }
+
+    /// Tasks of a service (all, history included).
+    pub fn tasks(&self, service: &str) -> Vec<serde_json::Value> {
+        match self.json(&["service", "ps", service, "--format", "json"]) {
+            serde_json::Value::Array(v) => v,
+            other => panic!("unexpected {other}"),
+        }
+    }
+
+    /// Tasks observed running.
+    pub fn running_tasks(&self, service: &str) -> Vec<serde_json::Value> {
+        self.tasks(service)
+            .into_iter()
+            .filter(|t| t["status"]["state"] == "running" && t["desired_state"] == "running")
+            .collect()
+    }
+
+    /// Kill the daemon with SIGKILL (its tasks die with it).
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Stop with SIGTERM and wait for it to exit.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let pid = c.id().to_string();
+            let _ = Command::new("kill").arg("-TERM").arg(&pid).status();
+            let exited = crate::wait_until(Duration::from_secs(20), || {
+                matches!(c.try_wait(), Ok(Some(_)))
+            });
+            if !exited {
+                let _ = c.kill();
+            }
+            let _ = c.wait();
+        }
+    }
+
+    /// Start again on the same data dir and socket.
+    pub fn restart(&mut self) {
+        self.spawn();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -1,0 +1,77 @@
+//! The dependency direction of DESIGN.md, checked: each crate may depend only on the shoal
+//! crates listed for it (normal dependencies; dev-dependencies are free).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+fn allowed() -> BTreeMap<&'static str, Vec<&'static str>> {
+    BTreeMap::from([
+        ("shoal-api", vec![]),
+        ("shoal-store", vec!["shoal-api"]),
+        ("shoal-balance", vec!["shoal-api"]),
+        (
+            "shoal-manager",
+            vec!["shoal-api", "shoal-store", "shoal-balance"],
+        ),
+        ("shoal-agent", vec!["shoal-api"]),
+        ("shoal-mesh", vec!["shoal-api", "shoal-balance"]),
+        ("shoal-workloads", vec![]),
+        ("shoal-testkit", vec![]),
+        (
+            "shoal-node",
+            vec![
+                "shoal-api",
+                "shoal-store",
+                "shoal-balance",
+                "shoal-manager",
+                "shoal-agent",
+                "shoal-mesh",
+            ],
+        ),
+        (
+            "shoal-cli",
+            vec![
+                "shoal-api",
+                "shoal-node",
+                "shoal-manager",
+                "shoal-workloads",
+            ],
+        ),
+    ])
+}
+
+#[test]
+fn crates_depend_only_downwards() {
+    let out = std::process::Command::new(env!("CARGO"))
+        .args(["metadata", "--no-deps", "--format-version", "1"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("cargo metadata");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).expect("metadata json");
+    let allowed = allowed();
+    let mut seen = BTreeSet::new();
+    for pkg in meta["packages"].as_array().expect("packages") {
+        let name = pkg["name"].as_str().expect("name");
+        seen.insert(name.to_string());
+        let Some(ok) = allowed.get(name) else {
+            panic!(
+                "crate {name} is not in the layering table: add it with its allowed dependencies"
+            );
+        };
+        for dep in pkg["dependencies"].as_array().expect("deps") {
+            let dep_name = dep["name"].as_str().expect("dep name");
+            let normal = dep["kind"].is_null();
+            if normal && dep_name.starts_with("shoal-") {
+                assert!(
+                    ok.contains(&dep_name),
+                    "{name} must not depend on {dep_name}"
+                );
+            }
+        }
+    }
+    assert_eq!(seen.len(), allowed.len(), "every crate in the table exists");
+}
