@@ -282,3 +282,75 @@ fn failing_tasks_make_create_exit_non_zero() {
     );
     assert_eq!(out.stderr.lines().count(), 1, "one line: {}", out.stderr);
 }
+
+/// POST to one replica directly (not through the mesh).
+fn post_direct(port: u16, path: &str) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect to replica");
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .expect("write");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+}
+
+#[test]
+fn failing_health_check_takes_a_task_out_of_rotation_then_replaces_it() {
+    let d = Daemon::start_cluster(bin());
+    let port = free_port();
+    create_whoami(
+        &d,
+        "web",
+        2,
+        port,
+        &[
+            "--health-http",
+            "/health",
+            "--health-interval",
+            "200ms",
+            "--health-retries",
+            "10",
+            "--restart-delay",
+            "100ms",
+        ],
+    );
+    let running = d.running_tasks("web");
+    assert!(
+        running.iter().all(|t| t["status"]["health"] == "healthy"),
+        "{running:?}"
+    );
+    let sick = &running[0];
+    let sick_name = format!(
+        "web.{}.{}",
+        sick["slot"],
+        sick["id"].as_str().unwrap_or_default()
+    );
+    let host_port = sick["endpoint"]["ports"][0]["host_port"]
+        .as_u64()
+        .expect("host port") as u16;
+    post_direct(host_port, "/health/fail");
+    // Out of rotation within two check intervals (plus a pass of the control loop).
+    std::thread::sleep(Duration::from_millis(600));
+    let seen = answers(port, 10);
+    assert_eq!(seen.len(), 1, "only the healthy replica answers: {seen:?}");
+    assert!(!seen.contains_key(&sick_name), "{seen:?}");
+    // Retries used up: the task fails and the restart policy replaces it.
+    let sick_id = sick["id"].clone();
+    let replaced = wait_until(Duration::from_secs(15), || {
+        let tasks = d.tasks("web");
+        let failed = tasks
+            .iter()
+            .any(|t| t["id"] == sick_id && t["status"]["state"] == "failed");
+        failed
+            && d.running_tasks("web")
+                .iter()
+                .filter(|t| t["status"]["health"] == "healthy")
+                .count()
+                == 2
+    });
+    assert!(replaced, "unhealthy task replaced\n{}", d.log());
+    assert_eq!(answers(port, 10).len(), 2);
+}
