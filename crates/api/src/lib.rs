@@ -4,6 +4,7 @@
 //! task-state transition. This crate must not do I/O and must not depend on any other
 //! shoal crate; every other crate depends on it.
 
+pub mod cluster;
 pub mod constraint;
 pub mod duration;
 pub mod error;
@@ -15,6 +16,7 @@ pub mod state;
 pub mod task;
 pub mod template;
 
+pub use cluster::Cluster;
 pub use constraint::Constraint;
 pub use error::SpecError;
 pub use node::{Availability, Node, NodeRole, NodeState};
@@ -24,7 +26,7 @@ pub use service::{
     TaskTemplate,
 };
 pub use state::ClusterState;
-pub use task::{Health, Task, TaskEndpoint, TaskState, TaskStatus, TransitionError};
+pub use task::{Health, Task, TaskEndpoint, TaskReport, TaskState, TaskStatus, TransitionError};
 
 /// Dead tasks kept per slot (Swarm's `--task-history-limit` default).
 pub const TASK_HISTORY_LIMIT: usize = 5;

@@ -1,6 +1,6 @@
 //! A consistent snapshot of the whole cluster: what planners read and the store holds.
 
-use crate::{Node, Service, Task};
+use crate::{Cluster, Node, Service, Task};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -8,13 +8,18 @@ use std::collections::BTreeMap;
 pub struct ClusterState {
     /// Bumped by every committed change; the data plane acknowledges versions.
     pub version: u64,
-    pub cluster_id: Option<String>,
+    /// Set once by `shoal init`.
+    pub cluster: Option<Cluster>,
     pub nodes: BTreeMap<String, Node>,
     pub services: BTreeMap<String, Service>,
     pub tasks: BTreeMap<String, Task>,
 }
 
 impl ClusterState {
+    pub fn cluster_id(&self) -> Option<&str> {
+        self.cluster.as_ref().map(|c| c.id.as_str())
+    }
+
     /// Look a service up by full ID, unique ID prefix, or name (Docker's rules).
     pub fn find_service(&self, key: &str) -> Option<&Service> {
         if let Some(s) = self.services.get(key) {

@@ -181,6 +181,64 @@ pub struct EndpointPort {
     pub protocol: Protocol,
 }
 
+/// An observed change of one task, sent by the agent that runs it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskReport {
+    pub task_id: String,
+    pub state: TaskState,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub err: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// `(pid, start time)` of the task's process while it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<(u32, u64)>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<Health>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<TaskEndpoint>,
+}
+
+impl TaskReport {
+    pub fn new(task_id: &str, state: TaskState, message: impl Into<String>) -> TaskReport {
+        TaskReport {
+            task_id: task_id.to_string(),
+            state,
+            message: message.into(),
+            err: None,
+            exit_code: None,
+            process: None,
+            health: None,
+            endpoint: None,
+        }
+    }
+}
+
+impl Task {
+    /// Apply an agent's report: move the observed state forward and record the details.
+    pub fn apply_report(&mut self, r: &TaskReport, now: u64) -> Result<(), TransitionError> {
+        self.advance(r.state, now, r.message.clone())?;
+        if r.err.is_some() {
+            self.status.err = r.err.clone();
+        }
+        if r.exit_code.is_some() {
+            self.status.exit_code = r.exit_code;
+        }
+        if let Some((pid, start)) = r.process {
+            self.status.pid = Some(pid);
+            self.status.pid_start = Some(start);
+        }
+        if r.health.is_some() {
+            self.status.health = r.health;
+        }
+        if r.endpoint.is_some() {
+            self.endpoint = r.endpoint.clone();
+        }
+        Ok(())
+    }
+}
+
 impl TaskEndpoint {
     pub fn host_port(&self, target: u16, protocol: Protocol) -> Option<u16> {
         self.ports

@@ -1,18 +1,19 @@
 //! Versioned endpoint sets, one per published port.
 
+use serde::{Deserialize, Serialize};
 use shoal_api::Protocol;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 /// One ready task reachable at an address.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Endpoint {
     pub task_id: String,
     pub addr: SocketAddr,
 }
 
 /// The ready endpoints behind one published port.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct EndpointSet {
     pub service_id: String,
     pub service_name: String,
@@ -20,7 +21,7 @@ pub struct EndpointSet {
 }
 
 /// A published port: number and protocol.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct PortKey {
     pub port: u16,
     pub protocol: Protocol,
@@ -29,14 +30,50 @@ pub struct PortKey {
 /// Every published port of the cluster with its endpoints, at one store version.
 ///
 /// The data plane applies tables whole and acknowledges `version` once it routes by it.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct EndpointTable {
     pub version: u64,
+    /// Sent as a list of pairs: JSON maps need string keys.
+    #[serde(with = "port_pairs")]
     pub ports: BTreeMap<PortKey, EndpointSet>,
 }
 
 impl EndpointTable {
     pub fn get(&self, port: u16, protocol: Protocol) -> Option<&EndpointSet> {
         self.ports.get(&PortKey { port, protocol })
+    }
+}
+
+mod port_pairs {
+    use super::{EndpointSet, PortKey};
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::collections::BTreeMap;
+
+    pub fn serialize<S: Serializer>(ports: &BTreeMap<PortKey, EndpointSet>, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(ports.iter())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<PortKey, EndpointSet>, D::Error> {
+        Ok(Vec::<(PortKey, EndpointSet)>::deserialize(d)?.into_iter().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_round_trips_through_json() {
+        let mut t = EndpointTable { version: 7, ..Default::default() };
+        t.ports.insert(
+            PortKey { port: 8080, protocol: Protocol::Tcp },
+            EndpointSet {
+                service_id: "s".into(),
+                service_name: "web".into(),
+                endpoints: vec![Endpoint { task_id: "t".into(), addr: "10.0.0.1:3000".parse().unwrap() }],
+            },
+        );
+        let json = serde_json::to_string(&t).unwrap();
+        assert_eq!(serde_json::from_str::<EndpointTable>(&json).unwrap(), t);
     }
 }

@@ -7,7 +7,8 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Default socket of the local daemon (`shoal daemon --socket`, `SHOAL_HOST`).
 pub const DEFAULT_SOCKET: &str = "/run/shoal/shoal.sock";
@@ -21,26 +22,51 @@ pub struct ApiError {
 }
 
 #[derive(Debug, Clone)]
+enum Transport {
+    Unix(PathBuf),
+    /// A remote manager's control port, mTLS with a client certificate.
+    Tls {
+        addr: String,
+        config: Arc<rustls::ClientConfig>,
+    },
+}
+
+#[derive(Debug, Clone)]
 pub struct Client {
-    socket: PathBuf,
+    transport: Transport,
 }
 
 impl Client {
-    /// `unix:///path/to.sock` or a plain path.
-    pub fn new(host: &str) -> anyhow::Result<Client> {
+    /// `unix:///path/to.sock`, a plain socket path, or `tcp://HOST:PORT` with `tls_dir`
+    /// holding `ca.pem`, `cert.pem` and `key.pem` (from `shoal client-cert`).
+    pub fn new(host: &str, tls_dir: Option<&Path>) -> anyhow::Result<Client> {
         if let Some(path) = host.strip_prefix("unix://") {
             return Ok(Client {
-                socket: PathBuf::from(path),
+                transport: Transport::Unix(PathBuf::from(path)),
             });
         }
-        if host.starts_with("tcp://") {
-            bail!("invalid --host {host:?}: remote daemons over tcp:// are not supported yet; use unix://PATH");
+        if let Some(addr) = host.strip_prefix("tcp://") {
+            let Some(dir) = tls_dir else {
+                bail!("remote daemons need --tls-dir DIR holding ca.pem, cert.pem and key.pem (get them with `shoal client-cert --out DIR` on a manager)");
+            };
+            let read = |f: &str| {
+                std::fs::read_to_string(dir.join(f))
+                    .with_context(|| format!("cannot read {}", dir.join(f).display()))
+            };
+            let (ca, cert, key) = (read("ca.pem")?, read("cert.pem")?, read("key.pem")?);
+            let config = shoal_rpc::tls::client_config(&ca, Some((&cert, &key)), &[b"http/1.1"])?;
+            return Ok(Client {
+                transport: Transport::Tls {
+                    addr: addr.to_string(),
+                    config,
+                },
+            });
         }
         if host.contains("://") {
-            bail!("invalid --host {host:?}: expected unix://PATH");
+            bail!("invalid --host {host:?}: expected unix://PATH or tcp://HOST:PORT");
         }
         Ok(Client {
-            socket: PathBuf::from(host),
+            transport: Transport::Unix(PathBuf::from(host)),
         })
     }
 
@@ -50,19 +76,31 @@ impl Client {
         path: &str,
         body: Option<Vec<u8>>,
     ) -> anyhow::Result<Response<Incoming>> {
-        let stream = tokio::net::UnixStream::connect(&self.socket).await.map_err(|e| {
-            anyhow!(
-                "cannot reach the shoal daemon at unix://{} ({e}): is it running? start one with `shoal daemon --socket {}`",
-                self.socket.display(),
-                self.socket.display()
-            )
-        })?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .context("talking to the shoal daemon")?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
+        let mut sender = match &self.transport {
+            Transport::Unix(socket) => {
+                let stream = tokio::net::UnixStream::connect(socket).await.map_err(|e| {
+                    anyhow!(
+                        "cannot reach the shoal daemon at unix://{} ({e}): is it running? start one with `shoal daemon --socket {}`",
+                        socket.display(),
+                        socket.display()
+                    )
+                })?;
+                handshake(stream).await?
+            }
+            Transport::Tls { addr, config } => {
+                let unreachable =
+                    |e: &dyn std::fmt::Display| anyhow!("cannot reach the shoal manager at tcp://{addr}: {e}");
+                let tcp = tokio::net::TcpStream::connect(addr.as_str())
+                    .await
+                    .map_err(|e| unreachable(&e))?;
+                let name = rustls::pki_types::ServerName::try_from(shoal_rpc::MANAGER_SERVER_NAME)?;
+                let tls = tokio_rustls::TlsConnector::from(config.clone())
+                    .connect(name, tcp)
+                    .await
+                    .map_err(|e| unreachable(&e))?;
+                handshake(tls).await?
+            }
+        };
         let req = Request::builder()
             .method(method)
             .uri(path)
@@ -140,6 +178,19 @@ impl Client {
         }
         Ok(())
     }
+}
+
+async fn handshake<IO>(io: IO) -> anyhow::Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+        .await
+        .context("talking to the shoal daemon")?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(sender)
 }
 
 /// Percent-encode a path segment or query value (IDs and names are plain, but be safe).

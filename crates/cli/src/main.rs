@@ -22,6 +22,9 @@ struct Cli {
     /// Daemon to talk to: unix://PATH (default: the local daemon's socket)
     #[arg(long, short = 'H', global = true, env = "SHOAL_HOST", default_value = DEFAULT_SOCKET)]
     host: String,
+    /// For tcp:// hosts: directory with ca.pem, cert.pem and key.pem (see `shoal client-cert`)
+    #[arg(long, global = true, env = "SHOAL_CERT_PATH")]
+    tls_dir: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -32,8 +35,19 @@ enum Command {
     Daemon(commands::daemon::DaemonArgs),
     /// Make the running daemon the first manager (and worker) of a new cluster
     Init(commands::cluster::InitArgs),
+    /// Join a cluster as a worker: shoal join --token SWMTKN-1-... MANAGER[:2377]
+    Join(commands::cluster::JoinArgs),
+    /// Print (or rotate) the token to join as a worker or manager
+    JoinToken(commands::cluster::JoinTokenArgs),
+    /// Leave the cluster: stop this node's tasks and forget the cluster
+    Leave(commands::cluster::LeaveArgs),
+    /// Write a client certificate for remote use (--host tcp://MANAGER:2377 --tls-dir DIR)
+    ClientCert(commands::cluster::ClientCertArgs),
     /// Show what the daemon knows of itself and its cluster
-    Info,
+    Info {
+        #[arg(long, value_enum, default_value = "table")]
+        format: commands::Format,
+    },
     /// Manage services
     #[command(subcommand)]
     Service(ServiceCmd),
@@ -104,9 +118,19 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Daemon(args) => commands::daemon::run(args).await,
         Command::Whoami(args) => commands::workload::whoami(args).await,
         Command::Echo(args) => commands::workload::echo(args).await,
-        Command::Init(args) => commands::cluster::init(&Client::new(&cli.host)?, args).await,
-        Command::Info => commands::cluster::info(&Client::new(&cli.host)?).await,
-        Command::Service(cmd) => commands::service::run(&Client::new(&cli.host)?, cmd).await,
-        Command::Node(cmd) => commands::node::run(&Client::new(&cli.host)?, cmd).await,
+        command => {
+            let client = Client::new(&cli.host, cli.tls_dir.as_deref())?;
+            match command {
+                Command::Init(args) => commands::cluster::init(&client, args).await,
+                Command::Join(args) => commands::cluster::join(&client, args).await,
+                Command::JoinToken(args) => commands::cluster::join_token(&client, args).await,
+                Command::Leave(args) => commands::cluster::leave(&client, args).await,
+                Command::ClientCert(args) => commands::cluster::client_cert(&client, args).await,
+                Command::Info { format } => commands::cluster::info(&client, format).await,
+                Command::Service(cmd) => commands::service::run(&client, cmd).await,
+                Command::Node(cmd) => commands::node::run(&client, cmd).await,
+                Command::Daemon(_) | Command::Whoami(_) | Command::Echo(_) => unreachable!("handled above"),
+            }
+        }
     }
 }

@@ -2,11 +2,18 @@
 //!
 //! Pure planners decide ([`orchestrator`], [`scheduler`]); the [`reconciler`] applies their
 //! decisions to the store in one atomic write per pass; [`control`] is the HTTP/JSON API.
-//! Depends on `shoal-api`, `shoal-store` and `shoal-balance`; never on the agent or the data
-//! plane, which it reaches only through the store and the endpoint tables it builds.
+//! The [`ca`] and [`dispatcher`] serve the node-to-node gRPC services: certificates for
+//! joining nodes, and agent sessions (assignments, endpoint tables, heartbeats, status);
+//! [`liveness`] marks nodes down after missed heartbeats.
+//! Depends on `shoal-api`, `shoal-store`, `shoal-balance` and `shoal-rpc`; never on the agent
+//! or the data plane, which it reaches only through the store and the endpoint tables.
 
+pub mod ca;
 mod checks;
 pub mod control;
+pub mod dispatcher;
+pub mod liveness;
+pub mod reports;
 pub mod endpoints;
 pub mod orchestrator;
 pub mod reconciler;

@@ -1,32 +1,27 @@
-//! The daemon's own routes: node info and cluster init.
+//! The daemon's own routes on the local socket: info, init, join, leave, client
+//! certificates, and the guard that keeps cluster-state calls off workers.
 
+use crate::daemon::Runtime;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use shoal_api::{id, Node, NodeRole};
+use shoal_api::NodeRole;
 use shoal_manager::control::ApiError;
-use shoal_manager::now_millis;
-use shoal_store::{Op, Store};
 use std::sync::Arc;
-use tokio::sync::watch;
-
-#[derive(Debug, Clone)]
-pub struct NodeApiState {
-    pub store: Arc<Store>,
-    pub node_id: String,
-    pub hostname: String,
-    /// Flipped to true once the node belongs to a cluster, to start its roles.
-    pub joined: watch::Sender<bool>,
-}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct InfoResponse {
     pub node_id: String,
     pub hostname: String,
     pub cluster_id: Option<String>,
+    /// `manager`, `worker`, or none before init/join.
+    pub role: Option<String>,
+    pub managers: Vec<String>,
     pub version: String,
     pub nodes: usize,
     pub services: usize,
@@ -36,30 +31,78 @@ pub struct InfoResponse {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InitRequest {
-    /// Address other nodes and the data plane reach this node's tasks at.
+    /// Address other nodes reach this node at (IP, or IP:PORT for the control port).
     #[serde(default)]
     pub advertise_addr: Option<String>,
+    /// Control port listen address (default 0.0.0.0:2377).
+    #[serde(default)]
+    pub listen_addr: Option<String>,
+    /// Agent heartbeat period in ms (default 1000).
+    #[serde(default)]
+    pub heartbeat_ms: Option<u64>,
+    /// Node certificate lifetime in seconds (default 90 days).
+    #[serde(default)]
+    pub cert_expiry_secs: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct InitResponse {
     pub cluster_id: String,
     pub node_id: String,
+    pub worker_token: String,
+    pub manager_addr: String,
 }
 
-pub fn router(state: NodeApiState) -> Router {
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JoinRequest {
+    pub token: String,
+    /// A manager's control address, `HOST[:PORT]` (port 2377 by default).
+    pub remote_addr: String,
+    #[serde(default)]
+    pub advertise_addr: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JoinResponse {
+    pub node_id: String,
+    pub cluster_id: String,
+    pub role: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeaveRequest {
+    #[serde(default)]
+    pub force: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClientCert {
+    pub ca_pem: String,
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+pub fn router(rt: Arc<Runtime>) -> Router {
     Router::new()
         .route("/v1/info", get(info))
         .route("/v1/cluster/init", post(init))
-        .with_state(state)
+        .route("/v1/cluster/join", post(join))
+        .route("/v1/cluster/leave", post(leave))
+        .route("/v1/cluster/client-cert", post(client_cert))
+        .with_state(rt)
 }
 
-async fn info(State(s): State<NodeApiState>) -> Json<InfoResponse> {
-    let state = s.store.state();
+async fn info(State(rt): State<Arc<Runtime>>) -> Json<InfoResponse> {
+    let state = rt.store.state();
+    let membership = rt.membership();
     Json(InfoResponse {
-        node_id: s.node_id.clone(),
-        hostname: s.hostname.clone(),
-        cluster_id: state.cluster_id.clone(),
+        node_id: rt.node_id.clone(),
+        hostname: rt.hostname.clone(),
+        cluster_id: membership.as_ref().map(|m| m.cluster_id.clone()),
+        role: membership.as_ref().map(|m| m.role.as_str().to_string()),
+        managers: membership.map(|m| m.managers).unwrap_or_default(),
         version: env!("CARGO_PKG_VERSION").to_string(),
         nodes: state.nodes.len(),
         services: state.services.len(),
@@ -68,42 +111,45 @@ async fn info(State(s): State<NodeApiState>) -> Json<InfoResponse> {
 }
 
 async fn init(
-    State(s): State<NodeApiState>,
+    State(rt): State<Arc<Runtime>>,
     body: Result<Json<InitRequest>, JsonRejection>,
 ) -> Result<(StatusCode, Json<InitResponse>), ApiError> {
     let Json(req) = body?;
-    let addr = req.advertise_addr.unwrap_or_else(|| "127.0.0.1".into());
-    let ip = addr.split(':').next().unwrap_or("");
-    if ip.parse::<std::net::IpAddr>().is_err() {
-        return Err(ApiError::bad_request(format!(
-            "invalid advertise address {addr:?}: expected an IP address"
-        )));
+    Ok((StatusCode::CREATED, Json(rt.init(req).await?)))
+}
+
+async fn join(
+    State(rt): State<Arc<Runtime>>,
+    body: Result<Json<JoinRequest>, JsonRejection>,
+) -> Result<Json<JoinResponse>, ApiError> {
+    let Json(req) = body?;
+    Ok(Json(rt.join(req).await?))
+}
+
+async fn leave(
+    State(rt): State<Arc<Runtime>>,
+    body: Result<Json<LeaveRequest>, JsonRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let Json(req) = body?;
+    rt.leave(req.force).await?;
+    Ok(Json(serde_json::json!({ "message": "node left the cluster" })))
+}
+
+async fn client_cert(State(rt): State<Arc<Runtime>>) -> Result<Json<ClientCert>, ApiError> {
+    Ok(Json(rt.client_cert()?))
+}
+
+/// Workers hold no cluster state: calls for it are answered with where to go instead.
+pub async fn worker_guard(State(rt): State<Arc<Runtime>>, req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    let cluster_call = ["/v1/services", "/v1/nodes", "/v1/tasks", "/v1/cluster/join-token"]
+        .iter()
+        .any(|p| path.starts_with(p));
+    if cluster_call && rt.membership().is_some_and(|m| m.role == NodeRole::Worker) {
+        return ApiError::unavailable(
+            "this node is a worker: cluster state is kept by the managers; run this on a manager (or use --host tcp://MANAGER:2377)",
+        )
+        .into_response();
     }
-    let cluster_id = s.store.update(|tx| {
-        if let Some(c) = &tx.state().cluster_id {
-            return Err(ApiError::conflict(format!(
-                "this node is already part of a cluster ({c}): nothing to do"
-            )));
-        }
-        let cluster_id = id::new_id();
-        tx.push(Op::SetClusterId(cluster_id.clone()));
-        let node = Node::new(
-            s.node_id.clone(),
-            s.hostname.clone(),
-            NodeRole::Manager,
-            ip.to_string(),
-            now_millis(),
-        );
-        tx.put_node(node);
-        Ok(cluster_id)
-    })?;
-    s.joined.send_replace(true);
-    tracing::info!(cluster = %cluster_id, node = %s.node_id, "cluster initialised");
-    Ok((
-        StatusCode::CREATED,
-        Json(InitResponse {
-            cluster_id,
-            node_id: s.node_id.clone(),
-        }),
-    ))
+    next.run(req).await
 }

@@ -1,18 +1,20 @@
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
 /// Daemon settings, resolved from flags.
 #[derive(Debug, Clone)]
 pub struct DaemonConfig {
-    /// Holds the state store, the node identity and task logs.
+    /// Holds the state store, the node identity, certificates and task logs.
     pub data_dir: PathBuf,
-    /// Unix socket the control API listens on.
+    /// Unix socket the local API listens on.
     pub socket: PathBuf,
     /// Address the routing mesh listens on for published ports.
     pub mesh_bind: IpAddr,
     /// Longest wait for the data plane to drop a task before it is stopped anyway.
     pub drain_timeout: Duration,
+    /// Plain-HTTP health endpoint for external load balancers (`GET /healthz`).
+    pub health_addr: Option<SocketAddr>,
 }
 
 impl DaemonConfig {

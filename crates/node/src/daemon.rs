@@ -1,100 +1,380 @@
-//! Start-up, role composition and shutdown of one node.
+//! Start-up, membership changes (init, join, leave) and shutdown of one node.
 
-use crate::api::{router as node_router, NodeApiState};
-use crate::dispatcher::LocalDispatcher;
+use crate::api::{router as node_router, worker_guard, ClientCert, InitRequest, InitResponse, JoinRequest, JoinResponse};
+use crate::health;
 use crate::identity;
+use crate::membership::{self, Certs, Membership};
+use crate::roles::{self, DataPlaneStatus, Roles};
 use crate::DaemonConfig;
 use anyhow::{bail, Context};
-use shoal_agent::launch::NodeIdentity;
-use shoal_agent::{Agent, AgentConfig, ProcessExecutor};
-use shoal_api::NodeState;
-use shoal_manager::control::{router as control_router, ControlState};
-use shoal_manager::endpoints::endpoint_table;
+use shoal_api::{Node, NodeRole};
+use shoal_manager::ca::{self, join_token};
+use shoal_manager::control::{router as control_router, ApiError, ControlState};
 use shoal_manager::now_millis;
-use shoal_manager::reconciler::Reconciler;
-use shoal_mesh::Mesh;
-use shoal_store::{Store, StoreError};
-use std::sync::Arc;
+use shoal_rpc::pki::{self, CertRole};
+use shoal_rpc::proto::ca_client::CaClient;
+use shoal_rpc::proto::{Empty, IssueRequest};
+use shoal_rpc::token::{self, JoinToken};
+use shoal_rpc::{tls, DEFAULT_CONTROL_PORT};
+use shoal_store::{Op, Store};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
 
+/// Everything a node is, shared by its API handlers.
+pub struct Runtime {
+    pub cfg: DaemonConfig,
+    pub store: Arc<Store>,
+    pub node_id: String,
+    pub hostname: String,
+    membership: Mutex<Option<Membership>>,
+    roles: tokio::sync::Mutex<Option<Roles>>,
+    status: watch::Sender<DataPlaneStatus>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime").field("node_id", &self.node_id).finish()
+    }
+}
+
+fn bad(e: impl std::fmt::Display) -> ApiError {
+    ApiError::bad_request(e.to_string())
+}
+
+fn internal(e: impl std::fmt::Display) -> ApiError {
+    ApiError::internal(e.to_string())
+}
+
+/// `HOST[:PORT]` to a socket address (port 2377 by default).
+async fn resolve(text: &str, what: &str) -> Result<SocketAddr, ApiError> {
+    let with_port = if text.parse::<SocketAddr>().is_ok() || text.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
+        text.to_string()
+    } else {
+        format!("{text}:{DEFAULT_CONTROL_PORT}")
+    };
+    tokio::net::lookup_host(&with_port)
+        .await
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| ApiError::bad_request(format!("invalid {what} {text:?}: expected HOST[:PORT]")))
+}
+
+/// The local address used to reach `remote` (no packet is sent).
+fn local_ip_towards(remote: SocketAddr) -> Option<IpAddr> {
+    let s = std::net::UdpSocket::bind(("0.0.0.0", 0)).ok()?;
+    s.connect(remote).ok()?;
+    s.local_addr().ok().map(|a| a.ip())
+}
+
+fn status_error(manager: SocketAddr, s: tonic::Status) -> ApiError {
+    use tonic::Code;
+    let msg = s.message().to_string();
+    match s.code() {
+        Code::PermissionDenied | Code::InvalidArgument | Code::FailedPrecondition => ApiError::bad_request(msg),
+        Code::AlreadyExists => ApiError::conflict(msg),
+        _ => ApiError::unavailable(format!("cannot reach the manager at {manager}: {msg}")),
+    }
+}
+
+impl Runtime {
+    pub fn membership(&self) -> Option<Membership> {
+        self.membership.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn set_membership(&self, m: Option<Membership>) {
+        *self.membership.lock().unwrap_or_else(|p| p.into_inner()) = m;
+    }
+
+    /// `shoal init`: a new cluster with this node as its manager.
+    pub async fn init(&self, req: InitRequest) -> Result<InitResponse, ApiError> {
+        let mut roles = self.roles.lock().await;
+        if let Some(m) = self.membership() {
+            return Err(ApiError::conflict(format!(
+                "this node is already part of a cluster ({}) as a {}: nothing to do",
+                m.cluster_id,
+                m.role.as_str()
+            )));
+        }
+        let listen: SocketAddr = req
+            .listen_addr
+            .as_deref()
+            .unwrap_or("0.0.0.0:2377")
+            .parse()
+            .map_err(|_| bad(format!("invalid listen address {:?}: expected IP:PORT", req.listen_addr.unwrap_or_default())))?;
+        let advertise_ip: IpAddr = match req.advertise_addr.as_deref() {
+            Some(a) => a
+                .split(':')
+                .next()
+                .unwrap_or("")
+                .parse()
+                .map_err(|_| bad(format!("invalid advertise address {a:?}: expected an IP address")))?,
+            None if !listen.ip().is_unspecified() => listen.ip(),
+            None => IpAddr::from([127, 0, 0, 1]),
+        };
+        let heartbeat = req.heartbeat_ms.unwrap_or(shoal_api::cluster::DEFAULT_HEARTBEAT_MS);
+        if !(50..=60_000).contains(&heartbeat) {
+            return Err(bad(format!("invalid dispatcher heartbeat {heartbeat}ms: use 50ms to 1m")));
+        }
+        let expiry = Duration::from_secs(req.cert_expiry_secs.unwrap_or(pki::DEFAULT_CERT_LIFETIME.as_secs()));
+        if expiry < Duration::from_secs(10) {
+            return Err(bad("invalid certificate expiry: at least 10s"));
+        }
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|e| ApiError::conflict(format!("cannot listen on {listen}: {e}")))?;
+        let manager_addr = SocketAddr::new(advertise_ip, listener.local_addr().map_err(internal)?.port()).to_string();
+        let cluster = ca::new_cluster(heartbeat, expiry, &manager_addr).map_err(internal)?;
+        let key = pki::new_node_key().map_err(internal)?;
+        let certs = Certs {
+            ca_pem: cluster.ca_cert_pem.clone(),
+            cert_pem: ca::issue(&cluster, &key.csr_pem, &self.node_id, CertRole::Manager).map_err(internal)?,
+            key_pem: key.key_pem,
+        };
+        let m = Membership {
+            role: NodeRole::Manager,
+            cluster_id: cluster.id.clone(),
+            managers: vec![manager_addr.clone()],
+            advertise_addr: advertise_ip.to_string(),
+            listen_addr: Some(listen.to_string()),
+        };
+        let worker_token = join_token(&cluster, NodeRole::Worker).map_err(internal)?;
+        membership::save(&self.cfg.data_dir, &m, &certs).map_err(internal)?;
+        let cluster_id = cluster.id.clone();
+        self.store.update(|tx| {
+            tx.push(Op::SetCluster(Box::new(cluster)));
+            tx.put_node(Node::new(self.node_id.clone(), self.hostname.clone(), NodeRole::Manager, advertise_ip.to_string(), now_millis()));
+            Ok::<_, ApiError>(())
+        })?;
+        self.set_membership(Some(m.clone()));
+        *roles = Some(
+            roles::start_manager(&self.cfg, self.store.clone(), &self.node_id, &self.hostname, &m, certs, listener, self.status.clone())
+                .map_err(internal)?,
+        );
+        tracing::info!(cluster = %cluster_id, node = %self.node_id, addr = %manager_addr, "cluster initialised");
+        Ok(InitResponse {
+            cluster_id,
+            node_id: self.node_id.clone(),
+            worker_token,
+            manager_addr,
+        })
+    }
+
+    /// `shoal join`: verify the manager against the token, get a certificate, become a worker.
+    pub async fn join(&self, req: JoinRequest) -> Result<JoinResponse, ApiError> {
+        let mut roles = self.roles.lock().await;
+        if let Some(m) = self.membership() {
+            return Err(ApiError::conflict(format!(
+                "this node is already part of a cluster ({}) as a {}: run `shoal leave` first",
+                m.cluster_id,
+                m.role.as_str()
+            )));
+        }
+        let token = JoinToken::parse(&req.token).map_err(bad)?;
+        let manager = resolve(&req.remote_addr, "manager address").await?;
+        let advertise: IpAddr = match req.advertise_addr.as_deref() {
+            Some(a) => a
+                .split(':')
+                .next()
+                .unwrap_or("")
+                .parse()
+                .map_err(|_| bad(format!("invalid advertise address {a:?}: expected an IP address")))?,
+            None => local_ip_towards(manager).ok_or_else(|| bad("cannot tell this node's address: use --advertise-addr"))?,
+        };
+        // First contact: take the root CA on trust, then check it against the token.
+        let first = tls::channel(manager, tls::first_contact_config().map_err(internal)?).map_err(internal)?;
+        let root = CaClient::new(first)
+            .get_root_ca(Empty {})
+            .await
+            .map_err(|s| status_error(manager, s))?
+            .into_inner()
+            .cert_pem;
+        let der = pki::pem_to_der(&root).map_err(internal)?;
+        if token::digest(&der) != token.ca_digest {
+            return Err(bad(format!(
+                "invalid join token: the manager at {manager} belongs to another cluster (CA digest does not match)"
+            )));
+        }
+        let key = pki::new_node_key().map_err(internal)?;
+        let verified = tls::channel(manager, tls::client_config(&root, None, &[b"h2"]).map_err(internal)?).map_err(internal)?;
+        let resp = CaClient::new(verified)
+            .issue_node_certificate(IssueRequest {
+                token: req.token.trim().to_string(),
+                csr_pem: key.csr_pem,
+                node_id: self.node_id.clone(),
+                hostname: self.hostname.clone(),
+                addr: advertise.to_string(),
+            })
+            .await
+            .map_err(|s| status_error(manager, s))?
+            .into_inner();
+        let role = NodeRole::Worker;
+        let mut managers = resp.managers.clone();
+        if !managers.contains(&manager.to_string()) {
+            managers.push(manager.to_string());
+        }
+        let m = Membership {
+            role,
+            cluster_id: resp.cluster_id.clone(),
+            managers,
+            advertise_addr: advertise.to_string(),
+            listen_addr: None,
+        };
+        let certs = Certs {
+            ca_pem: root,
+            cert_pem: resp.cert_pem,
+            key_pem: key.key_pem,
+        };
+        membership::save(&self.cfg.data_dir, &m, &certs).map_err(internal)?;
+        self.set_membership(Some(m.clone()));
+        *roles = Some(
+            roles::start_worker(&self.cfg, &self.node_id, &self.hostname, &m, certs, self.status.clone()).map_err(internal)?,
+        );
+        tracing::info!(cluster = %resp.cluster_id, manager = %manager, "joined the cluster as a worker");
+        Ok(JoinResponse {
+            node_id: self.node_id.clone(),
+            cluster_id: resp.cluster_id,
+            role: role.as_str().into(),
+        })
+    }
+
+    /// `shoal leave`: stop this node's tasks and forget the cluster.
+    pub async fn leave(&self, force: bool) -> Result<(), ApiError> {
+        let mut roles = self.roles.lock().await;
+        let Some(m) = self.membership() else {
+            return Err(ApiError::conflict("this node is not part of a cluster"));
+        };
+        if m.role == NodeRole::Manager && !force {
+            return Err(ApiError::conflict(
+                "this node is the cluster's only manager: leaving destroys the cluster and its services (use --force)",
+            ));
+        }
+        if let Some(r) = roles.take() {
+            r.stop().await;
+        }
+        if m.role == NodeRole::Manager {
+            self.store.update(|tx| {
+                tx.push(Op::Reset);
+                Ok::<_, ApiError>(())
+            })?;
+        }
+        membership::remove(&self.cfg.data_dir).map_err(internal)?;
+        self.set_membership(None);
+        self.status.send_replace(DataPlaneStatus::default());
+        tracing::info!(cluster = %m.cluster_id, "left the cluster");
+        Ok(())
+    }
+
+    /// A client certificate for remote CLIs (managers only).
+    pub fn client_cert(&self) -> Result<ClientCert, ApiError> {
+        let state = self.store.state();
+        let cluster = state
+            .cluster
+            .as_ref()
+            .ok_or_else(|| ApiError::unavailable("only a manager can issue client certificates"))?;
+        let key = pki::new_node_key().map_err(internal)?;
+        let cert_pem = ca::issue(cluster, &key.csr_pem, &format!("client-{}", shoal_api::id::new_id()), CertRole::Client)
+            .map_err(internal)?;
+        Ok(ClientCert {
+            ca_pem: cluster.ca_cert_pem.clone(),
+            cert_pem,
+            key_pem: key.key_pem,
+        })
+    }
+
+    /// After a restart: resume the roles the node had.
+    async fn resume(&self) -> anyhow::Result<()> {
+        let Some((m, certs)) = membership::load(&self.cfg.data_dir)? else {
+            return Ok(());
+        };
+        let mut roles = self.roles.lock().await;
+        let started = match m.role {
+            NodeRole::Manager => {
+                let listen = m.listen_addr.clone().unwrap_or_else(|| "0.0.0.0:2377".into());
+                let listener = tokio::net::TcpListener::bind(&listen)
+                    .await
+                    .with_context(|| format!("cannot listen on {listen}"))?;
+                roles::start_manager(&self.cfg, self.store.clone(), &self.node_id, &self.hostname, &m, certs, listener, self.status.clone())?
+            }
+            NodeRole::Worker => roles::start_worker(&self.cfg, &self.node_id, &self.hostname, &m, certs, self.status.clone())?,
+        };
+        tracing::info!(role = m.role.as_str(), cluster = %m.cluster_id, "resumed cluster membership");
+        self.set_membership(Some(m));
+        *roles = Some(started);
+        Ok(())
+    }
+
+    async fn shutdown(&self) {
+        if let Some(r) = self.roles.lock().await.take() {
+            r.stop().await;
+        }
+    }
+}
+
 /// Run a node until SIGTERM or SIGINT.
 pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
-    std::fs::create_dir_all(cfg.logs_dir())
-        .with_context(|| format!("cannot create data dir {}", cfg.data_dir.display()))?;
+    std::fs::create_dir_all(cfg.logs_dir()).with_context(|| format!("cannot create data dir {}", cfg.data_dir.display()))?;
     let lock_path = cfg.data_dir.join("daemon.lock");
-    let lock = std::fs::File::create(&lock_path)
-        .with_context(|| format!("cannot create {}", lock_path.display()))?;
+    let lock = std::fs::File::create(&lock_path).with_context(|| format!("cannot create {}", lock_path.display()))?;
     if lock.try_lock().is_err() {
-        bail!(
-            "another shoal daemon is using data dir {}: stop it first",
-            cfg.data_dir.display()
-        );
+        bail!("another shoal daemon is using data dir {}: stop it first", cfg.data_dir.display());
     }
     let node_id = identity::node_id(&cfg.data_dir)?;
     let hostname = identity::hostname();
     let store = Arc::new(Store::open(&cfg.state_path())?);
     let listener = bind_socket(&cfg.socket).await?;
+    let health_listener = match cfg.health_addr {
+        Some(a) => Some(tokio::net::TcpListener::bind(a).await.with_context(|| format!("cannot listen on health address {a}"))?),
+        None => None,
+    };
+    let (status, status_rx) = watch::channel(DataPlaneStatus::default());
+    let rt = Arc::new(Runtime {
+        cfg: cfg.clone(),
+        store: store.clone(),
+        node_id: node_id.clone(),
+        hostname,
+        membership: Mutex::new(None),
+        roles: tokio::sync::Mutex::new(None),
+        status,
+    });
+    rt.resume().await?;
 
-    let (joined, mut joined_rx) = watch::channel(store.state().cluster_id.is_some());
-    let (stop_api, stop_api_rx) = watch::channel(false);
     let app = control_router(ControlState {
         store: store.clone(),
         logs_dir: cfg.logs_dir(),
     })
-    .merge(node_router(NodeApiState {
-        store: store.clone(),
-        node_id: node_id.clone(),
-        hostname: hostname.clone(),
-        joined,
-    }));
-    let mut api_stop = stop_api_rx.clone();
+    .merge(node_router(rt.clone()))
+    .layer(axum::middleware::from_fn_with_state(rt.clone(), worker_guard));
+    let (stop_api, mut stop_api_rx) = watch::channel(false);
     let server = tokio::spawn(async move {
         let served = axum::serve(listener, app)
             .with_graceful_shutdown(async move {
-                let _ = api_stop.wait_for(|s| *s).await;
+                let _ = stop_api_rx.wait_for(|s| *s).await;
             })
             .await;
         if let Err(e) = served {
-            tracing::error!(error = %e, "control API stopped");
+            tracing::error!(error = %e, "local API stopped");
         }
     });
+    if let Some(l) = health_listener {
+        tokio::spawn(health::serve(l, status_rx));
+    }
     tracing::info!(node = %node_id, socket = %cfg.socket.display(), "daemon listening");
 
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
-    let shutdown = async {
-        tokio::select! {
-            _ = term.recv() => {},
-            _ = int.recv() => {},
-        }
-    };
-    tokio::pin!(shutdown);
-
-    // Wait for `shoal init` (or find the cluster already there), unless told to stop.
     tokio::select! {
-        r = joined_rx.wait_for(|j| *j) => { r?; }
-        _ = &mut shutdown => {
-            finish(&cfg, stop_api, server).await;
-            return Ok(());
-        }
+        _ = term.recv() => {},
+        _ = int.recv() => {},
     }
-    let roles = Roles::start(&cfg, store.clone(), &node_id, &hostname)?;
-    shutdown.await;
     tracing::info!("shutting down: stopping tasks");
-    roles.stop().await;
-    finish(&cfg, stop_api, server).await;
-    Ok(())
-}
-
-async fn finish(
-    cfg: &DaemonConfig,
-    stop_api: watch::Sender<bool>,
-    server: tokio::task::JoinHandle<()>,
-) {
+    rt.shutdown().await;
     stop_api.send_replace(true);
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), server).await;
+    let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
     let _ = std::fs::remove_file(&cfg.socket);
+    Ok(())
 }
 
 /// Bind the API socket, refusing to steal it from a live daemon.
@@ -103,98 +383,10 @@ async fn bind_socket(path: &std::path::Path) -> anyhow::Result<tokio::net::UnixL
         if tokio::net::UnixStream::connect(path).await.is_ok() {
             bail!("another shoal daemon is listening on {}", path.display());
         }
-        std::fs::remove_file(path)
-            .with_context(|| format!("cannot remove stale socket {}", path.display()))?;
+        std::fs::remove_file(path).with_context(|| format!("cannot remove stale socket {}", path.display()))?;
     }
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    tokio::net::UnixListener::bind(path)
-        .with_context(|| format!("cannot listen on {}", path.display()))
-}
-
-/// The running roles of a cluster member: manager, data plane and agent.
-struct Roles {
-    stop_manager: watch::Sender<bool>,
-    stop_agent: watch::Sender<bool>,
-    manager: tokio::task::JoinHandle<()>,
-    agent: tokio::task::JoinHandle<()>,
-    feeder: tokio::task::JoinHandle<()>,
-}
-
-impl Roles {
-    fn start(
-        cfg: &DaemonConfig,
-        store: Arc<Store>,
-        node_id: &str,
-        hostname: &str,
-    ) -> anyhow::Result<Roles> {
-        let addr = store.update(|tx| {
-            let Some(mut node) = tx.state().nodes.get(node_id).cloned() else {
-                return Ok::<_, StoreError>("127.0.0.1".to_string());
-            };
-            node.state = NodeState::Ready;
-            node.hostname = hostname.to_string();
-            node.updated_at = now_millis();
-            let addr = node.addr.clone();
-            tx.put_node(node);
-            Ok(addr)
-        })?;
-
-        let mesh = Mesh::new(cfg.mesh_bind);
-        let feeder = tokio::spawn(feed_mesh(store.clone(), mesh.clone()));
-
-        let (stop_manager, stop_manager_rx) = watch::channel(false);
-        let manager = tokio::spawn(Reconciler::new(store.clone()).run(stop_manager_rx));
-
-        let dispatcher = LocalDispatcher::start(store, node_id.to_string());
-        let exe = std::env::current_exe().context("cannot find the shoal binary")?;
-        let agent = Agent::new(
-            AgentConfig {
-                node: NodeIdentity {
-                    id: node_id.to_string(),
-                    hostname: hostname.to_string(),
-                    addr,
-                },
-                logs_dir: cfg.logs_dir(),
-                drain_timeout: cfg.drain_timeout,
-            },
-            Arc::new(ProcessExecutor::new(exe)),
-            dispatcher,
-            mesh.acked(),
-        );
-        let (stop_agent, stop_agent_rx) = watch::channel(false);
-        let agent = tokio::spawn(agent.run(stop_agent_rx));
-        Ok(Roles {
-            stop_manager,
-            stop_agent,
-            manager,
-            agent,
-            feeder,
-        })
-    }
-
-    /// Stop deciding first, so the tasks stopped next are not replaced on the way out.
-    async fn stop(self) {
-        self.stop_manager.send_replace(true);
-        let _ = self.manager.await;
-        self.stop_agent.send_replace(true);
-        let _ = self.agent.await;
-        self.feeder.abort();
-    }
-}
-
-/// Apply a fresh endpoint table to the mesh on every state change.
-async fn feed_mesh(store: Arc<Store>, mesh: Mesh) {
-    let mut rx = store.subscribe();
-    loop {
-        let state = rx.borrow_and_update().clone();
-        let table = Arc::new(endpoint_table(&state));
-        for e in mesh.apply(table).await {
-            tracing::error!(error = %e, "routing mesh");
-        }
-        if rx.changed().await.is_err() {
-            return;
-        }
-    }
+    tokio::net::UnixListener::bind(path).with_context(|| format!("cannot listen on {}", path.display()))
 }

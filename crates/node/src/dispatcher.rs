@@ -1,9 +1,9 @@
-//! The single-node dispatcher: assignments straight from the local store, reports
+//! The manager node's own dispatcher: assignments straight from the local store, reports
 //! straight into it.
 
 use shoal_agent::{Assignments, Dispatcher, TaskReport};
-use shoal_manager::now_millis;
-use shoal_store::{Store, StoreError};
+use shoal_manager::reports::apply_reports;
+use shoal_store::Store;
 use std::sync::Arc;
 use tokio::sync::watch;
 
@@ -35,6 +35,9 @@ impl LocalDispatcher {
                     }
                     changed
                 });
+                if sender.is_closed() {
+                    return;
+                }
             }
         });
         d
@@ -60,36 +63,7 @@ impl Dispatcher for LocalDispatcher {
     }
 
     fn report(&self, reports: Vec<TaskReport>) -> anyhow::Result<()> {
-        let now = now_millis();
-        self.store.update(|tx| {
-            for r in &reports {
-                let Some(mut task) = tx.state().tasks.get(&r.task_id).cloned() else {
-                    continue;
-                };
-                if let Err(e) = task.advance(r.state, now, r.message.clone()) {
-                    tracing::warn!(error = %e, "task report refused");
-                    continue;
-                }
-                if r.err.is_some() {
-                    task.status.err = r.err.clone();
-                }
-                if r.exit_code.is_some() {
-                    task.status.exit_code = r.exit_code;
-                }
-                if let Some((pid, start)) = r.process {
-                    task.status.pid = Some(pid);
-                    task.status.pid_start = Some(start);
-                }
-                if r.health.is_some() {
-                    task.status.health = r.health;
-                }
-                if r.endpoint.is_some() {
-                    task.endpoint = r.endpoint.clone();
-                }
-                tx.put_task(task);
-            }
-            Ok::<_, StoreError>(())
-        })?;
+        apply_reports(&self.store, &reports, None)?;
         Ok(())
     }
 }

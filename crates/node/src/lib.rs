@@ -9,8 +9,13 @@ mod api;
 mod config;
 mod daemon;
 mod dispatcher;
+mod health;
 mod identity;
+mod membership;
+mod remote;
+mod renew;
+mod roles;
 
-pub use api::{InfoResponse, InitRequest, InitResponse};
+pub use api::{ClientCert, InfoResponse, InitRequest, InitResponse, JoinRequest, JoinResponse, LeaveRequest};
 pub use config::DaemonConfig;
 pub use daemon::run;

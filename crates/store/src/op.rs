@@ -1,11 +1,13 @@
 //! The changes a write is made of.
 
 use serde::{Deserialize, Serialize};
-use shoal_api::{ClusterState, Node, Service, Task};
+use shoal_api::{Cluster, ClusterState, Node, Service, Task};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Op {
-    SetClusterId(String),
+    SetCluster(Box<Cluster>),
+    /// Forget everything (leaving the cluster for good).
+    Reset,
     PutNode(Box<Node>),
     DeleteNode(String),
     PutService(Box<Service>),
@@ -17,7 +19,12 @@ pub enum Op {
 /// Apply one op to a state. Deterministic: the same ops in the same order give the same state.
 pub fn apply_op(state: &mut ClusterState, op: &Op) {
     match op {
-        Op::SetClusterId(id) => state.cluster_id = Some(id.clone()),
+        Op::SetCluster(c) => state.cluster = Some((**c).clone()),
+        Op::Reset => {
+            let version = state.version;
+            *state = ClusterState::default();
+            state.version = version;
+        }
         Op::PutNode(n) => {
             state.nodes.insert(n.id.clone(), (**n).clone());
         }

@@ -113,8 +113,14 @@ fn persist(db: &Database, ops: &[Op], version: u64) -> Result<(), StoreError> {
         let mut meta = w.open_table(META)?;
         for op in ops {
             match op {
-                Op::SetClusterId(id) => {
-                    meta.insert("cluster_id", id.as_bytes())?;
+                Op::SetCluster(c) => {
+                    meta.insert("cluster", encode(c)?.as_slice())?;
+                }
+                Op::Reset => {
+                    meta.remove("cluster")?;
+                    clear(&mut nodes)?;
+                    clear(&mut services)?;
+                    clear(&mut tasks)?;
                 }
                 Op::PutNode(n) => {
                     nodes.insert(n.id.as_str(), encode(n)?.as_slice())?;
@@ -139,6 +145,17 @@ fn persist(db: &Database, ops: &[Op], version: u64) -> Result<(), StoreError> {
         meta.insert("version", version.to_le_bytes().as_slice())?;
     }
     w.commit()?;
+    Ok(())
+}
+
+fn clear(table: &mut redb::Table<&str, &[u8]>) -> Result<(), StoreError> {
+    let keys: Vec<String> = table
+        .iter()?
+        .map(|row| row.map(|(k, _)| k.value().to_string()))
+        .collect::<Result<_, _>>()?;
+    for k in keys {
+        table.remove(k.as_str())?;
+    }
     Ok(())
 }
 
@@ -169,8 +186,11 @@ fn load(db: &Database) -> Result<ClusterState, StoreError> {
             .map_err(|_| StoreError::Read("version record is not 8 bytes".into()))?;
         state.version = u64::from_le_bytes(bytes);
     }
-    if let Some(id) = meta.get("cluster_id")? {
-        state.cluster_id = Some(String::from_utf8_lossy(id.value()).into_owned());
+    if let Some(c) = meta.get("cluster")? {
+        state.cluster = Some(serde_json::from_slice(c.value()).map_err(|source| StoreError::Corrupt {
+            key: "cluster".into(),
+            source,
+        })?);
     }
     Ok(state)
 }
@@ -197,6 +217,40 @@ mod tests {
     use super::*;
     use shoal_api::{Node, NodeRole};
 
+    fn cluster(id: &str) -> shoal_api::Cluster {
+        shoal_api::Cluster {
+            id: id.into(),
+            ca_cert_pem: String::new(),
+            ca_key_pem: String::new(),
+            worker_secret: "w".into(),
+            manager_secret: "m".into(),
+            heartbeat_period_ms: 1000,
+            cert_lifetime_secs: 3600,
+            managers: vec![],
+            created_at: 0,
+        }
+    }
+
+    #[test]
+    fn reset_forgets_everything_but_the_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        let store = Store::open(&path).unwrap();
+        store
+            .update(|tx| {
+                tx.push(Op::SetCluster(Box::new(cluster("c1"))));
+                tx.put_node(node("n1"));
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+        store.update(|tx| { tx.push(Op::Reset); Ok::<_, StoreError>(()) }).unwrap();
+        drop(store);
+        let store = Store::open(&path).unwrap();
+        let s = store.state();
+        assert!(s.cluster.is_none() && s.nodes.is_empty());
+        assert_eq!(s.version, 2);
+    }
+
     fn node(id: &str) -> Node {
         Node::new(
             id.into(),
@@ -215,7 +269,7 @@ mod tests {
             let store = Store::open(&path).unwrap();
             store
                 .update(|tx| {
-                    tx.push(Op::SetClusterId("c1".into()));
+                    tx.push(Op::SetCluster(Box::new(cluster("c1"))));
                     tx.put_node(node("n1"));
                     Ok::<_, StoreError>(())
                 })
@@ -225,7 +279,7 @@ mod tests {
         let store = Store::open(&path).unwrap();
         let state = store.state();
         assert_eq!(state.version, 1);
-        assert_eq!(state.cluster_id.as_deref(), Some("c1"));
+        assert_eq!(state.cluster_id(), Some("c1"));
         assert!(state.nodes.contains_key("n1"));
     }
 

@@ -23,18 +23,36 @@ pub struct Daemon {
     pub bin: PathBuf,
     pub dir: tempfile::TempDir,
     pub socket: PathBuf,
+    /// The node's address: 127.0.0.1, or its namespace's address.
+    pub ip: String,
+    /// Port of the load-balancer health endpoint (`GET /healthz`).
+    pub health_port: u16,
+    /// Network namespace the daemon runs in, if any.
+    netns: Option<String>,
     child: Option<Child>,
 }
 
 impl Daemon {
     /// Start a daemon (not yet in a cluster) and wait until its API answers.
     pub fn start(bin: &Path) -> Daemon {
+        Daemon::launch(bin, "127.0.0.1".into(), crate::free_port(), None)
+    }
+
+    /// Start a daemon inside network namespace `i` of `net`, listening on its address.
+    pub fn start_in(bin: &Path, net: &crate::TestNet, i: usize) -> Daemon {
+        Daemon::launch(bin, net.ip(i).to_string(), 2378, Some(net.ns(i).to_string()))
+    }
+
+    fn launch(bin: &Path, ip: String, health_port: u16, netns: Option<String>) -> Daemon {
         let dir = tempfile::tempdir().expect("tempdir");
         let socket = dir.path().join("shoal.sock");
         let mut d = Daemon {
             bin: bin.to_path_buf(),
             dir,
             socket,
+            ip,
+            health_port,
+            netns,
             child: None,
         };
         d.spawn();
@@ -44,9 +62,33 @@ impl Daemon {
     /// Start a daemon and make it a single-node cluster.
     pub fn start_cluster(bin: &Path) -> Daemon {
         let d = Daemon::start(bin);
-        let out = d.cli(&["init"]);
-        assert!(out.ok(), "init failed: {out:?}");
+        d.init();
         d
+    }
+
+    /// `shoal init` on this node's address (control port: 2377 in a namespace, a free
+    /// loopback port otherwise).
+    pub fn init(&self) -> Output {
+        let port = if self.netns.is_some() { 2377 } else { crate::free_port() };
+        let listen = format!("{}:{port}", self.ip);
+        let out = self.cli(&["init", "--listen-addr", &listen, "--advertise-addr", &self.ip]);
+        assert!(out.ok(), "init failed: {out:?}\n{}", self.log());
+        out
+    }
+
+    /// The worker join token, from this manager.
+    pub fn worker_token(&self) -> String {
+        let out = self.cli(&["join-token", "worker", "-q"]);
+        assert!(out.ok(), "join-token failed: {out:?}");
+        out.stdout.trim().to_string()
+    }
+
+    /// This node's ID.
+    pub fn node_id(&self) -> String {
+        self.json(&["info", "--format", "json"])["node_id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -59,14 +101,24 @@ impl Daemon {
             .append(true)
             .open(self.dir.path().join("daemon.log"))
             .expect("daemon log");
-        let child = Command::new(&self.bin)
+        let mut cmd = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(&self.bin);
+                c
+            }
+            None => Command::new(&self.bin),
+        };
+        let child = cmd
             .arg("daemon")
             .arg("--data-dir")
             .arg(self.data_dir())
             .arg("--socket")
             .arg(&self.socket)
             .arg("--mesh-bind")
-            .arg("127.0.0.1")
+            .arg(&self.ip)
+            .arg("--health-addr")
+            .arg(format!("{}:{}", self.ip, self.health_port))
             .env("SHOAL_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

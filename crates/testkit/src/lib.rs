@@ -1,13 +1,17 @@
 //! Test harness: real `shoal` daemons in temporary directories, driven through the real
-//! CLI, plus small helpers to send traffic and inspect task processes. Dev-only: nothing
-//! in the product depends on it.
+//! CLI, plus small helpers to send traffic and inspect task processes, and [`netns`]: several
+//! "hosts" on one machine as network namespaces on a private bridge. Dev-only: nothing in the
+//! product depends on it.
 
 mod daemon;
 mod http;
 mod procs;
 
+pub mod netns;
+
 pub use daemon::{Daemon, Output};
 pub use http::{http_get, Load, LoadReport};
+pub use netns::TestNet;
 pub use procs::{alive, processes_with_env};
 
 use std::time::{Duration, Instant};

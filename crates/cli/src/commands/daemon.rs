@@ -20,6 +20,10 @@ pub struct DaemonArgs {
     /// Longest wait for the data plane to drop a task before stopping it anyway
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     drain_timeout: Duration,
+    /// Plain-HTTP health endpoint for load balancers in front of the nodes (GET /healthz);
+    /// "off" to disable
+    #[arg(long, default_value = "0.0.0.0:2378")]
+    health_addr: String,
     /// Log filter (e.g. info, debug, shoal_mesh=debug)
     #[arg(long, env = "SHOAL_LOG", default_value = "info")]
     log_level: String,
@@ -38,11 +42,19 @@ pub async fn run(args: DaemonArgs) -> anyhow::Result<ExitCode> {
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
+    let health_addr = match args.health_addr.as_str() {
+        "off" => None,
+        a => Some(
+            a.parse()
+                .map_err(|_| anyhow::anyhow!("invalid --health-addr {a:?}: expected IP:PORT or off"))?,
+        ),
+    };
     shoal_node::run(DaemonConfig {
         data_dir: args.data_dir,
         socket: args.socket,
         mesh_bind: args.mesh_bind,
         drain_timeout: args.drain_timeout,
+        health_addr,
     })
     .await?;
     Ok(ExitCode::SUCCESS)

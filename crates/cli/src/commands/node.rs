@@ -21,10 +21,47 @@ pub enum NodeCmd {
         #[arg(long)]
         pretty: bool,
     },
+    /// List the tasks on nodes (default: this node)
+    Ps {
+        nodes: Vec<String>,
+        #[arg(long)]
+        no_trunc: bool,
+    },
+    /// Change a node's availability or labels: shoal node update --availability drain NODE
+    Update {
+        node: String,
+        /// active, pause or drain
+        #[arg(long, value_parser = ["active", "pause", "drain"])]
+        availability: Option<String>,
+        /// Add or change a label KEY=VALUE
+        #[arg(long)]
+        label_add: Vec<String>,
+        /// Remove a label
+        #[arg(long)]
+        label_rm: Vec<String>,
+        /// Do not wait for the node's tasks to move (drain)
+        #[arg(short, long)]
+        detach: bool,
+        /// Give up waiting for a drain after this long (exit 1)
+        #[arg(long, default_value = "120s", value_parser = crate::commands::daemon::parse_duration)]
+        timeout: std::time::Duration,
+    },
+    /// Remove nodes from the cluster (down nodes, or any with --force)
+    Rm {
+        #[arg(required = true)]
+        nodes: Vec<String>,
+        #[arg(short, long)]
+        force: bool,
+    },
 }
 
 pub async fn run(client: &Client, cmd: NodeCmd) -> anyhow::Result<ExitCode> {
     match cmd {
+        NodeCmd::Ps { nodes, no_trunc } => return ps(client, nodes, no_trunc).await,
+        NodeCmd::Update { node, availability, label_add, label_rm, detach, timeout } => {
+            return update(client, &node, availability, &label_add, label_rm, detach, timeout).await
+        }
+        NodeCmd::Rm { nodes, force } => return rm(client, &nodes, force).await,
         NodeCmd::Ls { format, quiet } => {
             let nodes: Vec<Node> = client.get("/v1/nodes").await?;
             if quiet {
@@ -113,4 +150,111 @@ fn title(s: &str) -> String {
     c.next()
         .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
         .unwrap_or_default()
+}
+
+async fn ps(client: &Client, nodes: Vec<String>, no_trunc: bool) -> anyhow::Result<ExitCode> {
+    let nodes = if nodes.is_empty() {
+        let me: InfoResponse = client.get("/v1/info").await?;
+        vec![me.node_id]
+    } else {
+        nodes
+    };
+    let mut rows = Vec::new();
+    let now = shoal_manager::now_millis();
+    for n in &nodes {
+        let node: Node = client.get(&format!("/v1/nodes/{}", encode(n))).await?;
+        let tasks: Vec<shoal_api::Task> = client.get(&format!("/v1/tasks?node={}", encode(&node.id))).await?;
+        for t in tasks {
+            let id = if no_trunc { t.id.clone() } else { shoal_api::id::short(&t.id).to_string() };
+            let err = t.status.err.clone().map(|e| format!("{e:?}")).unwrap_or_default();
+            rows.push(vec![
+                id,
+                t.slot_name(),
+                node.hostname.clone(),
+                t.desired_state.title(),
+                format!("{} {}", t.status.state.title(), table::ago(t.status.timestamp, now)),
+                err,
+            ]);
+        }
+    }
+    table::print(&["ID", "NAME", "NODE", "DESIRED STATE", "CURRENT STATE", "ERROR"], &rows);
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn update(
+    client: &Client,
+    node: &str,
+    availability: Option<String>,
+    label_add: &[String],
+    label_rm: Vec<String>,
+    detach: bool,
+    timeout: std::time::Duration,
+) -> anyhow::Result<ExitCode> {
+    let mut labels_add = std::collections::BTreeMap::new();
+    for l in label_add {
+        let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
+        if k.is_empty() {
+            anyhow::bail!("invalid label {l:?}: expected KEY=VALUE");
+        }
+        labels_add.insert(k.to_string(), v.to_string());
+    }
+    let availability = match availability.as_deref() {
+        None => None,
+        Some("active") => Some(shoal_api::Availability::Active),
+        Some("pause") => Some(shoal_api::Availability::Pause),
+        Some("drain") => Some(shoal_api::Availability::Drain),
+        Some(other) => anyhow::bail!("invalid availability {other:?}: expected active, pause or drain"),
+    };
+    let draining = availability == Some(shoal_api::Availability::Drain);
+    let updated: Node = client
+        .post(
+            &format!("/v1/nodes/{}/update", encode(node)),
+            &shoal_manager::control::NodeUpdate { availability, labels_add, labels_rm: label_rm },
+        )
+        .await?;
+    println!("{}", updated.id);
+    if draining && !detach {
+        return wait_drained(client, &updated, timeout).await;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Wait until no task runs on the node any more, showing progress.
+async fn wait_drained(client: &Client, node: &Node, timeout: std::time::Duration) -> anyhow::Result<ExitCode> {
+    let deadline = std::time::Instant::now() + timeout;
+    let mut last = None;
+    loop {
+        let tasks: Vec<shoal_api::Task> = client.get(&format!("/v1/tasks?node={}", encode(&node.id))).await?;
+        let left = tasks.iter().filter(|t| t.is_live()).count();
+        if last != Some(left) {
+            println!("drain: {left} task(s) left on {}", node.hostname);
+            last = Some(left);
+        }
+        if left == 0 {
+            println!("drain: node {} drained", node.hostname);
+            return Ok(ExitCode::SUCCESS);
+        }
+        if std::time::Instant::now() >= deadline {
+            anyhow::bail!(
+                "node {} still runs {left} task(s) after {}: their replacements could not be placed or did not become ready (see shoal service ps)",
+                node.hostname,
+                shoal_api::duration::format(timeout)
+            );
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}
+
+async fn rm(client: &Client, nodes: &[String], force: bool) -> anyhow::Result<ExitCode> {
+    let mut failed = false;
+    for n in nodes {
+        match client.delete(&format!("/v1/nodes/{}?force={force}", encode(n))).await {
+            Ok(()) => println!("{n}"),
+            Err(e) => {
+                eprintln!("error: {e}");
+                failed = true;
+            }
+        }
+    }
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }

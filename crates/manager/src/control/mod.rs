@@ -4,6 +4,7 @@
 //! nothing. The daemon adds its own routes (`/v1/info`, `/v1/cluster/init`) and serves the
 //! merged router on the unix socket. See docs/api.md.
 
+mod cluster;
 mod error;
 mod logs;
 mod nodes;
@@ -11,6 +12,8 @@ mod services;
 mod tasks;
 
 pub use error::ApiError;
+pub use cluster::JoinTokenResponse;
+pub use nodes::NodeUpdate;
 pub use services::{ScaleRequest, ServiceInfo};
 
 use axum::routing::{get, post};
@@ -31,7 +34,7 @@ impl ControlState {
     /// The current state, or 503 if this node has not joined a cluster yet.
     fn cluster(&self) -> Result<Arc<shoal_api::ClusterState>, ApiError> {
         let state = self.store.state();
-        if state.cluster_id.is_none() {
+        if state.cluster.is_none() {
             return Err(ApiError::unavailable(
                 "this node is not part of a cluster: run `shoal init` first",
             ));
@@ -44,7 +47,9 @@ impl ControlState {
 pub fn router(state: ControlState) -> Router {
     Router::new()
         .route("/v1/nodes", get(nodes::list))
-        .route("/v1/nodes/{id}", get(nodes::inspect))
+        .route("/v1/nodes/{id}", get(nodes::inspect).delete(nodes::remove))
+        .route("/v1/nodes/{id}/update", post(nodes::update))
+        .route("/v1/cluster/join-token/{role}", get(cluster::join_token_of))
         .route("/v1/services", get(services::list).post(services::create))
         .route(
             "/v1/services/{id}",

@@ -18,3 +18,87 @@ pub async fn inspect(
         .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("node {id} not found")))
 }
+
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeUpdate {
+    #[serde(default)]
+    pub availability: Option<shoal_api::Availability>,
+    #[serde(default)]
+    pub labels_add: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    pub labels_rm: Vec<String>,
+}
+
+pub async fn update(
+    State(s): State<ControlState>,
+    Path(id): Path<String>,
+    body: Result<Json<NodeUpdate>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Node>, ApiError> {
+    let Json(u) = body?;
+    s.cluster()?;
+    for k in u.labels_add.keys().chain(u.labels_rm.iter()) {
+        if k.is_empty() || k.contains(char::is_whitespace) {
+            return Err(ApiError::bad_request(format!("invalid label key {k:?}")));
+        }
+    }
+    let node = s.store.update(|tx| {
+        let mut n = tx
+            .state()
+            .find_node(&id)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(format!("node {id} not found")))?;
+        for k in &u.labels_rm {
+            if n.labels.remove(k).is_none() {
+                return Err(ApiError::bad_request(format!("label {k} is not set on node {}", n.hostname)));
+            }
+        }
+        n.labels.extend(u.labels_add.clone());
+        if let Some(a) = u.availability {
+            n.availability = a;
+        }
+        n.updated_at = crate::now_millis();
+        tx.put_node(n.clone());
+        Ok::<_, ApiError>(n)
+    })?;
+    tracing::info!(node = %node.id, availability = node.availability.as_str(), "node updated");
+    Ok(Json(node))
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoveQuery {
+    #[serde(default)]
+    force: bool,
+}
+
+pub async fn remove(
+    State(s): State<ControlState>,
+    Path(id): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<RemoveQuery>,
+) -> Result<axum::http::StatusCode, ApiError> {
+    s.cluster()?;
+    s.store.update(|tx| {
+        let n = tx
+            .state()
+            .find_node(&id)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(format!("node {id} not found")))?;
+        if n.role == shoal_api::NodeRole::Manager {
+            return Err(ApiError::conflict(format!(
+                "node {} is a manager: it cannot be removed while it holds the cluster state",
+                n.hostname
+            )));
+        }
+        if n.state != shoal_api::NodeState::Down && !q.force {
+            return Err(ApiError::conflict(format!(
+                "node {} is not down and can't be removed: stop it (or `shoal leave` on it) first, or use --force",
+                n.hostname
+            )));
+        }
+        tx.push(shoal_store::Op::DeleteNode(n.id.clone()));
+        Ok::<_, ApiError>(())
+    })?;
+    tracing::info!(node = %id, "node removed");
+    Ok(axum::http::StatusCode::NO_CONTENT)
+}

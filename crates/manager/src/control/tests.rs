@@ -14,7 +14,7 @@ fn setup(init: bool) -> (tempfile::TempDir, Router, Arc<Store>) {
     if init {
         store
             .update(|tx| {
-                tx.push(Op::SetClusterId("c1".into()));
+                tx.push(Op::SetCluster(Box::new(crate::ca::new_cluster(1000, std::time::Duration::from_secs(3600), "127.0.0.1:2377").expect("cluster"))));
                 tx.put_node(Node::new(
                     "n1".into(),
                     "host1".into(),
@@ -52,12 +52,22 @@ async fn call(
     (status, json)
 }
 
-const WEB: &str = r#"{"name":"web","mode":{"replicated":{"replicas":3}},"task":{"command":["shoal","whoami"]},"ports":[{"published":39101,"target":80,"protocol":"tcp"}]}"#;
+const WEB: &str = r#"{"name":"web","mode":{"replicated":{"replicas":3}},"task":{"command":["shoal","whoami"]},"ports":[{"published":PORT,"target":80,"protocol":"tcp"}]}"#;
+
+/// The web spec published on a port that was free a moment ago.
+fn web_spec() -> (String, u16) {
+    let port = std::net::TcpListener::bind("0.0.0.0:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port");
+    (WEB.replace("PORT", &port.to_string()), port)
+}
 
 #[tokio::test]
 async fn create_list_scale_remove() {
     let (_d, r, store) = setup(true);
-    let (status, body) = call(&r, "POST", "/v1/services", WEB).await;
+    let (web, _) = web_spec();
+    let (status, body) = call(&r, "POST", "/v1/services", &web).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let (status, body) = call(&r, "GET", "/v1/services", "").await;
     assert_eq!(status, StatusCode::OK);
@@ -74,7 +84,7 @@ async fn create_list_scale_remove() {
 #[tokio::test]
 async fn bad_requests_change_nothing() {
     let (_d, r, store) = setup(true);
-    let web = WEB.replace("39101", "39102");
+    let (web, port) = web_spec();
     assert_eq!(
         call(&r, "POST", "/v1/services", &web).await.0,
         StatusCode::CREATED
@@ -120,7 +130,7 @@ async fn bad_requests_change_nothing() {
         (
             "POST",
             "/v1/services",
-            web.replace("39102", "70000"),
+            web.replace(&port.to_string(), "70000"),
             StatusCode::UNPROCESSABLE_ENTITY,
             "published",
         ),

@@ -1,0 +1,37 @@
+//! The cluster object: identity, CA material, join-token secrets and cluster-wide settings.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cluster {
+    pub id: String,
+    pub ca_cert_pem: String,
+    pub ca_key_pem: String,
+    /// Secret part of the worker join token.
+    pub worker_secret: String,
+    /// Secret part of the manager join token.
+    pub manager_secret: String,
+    /// How often agents send heartbeats; a node is down after 3 missed beats.
+    pub heartbeat_period_ms: u64,
+    /// Lifetime of node certificates, in seconds.
+    pub cert_lifetime_secs: u64,
+    /// Control addresses (`ip:port`) of the managers.
+    pub managers: Vec<String>,
+    pub created_at: u64,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Secrets and keys never reach logs.
+        f.debug_struct("Cluster")
+            .field("id", &self.id)
+            .field("heartbeat_period_ms", &self.heartbeat_period_ms)
+            .field("managers", &self.managers)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Swarm's default dispatcher heartbeat period is 5 s; shoal detects failures faster.
+pub const DEFAULT_HEARTBEAT_MS: u64 = 1000;
+/// A node is declared down after this many missed heartbeats.
+pub const MISSED_HEARTBEATS_DOWN: u64 = 3;

@@ -1,0 +1,210 @@
+//! The cluster CA: making a cluster, join tokens, and the `Ca` gRPC service.
+
+use crate::now_millis;
+use shoal_api::{Cluster, Node, NodeRole, NodeState};
+use shoal_rpc::pki::{self, CaMaterial, CertRole};
+use shoal_rpc::proto::{ca_server, Empty, IssueRequest, IssueResponse, RenewRequest, RootCa};
+use shoal_rpc::tls::PeerIdentity;
+use shoal_rpc::token::{self, JoinToken};
+use shoal_store::{Store, StoreError};
+use std::sync::Arc;
+use std::time::Duration;
+use tonic::{Request, Response, Status};
+
+/// A new cluster: root CA, join-token secrets, settings.
+pub fn new_cluster(
+    heartbeat_period_ms: u64,
+    cert_lifetime: Duration,
+    manager_addr: &str,
+) -> Result<Cluster, pki::PkiError> {
+    let id = shoal_api::id::new_id();
+    let ca = pki::new_root_ca(&id)?;
+    Ok(Cluster {
+        id,
+        ca_cert_pem: ca.cert_pem,
+        ca_key_pem: ca.key_pem,
+        worker_secret: token::new_secret(),
+        manager_secret: token::new_secret(),
+        heartbeat_period_ms,
+        cert_lifetime_secs: cert_lifetime.as_secs(),
+        managers: vec![manager_addr.to_string()],
+        created_at: now_millis(),
+    })
+}
+
+pub fn ca_material(c: &Cluster) -> CaMaterial {
+    CaMaterial {
+        cert_pem: c.ca_cert_pem.clone(),
+        key_pem: c.ca_key_pem.clone(),
+    }
+}
+
+/// The join token for `role`: `SWMTKN-1-<CA digest>-<secret>`.
+pub fn join_token(c: &Cluster, role: NodeRole) -> Result<String, pki::PkiError> {
+    let der = pki::pem_to_der(&c.ca_cert_pem)?;
+    let secret = match role {
+        NodeRole::Worker => c.worker_secret.clone(),
+        NodeRole::Manager => c.manager_secret.clone(),
+    };
+    Ok(JoinToken {
+        ca_digest: token::digest(&der),
+        secret,
+    }
+    .to_string())
+}
+
+/// Sign a certificate for `node_id` with the cluster CA.
+pub fn issue(c: &Cluster, csr_pem: &str, node_id: &str, role: CertRole) -> Result<String, pki::PkiError> {
+    pki::sign_node_cert(
+        &ca_material(c),
+        csr_pem,
+        node_id,
+        role,
+        &c.id,
+        Duration::from_secs(c.cert_lifetime_secs),
+    )
+}
+
+/// Which role a token grants, or why it grants none.
+pub fn check_token(c: &Cluster, text: &str) -> Result<NodeRole, String> {
+    let t = JoinToken::parse(text).map_err(|e| e.to_string())?;
+    let der = pki::pem_to_der(&c.ca_cert_pem).map_err(|e| e.to_string())?;
+    if t.ca_digest != token::digest(&der) {
+        return Err("invalid join token: it belongs to another cluster (CA digest does not match)".into());
+    }
+    if token::secrets_equal(&t.secret, &c.worker_secret) {
+        Ok(NodeRole::Worker)
+    } else if token::secrets_equal(&t.secret, &c.manager_secret) {
+        Ok(NodeRole::Manager)
+    } else {
+        Err("invalid join token: unknown or rotated secret".into())
+    }
+}
+
+/// The verified identity of a gRPC caller, required to be a current member of this cluster.
+pub fn member<T>(store: &Store, req: &Request<T>) -> Result<Node, Status> {
+    let id = req
+        .extensions()
+        .get::<PeerIdentity>()
+        .and_then(|p| p.0.clone())
+        .ok_or_else(|| Status::unauthenticated("a node certificate is required"))?;
+    let state = store.state();
+    let cluster = state.cluster.as_ref().ok_or_else(|| Status::unavailable("no cluster"))?;
+    if id.cluster_id != cluster.id {
+        return Err(Status::permission_denied("certificate of another cluster"));
+    }
+    state
+        .nodes
+        .get(&id.node_id)
+        .cloned()
+        .ok_or_else(|| Status::permission_denied(format!("node {} has been removed from the cluster", id.node_id)))
+}
+
+#[derive(Debug, Clone)]
+pub struct CaService {
+    pub store: Arc<Store>,
+}
+
+fn cluster_of(store: &Store) -> Result<Cluster, Status> {
+    store
+        .state()
+        .cluster
+        .clone()
+        .ok_or_else(|| Status::unavailable("this node is not a manager of a cluster"))
+}
+
+#[tonic::async_trait]
+impl ca_server::Ca for CaService {
+    async fn get_root_ca(&self, _req: Request<Empty>) -> Result<Response<RootCa>, Status> {
+        let c = cluster_of(&self.store)?;
+        Ok(Response::new(RootCa { cert_pem: c.ca_cert_pem }))
+    }
+
+    async fn issue_node_certificate(&self, req: Request<IssueRequest>) -> Result<Response<IssueResponse>, Status> {
+        let r = req.into_inner();
+        let c = cluster_of(&self.store)?;
+        let role = check_token(&c, &r.token).map_err(Status::permission_denied)?;
+        if role == NodeRole::Manager {
+            return Err(Status::failed_precondition(
+                "joining as a manager needs a replicated cluster store, which this cluster does not have yet: join as a worker",
+            ));
+        }
+        if r.node_id.is_empty() || !r.node_id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(Status::invalid_argument("invalid node id"));
+        }
+        let ip = r.addr.parse::<std::net::IpAddr>().map_err(|_| {
+            Status::invalid_argument(format!("invalid advertise address {:?}: expected an IP address", r.addr))
+        })?;
+        let cert_role = CertRole::Worker;
+        let cert_pem = issue(&c, &r.csr_pem, &r.node_id, cert_role).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let now = now_millis();
+        self.store
+            .update(|tx| {
+                if tx.state().nodes.contains_key(&r.node_id) {
+                    return Err(StatusError(Status::already_exists(format!(
+                        "node {} is already part of this cluster (run `shoal leave` on it, then `shoal node rm` here)",
+                        r.node_id
+                    ))));
+                }
+                let mut node = Node::new(r.node_id.clone(), r.hostname.clone(), role, ip.to_string(), now);
+                node.state = NodeState::Unknown;
+                tx.put_node(node);
+                Ok(())
+            })
+            .map_err(|e| e.0)?;
+        tracing::info!(node = %r.node_id, hostname = %r.hostname, role = role.as_str(), "node joined");
+        Ok(Response::new(IssueResponse {
+            cert_pem,
+            role: role.as_str().to_string(),
+            cluster_id: c.id,
+            managers: c.managers,
+        }))
+    }
+
+    async fn renew_node_certificate(&self, req: Request<RenewRequest>) -> Result<Response<IssueResponse>, Status> {
+        let node = member(&self.store, &req)?;
+        let c = cluster_of(&self.store)?;
+        let role = match node.role {
+            NodeRole::Manager => CertRole::Manager,
+            NodeRole::Worker => CertRole::Worker,
+        };
+        let cert_pem = issue(&c, &req.get_ref().csr_pem, &node.id, role).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        tracing::info!(node = %node.id, "node certificate renewed");
+        Ok(Response::new(IssueResponse {
+            cert_pem,
+            role: role.as_str().to_string(),
+            cluster_id: c.id,
+            managers: c.managers,
+        }))
+    }
+}
+
+/// A gRPC status usable as the error of a store write.
+#[derive(Debug)]
+pub struct StatusError(pub Status);
+
+impl From<StoreError> for StatusError {
+    fn from(e: StoreError) -> Self {
+        StatusError(Status::internal(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_grant_roles_and_reject_others() {
+        let c = new_cluster(1000, Duration::from_secs(3600), "127.0.0.1:2377").unwrap();
+        let other = new_cluster(1000, Duration::from_secs(3600), "127.0.0.1:2377").unwrap();
+        assert_eq!(check_token(&c, &join_token(&c, NodeRole::Worker).unwrap()), Ok(NodeRole::Worker));
+        assert_eq!(check_token(&c, &join_token(&c, NodeRole::Manager).unwrap()), Ok(NodeRole::Manager));
+        let foreign = check_token(&c, &join_token(&other, NodeRole::Worker).unwrap()).unwrap_err();
+        assert!(foreign.contains("another cluster"), "{foreign}");
+        let mut rotated = c.clone();
+        rotated.worker_secret = token::new_secret();
+        let old = check_token(&rotated, &join_token(&c, NodeRole::Worker).unwrap()).unwrap_err();
+        assert!(old.contains("rotated"), "{old}");
+        assert!(check_token(&c, "garbage").unwrap_err().contains("invalid join token"));
+    }
+}

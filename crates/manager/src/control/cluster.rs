@@ -1,0 +1,59 @@
+//! Cluster-wide calls: join tokens.
+
+use super::{ApiError, ControlState};
+use crate::ca::join_token;
+use axum::extract::{Path, Query, State};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use shoal_api::NodeRole;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenQuery {
+    #[serde(default)]
+    rotate: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JoinTokenResponse {
+    pub role: String,
+    pub token: String,
+    /// Control addresses of the managers, for the join command.
+    pub managers: Vec<String>,
+}
+
+pub async fn join_token_of(
+    State(s): State<ControlState>,
+    Path(role): Path<String>,
+    Query(q): Query<TokenQuery>,
+) -> Result<Json<JoinTokenResponse>, ApiError> {
+    s.cluster()?;
+    let role = match role.as_str() {
+        "worker" => NodeRole::Worker,
+        "manager" => NodeRole::Manager,
+        other => return Err(ApiError::bad_request(format!("invalid role {other:?}: expected worker or manager"))),
+    };
+    let cluster = s.store.update(|tx| {
+        let mut c = tx
+            .state()
+            .cluster
+            .clone()
+            .ok_or_else(|| ApiError::unavailable("this node is not part of a cluster: run `shoal init` first"))?;
+        if q.rotate {
+            let secret = shoal_rpc::token::new_secret();
+            match role {
+                NodeRole::Worker => c.worker_secret = secret,
+                NodeRole::Manager => c.manager_secret = secret,
+            }
+            tx.push(shoal_store::Op::SetCluster(Box::new(c.clone())));
+            tracing::info!(role = role.as_str(), "join token rotated");
+        }
+        Ok::<_, ApiError>(c)
+    })?;
+    let token = join_token(&cluster, role).map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(Json(JoinTokenResponse {
+        role: role.as_str().to_string(),
+        token,
+        managers: cluster.managers.clone(),
+    }))
+}

@@ -1,0 +1,133 @@
+//! The `Dispatcher` gRPC service: agent sessions.
+//!
+//! A session streams the node's assignments and the cluster's endpoint table whenever they
+//! change (full snapshots, idempotent), so a reconnecting agent simply picks up the current
+//! state without restarting its tasks. Heartbeats feed [`crate::liveness`]; status reports
+//! are applied to the store, each node only for its own tasks.
+
+use crate::ca::member;
+use crate::endpoints::endpoint_table;
+use crate::liveness::Sessions;
+use crate::now_millis;
+use crate::reports::apply_reports;
+use shoal_api::{ClusterState, NodeState, Task, TaskReport, TaskState};
+use shoal_balance::EndpointTable;
+use shoal_rpc::proto::{
+    dispatcher_server, Empty, HeartbeatRequest, HeartbeatResponse, SessionMessage, SessionRequest, StatusReport,
+};
+use shoal_store::{Store, StoreError};
+use std::pin::Pin;
+use std::sync::Arc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+#[derive(Debug, Clone)]
+pub struct DispatcherService {
+    pub store: Arc<Store>,
+    pub sessions: Arc<Sessions>,
+}
+
+/// What one node is sent: its tasks (assigned onwards) and the endpoint table.
+fn session_view(state: &ClusterState, node_id: &str) -> (Vec<Task>, EndpointTable) {
+    let tasks = state
+        .tasks
+        .values()
+        .filter(|t| t.node_id.as_deref() == Some(node_id) && t.status.state >= TaskState::Assigned)
+        .cloned()
+        .collect();
+    (tasks, endpoint_table(state))
+}
+
+fn encode<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, Status> {
+    serde_json::to_vec(v).map_err(|e| Status::internal(e.to_string()))
+}
+
+type SessionStream = Pin<Box<dyn tokio_stream::Stream<Item = Result<SessionMessage, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl dispatcher_server::Dispatcher for DispatcherService {
+    type SessionStream = SessionStream;
+
+    async fn session(&self, req: Request<SessionRequest>) -> Result<Response<Self::SessionStream>, Status> {
+        let node = member(&self.store, &req)?;
+        let r = req.into_inner();
+        let now = now_millis();
+        self.sessions.beat(&node.id, 0, now);
+        let node_id = node.id.clone();
+        self.store
+            .update(|tx| {
+                if let Some(mut n) = tx.state().nodes.get(&node_id).cloned() {
+                    let addr_ok = r.addr.parse::<std::net::IpAddr>().is_ok();
+                    if n.state != NodeState::Ready || (addr_ok && n.addr != r.addr) || (!r.hostname.is_empty() && n.hostname != r.hostname) {
+                        n.state = NodeState::Ready;
+                        if addr_ok {
+                            n.addr = r.addr.clone();
+                        }
+                        if !r.hostname.is_empty() {
+                            n.hostname = r.hostname.clone();
+                        }
+                        n.updated_at = now;
+                        tx.put_node(n);
+                    }
+                }
+                Ok::<_, StoreError>(())
+            })
+            .map_err(|e| Status::internal(e.to_string()))?;
+        tracing::info!(node = %node.id, hostname = %node.hostname, "agent session started");
+
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            let mut changes = store.subscribe();
+            let mut last: Option<(Vec<Task>, EndpointTable, shoal_api::Node)> = None;
+            loop {
+                let state = changes.borrow_and_update().clone();
+                let Some(me) = state.nodes.get(&node_id).cloned() else {
+                    let _ = tx.send(Err(Status::permission_denied(format!("node {node_id} has been removed from the cluster")))).await;
+                    return;
+                };
+                let (tasks, mut table) = session_view(&state, &node_id);
+                let version = table.version;
+                table.version = 0;
+                let changed = last.as_ref().is_none_or(|(t, e, n)| *t != tasks || *e != table || *n != me);
+                if changed {
+                    table.version = version;
+                    let msg = (|| {
+                        Ok::<_, Status>(SessionMessage {
+                            version,
+                            tasks_json: encode(&tasks)?,
+                            endpoints_json: encode(&table)?,
+                            heartbeat_period_ms: state.cluster.as_ref().map_or(1000, |c| c.heartbeat_period_ms),
+                            managers: state.cluster.as_ref().map(|c| c.managers.clone()).unwrap_or_default(),
+                        })
+                    })();
+                    if tx.send(msg).await.is_err() {
+                        return;
+                    }
+                    table.version = 0;
+                    last = Some((tasks, table, me));
+                }
+                tokio::select! {
+                    r = changes.changed() => if r.is_err() { return },
+                    _ = tx.closed() => return,
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn heartbeat(&self, req: Request<HeartbeatRequest>) -> Result<Response<HeartbeatResponse>, Status> {
+        let node = member(&self.store, &req)?;
+        self.sessions.beat(&node.id, req.get_ref().acked_version, now_millis());
+        let period_ms = self.store.state().cluster.as_ref().map_or(1000, |c| c.heartbeat_period_ms);
+        Ok(Response::new(HeartbeatResponse { period_ms }))
+    }
+
+    async fn report_status(&self, req: Request<StatusReport>) -> Result<Response<Empty>, Status> {
+        let node = member(&self.store, &req)?;
+        let reports: Vec<TaskReport> = serde_json::from_slice(&req.get_ref().reports_json)
+            .map_err(|e| Status::invalid_argument(format!("reports: {e}")))?;
+        apply_reports(&self.store, &reports, Some(&node.id)).map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(Empty {}))
+    }
+}

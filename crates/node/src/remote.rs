@@ -1,0 +1,220 @@
+//! A worker's dispatcher: a session with a manager over mTLS.
+//!
+//! One loop keeps a session open (reconnecting with backoff, trying each known manager),
+//! turns its messages into assignments and endpoint tables, and sends heartbeats with the
+//! endpoint version the local data plane routes by. Reports are queued and sent in order,
+//! retried until a manager takes them, so nothing is lost across reconnects. Tasks keep
+//! running and the mesh keeps its last table while no manager answers.
+
+use rustls::ClientConfig;
+use shoal_agent::{Assignments, Dispatcher, TaskReport};
+use shoal_api::Task;
+use shoal_balance::EndpointTable;
+use shoal_rpc::proto::dispatcher_client::DispatcherClient;
+use shoal_rpc::proto::{HeartbeatRequest, SessionRequest, StatusReport};
+use shoal_rpc::tls;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tonic::transport::Channel;
+
+const BACKOFF_MIN: Duration = Duration::from_millis(200);
+const BACKOFF_MAX: Duration = Duration::from_secs(2);
+/// A report batch that could not be delivered is retried after this long.
+const REPORT_RETRY: Duration = Duration::from_millis(300);
+
+#[derive(Debug, Clone)]
+pub struct RemoteConfig {
+    pub managers: Vec<SocketAddr>,
+    pub hostname: String,
+    pub addr: String,
+}
+
+#[derive(Debug)]
+pub struct RemoteDispatcher {
+    assignments: watch::Sender<Arc<Assignments>>,
+    endpoints: watch::Sender<Arc<EndpointTable>>,
+    reports: mpsc::UnboundedSender<TaskReport>,
+}
+
+impl RemoteDispatcher {
+    pub fn start(
+        cfg: RemoteConfig,
+        tls: watch::Receiver<Arc<ClientConfig>>,
+        acked: watch::Receiver<u64>,
+        stop: watch::Receiver<bool>,
+    ) -> Arc<RemoteDispatcher> {
+        let (assignments, _) = watch::channel(Arc::new(Assignments::default()));
+        let (endpoints, _) = watch::channel(Arc::new(EndpointTable::default()));
+        let (reports, reports_rx) = mpsc::unbounded_channel();
+        let d = Arc::new(RemoteDispatcher {
+            assignments,
+            endpoints,
+            reports,
+        });
+        let (channel_tx, channel_rx) = watch::channel::<Option<Channel>>(None);
+        tokio::spawn(session_loop(d.clone(), cfg, tls, acked, channel_tx, stop.clone()));
+        tokio::spawn(report_loop(reports_rx, channel_rx, stop));
+        d
+    }
+
+    /// The cluster's endpoint table, as last received.
+    pub fn endpoints(&self) -> watch::Receiver<Arc<EndpointTable>> {
+        self.endpoints.subscribe()
+    }
+}
+
+impl Dispatcher for RemoteDispatcher {
+    fn assignments(&self) -> watch::Receiver<Arc<Assignments>> {
+        self.assignments.subscribe()
+    }
+
+    fn report(&self, reports: Vec<TaskReport>) -> anyhow::Result<()> {
+        for r in reports {
+            self.reports
+                .send(r)
+                .map_err(|_| anyhow::anyhow!("the manager session has stopped"))?;
+        }
+        Ok(())
+    }
+}
+
+async fn session_loop(
+    d: Arc<RemoteDispatcher>,
+    cfg: RemoteConfig,
+    tls: watch::Receiver<Arc<ClientConfig>>,
+    acked: watch::Receiver<u64>,
+    channel_tx: watch::Sender<Option<Channel>>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut backoff = BACKOFF_MIN;
+    let mut attempt = 0usize;
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let Some(addr) = cfg.managers.get(attempt % cfg.managers.len().max(1)).copied() else {
+            tracing::error!("no manager address known");
+            return;
+        };
+        attempt += 1;
+        let tls_cfg = tls.borrow().clone();
+        let outcome = tokio::select! {
+            r = run_session(&d, &cfg, addr, tls_cfg, acked.clone(), &channel_tx) => r,
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        match outcome {
+            Ok(()) => {
+                tracing::warn!(manager = %addr, "manager session ended; reconnecting");
+                backoff = BACKOFF_MIN;
+            }
+            Err(e) => {
+                tracing::warn!(manager = %addr, error = %e, "manager session failed; retrying");
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {},
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+async fn run_session(
+    d: &RemoteDispatcher,
+    cfg: &RemoteConfig,
+    addr: SocketAddr,
+    tls_cfg: Arc<ClientConfig>,
+    acked: watch::Receiver<u64>,
+    channel_tx: &watch::Sender<Option<Channel>>,
+) -> anyhow::Result<()> {
+    let channel = tls::channel(addr, tls_cfg)?;
+    let mut client = DispatcherClient::new(channel.clone());
+    let mut stream = client
+        .session(SessionRequest {
+            hostname: cfg.hostname.clone(),
+            addr: cfg.addr.clone(),
+        })
+        .await
+        .map_err(|s| anyhow::anyhow!("{}", s.message()))?
+        .into_inner();
+    tracing::info!(manager = %addr, "manager session established");
+    channel_tx.send_replace(Some(channel.clone()));
+    let (period_tx, period_rx) = watch::channel(Duration::from_secs(1));
+    let beats = tokio::spawn(heartbeat_loop(DispatcherClient::new(channel), acked, period_rx));
+    let result = async {
+        while let Some(msg) = stream.message().await.map_err(|s| anyhow::anyhow!("{}", s.message()))? {
+            let tasks: Vec<Task> = serde_json::from_slice(&msg.tasks_json)?;
+            let mut table: EndpointTable = serde_json::from_slice(&msg.endpoints_json)?;
+            table.version = msg.version;
+            period_tx.send_replace(Duration::from_millis(msg.heartbeat_period_ms.max(50)));
+            d.endpoints.send_replace(Arc::new(table));
+            d.assignments.send_replace(Arc::new(Assignments {
+                version: msg.version,
+                tasks,
+            }));
+        }
+        Ok(())
+    }
+    .await;
+    beats.abort();
+    result
+}
+
+async fn heartbeat_loop(
+    mut client: DispatcherClient<Channel>,
+    acked: watch::Receiver<u64>,
+    period: watch::Receiver<Duration>,
+) {
+    loop {
+        let acked_version = *acked.borrow();
+        if let Err(s) = client.heartbeat(HeartbeatRequest { acked_version }).await {
+            tracing::debug!(error = %s.message(), "heartbeat failed");
+        }
+        let wait = *period.borrow();
+        tokio::time::sleep(wait).await;
+    }
+}
+
+async fn report_loop(
+    mut rx: mpsc::UnboundedReceiver<TaskReport>,
+    mut channel: watch::Receiver<Option<Channel>>,
+    stop: watch::Receiver<bool>,
+) {
+    let mut pending: Vec<TaskReport> = Vec::new();
+    loop {
+        if pending.is_empty() {
+            match rx.recv().await {
+                Some(r) => pending.push(r),
+                None => return,
+            }
+        }
+        while let Ok(r) = rx.try_recv() {
+            pending.push(r);
+        }
+        let current = channel.borrow_and_update().clone();
+        let Some(ch) = current else {
+            if *stop.borrow() {
+                return;
+            }
+            let _ = tokio::time::timeout(REPORT_RETRY, channel.changed()).await;
+            continue;
+        };
+        let body = match serde_json::to_vec(&pending) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(error = %e, "encoding task reports failed");
+                pending.clear();
+                continue;
+            }
+        };
+        match DispatcherClient::new(ch).report_status(StatusReport { reports_json: body }).await {
+            Ok(_) => pending.clear(),
+            Err(s) => {
+                tracing::debug!(error = %s.message(), "status report failed; will retry");
+                tokio::time::sleep(REPORT_RETRY).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! Certificate renewal: at a random point between 50% and 80% of the certificate's life,
+//! a new key and certificate replace the old ones on disk and in the TLS configurations.
+
+use crate::membership::{save_certs, Certs};
+use rand::Rng;
+use rustls::{ClientConfig, ServerConfig};
+use shoal_manager::ca::issue;
+use shoal_rpc::pki::{self, renewal_time, CertRole};
+use shoal_rpc::proto::ca_client::CaClient;
+use shoal_rpc::proto::RenewRequest;
+use shoal_rpc::tls;
+use shoal_store::Store;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+const RETRY: Duration = Duration::from_secs(5);
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Sleep until this certificate is due for renewal; false if told to stop first.
+async fn wait_until_due(cert_pem: &str, stop: &mut watch::Receiver<bool>) -> bool {
+    let wait = match tls::pem_identity(cert_pem) {
+        Ok(id) => {
+            let at = renewal_time(id.issued(), id.not_after, rand::rng().random::<f64>());
+            tracing::info!(renew_in_secs = at - now_secs(), "node certificate renewal scheduled");
+            Duration::from_secs((at - now_secs()).max(1) as u64)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read own certificate; renewing now");
+            Duration::from_secs(1)
+        }
+    };
+    tokio::select! {
+        _ = tokio::time::sleep(wait) => true,
+        _ = stop.wait_for(|s| *s) => false,
+    }
+}
+
+pub async fn manager_loop(
+    store: Arc<Store>,
+    data_dir: PathBuf,
+    node_id: String,
+    mut certs: Certs,
+    server_tls: watch::Sender<Arc<ServerConfig>>,
+    mut stop: watch::Receiver<bool>,
+) {
+    while wait_until_due(&certs.cert_pem, &mut stop).await {
+        let renewed = (|| {
+            let cluster = store.state().cluster.clone().ok_or_else(|| anyhow::anyhow!("no cluster"))?;
+            let key = pki::new_node_key()?;
+            let cert_pem = issue(&cluster, &key.csr_pem, &node_id, CertRole::Manager)?;
+            let next = Certs {
+                ca_pem: certs.ca_pem.clone(),
+                cert_pem,
+                key_pem: key.key_pem,
+            };
+            let cfg = tls::server_config(&next.ca_pem, &next.cert_pem, &next.key_pem)?;
+            save_certs(&data_dir, &next)?;
+            server_tls.send_replace(cfg);
+            Ok::<_, anyhow::Error>(next)
+        })();
+        match renewed {
+            Ok(next) => {
+                tracing::info!("manager certificate renewed");
+                certs = next;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "certificate renewal failed");
+                tokio::time::sleep(RETRY).await;
+            }
+        }
+    }
+}
+
+pub async fn worker_loop(
+    data_dir: PathBuf,
+    managers: Vec<SocketAddr>,
+    mut certs: Certs,
+    client_tls: watch::Sender<Arc<ClientConfig>>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut attempt = 0usize;
+    while wait_until_due(&certs.cert_pem, &mut stop).await {
+        loop {
+            let addr = managers[attempt % managers.len()];
+            attempt += 1;
+            let cfg = client_tls.borrow().clone();
+            match renew_once(addr, &certs, cfg).await {
+                Ok((next, cfg)) => {
+                    if let Err(e) = save_certs(&data_dir, &next) {
+                        tracing::error!(error = %e, "saving renewed certificate failed");
+                    }
+                    client_tls.send_replace(cfg);
+                    tracing::info!("node certificate renewed");
+                    certs = next;
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(manager = %addr, error = %e, "certificate renewal failed; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(RETRY) => {},
+                        _ = stop.wait_for(|s| *s) => return,
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn renew_once(addr: SocketAddr, certs: &Certs, cfg: Arc<ClientConfig>) -> anyhow::Result<(Certs, Arc<ClientConfig>)> {
+    let key = pki::new_node_key()?;
+    let mut client = CaClient::new(tls::channel(addr, cfg)?);
+    let resp = client
+        .renew_node_certificate(RenewRequest { csr_pem: key.csr_pem })
+        .await
+        .map_err(|s| anyhow::anyhow!("{}", s.message()))?
+        .into_inner();
+    let next = Certs {
+        ca_pem: certs.ca_pem.clone(),
+        cert_pem: resp.cert_pem,
+        key_pem: key.key_pem,
+    };
+    let cfg = tls::client_config(&next.ca_pem, Some((&next.cert_pem, &next.key_pem)), &[b"h2"])?;
+    Ok((next, cfg))
+}
