@@ -1,7 +1,7 @@
 //! The seam between agent and control plane.
 
-pub use shoal_api::TaskReport;
 use shoal_api::Task;
+pub use shoal_api::TaskReport;
 use std::sync::Arc;
 use tokio::sync::watch;
 

@@ -155,6 +155,17 @@ pub struct TaskTemplate {
     pub health: Option<HealthCheck>,
     #[serde(default)]
     pub constraints: Vec<String>,
+    /// Spread preferences, applied in order: `spread=node.labels.NAME` (or `node.id`,
+    /// `node.hostname`) balances the service's tasks over the values of that attribute.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub placement_prefs: Vec<String>,
+    /// Most live tasks of the service one node may run (0 = unlimited; replicated only).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub max_replicas_per_node: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 fn default_stop_signal() -> String {
@@ -182,6 +193,24 @@ impl TaskTemplate {
             .cloned()
             .collect()
     }
+}
+
+/// The node attribute a placement preference spreads over: `spread=node.labels.zone` gives
+/// `node.labels.zone`. Accepts `node.labels.NAME`, `node.id` and `node.hostname`.
+pub fn spread_key(pref: &str) -> Result<&str, SpecError> {
+    let key = pref.strip_prefix("spread=").unwrap_or("");
+    let known = matches!(key, "node.id" | "node.hostname")
+        || key
+            .strip_prefix("node.labels.")
+            .is_some_and(|l| !l.is_empty());
+    if !known {
+        return Err(SpecError::invalid(
+            "placement-pref",
+            pref,
+            "expected spread=node.labels.NAME, spread=node.id or spread=node.hostname",
+        ));
+    }
+    Ok(key)
 }
 
 /// What a user asks for: `shoal service create` sends one, `service inspect` shows one.
@@ -262,6 +291,16 @@ impl ServiceSpec {
         }
         for c in &t.constraints {
             Constraint::parse(c)?;
+        }
+        for p in &t.placement_prefs {
+            spread_key(p)?;
+        }
+        if t.max_replicas_per_node > 0 && self.mode == ServiceMode::Global {
+            return Err(SpecError::invalid(
+                "replicas-max-per-node",
+                t.max_replicas_per_node.to_string(),
+                "only replicated services can limit replicas per node",
+            ));
         }
         if let Some(h) = &t.health {
             if h.interval.is_zero() {
@@ -399,6 +438,25 @@ mod tests {
                 Box::new(|s| s.task.constraints.push("node.hostnme==a".into())),
             ),
             (
+                "invalid placement-pref \"spread=zone\"",
+                Box::new(|s| s.task.placement_prefs.push("spread=zone".into())),
+            ),
+            (
+                "invalid placement-pref \"binpack=node.id\"",
+                Box::new(|s| s.task.placement_prefs.push("binpack=node.id".into())),
+            ),
+            (
+                "invalid placement-pref \"spread=node.labels.\"",
+                Box::new(|s| s.task.placement_prefs.push("spread=node.labels.".into())),
+            ),
+            (
+                "replicas-max-per-node",
+                Box::new(|s| {
+                    s.mode = ServiceMode::Global;
+                    s.task.max_replicas_per_node = 1;
+                }),
+            ),
+            (
                 "published twice",
                 Box::new(|s| s.ports.push(PortConfig::parse("8080:81").unwrap())),
             ),
@@ -436,6 +494,28 @@ mod tests {
         assert_eq!(s.mode, ServiceMode::Replicated { replicas: 1 });
         let bad = r#"{"name":"web","task":{"command":["true"]},"replicaz":3}"#;
         assert!(serde_json::from_str::<ServiceSpec>(bad).is_err());
+    }
+
+    #[test]
+    fn placement_fields_default_and_validate() {
+        let json = r#"{"name":"web","task":{"command":["true"]}}"#;
+        let s: ServiceSpec = serde_json::from_str(json).unwrap();
+        assert!(s.task.placement_prefs.is_empty());
+        assert_eq!(s.task.max_replicas_per_node, 0);
+        let mut s = spec();
+        s.task.placement_prefs = vec![
+            "spread=node.labels.zone".into(),
+            "spread=node.id".into(),
+            "spread=node.hostname".into(),
+        ];
+        s.task.max_replicas_per_node = 2;
+        s.validate().unwrap();
+        let back: ServiceSpec = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+        assert_eq!(back, s);
+        assert_eq!(
+            spread_key("spread=node.labels.zone"),
+            Ok("node.labels.zone")
+        );
     }
 
     #[test]

@@ -49,12 +49,19 @@ mod port_pairs {
     use serde::{Deserialize, Deserializer, Serializer};
     use std::collections::BTreeMap;
 
-    pub fn serialize<S: Serializer>(ports: &BTreeMap<PortKey, EndpointSet>, s: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: Serializer>(
+        ports: &BTreeMap<PortKey, EndpointSet>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         s.collect_seq(ports.iter())
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<PortKey, EndpointSet>, D::Error> {
-        Ok(Vec::<(PortKey, EndpointSet)>::deserialize(d)?.into_iter().collect())
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<BTreeMap<PortKey, EndpointSet>, D::Error> {
+        Ok(Vec::<(PortKey, EndpointSet)>::deserialize(d)?
+            .into_iter()
+            .collect())
     }
 }
 
@@ -64,13 +71,22 @@ mod tests {
 
     #[test]
     fn table_round_trips_through_json() {
-        let mut t = EndpointTable { version: 7, ..Default::default() };
+        let mut t = EndpointTable {
+            version: 7,
+            ..Default::default()
+        };
         t.ports.insert(
-            PortKey { port: 8080, protocol: Protocol::Tcp },
+            PortKey {
+                port: 8080,
+                protocol: Protocol::Tcp,
+            },
             EndpointSet {
                 service_id: "s".into(),
                 service_name: "web".into(),
-                endpoints: vec![Endpoint { task_id: "t".into(), addr: "10.0.0.1:3000".parse().unwrap() }],
+                endpoints: vec![Endpoint {
+                    task_id: "t".into(),
+                    addr: "10.0.0.1:3000".parse().unwrap(),
+                }],
             },
         );
         let json = serde_json::to_string(&t).unwrap();

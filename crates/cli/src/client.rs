@@ -88,8 +88,9 @@ impl Client {
                 handshake(stream).await?
             }
             Transport::Tls { addr, config } => {
-                let unreachable =
-                    |e: &dyn std::fmt::Display| anyhow!("cannot reach the shoal manager at tcp://{addr}: {e}");
+                let unreachable = |e: &dyn std::fmt::Display| {
+                    anyhow!("cannot reach the shoal manager at tcp://{addr}: {e}")
+                };
                 let tcp = tokio::net::TcpStream::connect(addr.as_str())
                     .await
                     .map_err(|e| unreachable(&e))?;
@@ -180,7 +181,9 @@ impl Client {
     }
 }
 
-async fn handshake<IO>(io: IO) -> anyhow::Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>>
+async fn handshake<IO>(
+    io: IO,
+) -> anyhow::Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>>
 where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {

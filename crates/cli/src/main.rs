@@ -129,7 +129,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Command::Info { format } => commands::cluster::info(&client, format).await,
                 Command::Service(cmd) => commands::service::run(&client, cmd).await,
                 Command::Node(cmd) => commands::node::run(&client, cmd).await,
-                Command::Daemon(_) | Command::Whoami(_) | Command::Echo(_) => unreachable!("handled above"),
+                Command::Daemon(_) | Command::Whoami(_) | Command::Echo(_) => {
+                    unreachable!("handled above")
+                }
             }
         }
     }

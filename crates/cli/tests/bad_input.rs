@@ -26,7 +26,15 @@ fn bad_input_is_rejected_and_changes_nothing() {
         "whoami",
     ]);
     assert!(out.ok(), "{out:?}");
-    let before = d.cli(&["service", "inspect", "web"]).stdout;
+    let spec_of = |d: &Daemon| {
+        let v = d.json(&["service", "inspect", "web"]);
+        (
+            v[0]["spec"].clone(),
+            v[0]["version"].clone(),
+            v[0]["ports"].clone(),
+        )
+    };
+    let before = spec_of(&d);
     let taken = format!("{port}:81");
     let other_publish = format!("{other}:80");
     let blocker = std::net::TcpListener::bind("0.0.0.0:0").expect("bind");
@@ -180,7 +188,7 @@ fn bad_input_is_rejected_and_changes_nothing() {
     let ls = d.cli(&["service", "ls", "-q"]).stdout;
     assert_eq!(ls.lines().count(), 1, "only the first service exists: {ls}");
     assert_eq!(
-        d.cli(&["service", "inspect", "web"]).stdout,
+        spec_of(&d),
         before,
         "web unchanged (scale web=2 nope=1 did nothing)"
     );

@@ -54,7 +54,12 @@ pub fn join_token(c: &Cluster, role: NodeRole) -> Result<String, pki::PkiError> 
 }
 
 /// Sign a certificate for `node_id` with the cluster CA.
-pub fn issue(c: &Cluster, csr_pem: &str, node_id: &str, role: CertRole) -> Result<String, pki::PkiError> {
+pub fn issue(
+    c: &Cluster,
+    csr_pem: &str,
+    node_id: &str,
+    role: CertRole,
+) -> Result<String, pki::PkiError> {
     pki::sign_node_cert(
         &ca_material(c),
         csr_pem,
@@ -70,7 +75,9 @@ pub fn check_token(c: &Cluster, text: &str) -> Result<NodeRole, String> {
     let t = JoinToken::parse(text).map_err(|e| e.to_string())?;
     let der = pki::pem_to_der(&c.ca_cert_pem).map_err(|e| e.to_string())?;
     if t.ca_digest != token::digest(&der) {
-        return Err("invalid join token: it belongs to another cluster (CA digest does not match)".into());
+        return Err(
+            "invalid join token: it belongs to another cluster (CA digest does not match)".into(),
+        );
     }
     if token::secrets_equal(&t.secret, &c.worker_secret) {
         Ok(NodeRole::Worker)
@@ -89,15 +96,19 @@ pub fn member<T>(store: &Store, req: &Request<T>) -> Result<Node, Status> {
         .and_then(|p| p.0.clone())
         .ok_or_else(|| Status::unauthenticated("a node certificate is required"))?;
     let state = store.state();
-    let cluster = state.cluster.as_ref().ok_or_else(|| Status::unavailable("no cluster"))?;
+    let cluster = state
+        .cluster
+        .as_ref()
+        .ok_or_else(|| Status::unavailable("no cluster"))?;
     if id.cluster_id != cluster.id {
         return Err(Status::permission_denied("certificate of another cluster"));
     }
-    state
-        .nodes
-        .get(&id.node_id)
-        .cloned()
-        .ok_or_else(|| Status::permission_denied(format!("node {} has been removed from the cluster", id.node_id)))
+    state.nodes.get(&id.node_id).cloned().ok_or_else(|| {
+        Status::permission_denied(format!(
+            "node {} has been removed from the cluster",
+            id.node_id
+        ))
+    })
 }
 
 #[derive(Debug, Clone)]
@@ -117,10 +128,15 @@ fn cluster_of(store: &Store) -> Result<Cluster, Status> {
 impl ca_server::Ca for CaService {
     async fn get_root_ca(&self, _req: Request<Empty>) -> Result<Response<RootCa>, Status> {
         let c = cluster_of(&self.store)?;
-        Ok(Response::new(RootCa { cert_pem: c.ca_cert_pem }))
+        Ok(Response::new(RootCa {
+            cert_pem: c.ca_cert_pem,
+        }))
     }
 
-    async fn issue_node_certificate(&self, req: Request<IssueRequest>) -> Result<Response<IssueResponse>, Status> {
+    async fn issue_node_certificate(
+        &self,
+        req: Request<IssueRequest>,
+    ) -> Result<Response<IssueResponse>, Status> {
         let r = req.into_inner();
         let c = cluster_of(&self.store)?;
         let role = check_token(&c, &r.token).map_err(Status::permission_denied)?;
@@ -133,10 +149,14 @@ impl ca_server::Ca for CaService {
             return Err(Status::invalid_argument("invalid node id"));
         }
         let ip = r.addr.parse::<std::net::IpAddr>().map_err(|_| {
-            Status::invalid_argument(format!("invalid advertise address {:?}: expected an IP address", r.addr))
+            Status::invalid_argument(format!(
+                "invalid advertise address {:?}: expected an IP address",
+                r.addr
+            ))
         })?;
         let cert_role = CertRole::Worker;
-        let cert_pem = issue(&c, &r.csr_pem, &r.node_id, cert_role).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let cert_pem = issue(&c, &r.csr_pem, &r.node_id, cert_role)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
         let now = now_millis();
         self.store
             .update(|tx| {
@@ -161,14 +181,18 @@ impl ca_server::Ca for CaService {
         }))
     }
 
-    async fn renew_node_certificate(&self, req: Request<RenewRequest>) -> Result<Response<IssueResponse>, Status> {
+    async fn renew_node_certificate(
+        &self,
+        req: Request<RenewRequest>,
+    ) -> Result<Response<IssueResponse>, Status> {
         let node = member(&self.store, &req)?;
         let c = cluster_of(&self.store)?;
         let role = match node.role {
             NodeRole::Manager => CertRole::Manager,
             NodeRole::Worker => CertRole::Worker,
         };
-        let cert_pem = issue(&c, &req.get_ref().csr_pem, &node.id, role).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let cert_pem = issue(&c, &req.get_ref().csr_pem, &node.id, role)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
         tracing::info!(node = %node.id, "node certificate renewed");
         Ok(Response::new(IssueResponse {
             cert_pem,
@@ -197,14 +221,22 @@ mod tests {
     fn tokens_grant_roles_and_reject_others() {
         let c = new_cluster(1000, Duration::from_secs(3600), "127.0.0.1:2377").unwrap();
         let other = new_cluster(1000, Duration::from_secs(3600), "127.0.0.1:2377").unwrap();
-        assert_eq!(check_token(&c, &join_token(&c, NodeRole::Worker).unwrap()), Ok(NodeRole::Worker));
-        assert_eq!(check_token(&c, &join_token(&c, NodeRole::Manager).unwrap()), Ok(NodeRole::Manager));
+        assert_eq!(
+            check_token(&c, &join_token(&c, NodeRole::Worker).unwrap()),
+            Ok(NodeRole::Worker)
+        );
+        assert_eq!(
+            check_token(&c, &join_token(&c, NodeRole::Manager).unwrap()),
+            Ok(NodeRole::Manager)
+        );
         let foreign = check_token(&c, &join_token(&other, NodeRole::Worker).unwrap()).unwrap_err();
         assert!(foreign.contains("another cluster"), "{foreign}");
         let mut rotated = c.clone();
         rotated.worker_secret = token::new_secret();
         let old = check_token(&rotated, &join_token(&c, NodeRole::Worker).unwrap()).unwrap_err();
         assert!(old.contains("rotated"), "{old}");
-        assert!(check_token(&c, "garbage").unwrap_err().contains("invalid join token"));
+        assert!(check_token(&c, "garbage")
+            .unwrap_err()
+            .contains("invalid join token"));
     }
 }

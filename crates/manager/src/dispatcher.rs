@@ -13,7 +13,8 @@ use crate::reports::apply_reports;
 use shoal_api::{ClusterState, NodeState, Task, TaskReport, TaskState};
 use shoal_balance::EndpointTable;
 use shoal_rpc::proto::{
-    dispatcher_server, Empty, HeartbeatRequest, HeartbeatResponse, SessionMessage, SessionRequest, StatusReport,
+    dispatcher_server, Empty, HeartbeatRequest, HeartbeatResponse, SessionMessage, SessionRequest,
+    StatusReport,
 };
 use shoal_store::{Store, StoreError};
 use std::pin::Pin;
@@ -42,13 +43,17 @@ fn encode<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, Status> {
     serde_json::to_vec(v).map_err(|e| Status::internal(e.to_string()))
 }
 
-type SessionStream = Pin<Box<dyn tokio_stream::Stream<Item = Result<SessionMessage, Status>> + Send>>;
+type SessionStream =
+    Pin<Box<dyn tokio_stream::Stream<Item = Result<SessionMessage, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl dispatcher_server::Dispatcher for DispatcherService {
     type SessionStream = SessionStream;
 
-    async fn session(&self, req: Request<SessionRequest>) -> Result<Response<Self::SessionStream>, Status> {
+    async fn session(
+        &self,
+        req: Request<SessionRequest>,
+    ) -> Result<Response<Self::SessionStream>, Status> {
         let node = member(&self.store, &req)?;
         let r = req.into_inner();
         let now = now_millis();
@@ -58,7 +63,10 @@ impl dispatcher_server::Dispatcher for DispatcherService {
             .update(|tx| {
                 if let Some(mut n) = tx.state().nodes.get(&node_id).cloned() {
                     let addr_ok = r.addr.parse::<std::net::IpAddr>().is_ok();
-                    if n.state != NodeState::Ready || (addr_ok && n.addr != r.addr) || (!r.hostname.is_empty() && n.hostname != r.hostname) {
+                    if n.state != NodeState::Ready
+                        || (addr_ok && n.addr != r.addr)
+                        || (!r.hostname.is_empty() && n.hostname != r.hostname)
+                    {
                         n.state = NodeState::Ready;
                         if addr_ok {
                             n.addr = r.addr.clone();
@@ -83,13 +91,19 @@ impl dispatcher_server::Dispatcher for DispatcherService {
             loop {
                 let state = changes.borrow_and_update().clone();
                 let Some(me) = state.nodes.get(&node_id).cloned() else {
-                    let _ = tx.send(Err(Status::permission_denied(format!("node {node_id} has been removed from the cluster")))).await;
+                    let _ = tx
+                        .send(Err(Status::permission_denied(format!(
+                            "node {node_id} has been removed from the cluster"
+                        ))))
+                        .await;
                     return;
                 };
                 let (tasks, mut table) = session_view(&state, &node_id);
                 let version = table.version;
                 table.version = 0;
-                let changed = last.as_ref().is_none_or(|(t, e, n)| *t != tasks || *e != table || *n != me);
+                let changed = last
+                    .as_ref()
+                    .is_none_or(|(t, e, n)| *t != tasks || *e != table || *n != me);
                 if changed {
                     table.version = version;
                     let msg = (|| {
@@ -97,8 +111,15 @@ impl dispatcher_server::Dispatcher for DispatcherService {
                             version,
                             tasks_json: encode(&tasks)?,
                             endpoints_json: encode(&table)?,
-                            heartbeat_period_ms: state.cluster.as_ref().map_or(1000, |c| c.heartbeat_period_ms),
-                            managers: state.cluster.as_ref().map(|c| c.managers.clone()).unwrap_or_default(),
+                            heartbeat_period_ms: state
+                                .cluster
+                                .as_ref()
+                                .map_or(1000, |c| c.heartbeat_period_ms),
+                            managers: state
+                                .cluster
+                                .as_ref()
+                                .map(|c| c.managers.clone())
+                                .unwrap_or_default(),
                         })
                     })();
                     if tx.send(msg).await.is_err() {
@@ -116,10 +137,19 @@ impl dispatcher_server::Dispatcher for DispatcherService {
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
-    async fn heartbeat(&self, req: Request<HeartbeatRequest>) -> Result<Response<HeartbeatResponse>, Status> {
+    async fn heartbeat(
+        &self,
+        req: Request<HeartbeatRequest>,
+    ) -> Result<Response<HeartbeatResponse>, Status> {
         let node = member(&self.store, &req)?;
-        self.sessions.beat(&node.id, req.get_ref().acked_version, now_millis());
-        let period_ms = self.store.state().cluster.as_ref().map_or(1000, |c| c.heartbeat_period_ms);
+        self.sessions
+            .beat(&node.id, req.get_ref().acked_version, now_millis());
+        let period_ms = self
+            .store
+            .state()
+            .cluster
+            .as_ref()
+            .map_or(1000, |c| c.heartbeat_period_ms);
         Ok(Response::new(HeartbeatResponse { period_ms }))
     }
 
@@ -127,7 +157,8 @@ impl dispatcher_server::Dispatcher for DispatcherService {
         let node = member(&self.store, &req)?;
         let reports: Vec<TaskReport> = serde_json::from_slice(&req.get_ref().reports_json)
             .map_err(|e| Status::invalid_argument(format!("reports: {e}")))?;
-        apply_reports(&self.store, &reports, Some(&node.id)).map_err(|e| Status::internal(e.to_string()))?;
+        apply_reports(&self.store, &reports, Some(&node.id))
+            .map_err(|e| Status::internal(e.to_string()))?;
         Ok(Response::new(Empty {}))
     }
 }

@@ -12,11 +12,11 @@ pub mod ca;
 mod checks;
 pub mod control;
 pub mod dispatcher;
-pub mod liveness;
-pub mod reports;
 pub mod endpoints;
+pub mod liveness;
 pub mod orchestrator;
 pub mod reconciler;
+pub mod reports;
 pub mod scheduler;
 
 /// Milliseconds since the Unix epoch, the timestamp unit of every stored object.

@@ -36,13 +36,25 @@ impl Sessions {
     /// Last heartbeat of every node that sent one, and the start time for the others.
     pub fn snapshot(&self) -> (u64, HashMap<String, u64>) {
         let b = self.beats.lock().unwrap_or_else(|p| p.into_inner());
-        (self.started, b.iter().map(|(k, (t, _))| (k.clone(), *t)).collect())
+        (
+            self.started,
+            b.iter().map(|(k, (t, _))| (k.clone(), *t)).collect(),
+        )
     }
 }
 
 /// Nodes (other than `local`) not yet down whose last heartbeat is older than the limit.
-pub fn overdue(state: &ClusterState, local: &str, started: u64, last: &HashMap<String, u64>, now: u64) -> Vec<String> {
-    let period = state.cluster.as_ref().map_or(1000, |c| c.heartbeat_period_ms);
+pub fn overdue(
+    state: &ClusterState,
+    local: &str,
+    started: u64,
+    last: &HashMap<String, u64>,
+    now: u64,
+) -> Vec<String> {
+    let period = state
+        .cluster
+        .as_ref()
+        .map_or(1000, |c| c.heartbeat_period_ms);
     let limit = period * MISSED_HEARTBEATS_DOWN;
     state
         .nodes
@@ -57,9 +69,18 @@ pub fn overdue(state: &ClusterState, local: &str, started: u64, last: &HashMap<S
 }
 
 /// Check every half period; mark overdue nodes down.
-pub async fn run(store: Arc<Store>, sessions: Arc<Sessions>, local: String, mut stop: watch::Receiver<bool>) {
+pub async fn run(
+    store: Arc<Store>,
+    sessions: Arc<Sessions>,
+    local: String,
+    mut stop: watch::Receiver<bool>,
+) {
     loop {
-        let period = store.state().cluster.as_ref().map_or(1000, |c| c.heartbeat_period_ms);
+        let period = store
+            .state()
+            .cluster
+            .as_ref()
+            .map_or(1000, |c| c.heartbeat_period_ms);
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis((period / 2).max(50))) => {},
             _ = stop.wait_for(|s| *s) => return,
@@ -95,7 +116,16 @@ mod tests {
     fn state() -> ClusterState {
         let mut s = ClusterState::default();
         for id in ["me", "a", "b", "c"] {
-            s.nodes.insert(id.into(), Node::new(id.into(), id.into(), NodeRole::Worker, "127.0.0.1".into(), 0));
+            s.nodes.insert(
+                id.into(),
+                Node::new(
+                    id.into(),
+                    id.into(),
+                    NodeRole::Worker,
+                    "127.0.0.1".into(),
+                    0,
+                ),
+            );
         }
         if let Some(c) = s.nodes.get_mut("c") {
             c.state = NodeState::Down;

@@ -2,13 +2,15 @@
 //!
 //! Pure: takes state and the current time, returns actions and when to look again.
 //! Replicated services get one wanted task per slot `1..=replicas`; global services one per
-//! eligible node. Dead tasks are replaced per the restart policy (after its delay), extra
-//! tasks are stopped (highest slots first on scale-down), and history is trimmed to
-//! [`TASK_HISTORY_LIMIT`] dead tasks per slot.
+//! eligible node. Dead tasks are replaced per the restart policy (after its delay), tasks on
+//! down or removed nodes are stopped and replaced at once, tasks on drained nodes are
+//! replaced start-first ([`DRAIN_PARALLELISM`] slots at a time) and stopped once their
+//! replacement is ready, extra tasks are stopped (highest slots first on scale-down), and
+//! history is trimmed to [`TASK_HISTORY_LIMIT`] dead tasks per slot.
 
 use shoal_api::{
-    ClusterState, Constraint, Node, RestartCondition, Service, ServiceMode, Task, TaskState,
-    TASK_HISTORY_LIMIT,
+    Availability, ClusterState, Constraint, Node, NodeState, RestartCondition, Service,
+    ServiceMode, Task, TaskState, TASK_HISTORY_LIMIT,
 };
 use std::collections::BTreeMap;
 
@@ -101,6 +103,76 @@ pub fn eligible_nodes<'a>(service: &Service, nodes: &[&'a Node]) -> Vec<&'a Node
         .collect()
 }
 
+/// Slots of one service that may be moving off drained nodes at once: Swarm's default
+/// update parallelism, until services carry an update config.
+pub const DRAIN_PARALLELISM: usize = 1;
+
+/// The cluster's nodes by ID, to judge where a task runs.
+#[derive(Debug)]
+struct NodeIndex<'a>(BTreeMap<&'a str, &'a Node>);
+
+impl<'a> NodeIndex<'a> {
+    fn new(nodes: &[&'a Node]) -> Self {
+        NodeIndex(nodes.iter().map(|n| (n.id.as_str(), *n)).collect())
+    }
+
+    /// Wanted but on a node that is down or gone: it can no longer serve.
+    fn lost(&self, t: &Task) -> bool {
+        t.is_wanted()
+            && t.node_id
+                .as_deref()
+                .is_some_and(|id| self.0.get(id).is_none_or(|n| n.state == NodeState::Down))
+    }
+
+    /// On a node being drained: it serves until a replacement is ready.
+    fn draining(&self, t: &Task) -> bool {
+        t.node_id
+            .as_deref()
+            .and_then(|id| self.0.get(id))
+            .is_some_and(|n| n.availability == Availability::Drain)
+    }
+}
+
+/// One slot's tasks, sorted oldest first, with the roles the rules below need.
+#[derive(Debug)]
+struct SlotView<'t> {
+    sorted: Vec<&'t Task>,
+    /// Wanted tasks on down or removed nodes.
+    lost: Vec<&'t Task>,
+    /// Wanted tasks that can still serve.
+    wanted: Vec<&'t Task>,
+    /// The newest wanted task not on a drained node: the one the slot keeps.
+    best: Option<&'t Task>,
+    /// Some wanted task is on a drained node.
+    draining: bool,
+}
+
+impl<'t> SlotView<'t> {
+    fn new(tasks: &[&'t Task], nodes: &NodeIndex) -> Self {
+        let mut sorted = tasks.to_vec();
+        sorted.sort_by_key(|t| (t.created_at, t.attempt));
+        let (lost, wanted): (Vec<&Task>, Vec<&Task>) = sorted
+            .iter()
+            .copied()
+            .filter(|t| t.is_wanted())
+            .partition(|t| nodes.lost(t));
+        let best = wanted.iter().rev().copied().find(|t| !nodes.draining(t));
+        let draining = wanted.iter().any(|t| nodes.draining(t));
+        SlotView {
+            sorted,
+            lost,
+            wanted,
+            best,
+            draining,
+        }
+    }
+
+    /// Moving off a drained node, with a replacement that is not ready yet.
+    fn in_flight(&self) -> bool {
+        self.draining && self.best.is_some_and(|b| !b.is_ready())
+    }
+}
+
 pub fn plan_service(service: &Service, tasks: &[&Task], nodes: &[&Node], now: u64) -> Plan {
     let mut by_slot: BTreeMap<SlotKey, Vec<&Task>> = BTreeMap::new();
     for t in tasks {
@@ -117,10 +189,22 @@ pub fn plan_service(service: &Service, tasks: &[&Task], nodes: &[&Node], now: u6
             .map(|n| SlotKey::Node(n.id.clone()))
             .collect(),
     };
+    let index = NodeIndex::new(nodes);
+    let views: Vec<(&SlotKey, SlotView)> = wanted
+        .iter()
+        .map(|k| {
+            (
+                k,
+                SlotView::new(&by_slot.remove(k).unwrap_or_default(), &index),
+            )
+        })
+        .collect();
+    // Drain moves a few slots at a time, so most replicas keep serving throughout.
+    let in_flight = views.iter().filter(|(_, v)| v.in_flight()).count();
+    let mut moves = DRAIN_PARALLELISM.saturating_sub(in_flight);
     let mut plan = Plan::default();
-    for key in &wanted {
-        let slot_tasks = by_slot.remove(key).unwrap_or_default();
-        plan.merge(plan_slot(service, key, &slot_tasks, now));
+    for (key, view) in &views {
+        plan.merge(plan_slot(service, key, view, now, &mut moves));
     }
     // Slots no longer wanted (scale-down, node ineligible): stop and forget their tasks.
     for (_, slot_tasks) in by_slot {
@@ -131,32 +215,40 @@ pub fn plan_service(service: &Service, tasks: &[&Task], nodes: &[&Node], now: u6
     plan
 }
 
-fn plan_slot(service: &Service, key: &SlotKey, tasks: &[&Task], now: u64) -> Plan {
+/// Plan one wanted slot; `moves` is how many more slots may start moving off drained nodes.
+fn plan_slot(
+    service: &Service,
+    key: &SlotKey,
+    view: &SlotView,
+    now: u64,
+    moves: &mut usize,
+) -> Plan {
     let mut plan = Plan::default();
-    let mut sorted: Vec<&Task> = tasks.to_vec();
-    sorted.sort_by_key(|t| (t.created_at, t.attempt));
-
-    // Keep the newest wanted live task; stop any others (never two live tasks per slot).
-    let wanted: Vec<&Task> = sorted.iter().copied().filter(|t| t.is_wanted()).collect();
-    if let Some((_, extra)) = wanted.split_last() {
-        for t in extra {
-            plan.actions.push(Action::SetDesired {
-                task_id: t.id.clone(),
-                state: TaskState::Shutdown,
-            });
+    // A task on a down or removed node cannot serve: stop it so the slot is refilled now.
+    // When the node returns, its agent sees the desired state and stops the task itself.
+    for t in &view.lost {
+        plan.actions.push(stop(t));
+    }
+    // The slot's other wanted tasks become surplus only once the task it keeps is ready;
+    // until then they still serve (start-first: drain never leaves a slot empty).
+    if let Some(best) = view.best.filter(|b| b.is_ready()) {
+        for t in view.wanted.iter().filter(|t| t.id != best.id) {
+            plan.actions.push(stop(t));
         }
     }
     // Dead tasks still marked wanted-running are settled as shut down.
-    for t in &sorted {
+    for t in &view.sorted {
         if !t.is_live() && t.desired_state == TaskState::Running {
-            plan.actions.push(Action::SetDesired {
-                task_id: t.id.clone(),
-                state: TaskState::Shutdown,
-            });
+            plan.actions.push(stop(t));
         }
     }
     // Trim history: keep the newest TASK_HISTORY_LIMIT dead tasks.
-    let dead: Vec<&Task> = sorted.iter().copied().filter(|t| !t.is_live()).collect();
+    let dead: Vec<&Task> = view
+        .sorted
+        .iter()
+        .copied()
+        .filter(|t| !t.is_live())
+        .collect();
     if dead.len() > TASK_HISTORY_LIMIT {
         for t in &dead[..dead.len() - TASK_HISTORY_LIMIT] {
             plan.actions.push(Action::Delete {
@@ -164,15 +256,35 @@ fn plan_slot(service: &Service, key: &SlotKey, tasks: &[&Task], now: u64) -> Pla
             });
         }
     }
-    if !wanted.is_empty() {
+    if view.best.is_some() {
         return plan;
     }
-    let Some(latest) = sorted.last() else {
+    // Only tasks on drained nodes are left: replace them first, within the drain budget.
+    if view.draining && *moves == 0 {
+        return plan;
+    }
+    let next = replacement(service, key, view.sorted.last().copied(), now);
+    if view.draining
+        && next
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::Create { .. }))
+    {
+        *moves -= 1;
+    }
+    plan.merge(next);
+    plan
+}
+
+/// The new task for a slot whose newest task is `latest` (none: the slot never had one).
+fn replacement(service: &Service, key: &SlotKey, latest: Option<&Task>, now: u64) -> Plan {
+    let mut plan = Plan::default();
+    let Some(latest) = latest else {
         plan.actions.push(create(service, key, 0));
         return plan;
     };
     if latest.is_live() || latest.status.state == TaskState::Shutdown {
-        // Stopped on purpose (scale, drain, shutdown of a duplicate): replace at once.
+        // Stopped on purpose (scale, drain, node down, duplicate): replace at once.
         plan.actions.push(create(service, key, latest.attempt));
         return plan;
     }
@@ -206,6 +318,13 @@ fn plan_slot(service: &Service, key: &SlotKey, tasks: &[&Task], now: u64) -> Pla
         plan.wake(due);
     }
     plan
+}
+
+fn stop(t: &Task) -> Action {
+    Action::SetDesired {
+        task_id: t.id.clone(),
+        state: TaskState::Shutdown,
+    }
 }
 
 fn create(service: &Service, key: &SlotKey, attempt: u32) -> Action {
@@ -269,6 +388,30 @@ mod tests {
             "127.0.0.1".into(),
             0,
         )
+    }
+
+    fn on(mut t: Task, node: Option<&str>) -> Task {
+        t.node_id = node.map(str::to_string);
+        t
+    }
+
+    fn node_with(id: &str, state: NodeState, availability: Availability) -> Node {
+        let mut n = node(id);
+        n.state = state;
+        n.availability = availability;
+        n
+    }
+
+    fn down(id: &str) -> Node {
+        node_with(id, NodeState::Down, Availability::Active)
+    }
+
+    fn drained(id: &str) -> Node {
+        node_with(id, NodeState::Ready, Availability::Drain)
+    }
+
+    fn paused(id: &str) -> Node {
+        node_with(id, NodeState::Ready, Availability::Pause)
     }
 
     fn creates(plan: &Plan) -> Vec<SlotKey> {
@@ -426,6 +569,213 @@ mod tests {
     }
 
     #[test]
+    fn multi_node_table() {
+        struct Case {
+            name: &'static str,
+            replicas: u64,
+            nodes: Vec<Node>,
+            tasks: Vec<Task>,
+            now: u64,
+            creates: Vec<u64>,
+            desired: Vec<(&'static str, TaskState)>,
+            wake_at: Option<u64>,
+        }
+        let n1 = Some("n1");
+        let n2 = Some("n2");
+        let cases = vec![
+            Case {
+                name: "node down: its task is stopped and replaced at once",
+                replicas: 1,
+                nodes: vec![down("n1"), node("n2")],
+                tasks: vec![on(task("a", 1, Running, Running, 0), n1)],
+                now: 0,
+                creates: vec![1],
+                desired: vec![("a", Shutdown)],
+                wake_at: None,
+            },
+            Case {
+                name: "node removed: its task is stopped and replaced at once",
+                replicas: 1,
+                nodes: vec![node("n2")],
+                tasks: vec![on(task("a", 1, Starting, Running, 0), n1)],
+                now: 0,
+                creates: vec![1],
+                desired: vec![("a", Shutdown)],
+                wake_at: None,
+            },
+            Case {
+                name: "unassigned task is not affected by missing nodes",
+                replicas: 1,
+                nodes: vec![],
+                tasks: vec![on(task("p", 1, Pending, Running, 0), None)],
+                now: 0,
+                creates: vec![],
+                desired: vec![],
+                wake_at: None,
+            },
+            Case {
+                name: "node back: its old task stays stopping, nothing new",
+                replicas: 1,
+                nodes: vec![node("n1"), node("n2")],
+                tasks: vec![
+                    on(task("old", 1, Running, Shutdown, 0), n1),
+                    on(task("new", 1, Running, Running, 10), n2),
+                ],
+                now: 0,
+                creates: vec![],
+                desired: vec![],
+                wake_at: None,
+            },
+            Case {
+                name: "node back before its replacement runs: nothing new",
+                replicas: 1,
+                nodes: vec![node("n1")],
+                tasks: vec![
+                    on(task("old", 1, Running, Shutdown, 0), n1),
+                    on(task("new", 1, Pending, Running, 10), None),
+                ],
+                now: 0,
+                creates: vec![],
+                desired: vec![],
+                wake_at: None,
+            },
+            Case {
+                name: "drain starts the replacement first",
+                replicas: 1,
+                nodes: vec![drained("n1"), node("n2")],
+                tasks: vec![on(task("a", 1, Running, Running, 0), n1)],
+                now: 0,
+                creates: vec![1],
+                desired: vec![],
+                wake_at: None,
+            },
+            Case {
+                name: "drain with a starting replacement: the drained task keeps serving",
+                replicas: 1,
+                nodes: vec![drained("n1"), node("n2")],
+                tasks: vec![
+                    on(task("a", 1, Running, Running, 0), n1),
+                    on(task("r", 1, Starting, Running, 10), n2),
+                ],
+                now: 0,
+                creates: vec![],
+                desired: vec![],
+                wake_at: None,
+            },
+            Case {
+                name: "drain with a ready replacement: the drained task stops",
+                replicas: 1,
+                nodes: vec![drained("n1"), node("n2")],
+                tasks: vec![
+                    on(task("a", 1, Running, Running, 0), n1),
+                    on(task("r", 1, Running, Running, 10), n2),
+                ],
+                now: 0,
+                creates: vec![],
+                desired: vec![("a", Shutdown)],
+                wake_at: None,
+            },
+            Case {
+                name: "drain of several slots moves one at a time",
+                replicas: 3,
+                nodes: vec![drained("n1"), node("n2")],
+                tasks: vec![
+                    on(task("a1", 1, Running, Running, 0), n1),
+                    on(task("a2", 2, Running, Running, 0), n1),
+                    on(task("a3", 3, Running, Running, 0), n1),
+                ],
+                now: 0,
+                creates: vec![1],
+                desired: vec![],
+                wake_at: None,
+            },
+            Case {
+                name: "drain waits while a slot is in flight",
+                replicas: 3,
+                nodes: vec![drained("n1"), node("n2")],
+                tasks: vec![
+                    on(task("a1", 1, Running, Running, 0), n1),
+                    on(task("a2", 2, Running, Running, 0), n1),
+                    on(task("a3", 3, Running, Running, 0), n1),
+                    on(task("r1", 1, Starting, Running, 10), n2),
+                ],
+                now: 0,
+                creates: vec![],
+                desired: vec![],
+                wake_at: None,
+            },
+            Case {
+                name: "drain moves the next slot once the replacement is ready",
+                replicas: 3,
+                nodes: vec![drained("n1"), node("n2")],
+                tasks: vec![
+                    on(task("a1", 1, Running, Running, 0), n1),
+                    on(task("a2", 2, Running, Running, 0), n1),
+                    on(task("a3", 3, Running, Running, 0), n1),
+                    on(task("r1", 1, Running, Running, 10), n2),
+                ],
+                now: 0,
+                creates: vec![2],
+                desired: vec![("a1", Shutdown)],
+                wake_at: None,
+            },
+            Case {
+                name: "drain with no other node: the replacement stays pending, the task serves",
+                replicas: 1,
+                nodes: vec![drained("n1")],
+                tasks: vec![
+                    on(task("a", 1, Running, Running, 0), n1),
+                    on(task("r", 1, Pending, Running, 10), None),
+                ],
+                now: 0,
+                creates: vec![],
+                desired: vec![],
+                wake_at: None,
+            },
+            Case {
+                name: "drain whose replacement failed waits for the restart delay",
+                replicas: 1,
+                nodes: vec![drained("n1"), node("n2")],
+                tasks: vec![
+                    on(task("a", 1, Running, Running, 0), n1),
+                    on(task("r", 1, Failed, Shutdown, 10), n2),
+                ],
+                now: 2000,
+                creates: vec![],
+                desired: vec![],
+                wake_at: Some(6010),
+            },
+            Case {
+                name: "pause keeps the node's tasks",
+                replicas: 1,
+                nodes: vec![paused("n1"), node("n2")],
+                tasks: vec![on(task("a", 1, Running, Running, 0), n1)],
+                now: 0,
+                creates: vec![],
+                desired: vec![],
+                wake_at: None,
+            },
+        ];
+        for c in cases {
+            let svc = service(ServiceMode::Replicated {
+                replicas: c.replicas,
+            });
+            let refs: Vec<&Task> = c.tasks.iter().collect();
+            let nodes: Vec<&Node> = c.nodes.iter().collect();
+            let plan = plan_service(&svc, &refs, &nodes, c.now);
+            let want: Vec<SlotKey> = c.creates.iter().map(|s| SlotKey::Slot(*s)).collect();
+            assert_eq!(creates(&plan), want, "{}", c.name);
+            let want: Vec<(String, TaskState)> = c
+                .desired
+                .iter()
+                .map(|(id, s)| (id.to_string(), *s))
+                .collect();
+            assert_eq!(desired(&plan), want, "{}", c.name);
+            assert_eq!(plan.wake_at, c.wake_at, "{}", c.name);
+        }
+    }
+
+    #[test]
     fn restart_conditions() {
         let cases = [
             (RestartCondition::Any, Complete, true),
@@ -482,7 +832,7 @@ mod tests {
             .collect();
         tasks.push(task("live", 1, Running, Running, 100));
         let refs: Vec<&Task> = tasks.iter().collect();
-        let plan = plan_service(&svc, &refs, &[], 0);
+        let plan = plan_service(&svc, &refs, &[&node("n1")], 0);
         let deleted: Vec<&Action> = plan
             .actions
             .iter()
@@ -519,6 +869,18 @@ mod tests {
         let plan = plan_service(&svc, &[&on_c], &[&a, &b, &c], 0);
         assert_eq!(creates(&plan), vec![SlotKey::Node("a".into())]);
         assert_eq!(desired(&plan), vec![("t".into(), Remove)]);
+        // Drained or down nodes are not eligible: their global tasks are removed.
+        let mut on_b = task("tb", 0, Running, Running, 0);
+        on_b.node_id = Some("b".into());
+        let mut on_a = task("ta", 0, Running, Running, 0);
+        on_a.node_id = Some("a".into());
+        let a_down = down("a");
+        let plan = plan_service(&svc, &[&on_a, &on_b], &[&a_down, &b], 0);
+        assert!(creates(&plan).is_empty());
+        assert_eq!(
+            desired(&plan),
+            vec![("ta".into(), Remove), ("tb".into(), Remove)]
+        );
     }
 
     #[test]

@@ -6,7 +6,11 @@ use shoal_store::{Store, StoreError};
 
 /// Apply `reports` in one write. Reports for unknown tasks, for tasks of another node (when
 /// `from_node` is set) or that would move a task backwards are dropped with a log line.
-pub fn apply_reports(store: &Store, reports: &[TaskReport], from_node: Option<&str>) -> Result<(), StoreError> {
+pub fn apply_reports(
+    store: &Store,
+    reports: &[TaskReport],
+    from_node: Option<&str>,
+) -> Result<(), StoreError> {
     let now = now_millis();
     store.update(|tx| {
         for r in reports {

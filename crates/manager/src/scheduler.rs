@@ -1,11 +1,14 @@
 //! The scheduler planner: a node for each pending task, or the reason there is none.
 //!
-//! Spread: among nodes that accept tasks and satisfy the constraints, the one with the
+//! Among nodes that accept tasks, satisfy the constraints and run fewer than the service's
+//! `max_replicas_per_node`: spread preferences first (Swarm's: balance the service over the
+//! values of a node attribute, one preference inside the other), then the node with the
 //! fewest live tasks of the same service, then the fewest live tasks overall.
 
 use crate::orchestrator::eligible_nodes;
-use shoal_api::{ClusterState, Node, Task, TaskState};
-use std::collections::HashMap;
+use shoal_api::service::spread_key;
+use shoal_api::{ClusterState, Node, Service, Task, TaskState};
+use std::collections::{BTreeMap, HashMap};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
@@ -23,69 +26,158 @@ pub enum Decision {
 /// Decide for every unassigned task (state NEW or PENDING, wanted running) in `state`.
 pub fn schedule(state: &ClusterState) -> Vec<Decision> {
     let nodes: Vec<&Node> = state.nodes.values().collect();
-    // Live task counts per node, overall and per service, updated as we assign.
-    let mut total: HashMap<&str, usize> = HashMap::new();
-    let mut per_service: HashMap<(&str, &str), usize> = HashMap::new();
-    for t in state.tasks.values().filter(|t| t.is_live()) {
-        if let Some(n) = t.node_id.as_deref() {
-            *total.entry(n).or_default() += 1;
-            *per_service.entry((t.service_id.as_str(), n)).or_default() += 1;
-        }
-    }
+    let mut load = Load::new(state);
     let mut out = Vec::new();
-    let pending = state.tasks.values().filter(|t| needs_node(t));
-    for task in pending {
+    for task in state.tasks.values().filter(|t| needs_node(t)) {
         let Some(service) = state.services.get(&task.service_id) else {
             continue;
         };
-        let eligible = eligible_nodes(service, &nodes);
-        let choice = match task.node_id.as_deref() {
-            // Global tasks are made for one node; they go there if it still fits.
-            Some(want) => eligible.iter().find(|n| n.id == want).copied(),
-            None => eligible.iter().copied().min_by_key(|n| {
-                (
-                    per_service
-                        .get(&(service.id.as_str(), n.id.as_str()))
-                        .copied()
-                        .unwrap_or(0),
-                    total.get(n.id.as_str()).copied().unwrap_or(0),
-                    n.id.as_str(),
-                )
-            }),
-        };
-        match choice {
-            Some(node) => {
-                *total.entry(node.id.as_str()).or_default() += 1;
-                *per_service
-                    .entry((service.id.as_str(), node.id.as_str()))
-                    .or_default() += 1;
+        match place(service, task, &nodes, &load) {
+            Ok(node) => {
+                load.add(&service.id, &node.id);
                 out.push(Decision::Assign {
                     task_id: task.id.clone(),
                     node_id: node.id.clone(),
                 });
             }
-            None => out.push(Decision::Pending {
+            Err(reason) => out.push(Decision::Pending {
                 task_id: task.id.clone(),
-                reason: no_node_reason(nodes.len(), eligible.len()),
+                reason,
             }),
         }
     }
     out
 }
 
+/// Live task counts per node, overall and per service; updated as tasks are assigned so
+/// one pass spreads a batch of new tasks as if they were placed one by one.
+#[derive(Debug, Default)]
+struct Load<'a> {
+    total: HashMap<&'a str, usize>,
+    per_service: HashMap<(&'a str, &'a str), usize>,
+}
+
+impl<'a> Load<'a> {
+    fn new(state: &'a ClusterState) -> Self {
+        let mut load = Load::default();
+        for t in state.tasks.values().filter(|t| t.is_live()) {
+            if let Some(n) = t.node_id.as_deref() {
+                load.add(&t.service_id, n);
+            }
+        }
+        load
+    }
+
+    fn add(&mut self, service: &'a str, node: &'a str) {
+        *self.total.entry(node).or_default() += 1;
+        *self.per_service.entry((service, node)).or_default() += 1;
+    }
+
+    fn of_service(&self, service: &str, node: &str) -> usize {
+        self.per_service.get(&(service, node)).copied().unwrap_or(0)
+    }
+
+    fn total(&self, node: &str) -> usize {
+        self.total.get(node).copied().unwrap_or(0)
+    }
+}
+
+/// The node for `task`, or why there is none.
+fn place<'n>(
+    service: &Service,
+    task: &Task,
+    nodes: &[&'n Node],
+    load: &Load,
+) -> Result<&'n Node, String> {
+    let eligible = eligible_nodes(service, nodes);
+    // Global tasks are made for one node; they go there if it still fits.
+    if let Some(want) = task.node_id.as_deref() {
+        return eligible
+            .iter()
+            .find(|n| n.id == want)
+            .copied()
+            .ok_or_else(|| no_node_reason(nodes.len(), eligible.len(), 0, 0));
+    }
+    // A node already running the service's maximum takes no more of its tasks.
+    let max = service.spec.task.max_replicas_per_node;
+    let (room, full): (Vec<&Node>, Vec<&Node>) = eligible
+        .iter()
+        .partition(|n| max == 0 || (load.of_service(&service.id, &n.id) as u64) < max);
+    let prefs: Vec<&str> = service
+        .spec
+        .task
+        .placement_prefs
+        .iter()
+        .filter_map(|p| spread_key(p).ok())
+        .collect();
+    pick(room, &prefs, &service.id, load)
+        .ok_or_else(|| no_node_reason(nodes.len(), eligible.len(), full.len(), max))
+}
+
+/// Swarm's spread: the first preference splits the nodes into groups by the attribute's
+/// value (nodes without it form their own group); the group with the fewest tasks of the
+/// service wins and the next preference splits it again. Last, the least loaded node.
+fn pick<'n>(nodes: Vec<&'n Node>, prefs: &[&str], service: &str, load: &Load) -> Option<&'n Node> {
+    let Some((pref, rest)) = prefs.split_first() else {
+        return nodes.into_iter().min_by_key(|n| {
+            (
+                load.of_service(service, &n.id),
+                load.total(&n.id),
+                n.id.as_str(),
+            )
+        });
+    };
+    // Keyed (missing, value): ties go to the lowest value, the unlabelled group last.
+    let mut groups: BTreeMap<(bool, &str), Vec<&Node>> = BTreeMap::new();
+    for n in nodes {
+        let value = node_value(n, pref);
+        groups
+            .entry((value.is_none(), value.unwrap_or("")))
+            .or_default()
+            .push(n);
+    }
+    let group = groups.into_values().min_by_key(|g| {
+        g.iter()
+            .map(|n| load.of_service(service, &n.id))
+            .sum::<usize>()
+    })?;
+    pick(group, rest, service, load)
+}
+
+/// The value a spread key (`node.labels.zone`, `node.id`, `node.hostname`) has on `node`.
+fn node_value<'n>(node: &'n Node, key: &str) -> Option<&'n str> {
+    match key {
+        "node.id" => Some(&node.id),
+        "node.hostname" => Some(&node.hostname),
+        _ => key
+            .strip_prefix("node.labels.")
+            .and_then(|l| node.labels.get(l))
+            .map(String::as_str),
+    }
+}
+
 fn needs_node(t: &Task) -> bool {
     t.status.state <= TaskState::Pending && t.desired_state == TaskState::Running
 }
 
-fn no_node_reason(nodes: usize, eligible: usize) -> String {
+/// Why no node fits: `full` eligible nodes already run `max` tasks of the service.
+fn no_node_reason(nodes: usize, eligible: usize, full: usize, max: u64) -> String {
     if nodes == 0 {
-        "no suitable node (the cluster has no nodes)".into()
-    } else {
-        format!(
-            "no suitable node ({} of {nodes} nodes are unavailable or do not match the placement constraints)",
-            nodes - eligible
-        )
+        return "no suitable node (the cluster has no nodes)".into();
     }
+    let mut why = Vec::new();
+    if eligible < nodes || full == 0 {
+        why.push(format!(
+            "{} of {nodes} nodes are unavailable or do not match the placement constraints",
+            nodes - eligible
+        ));
+    }
+    if full > 0 {
+        why.push(format!(
+            "max replicas per node limit of {max} reached on {full} of {nodes} nodes"
+        ));
+    }
+    format!("no suitable node ({})", why.join("; "))
 }
 
 #[cfg(test)]
@@ -200,6 +292,156 @@ mod tests {
             *per.entry(n).or_default() += 1;
         }
         assert_eq!(per.values().copied().collect::<Vec<_>>(), vec![2, 2, 2]);
+    }
+
+    #[test]
+    fn placement_table() {
+        struct Case {
+            name: &'static str,
+            /// Node ID and its labels.
+            nodes: Vec<(&'static str, Vec<(&'static str, &'static str)>)>,
+            prefs: Vec<&'static str>,
+            max_per_node: u64,
+            /// Nodes already running one live task of the service each (repeat for more).
+            running: Vec<&'static str>,
+            new_tasks: usize,
+            /// New tasks assigned per node.
+            want: Vec<(&'static str, usize)>,
+            /// Substring of the reason every task left pending carries.
+            pending: Option<&'static str>,
+        }
+        let zone = |z| vec![("zone", z)];
+        let rack = |z, r| vec![("zone", z), ("rack", r)];
+        let cases = vec![
+            Case {
+                name: "spread over zones a/a/b: half in each zone",
+                nodes: vec![("n1", zone("a")), ("n2", zone("a")), ("n3", zone("b"))],
+                prefs: vec!["spread=node.labels.zone"],
+                max_per_node: 0,
+                running: vec![],
+                new_tasks: 4,
+                want: vec![("n1", 1), ("n2", 1), ("n3", 2)],
+                pending: None,
+            },
+            Case {
+                name: "nodes without the label form their own group",
+                nodes: vec![("n1", zone("a")), ("n2", zone("a")), ("n3", vec![])],
+                prefs: vec!["spread=node.labels.zone"],
+                max_per_node: 0,
+                running: vec![],
+                new_tasks: 2,
+                want: vec![("n1", 1), ("n3", 1)],
+                pending: None,
+            },
+            Case {
+                name: "spread counts the tasks already running",
+                nodes: vec![("n1", zone("a")), ("n2", zone("b")), ("n3", zone("b"))],
+                prefs: vec!["spread=node.labels.zone"],
+                max_per_node: 0,
+                running: vec!["n1", "n1"],
+                new_tasks: 2,
+                want: vec![("n2", 1), ("n3", 1)],
+                pending: None,
+            },
+            Case {
+                name: "the next preference splits the chosen group",
+                nodes: vec![
+                    ("n1", rack("a", "1")),
+                    ("n2", rack("a", "1")),
+                    ("n3", rack("a", "2")),
+                    ("n4", rack("b", "1")),
+                ],
+                prefs: vec!["spread=node.labels.zone", "spread=node.labels.rack"],
+                max_per_node: 0,
+                running: vec![],
+                new_tasks: 4,
+                want: vec![("n1", 1), ("n3", 1), ("n4", 2)],
+                pending: None,
+            },
+            Case {
+                name: "max 1 per node: 3 tasks on 2 nodes leave one pending",
+                nodes: vec![("n1", vec![]), ("n2", vec![])],
+                prefs: vec![],
+                max_per_node: 1,
+                running: vec![],
+                new_tasks: 3,
+                want: vec![("n1", 1), ("n2", 1)],
+                pending: Some(
+                    "no suitable node (max replicas per node limit of 1 reached on 2 of 2 nodes)",
+                ),
+            },
+            Case {
+                name: "max per node counts the tasks already running",
+                nodes: vec![("n1", vec![]), ("n2", vec![])],
+                prefs: vec![],
+                max_per_node: 2,
+                running: vec!["n1", "n1"],
+                new_tasks: 3,
+                want: vec![("n2", 2)],
+                pending: Some("max replicas per node limit of 2 reached on 2 of 2 nodes"),
+            },
+        ];
+        for c in cases {
+            let ids: Vec<&str> = c.nodes.iter().map(|(id, _)| *id).collect();
+            let mut tasks: Vec<(String, &str, Option<&str>)> = c
+                .running
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (format!("r{i}"), "s1", Some(*n)))
+                .collect();
+            tasks.extend((0..c.new_tasks).map(|i| (format!("t{i}"), "s1", None)));
+            let refs: Vec<(&str, &str, Option<&str>)> =
+                tasks.iter().map(|(a, b, n)| (a.as_str(), *b, *n)).collect();
+            let mut s = state(&ids, &refs);
+            for (id, labels) in &c.nodes {
+                if let Some(node) = s.nodes.get_mut(*id) {
+                    node.labels = labels
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect();
+                }
+            }
+            if let Some(svc) = s.services.get_mut("s1") {
+                svc.spec.task.placement_prefs = c.prefs.iter().map(|p| p.to_string()).collect();
+                svc.spec.task.max_replicas_per_node = c.max_per_node;
+            }
+            let decisions = schedule(&s);
+            let mut per: BTreeMap<String, usize> = BTreeMap::new();
+            for (_, n) in assigned(&decisions) {
+                *per.entry(n).or_default() += 1;
+            }
+            let want: BTreeMap<String, usize> =
+                c.want.iter().map(|(n, k)| (n.to_string(), *k)).collect();
+            assert_eq!(per, want, "{}", c.name);
+            let pending: Vec<&String> = decisions
+                .iter()
+                .filter_map(|d| match d {
+                    Decision::Pending { reason, .. } => Some(reason),
+                    Decision::Assign { .. } => None,
+                })
+                .collect();
+            let placed: usize = c.want.iter().map(|(_, k)| k).sum();
+            assert_eq!(pending.len(), c.new_tasks - placed, "{}", c.name);
+            for reason in pending {
+                let want = c.pending.unwrap_or("(no pending task expected)");
+                assert!(reason.contains(want), "{}: {reason}", c.name);
+            }
+        }
+    }
+
+    #[test]
+    fn drained_node_leaves_the_replacement_pending() {
+        let mut s = state(&["n1"], &[("old", "s1", Some("n1")), ("new", "s1", None)]);
+        if let Some(n) = s.nodes.get_mut("n1") {
+            n.availability = shoal_api::Availability::Drain;
+        }
+        assert_eq!(
+            schedule(&s),
+            vec![Decision::Pending {
+                task_id: "new".into(),
+                reason: "no suitable node (1 of 1 nodes are unavailable or do not match the placement constraints)".into(),
+            }]
+        );
     }
 
     #[test]

@@ -132,7 +132,9 @@ async fn leave(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let Json(req) = body?;
     rt.leave(req.force).await?;
-    Ok(Json(serde_json::json!({ "message": "node left the cluster" })))
+    Ok(Json(
+        serde_json::json!({ "message": "node left the cluster" }),
+    ))
 }
 
 async fn client_cert(State(rt): State<Arc<Runtime>>) -> Result<Json<ClientCert>, ApiError> {
@@ -142,9 +144,14 @@ async fn client_cert(State(rt): State<Arc<Runtime>>) -> Result<Json<ClientCert>,
 /// Workers hold no cluster state: calls for it are answered with where to go instead.
 pub async fn worker_guard(State(rt): State<Arc<Runtime>>, req: Request, next: Next) -> Response {
     let path = req.uri().path();
-    let cluster_call = ["/v1/services", "/v1/nodes", "/v1/tasks", "/v1/cluster/join-token"]
-        .iter()
-        .any(|p| path.starts_with(p));
+    let cluster_call = [
+        "/v1/services",
+        "/v1/nodes",
+        "/v1/tasks",
+        "/v1/cluster/join-token",
+    ]
+    .iter()
+    .any(|p| path.starts_with(p));
     if cluster_call && rt.membership().is_some_and(|m| m.role == NodeRole::Worker) {
         return ApiError::unavailable(
             "this node is a worker: cluster state is kept by the managers; run this on a manager (or use --host tcp://MANAGER:2377)",

@@ -1,6 +1,9 @@
 //! Start-up, membership changes (init, join, leave) and shutdown of one node.
 
-use crate::api::{router as node_router, worker_guard, ClientCert, InitRequest, InitResponse, JoinRequest, JoinResponse};
+use crate::api::{
+    router as node_router, worker_guard, ClientCert, InitRequest, InitResponse, JoinRequest,
+    JoinResponse,
+};
 use crate::health;
 use crate::identity;
 use crate::membership::{self, Certs, Membership};
@@ -36,7 +39,9 @@ pub struct Runtime {
 
 impl std::fmt::Debug for Runtime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Runtime").field("node_id", &self.node_id).finish()
+        f.debug_struct("Runtime")
+            .field("node_id", &self.node_id)
+            .finish()
     }
 }
 
@@ -50,7 +55,11 @@ fn internal(e: impl std::fmt::Display) -> ApiError {
 
 /// `HOST[:PORT]` to a socket address (port 2377 by default).
 async fn resolve(text: &str, what: &str) -> Result<SocketAddr, ApiError> {
-    let with_port = if text.parse::<SocketAddr>().is_ok() || text.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
+    let with_port = if text.parse::<SocketAddr>().is_ok()
+        || text
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+    {
         text.to_string()
     } else {
         format!("{text}:{DEFAULT_CONTROL_PORT}")
@@ -59,7 +68,9 @@ async fn resolve(text: &str, what: &str) -> Result<SocketAddr, ApiError> {
         .await
         .ok()
         .and_then(|mut a| a.next())
-        .ok_or_else(|| ApiError::bad_request(format!("invalid {what} {text:?}: expected HOST[:PORT]")))
+        .ok_or_else(|| {
+            ApiError::bad_request(format!("invalid {what} {text:?}: expected HOST[:PORT]"))
+        })
 }
 
 /// The local address used to reach `remote` (no packet is sent).
@@ -73,7 +84,9 @@ fn status_error(manager: SocketAddr, s: tonic::Status) -> ApiError {
     use tonic::Code;
     let msg = s.message().to_string();
     match s.code() {
-        Code::PermissionDenied | Code::InvalidArgument | Code::FailedPrecondition => ApiError::bad_request(msg),
+        Code::PermissionDenied | Code::InvalidArgument | Code::FailedPrecondition => {
+            ApiError::bad_request(msg)
+        }
         Code::AlreadyExists => ApiError::conflict(msg),
         _ => ApiError::unavailable(format!("cannot reach the manager at {manager}: {msg}")),
     }
@@ -81,7 +94,10 @@ fn status_error(manager: SocketAddr, s: tonic::Status) -> ApiError {
 
 impl Runtime {
     pub fn membership(&self) -> Option<Membership> {
-        self.membership.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.membership
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     fn set_membership(&self, m: Option<Membership>) {
@@ -103,34 +119,50 @@ impl Runtime {
             .as_deref()
             .unwrap_or("0.0.0.0:2377")
             .parse()
-            .map_err(|_| bad(format!("invalid listen address {:?}: expected IP:PORT", req.listen_addr.unwrap_or_default())))?;
+            .map_err(|_| {
+                bad(format!(
+                    "invalid listen address {:?}: expected IP:PORT",
+                    req.listen_addr.unwrap_or_default()
+                ))
+            })?;
         let advertise_ip: IpAddr = match req.advertise_addr.as_deref() {
-            Some(a) => a
-                .split(':')
-                .next()
-                .unwrap_or("")
-                .parse()
-                .map_err(|_| bad(format!("invalid advertise address {a:?}: expected an IP address")))?,
+            Some(a) => a.split(':').next().unwrap_or("").parse().map_err(|_| {
+                bad(format!(
+                    "invalid advertise address {a:?}: expected an IP address"
+                ))
+            })?,
             None if !listen.ip().is_unspecified() => listen.ip(),
             None => IpAddr::from([127, 0, 0, 1]),
         };
-        let heartbeat = req.heartbeat_ms.unwrap_or(shoal_api::cluster::DEFAULT_HEARTBEAT_MS);
+        let heartbeat = req
+            .heartbeat_ms
+            .unwrap_or(shoal_api::cluster::DEFAULT_HEARTBEAT_MS);
         if !(50..=60_000).contains(&heartbeat) {
-            return Err(bad(format!("invalid dispatcher heartbeat {heartbeat}ms: use 50ms to 1m")));
+            return Err(bad(format!(
+                "invalid dispatcher heartbeat {heartbeat}ms: use 50ms to 1m"
+            )));
         }
-        let expiry = Duration::from_secs(req.cert_expiry_secs.unwrap_or(pki::DEFAULT_CERT_LIFETIME.as_secs()));
+        let expiry = Duration::from_secs(
+            req.cert_expiry_secs
+                .unwrap_or(pki::DEFAULT_CERT_LIFETIME.as_secs()),
+        );
         if expiry < Duration::from_secs(10) {
             return Err(bad("invalid certificate expiry: at least 10s"));
         }
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .map_err(|e| ApiError::conflict(format!("cannot listen on {listen}: {e}")))?;
-        let manager_addr = SocketAddr::new(advertise_ip, listener.local_addr().map_err(internal)?.port()).to_string();
+        let manager_addr = SocketAddr::new(
+            advertise_ip,
+            listener.local_addr().map_err(internal)?.port(),
+        )
+        .to_string();
         let cluster = ca::new_cluster(heartbeat, expiry, &manager_addr).map_err(internal)?;
         let key = pki::new_node_key().map_err(internal)?;
         let certs = Certs {
             ca_pem: cluster.ca_cert_pem.clone(),
-            cert_pem: ca::issue(&cluster, &key.csr_pem, &self.node_id, CertRole::Manager).map_err(internal)?,
+            cert_pem: ca::issue(&cluster, &key.csr_pem, &self.node_id, CertRole::Manager)
+                .map_err(internal)?,
             key_pem: key.key_pem,
         };
         let m = Membership {
@@ -145,13 +177,28 @@ impl Runtime {
         let cluster_id = cluster.id.clone();
         self.store.update(|tx| {
             tx.push(Op::SetCluster(Box::new(cluster)));
-            tx.put_node(Node::new(self.node_id.clone(), self.hostname.clone(), NodeRole::Manager, advertise_ip.to_string(), now_millis()));
+            tx.put_node(Node::new(
+                self.node_id.clone(),
+                self.hostname.clone(),
+                NodeRole::Manager,
+                advertise_ip.to_string(),
+                now_millis(),
+            ));
             Ok::<_, ApiError>(())
         })?;
         self.set_membership(Some(m.clone()));
         *roles = Some(
-            roles::start_manager(&self.cfg, self.store.clone(), &self.node_id, &self.hostname, &m, certs, listener, self.status.clone())
-                .map_err(internal)?,
+            roles::start_manager(
+                &self.cfg,
+                self.store.clone(),
+                &self.node_id,
+                &self.hostname,
+                &m,
+                certs,
+                listener,
+                self.status.clone(),
+            )
+            .map_err(internal)?,
         );
         tracing::info!(cluster = %cluster_id, node = %self.node_id, addr = %manager_addr, "cluster initialised");
         Ok(InitResponse {
@@ -175,16 +222,17 @@ impl Runtime {
         let token = JoinToken::parse(&req.token).map_err(bad)?;
         let manager = resolve(&req.remote_addr, "manager address").await?;
         let advertise: IpAddr = match req.advertise_addr.as_deref() {
-            Some(a) => a
-                .split(':')
-                .next()
-                .unwrap_or("")
-                .parse()
-                .map_err(|_| bad(format!("invalid advertise address {a:?}: expected an IP address")))?,
-            None => local_ip_towards(manager).ok_or_else(|| bad("cannot tell this node's address: use --advertise-addr"))?,
+            Some(a) => a.split(':').next().unwrap_or("").parse().map_err(|_| {
+                bad(format!(
+                    "invalid advertise address {a:?}: expected an IP address"
+                ))
+            })?,
+            None => local_ip_towards(manager)
+                .ok_or_else(|| bad("cannot tell this node's address: use --advertise-addr"))?,
         };
         // First contact: take the root CA on trust, then check it against the token.
-        let first = tls::channel(manager, tls::first_contact_config().map_err(internal)?).map_err(internal)?;
+        let first = tls::channel(manager, tls::first_contact_config().map_err(internal)?)
+            .map_err(internal)?;
         let root = CaClient::new(first)
             .get_root_ca(Empty {})
             .await
@@ -198,7 +246,11 @@ impl Runtime {
             )));
         }
         let key = pki::new_node_key().map_err(internal)?;
-        let verified = tls::channel(manager, tls::client_config(&root, None, &[b"h2"]).map_err(internal)?).map_err(internal)?;
+        let verified = tls::channel(
+            manager,
+            tls::client_config(&root, None, &[b"h2"]).map_err(internal)?,
+        )
+        .map_err(internal)?;
         let resp = CaClient::new(verified)
             .issue_node_certificate(IssueRequest {
                 token: req.token.trim().to_string(),
@@ -230,7 +282,15 @@ impl Runtime {
         membership::save(&self.cfg.data_dir, &m, &certs).map_err(internal)?;
         self.set_membership(Some(m.clone()));
         *roles = Some(
-            roles::start_worker(&self.cfg, &self.node_id, &self.hostname, &m, certs, self.status.clone()).map_err(internal)?,
+            roles::start_worker(
+                &self.cfg,
+                &self.node_id,
+                &self.hostname,
+                &m,
+                certs,
+                self.status.clone(),
+            )
+            .map_err(internal)?,
         );
         tracing::info!(cluster = %resp.cluster_id, manager = %manager, "joined the cluster as a worker");
         Ok(JoinResponse {
@@ -275,8 +335,13 @@ impl Runtime {
             .as_ref()
             .ok_or_else(|| ApiError::unavailable("only a manager can issue client certificates"))?;
         let key = pki::new_node_key().map_err(internal)?;
-        let cert_pem = ca::issue(cluster, &key.csr_pem, &format!("client-{}", shoal_api::id::new_id()), CertRole::Client)
-            .map_err(internal)?;
+        let cert_pem = ca::issue(
+            cluster,
+            &key.csr_pem,
+            &format!("client-{}", shoal_api::id::new_id()),
+            CertRole::Client,
+        )
+        .map_err(internal)?;
         Ok(ClientCert {
             ca_pem: cluster.ca_cert_pem.clone(),
             cert_pem,
@@ -292,13 +357,32 @@ impl Runtime {
         let mut roles = self.roles.lock().await;
         let started = match m.role {
             NodeRole::Manager => {
-                let listen = m.listen_addr.clone().unwrap_or_else(|| "0.0.0.0:2377".into());
+                let listen = m
+                    .listen_addr
+                    .clone()
+                    .unwrap_or_else(|| "0.0.0.0:2377".into());
                 let listener = tokio::net::TcpListener::bind(&listen)
                     .await
                     .with_context(|| format!("cannot listen on {listen}"))?;
-                roles::start_manager(&self.cfg, self.store.clone(), &self.node_id, &self.hostname, &m, certs, listener, self.status.clone())?
+                roles::start_manager(
+                    &self.cfg,
+                    self.store.clone(),
+                    &self.node_id,
+                    &self.hostname,
+                    &m,
+                    certs,
+                    listener,
+                    self.status.clone(),
+                )?
             }
-            NodeRole::Worker => roles::start_worker(&self.cfg, &self.node_id, &self.hostname, &m, certs, self.status.clone())?,
+            NodeRole::Worker => roles::start_worker(
+                &self.cfg,
+                &self.node_id,
+                &self.hostname,
+                &m,
+                certs,
+                self.status.clone(),
+            )?,
         };
         tracing::info!(role = m.role.as_str(), cluster = %m.cluster_id, "resumed cluster membership");
         self.set_membership(Some(m));
@@ -315,18 +399,27 @@ impl Runtime {
 
 /// Run a node until SIGTERM or SIGINT.
 pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
-    std::fs::create_dir_all(cfg.logs_dir()).with_context(|| format!("cannot create data dir {}", cfg.data_dir.display()))?;
+    std::fs::create_dir_all(cfg.logs_dir())
+        .with_context(|| format!("cannot create data dir {}", cfg.data_dir.display()))?;
     let lock_path = cfg.data_dir.join("daemon.lock");
-    let lock = std::fs::File::create(&lock_path).with_context(|| format!("cannot create {}", lock_path.display()))?;
+    let lock = std::fs::File::create(&lock_path)
+        .with_context(|| format!("cannot create {}", lock_path.display()))?;
     if lock.try_lock().is_err() {
-        bail!("another shoal daemon is using data dir {}: stop it first", cfg.data_dir.display());
+        bail!(
+            "another shoal daemon is using data dir {}: stop it first",
+            cfg.data_dir.display()
+        );
     }
     let node_id = identity::node_id(&cfg.data_dir)?;
     let hostname = identity::hostname();
     let store = Arc::new(Store::open(&cfg.state_path())?);
     let listener = bind_socket(&cfg.socket).await?;
     let health_listener = match cfg.health_addr {
-        Some(a) => Some(tokio::net::TcpListener::bind(a).await.with_context(|| format!("cannot listen on health address {a}"))?),
+        Some(a) => Some(
+            tokio::net::TcpListener::bind(a)
+                .await
+                .with_context(|| format!("cannot listen on health address {a}"))?,
+        ),
         None => None,
     };
     let (status, status_rx) = watch::channel(DataPlaneStatus::default());
@@ -346,7 +439,10 @@ pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
         logs_dir: cfg.logs_dir(),
     })
     .merge(node_router(rt.clone()))
-    .layer(axum::middleware::from_fn_with_state(rt.clone(), worker_guard));
+    .layer(axum::middleware::from_fn_with_state(
+        rt.clone(),
+        worker_guard,
+    ));
     let (stop_api, mut stop_api_rx) = watch::channel(false);
     let server = tokio::spawn(async move {
         let served = axum::serve(listener, app)
@@ -383,10 +479,12 @@ async fn bind_socket(path: &std::path::Path) -> anyhow::Result<tokio::net::UnixL
         if tokio::net::UnixStream::connect(path).await.is_ok() {
             bail!("another shoal daemon is listening on {}", path.display());
         }
-        std::fs::remove_file(path).with_context(|| format!("cannot remove stale socket {}", path.display()))?;
+        std::fs::remove_file(path)
+            .with_context(|| format!("cannot remove stale socket {}", path.display()))?;
     }
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    tokio::net::UnixListener::bind(path).with_context(|| format!("cannot listen on {}", path.display()))
+    tokio::net::UnixListener::bind(path)
+        .with_context(|| format!("cannot listen on {}", path.display()))
 }

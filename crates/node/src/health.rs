@@ -10,7 +10,9 @@ use axum::{Json, Router};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-async fn healthz(State(status): State<watch::Receiver<DataPlaneStatus>>) -> (StatusCode, Json<serde_json::Value>) {
+async fn healthz(
+    State(status): State<watch::Receiver<DataPlaneStatus>>,
+) -> (StatusCode, Json<serde_json::Value>) {
     let s = status.borrow().clone();
     let ready = s.role.is_some() && s.table_version > 0;
     let body = serde_json::json!({
@@ -19,12 +21,18 @@ async fn healthz(State(status): State<watch::Receiver<DataPlaneStatus>>) -> (Sta
         "table_version": s.table_version,
         "published_ports": s.published_ports,
     });
-    let code = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let code = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (code, Json(body))
 }
 
 pub async fn serve(listener: TcpListener, status: watch::Receiver<DataPlaneStatus>) {
-    let app = Router::new().route("/healthz", get(healthz)).with_state(status);
+    let app = Router::new()
+        .route("/healthz", get(healthz))
+        .with_state(status);
     if let Err(e) = axum::serve(listener, app).await {
         tracing::error!(error = %e, "health endpoint stopped");
     }

@@ -16,6 +16,8 @@ mod remote;
 mod renew;
 mod roles;
 
-pub use api::{ClientCert, InfoResponse, InitRequest, InitResponse, JoinRequest, JoinResponse, LeaveRequest};
+pub use api::{
+    ClientCert, InfoResponse, InitRequest, InitResponse, JoinRequest, JoinResponse, LeaveRequest,
+};
 pub use config::DaemonConfig;
 pub use daemon::run;

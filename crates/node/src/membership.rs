@@ -44,7 +44,8 @@ fn write_atomic(path: &Path, data: &[u8]) -> anyhow::Result<()> {
 
 pub fn save_certs(dir: &Path, certs: &Certs) -> anyhow::Result<()> {
     let certs_dir = dir.join("certs");
-    std::fs::create_dir_all(&certs_dir).with_context(|| format!("creating {}", certs_dir.display()))?;
+    std::fs::create_dir_all(&certs_dir)
+        .with_context(|| format!("creating {}", certs_dir.display()))?;
     write_atomic(&file(&certs_dir, "ca.pem"), certs.ca_pem.as_bytes())?;
     write_atomic(&file(&certs_dir, "node-key.pem"), certs.key_pem.as_bytes())?;
     write_atomic(&file(&certs_dir, "node.pem"), certs.cert_pem.as_bytes())
@@ -54,7 +55,10 @@ pub fn save_certs(dir: &Path, certs: &Certs) -> anyhow::Result<()> {
 /// between leaves the node not joined rather than half-joined.
 pub fn save(dir: &Path, m: &Membership, certs: &Certs) -> anyhow::Result<()> {
     save_certs(dir, certs)?;
-    write_atomic(&file(dir, "membership.json"), &serde_json::to_vec_pretty(m)?)
+    write_atomic(
+        &file(dir, "membership.json"),
+        &serde_json::to_vec_pretty(m)?,
+    )
 }
 
 pub fn load(dir: &Path) -> anyhow::Result<Option<(Membership, Certs)>> {
@@ -62,9 +66,12 @@ pub fn load(dir: &Path) -> anyhow::Result<Option<(Membership, Certs)>> {
     let Ok(bytes) = std::fs::read(&path) else {
         return Ok(None);
     };
-    let m: Membership = serde_json::from_slice(&bytes).with_context(|| format!("reading {}", path.display()))?;
+    let m: Membership =
+        serde_json::from_slice(&bytes).with_context(|| format!("reading {}", path.display()))?;
     let certs_dir = dir.join("certs");
-    let read = |n: &str| std::fs::read_to_string(file(&certs_dir, n)).with_context(|| format!("reading {n}"));
+    let read = |n: &str| {
+        std::fs::read_to_string(file(&certs_dir, n)).with_context(|| format!("reading {n}"))
+    };
     Ok(Some((
         m,
         Certs {

@@ -54,7 +54,14 @@ impl RemoteDispatcher {
             reports,
         });
         let (channel_tx, channel_rx) = watch::channel::<Option<Channel>>(None);
-        tokio::spawn(session_loop(d.clone(), cfg, tls, acked, channel_tx, stop.clone()));
+        tokio::spawn(session_loop(
+            d.clone(),
+            cfg,
+            tls,
+            acked,
+            channel_tx,
+            stop.clone(),
+        ));
         tokio::spawn(report_loop(reports_rx, channel_rx, stop));
         d
     }
@@ -94,7 +101,11 @@ async fn session_loop(
         if *stop.borrow() {
             return;
         }
-        let Some(addr) = cfg.managers.get(attempt % cfg.managers.len().max(1)).copied() else {
+        let Some(addr) = cfg
+            .managers
+            .get(attempt % cfg.managers.len().max(1))
+            .copied()
+        else {
             tracing::error!("no manager address known");
             return;
         };
@@ -142,9 +153,17 @@ async fn run_session(
     tracing::info!(manager = %addr, "manager session established");
     channel_tx.send_replace(Some(channel.clone()));
     let (period_tx, period_rx) = watch::channel(Duration::from_secs(1));
-    let beats = tokio::spawn(heartbeat_loop(DispatcherClient::new(channel), acked, period_rx));
+    let beats = tokio::spawn(heartbeat_loop(
+        DispatcherClient::new(channel),
+        acked,
+        period_rx,
+    ));
     let result = async {
-        while let Some(msg) = stream.message().await.map_err(|s| anyhow::anyhow!("{}", s.message()))? {
+        while let Some(msg) = stream
+            .message()
+            .await
+            .map_err(|s| anyhow::anyhow!("{}", s.message()))?
+        {
             let tasks: Vec<Task> = serde_json::from_slice(&msg.tasks_json)?;
             let mut table: EndpointTable = serde_json::from_slice(&msg.endpoints_json)?;
             table.version = msg.version;
@@ -209,7 +228,10 @@ async fn report_loop(
                 continue;
             }
         };
-        match DispatcherClient::new(ch).report_status(StatusReport { reports_json: body }).await {
+        match DispatcherClient::new(ch)
+            .report_status(StatusReport { reports_json: body })
+            .await
+        {
             Ok(_) => pending.clear(),
             Err(s) => {
                 tracing::debug!(error = %s.message(), "status report failed; will retry");

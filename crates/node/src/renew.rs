@@ -30,7 +30,10 @@ async fn wait_until_due(cert_pem: &str, stop: &mut watch::Receiver<bool>) -> boo
     let wait = match tls::pem_identity(cert_pem) {
         Ok(id) => {
             let at = renewal_time(id.issued(), id.not_after, rand::rng().random::<f64>());
-            tracing::info!(renew_in_secs = at - now_secs(), "node certificate renewal scheduled");
+            tracing::info!(
+                renew_in_secs = at - now_secs(),
+                "node certificate renewal scheduled"
+            );
             Duration::from_secs((at - now_secs()).max(1) as u64)
         }
         Err(e) => {
@@ -54,7 +57,11 @@ pub async fn manager_loop(
 ) {
     while wait_until_due(&certs.cert_pem, &mut stop).await {
         let renewed = (|| {
-            let cluster = store.state().cluster.clone().ok_or_else(|| anyhow::anyhow!("no cluster"))?;
+            let cluster = store
+                .state()
+                .cluster
+                .clone()
+                .ok_or_else(|| anyhow::anyhow!("no cluster"))?;
             let key = pki::new_node_key()?;
             let cert_pem = issue(&cluster, &key.csr_pem, &node_id, CertRole::Manager)?;
             let next = Certs {
@@ -115,11 +122,17 @@ pub async fn worker_loop(
     }
 }
 
-async fn renew_once(addr: SocketAddr, certs: &Certs, cfg: Arc<ClientConfig>) -> anyhow::Result<(Certs, Arc<ClientConfig>)> {
+async fn renew_once(
+    addr: SocketAddr,
+    certs: &Certs,
+    cfg: Arc<ClientConfig>,
+) -> anyhow::Result<(Certs, Arc<ClientConfig>)> {
     let key = pki::new_node_key()?;
     let mut client = CaClient::new(tls::channel(addr, cfg)?);
     let resp = client
-        .renew_node_certificate(RenewRequest { csr_pem: key.csr_pem })
+        .renew_node_certificate(RenewRequest {
+            csr_pem: key.csr_pem,
+        })
         .await
         .map_err(|s| anyhow::anyhow!("{}", s.message()))?
         .into_inner();
@@ -128,6 +141,10 @@ async fn renew_once(addr: SocketAddr, certs: &Certs, cfg: Arc<ClientConfig>) -> 
         cert_pem: resp.cert_pem,
         key_pem: key.key_pem,
     };
-    let cfg = tls::client_config(&next.ca_pem, Some((&next.cert_pem, &next.key_pem)), &[b"h2"])?;
+    let cfg = tls::client_config(
+        &next.ca_pem,
+        Some((&next.cert_pem, &next.key_pem)),
+        &[b"h2"],
+    )?;
     Ok((next, cfg))
 }

@@ -87,7 +87,11 @@ struct Common<'a> {
     status: watch::Sender<DataPlaneStatus>,
 }
 
-fn agent<D: Dispatcher>(c: &Common<'_>, dispatcher: Arc<D>, mesh: &Mesh) -> anyhow::Result<Agent<ProcessExecutor>> {
+fn agent<D: Dispatcher>(
+    c: &Common<'_>,
+    dispatcher: Arc<D>,
+    mesh: &Mesh,
+) -> anyhow::Result<Agent<ProcessExecutor>> {
     let exe = std::env::current_exe().context("cannot find the shoal binary")?;
     Ok(Agent::new(
         AgentConfig {
@@ -144,7 +148,11 @@ fn store_tables(store: Arc<Store>) -> (watch::Receiver<Arc<EndpointTable>>, Join
 
 /// The control API over mTLS accepts managers' and clients' certificates only.
 async fn require_operator(req: Request, next: Next) -> Response {
-    let role = req.extensions().get::<PeerIdentity>().and_then(|p| p.0.as_ref()).map(|i| i.role);
+    let role = req
+        .extensions()
+        .get::<PeerIdentity>()
+        .and_then(|p| p.0.as_ref())
+        .map(|i| i.role);
     match role {
         Some(CertRole::Manager | CertRole::Client) => next.run(req).await,
         _ => ApiError::new(
@@ -166,7 +174,13 @@ pub fn start_manager(
     listener: TcpListener,
     status: watch::Sender<DataPlaneStatus>,
 ) -> anyhow::Result<Roles> {
-    let c = Common { cfg, node_id, hostname, membership, status };
+    let c = Common {
+        cfg,
+        node_id,
+        hostname,
+        membership,
+        status,
+    };
     let (stop_decisions, stop_decisions_rx) = watch::channel(false);
     let (stop_agent, stop_agent_rx) = watch::channel(false);
     let (stop_rest, stop_rest_rx) = watch::channel(false);
@@ -174,29 +188,53 @@ pub fn start_manager(
     let server_cfg = tls::server_config(&certs.ca_pem, &certs.cert_pem, &certs.key_pem)?;
     let (server_tls, server_tls_rx) = watch::channel(server_cfg);
     let sessions = Arc::new(Sessions::new(now_millis()));
-    let grpc = tonic::service::Routes::new(CaServer::new(CaService { store: store.clone() }))
-        .add_service(DispatcherServer::new(DispatcherService {
-            store: store.clone(),
-            sessions: sessions.clone(),
-        }))
-        .into_axum_router();
+    let grpc = tonic::service::Routes::new(CaServer::new(CaService {
+        store: store.clone(),
+    }))
+    .add_service(DispatcherServer::new(DispatcherService {
+        store: store.clone(),
+        sessions: sessions.clone(),
+    }))
+    .into_axum_router();
     let api = control_router(ControlState {
         store: store.clone(),
         logs_dir: cfg.logs_dir(),
     })
     .layer(axum::middleware::from_fn(require_operator));
     let app = grpc.merge(api);
-    let server = tokio::spawn(shoal_rpc::server::serve(listener, server_tls_rx, app, stop_rest_rx.clone()));
+    let server = tokio::spawn(shoal_rpc::server::serve(
+        listener,
+        server_tls_rx,
+        app,
+        stop_rest_rx.clone(),
+    ));
 
     let reconciler = tokio::spawn(Reconciler::new(store.clone()).run(stop_decisions_rx.clone()));
-    let liveness = tokio::spawn(liveness::run(store.clone(), sessions, node_id.to_string(), stop_decisions_rx));
+    let liveness = tokio::spawn(liveness::run(
+        store.clone(),
+        sessions,
+        node_id.to_string(),
+        stop_decisions_rx,
+    ));
 
     let mesh = Mesh::new(cfg.mesh_bind);
     let (tables, tables_task) = store_tables(store.clone());
-    let feeder = tokio::spawn(feed_mesh(tables, mesh.clone(), c.status.clone(), NodeRole::Manager));
+    let feeder = tokio::spawn(feed_mesh(
+        tables,
+        mesh.clone(),
+        c.status.clone(),
+        NodeRole::Manager,
+    ));
     let dispatcher = LocalDispatcher::start(store.clone(), node_id.to_string());
     let agent = tokio::spawn(agent(&c, dispatcher, &mesh)?.run(stop_agent_rx));
-    let renewal = tokio::spawn(renew::manager_loop(store, cfg.data_dir.clone(), node_id.to_string(), certs, server_tls, stop_rest_rx));
+    let renewal = tokio::spawn(renew::manager_loop(
+        store,
+        cfg.data_dir.clone(),
+        node_id.to_string(),
+        certs,
+        server_tls,
+        stop_rest_rx,
+    ));
     Ok(Roles {
         role: NodeRole::Manager,
         stop_decisions,
@@ -216,7 +254,13 @@ pub fn start_worker(
     certs: Certs,
     status: watch::Sender<DataPlaneStatus>,
 ) -> anyhow::Result<Roles> {
-    let c = Common { cfg, node_id, hostname, membership, status };
+    let c = Common {
+        cfg,
+        node_id,
+        hostname,
+        membership,
+        status,
+    };
     let (stop_decisions, _) = watch::channel(false);
     let (stop_agent, stop_agent_rx) = watch::channel(false);
     let (stop_rest, stop_rest_rx) = watch::channel(false);
@@ -225,8 +269,15 @@ pub fn start_worker(
         .iter()
         .filter_map(|m| m.parse().ok())
         .collect::<Vec<std::net::SocketAddr>>();
-    anyhow::ensure!(!managers.is_empty(), "no manager address in the membership file");
-    let client_cfg = tls::client_config(&certs.ca_pem, Some((&certs.cert_pem, &certs.key_pem)), &[b"h2"])?;
+    anyhow::ensure!(
+        !managers.is_empty(),
+        "no manager address in the membership file"
+    );
+    let client_cfg = tls::client_config(
+        &certs.ca_pem,
+        Some((&certs.cert_pem, &certs.key_pem)),
+        &[b"h2"],
+    )?;
     let (client_tls, client_tls_rx) = watch::channel(client_cfg);
     let mesh = Mesh::new(cfg.mesh_bind);
     let remote = RemoteDispatcher::start(
@@ -239,9 +290,20 @@ pub fn start_worker(
         mesh.acked(),
         stop_rest_rx.clone(),
     );
-    let feeder = tokio::spawn(feed_mesh(remote.endpoints(), mesh.clone(), c.status.clone(), NodeRole::Worker));
+    let feeder = tokio::spawn(feed_mesh(
+        remote.endpoints(),
+        mesh.clone(),
+        c.status.clone(),
+        NodeRole::Worker,
+    ));
     let agent = tokio::spawn(agent(&c, remote, &mesh)?.run(stop_agent_rx));
-    let renewal = tokio::spawn(renew::worker_loop(cfg.data_dir.clone(), managers, certs, client_tls, stop_rest_rx));
+    let renewal = tokio::spawn(renew::worker_loop(
+        cfg.data_dir.clone(),
+        managers,
+        certs,
+        client_tls,
+        stop_rest_rx,
+    ));
     Ok(Roles {
         role: NodeRole::Worker,
         stop_decisions,

@@ -5,8 +5,8 @@
 //! verify. Keys are ECDSA P-256, made and used through aws-lc-rs.
 
 use rcgen::{
-    BasicConstraints, CertificateParams, CertificateSigningRequestParams, DistinguishedName, DnType,
-    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, CertificateSigningRequestParams, DistinguishedName,
+    DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType,
 };
 use std::time::Duration;
 use time::OffsetDateTime;
@@ -62,7 +62,9 @@ pub struct CaMaterial {
 impl std::fmt::Debug for CaMaterial {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // The key never goes to logs.
-        f.debug_struct("CaMaterial").field("cert_pem", &"<pem>").finish()
+        f.debug_struct("CaMaterial")
+            .field("cert_pem", &"<pem>")
+            .finish()
     }
 }
 
@@ -84,7 +86,11 @@ pub fn new_root_ca(cluster_id: &str) -> Result<CaMaterial, PkiError> {
     dn.push(DnType::OrganizationName, cluster_id);
     params.distinguished_name = dn;
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
     validity(&mut params, CA_LIFETIME);
     let cert = params.self_signed(&key)?;
     Ok(CaMaterial {
@@ -141,8 +147,14 @@ pub fn sign_node_cert(
         sans.push(SanType::DnsName(crate::MANAGER_SERVER_NAME.try_into()?));
     }
     params.subject_alt_names = sans;
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
+    params.extended_key_usages = vec![
+        ExtendedKeyUsagePurpose::ServerAuth,
+        ExtendedKeyUsagePurpose::ClientAuth,
+    ];
     validity(&mut params, lifetime);
     let cert = params.signed_by(&csr.public_key, &issuer)?;
     Ok(cert.pem())
@@ -161,16 +173,19 @@ pub struct CertIdentity {
 
 /// Read the identity out of a DER certificate.
 pub fn identity(der: &[u8]) -> Result<CertIdentity, PkiError> {
-    let (_, cert) = x509_parser::parse_x509_certificate(der).map_err(|e| PkiError::Parse(e.to_string()))?;
+    let (_, cert) =
+        x509_parser::parse_x509_certificate(der).map_err(|e| PkiError::Parse(e.to_string()))?;
     let subject = cert.subject();
     let first = |it: &mut dyn Iterator<Item = &x509_parser::x509::AttributeTypeAndValue>| {
         it.next().and_then(|a| a.as_str().ok()).map(str::to_string)
     };
-    let node_id = first(&mut subject.iter_common_name()).ok_or_else(|| PkiError::Parse("no CN".into()))?;
+    let node_id =
+        first(&mut subject.iter_common_name()).ok_or_else(|| PkiError::Parse("no CN".into()))?;
     let role = first(&mut subject.iter_organizational_unit())
         .and_then(|r| CertRole::parse(&r))
         .ok_or_else(|| PkiError::Parse("no role (OU)".into()))?;
-    let cluster_id = first(&mut subject.iter_organization()).ok_or_else(|| PkiError::Parse("no cluster (O)".into()))?;
+    let cluster_id = first(&mut subject.iter_organization())
+        .ok_or_else(|| PkiError::Parse("no cluster (O)".into()))?;
     Ok(CertIdentity {
         node_id,
         role,
@@ -214,16 +229,35 @@ mod tests {
     fn issued_certificate_names_the_node() {
         let ca = new_root_ca("c1").unwrap();
         let key = new_node_key().unwrap();
-        let pem = sign_node_cert(&ca, &key.csr_pem, "node1", CertRole::Worker, "c1", Duration::from_secs(3600)).unwrap();
+        let pem = sign_node_cert(
+            &ca,
+            &key.csr_pem,
+            "node1",
+            CertRole::Worker,
+            "c1",
+            Duration::from_secs(3600),
+        )
+        .unwrap();
         let id = identity(&pem_to_der(&pem).unwrap()).unwrap();
-        assert_eq!((id.node_id.as_str(), id.role, id.cluster_id.as_str()), ("node1", CertRole::Worker, "c1"));
+        assert_eq!(
+            (id.node_id.as_str(), id.role, id.cluster_id.as_str()),
+            ("node1", CertRole::Worker, "c1")
+        );
         assert!(id.not_after - id.not_before >= 3600);
     }
 
     #[test]
     fn bad_csr_is_refused() {
         let ca = new_root_ca("c1").unwrap();
-        assert!(sign_node_cert(&ca, "not a csr", "n", CertRole::Worker, "c1", DEFAULT_CERT_LIFETIME).is_err());
+        assert!(sign_node_cert(
+            &ca,
+            "not a csr",
+            "n",
+            CertRole::Worker,
+            "c1",
+            DEFAULT_CERT_LIFETIME
+        )
+        .is_err());
     }
 
     #[test]

@@ -60,11 +60,16 @@ fn roots(ca_pem: &str) -> Result<RootCertStore, TlsError> {
 
 /// Server side: our certificate, client certificates verified against the cluster CA when
 /// presented. ALPN offers HTTP/2 (gRPC) and HTTP/1.1 (the JSON API for remote CLIs).
-pub fn server_config(ca_pem: &str, cert_pem: &str, key_pem: &str) -> Result<Arc<ServerConfig>, TlsError> {
-    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots(ca_pem)?), provider())
-        .allow_unauthenticated()
-        .build()
-        .map_err(config_err)?;
+pub fn server_config(
+    ca_pem: &str,
+    cert_pem: &str,
+    key_pem: &str,
+) -> Result<Arc<ServerConfig>, TlsError> {
+    let verifier =
+        WebPkiClientVerifier::builder_with_provider(Arc::new(roots(ca_pem)?), provider())
+            .allow_unauthenticated()
+            .build()
+            .map_err(config_err)?;
     let mut cfg = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(config_err)?
@@ -119,7 +124,12 @@ impl ServerCertVerifier for AcceptAnyServer {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -128,7 +138,12 @@ impl ServerCertVerifier for AcceptAnyServer {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -162,11 +177,15 @@ pub fn channel(addr: SocketAddr, cfg: Arc<ClientConfig>) -> Result<Channel, TlsE
         async move {
             let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
                 .await
-                .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
+                .map_err(|_| {
+                    std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out")
+                })??;
             tcp.set_nodelay(true)?;
             let name = ServerName::try_from(crate::MANAGER_SERVER_NAME)
                 .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-            let tls = tokio_rustls::TlsConnector::from(cfg).connect(name, tcp).await?;
+            let tls = tokio_rustls::TlsConnector::from(cfg)
+                .connect(name, tcp)
+                .await?;
             Ok::<_, std::io::Error>(TokioIo::new(tls))
         }
     });
@@ -179,7 +198,11 @@ pub struct PeerIdentity(pub Option<CertIdentity>);
 
 /// Identity from the certificates a verified peer presented.
 pub fn peer_identity(peer_certs: Option<&[CertificateDer<'_>]>) -> PeerIdentity {
-    PeerIdentity(peer_certs.and_then(|c| c.first()).and_then(|c| identity(c).ok()))
+    PeerIdentity(
+        peer_certs
+            .and_then(|c| c.first())
+            .and_then(|c| identity(c).ok()),
+    )
 }
 
 /// The certificate identity of a PEM certificate (for a node's own certificate).

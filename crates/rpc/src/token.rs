@@ -29,14 +29,18 @@ impl JoinToken {
             [PREFIX, VERSION, digest, secret] => {
                 let ok = |s: &str| !s.is_empty() && s.bytes().all(|b| ALPHABET.contains(&b));
                 if !ok(digest) || !ok(secret) {
-                    return Err(TokenError("digest and secret must be lowercase base 36".into()));
+                    return Err(TokenError(
+                        "digest and secret must be lowercase base 36".into(),
+                    ));
                 }
                 Ok(JoinToken {
                     ca_digest: digest.to_string(),
                     secret: secret.to_string(),
                 })
             }
-            _ => Err(TokenError(format!("expected {PREFIX}-{VERSION}-<digest>-<secret>"))),
+            _ => Err(TokenError(format!(
+                "expected {PREFIX}-{VERSION}-<digest>-<secret>"
+            ))),
         }
     }
 }
@@ -83,7 +87,11 @@ fn base36(bytes: &[u8]) -> String {
 
 /// Compare secrets without an early exit on the first differing byte.
 pub fn secrets_equal(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 #[cfg(test)]
@@ -103,7 +111,14 @@ mod tests {
 
     #[test]
     fn rejects_malformed() {
-        for bad in ["", "SWMTKN-1-abc", "SWMTKN-2-abc-def", "XYZ-1-abc-def", "SWMTKN-1-ABC-def", "SWMTKN-1--def"] {
+        for bad in [
+            "",
+            "SWMTKN-1-abc",
+            "SWMTKN-2-abc-def",
+            "XYZ-1-abc-def",
+            "SWMTKN-1-ABC-def",
+            "SWMTKN-1--def",
+        ] {
             assert!(JoinToken::parse(bad).is_err(), "{bad}");
         }
     }
@@ -114,6 +129,10 @@ mod tests {
         assert_eq!(base36(&[35]), "z");
         assert_eq!(base36(&[36]), "10");
         assert_eq!(base36(&[1, 0]), "74");
-        assert!(secrets_equal("abc", "abc") && !secrets_equal("abc", "abd") && !secrets_equal("a", "ab"));
+        assert!(
+            secrets_equal("abc", "abc")
+                && !secrets_equal("abc", "abd")
+                && !secrets_equal("a", "ab")
+        );
     }
 }

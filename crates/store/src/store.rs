@@ -187,10 +187,13 @@ fn load(db: &Database) -> Result<ClusterState, StoreError> {
         state.version = u64::from_le_bytes(bytes);
     }
     if let Some(c) = meta.get("cluster")? {
-        state.cluster = Some(serde_json::from_slice(c.value()).map_err(|source| StoreError::Corrupt {
-            key: "cluster".into(),
-            source,
-        })?);
+        state.cluster =
+            Some(
+                serde_json::from_slice(c.value()).map_err(|source| StoreError::Corrupt {
+                    key: "cluster".into(),
+                    source,
+                })?,
+            );
     }
     Ok(state)
 }
@@ -243,7 +246,12 @@ mod tests {
                 Ok::<_, StoreError>(())
             })
             .unwrap();
-        store.update(|tx| { tx.push(Op::Reset); Ok::<_, StoreError>(()) }).unwrap();
+        store
+            .update(|tx| {
+                tx.push(Op::Reset);
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
         drop(store);
         let store = Store::open(&path).unwrap();
         let s = store.state();

@@ -40,7 +40,12 @@ impl Daemon {
 
     /// Start a daemon inside network namespace `i` of `net`, listening on its address.
     pub fn start_in(bin: &Path, net: &crate::TestNet, i: usize) -> Daemon {
-        Daemon::launch(bin, net.ip(i).to_string(), 2378, Some(net.ns(i).to_string()))
+        Daemon::launch(
+            bin,
+            net.ip(i).to_string(),
+            2378,
+            Some(net.ns(i).to_string()),
+        )
     }
 
     fn launch(bin: &Path, ip: String, health_port: u16, netns: Option<String>) -> Daemon {
@@ -69,9 +74,19 @@ impl Daemon {
     /// `shoal init` on this node's address (control port: 2377 in a namespace, a free
     /// loopback port otherwise).
     pub fn init(&self) -> Output {
-        let port = if self.netns.is_some() { 2377 } else { crate::free_port() };
+        let port = if self.netns.is_some() {
+            2377
+        } else {
+            crate::free_port()
+        };
         let listen = format!("{}:{port}", self.ip);
-        let out = self.cli(&["init", "--listen-addr", &listen, "--advertise-addr", &self.ip]);
+        let out = self.cli(&[
+            "init",
+            "--listen-addr",
+            &listen,
+            "--advertise-addr",
+            &self.ip,
+        ]);
         assert!(out.ok(), "init failed: {out:?}\n{}", self.log());
         out
     }

@@ -1,7 +1,7 @@
 //! Minimal HTTP/1.1 client and a steady load driver for tests.
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -9,7 +9,12 @@ use std::time::Duration;
 
 /// `GET path` on 127.0.0.1:port with `Connection: close`; the whole response.
 pub fn http_get(port: u16, path: &str) -> std::io::Result<String> {
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    http_get_at(SocketAddr::from(([127, 0, 0, 1], port)), path)
+}
+
+/// `GET path` on `addr` with `Connection: close`; the whole response.
+pub fn http_get_at(addr: SocketAddr, path: &str) -> std::io::Result<String> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(3))?;
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
     write!(
         s,
@@ -44,6 +49,11 @@ pub struct Load {
 
 impl Load {
     pub fn start(port: u16) -> Load {
+        Load::start_at(SocketAddr::from(([127, 0, 0, 1], port)))
+    }
+
+    /// Connection-per-request traffic to `addr` until [`Load::finish`].
+    pub fn start_at(addr: SocketAddr) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
         let sent = Arc::new(AtomicU64::new(0));
         let failed = Arc::new(AtomicU64::new(0));
@@ -51,7 +61,7 @@ impl Load {
         let thread = std::thread::spawn(move || {
             while !s.load(Ordering::Relaxed) {
                 n.fetch_add(1, Ordering::Relaxed);
-                if let Err(e) = http_get(port, "/") {
+                if let Err(e) = http_get_at(addr, "/") {
                     eprintln!("load: request failed: {e}");
                     f.fetch_add(1, Ordering::Relaxed);
                 }

@@ -1,7 +1,9 @@
 use crate::client::{encode, Client};
 use crate::commands::daemon::parse_duration;
 use shoal_manager::control::JoinTokenResponse;
-use shoal_node::{ClientCert, InfoResponse, InitRequest, InitResponse, JoinRequest, JoinResponse, LeaveRequest};
+use shoal_node::{
+    ClientCert, InfoResponse, InitRequest, InitResponse, JoinRequest, JoinResponse, LeaveRequest,
+};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -73,11 +75,17 @@ pub async fn init(client: &Client, args: InitArgs) -> anyhow::Result<ExitCode> {
             },
         )
         .await?;
-    println!("Cluster initialized: current node ({}) is now a manager.", resp.node_id);
+    println!(
+        "Cluster initialized: current node ({}) is now a manager.",
+        resp.node_id
+    );
     println!();
     println!("To add a worker to this cluster, run the following command:");
     println!();
-    println!("    shoal join --token {} {}", resp.worker_token, resp.manager_addr);
+    println!(
+        "    shoal join --token {} {}",
+        resp.worker_token, resp.manager_addr
+    );
     println!();
     println!("To create a service: shoal service create --name web --replicas 3 --publish 8080:80 -- shoal whoami");
     Ok(ExitCode::SUCCESS)
@@ -99,7 +107,11 @@ pub async fn join(client: &Client, args: JoinArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub async fn join_token(client: &Client, args: JoinTokenArgs) -> anyhow::Result<ExitCode> {
-    let path = format!("/v1/cluster/join-token/{}?rotate={}", encode(&args.role), args.rotate);
+    let path = format!(
+        "/v1/cluster/join-token/{}?rotate={}",
+        encode(&args.role),
+        args.rotate
+    );
     let t: JoinTokenResponse = client.get(&path).await?;
     if args.quiet {
         println!("{}", t.token);
@@ -109,26 +121,47 @@ pub async fn join_token(client: &Client, args: JoinTokenArgs) -> anyhow::Result<
         println!("Successfully rotated {} join token.", t.role);
         println!();
     }
-    println!("To add a {} to this cluster, run the following command:", t.role);
+    println!(
+        "To add a {} to this cluster, run the following command:",
+        t.role
+    );
     println!();
-    println!("    shoal join --token {} {}", t.token, t.managers.first().cloned().unwrap_or_default());
+    println!(
+        "    shoal join --token {} {}",
+        t.token,
+        t.managers.first().cloned().unwrap_or_default()
+    );
     Ok(ExitCode::SUCCESS)
 }
 
 pub async fn leave(client: &Client, args: LeaveArgs) -> anyhow::Result<ExitCode> {
-    let _: serde_json::Value = client.post("/v1/cluster/leave", &LeaveRequest { force: args.force }).await?;
+    let _: serde_json::Value = client
+        .post("/v1/cluster/leave", &LeaveRequest { force: args.force })
+        .await?;
     println!("Node left the cluster.");
     Ok(ExitCode::SUCCESS)
 }
 
 pub async fn client_cert(client: &Client, args: ClientCertArgs) -> anyhow::Result<ExitCode> {
-    let c: ClientCert = client.post("/v1/cluster/client-cert", &serde_json::json!({})).await?;
+    let c: ClientCert = client
+        .post("/v1/cluster/client-cert", &serde_json::json!({}))
+        .await?;
     std::fs::create_dir_all(&args.out)?;
-    for (name, pem) in [("ca.pem", &c.ca_pem), ("cert.pem", &c.cert_pem), ("key.pem", &c.key_pem)] {
+    for (name, pem) in [
+        ("ca.pem", &c.ca_pem),
+        ("cert.pem", &c.cert_pem),
+        ("key.pem", &c.key_pem),
+    ] {
         std::fs::write(args.out.join(name), pem)?;
     }
-    println!("Wrote ca.pem, cert.pem and key.pem to {}", args.out.display());
-    println!("Use them with: shoal --host tcp://MANAGER:2377 --tls-dir {} service ls", args.out.display());
+    println!(
+        "Wrote ca.pem, cert.pem and key.pem to {}",
+        args.out.display()
+    );
+    println!(
+        "Use them with: shoal --host tcp://MANAGER:2377 --tls-dir {} service ls",
+        args.out.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -44,10 +44,9 @@ pub async fn run(args: DaemonArgs) -> anyhow::Result<ExitCode> {
         .init();
     let health_addr = match args.health_addr.as_str() {
         "off" => None,
-        a => Some(
-            a.parse()
-                .map_err(|_| anyhow::anyhow!("invalid --health-addr {a:?}: expected IP:PORT or off"))?,
-        ),
+        a => Some(a.parse().map_err(|_| {
+            anyhow::anyhow!("invalid --health-addr {a:?}: expected IP:PORT or off")
+        })?),
     };
     shoal_node::run(DaemonConfig {
         data_dir: args.data_dir,

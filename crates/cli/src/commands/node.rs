@@ -58,8 +58,24 @@ pub enum NodeCmd {
 pub async fn run(client: &Client, cmd: NodeCmd) -> anyhow::Result<ExitCode> {
     match cmd {
         NodeCmd::Ps { nodes, no_trunc } => return ps(client, nodes, no_trunc).await,
-        NodeCmd::Update { node, availability, label_add, label_rm, detach, timeout } => {
-            return update(client, &node, availability, &label_add, label_rm, detach, timeout).await
+        NodeCmd::Update {
+            node,
+            availability,
+            label_add,
+            label_rm,
+            detach,
+            timeout,
+        } => {
+            return update(
+                client,
+                &node,
+                availability,
+                &label_add,
+                label_rm,
+                detach,
+                timeout,
+            )
+            .await
         }
         NodeCmd::Rm { nodes, force } => return rm(client, &nodes, force).await,
         NodeCmd::Ls { format, quiet } => {
@@ -163,21 +179,46 @@ async fn ps(client: &Client, nodes: Vec<String>, no_trunc: bool) -> anyhow::Resu
     let now = shoal_manager::now_millis();
     for n in &nodes {
         let node: Node = client.get(&format!("/v1/nodes/{}", encode(n))).await?;
-        let tasks: Vec<shoal_api::Task> = client.get(&format!("/v1/tasks?node={}", encode(&node.id))).await?;
+        let tasks: Vec<shoal_api::Task> = client
+            .get(&format!("/v1/tasks?node={}", encode(&node.id)))
+            .await?;
         for t in tasks {
-            let id = if no_trunc { t.id.clone() } else { shoal_api::id::short(&t.id).to_string() };
-            let err = t.status.err.clone().map(|e| format!("{e:?}")).unwrap_or_default();
+            let id = if no_trunc {
+                t.id.clone()
+            } else {
+                shoal_api::id::short(&t.id).to_string()
+            };
+            let err = t
+                .status
+                .err
+                .clone()
+                .map(|e| format!("{e:?}"))
+                .unwrap_or_default();
             rows.push(vec![
                 id,
                 t.slot_name(),
                 node.hostname.clone(),
                 t.desired_state.title(),
-                format!("{} {}", t.status.state.title(), table::ago(t.status.timestamp, now)),
+                format!(
+                    "{} {}",
+                    t.status.state.title(),
+                    table::ago(t.status.timestamp, now)
+                ),
                 err,
             ]);
         }
     }
-    table::print(&["ID", "NAME", "NODE", "DESIRED STATE", "CURRENT STATE", "ERROR"], &rows);
+    table::print(
+        &[
+            "ID",
+            "NAME",
+            "NODE",
+            "DESIRED STATE",
+            "CURRENT STATE",
+            "ERROR",
+        ],
+        &rows,
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -203,13 +244,19 @@ async fn update(
         Some("active") => Some(shoal_api::Availability::Active),
         Some("pause") => Some(shoal_api::Availability::Pause),
         Some("drain") => Some(shoal_api::Availability::Drain),
-        Some(other) => anyhow::bail!("invalid availability {other:?}: expected active, pause or drain"),
+        Some(other) => {
+            anyhow::bail!("invalid availability {other:?}: expected active, pause or drain")
+        }
     };
     let draining = availability == Some(shoal_api::Availability::Drain);
     let updated: Node = client
         .post(
             &format!("/v1/nodes/{}/update", encode(node)),
-            &shoal_manager::control::NodeUpdate { availability, labels_add, labels_rm: label_rm },
+            &shoal_manager::control::NodeUpdate {
+                availability,
+                labels_add,
+                labels_rm: label_rm,
+            },
         )
         .await?;
     println!("{}", updated.id);
@@ -220,11 +267,17 @@ async fn update(
 }
 
 /// Wait until no task runs on the node any more, showing progress.
-async fn wait_drained(client: &Client, node: &Node, timeout: std::time::Duration) -> anyhow::Result<ExitCode> {
+async fn wait_drained(
+    client: &Client,
+    node: &Node,
+    timeout: std::time::Duration,
+) -> anyhow::Result<ExitCode> {
     let deadline = std::time::Instant::now() + timeout;
     let mut last = None;
     loop {
-        let tasks: Vec<shoal_api::Task> = client.get(&format!("/v1/tasks?node={}", encode(&node.id))).await?;
+        let tasks: Vec<shoal_api::Task> = client
+            .get(&format!("/v1/tasks?node={}", encode(&node.id)))
+            .await?;
         let left = tasks.iter().filter(|t| t.is_live()).count();
         if last != Some(left) {
             println!("drain: {left} task(s) left on {}", node.hostname);
@@ -248,7 +301,10 @@ async fn wait_drained(client: &Client, node: &Node, timeout: std::time::Duration
 async fn rm(client: &Client, nodes: &[String], force: bool) -> anyhow::Result<ExitCode> {
     let mut failed = false;
     for n in nodes {
-        match client.delete(&format!("/v1/nodes/{}?force={force}", encode(n))).await {
+        match client
+            .delete(&format!("/v1/nodes/{}?force={force}", encode(n)))
+            .await
+        {
             Ok(()) => println!("{n}"),
             Err(e) => {
                 eprintln!("error: {e}");
@@ -256,5 +312,9 @@ async fn rm(client: &Client, nodes: &[String], force: bool) -> anyhow::Result<Ex
             }
         }
     }
-    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }

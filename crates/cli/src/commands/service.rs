@@ -100,6 +100,12 @@ pub struct CreateArgs {
     /// Placement constraint, e.g. node.labels.zone==a
     #[arg(long)]
     constraint: Vec<String>,
+    /// Placement preference, e.g. spread=node.labels.zone (repeat to nest)
+    #[arg(long)]
+    placement_pref: Vec<String>,
+    /// Most tasks of the service per node (0 for unlimited)
+    #[arg(long, default_value_t = 0)]
+    replicas_max_per_node: u64,
     /// any, on-failure or none
     #[arg(long, default_value = "any")]
     restart_condition: String,
@@ -164,6 +170,8 @@ impl CreateArgs {
         task.env = self.env.clone();
         task.workdir = self.workdir.clone();
         task.constraints = self.constraint.clone();
+        task.placement_prefs = self.placement_pref.clone();
+        task.max_replicas_per_node = self.replicas_max_per_node;
         task.restart.condition = RestartCondition::parse(&self.restart_condition)?;
         task.restart.delay = self.restart_delay;
         task.restart.max_attempts = self.restart_max_attempts;

@@ -31,14 +31,16 @@ pub async fn join_token_of(
     let role = match role.as_str() {
         "worker" => NodeRole::Worker,
         "manager" => NodeRole::Manager,
-        other => return Err(ApiError::bad_request(format!("invalid role {other:?}: expected worker or manager"))),
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "invalid role {other:?}: expected worker or manager"
+            )))
+        }
     };
     let cluster = s.store.update(|tx| {
-        let mut c = tx
-            .state()
-            .cluster
-            .clone()
-            .ok_or_else(|| ApiError::unavailable("this node is not part of a cluster: run `shoal init` first"))?;
+        let mut c = tx.state().cluster.clone().ok_or_else(|| {
+            ApiError::unavailable("this node is not part of a cluster: run `shoal init` first")
+        })?;
         if q.rotate {
             let secret = shoal_rpc::token::new_secret();
             match role {

@@ -11,8 +11,8 @@ mod nodes;
 mod services;
 mod tasks;
 
-pub use error::ApiError;
 pub use cluster::JoinTokenResponse;
+pub use error::ApiError;
 pub use nodes::NodeUpdate;
 pub use services::{ScaleRequest, ServiceInfo};
 

@@ -50,7 +50,10 @@ pub async fn update(
             .ok_or_else(|| ApiError::not_found(format!("node {id} not found")))?;
         for k in &u.labels_rm {
             if n.labels.remove(k).is_none() {
-                return Err(ApiError::bad_request(format!("label {k} is not set on node {}", n.hostname)));
+                return Err(ApiError::bad_request(format!(
+                    "label {k} is not set on node {}",
+                    n.hostname
+                )));
             }
         }
         n.labels.extend(u.labels_add.clone());
@@ -97,6 +100,21 @@ pub async fn remove(
             )));
         }
         tx.push(shoal_store::Op::DeleteNode(n.id.clone()));
+        // No agent will report on the node's tasks again: they are orphaned (Swarm's word),
+        // which ends them so their slots count as replaced and history can be trimmed.
+        let now = crate::now_millis();
+        let orphans: Vec<shoal_api::Task> = tx
+            .state()
+            .tasks
+            .values()
+            .filter(|t| t.node_id.as_deref() == Some(n.id.as_str()) && t.is_live())
+            .cloned()
+            .collect();
+        for mut t in orphans {
+            if t.advance(shoal_api::TaskState::Orphaned, now, "node removed").is_ok() {
+                tx.put_task(t);
+            }
+        }
         Ok::<_, ApiError>(())
     })?;
     tracing::info!(node = %id, "node removed");

@@ -14,7 +14,14 @@ fn setup(init: bool) -> (tempfile::TempDir, Router, Arc<Store>) {
     if init {
         store
             .update(|tx| {
-                tx.push(Op::SetCluster(Box::new(crate::ca::new_cluster(1000, std::time::Duration::from_secs(3600), "127.0.0.1:2377").expect("cluster"))));
+                tx.push(Op::SetCluster(Box::new(
+                    crate::ca::new_cluster(
+                        1000,
+                        std::time::Duration::from_secs(3600),
+                        "127.0.0.1:2377",
+                    )
+                    .expect("cluster"),
+                )));
                 tx.put_node(Node::new(
                     "n1".into(),
                     "host1".into(),

@@ -1,0 +1,452 @@
+//! Multi-node clusters: one manager and two workers, each in its own network namespace
+//! with its own address, driven through the real CLI.
+
+use shoal_testkit::{http_get_at, netns, wait_until, Daemon, Load, TestNet};
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+fn bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_shoal"))
+}
+
+const PORT: u16 = 8080;
+
+struct Cluster {
+    // Daemons first: they must stop before the namespaces go.
+    nodes: Vec<Daemon>,
+    net: TestNet,
+}
+
+impl Cluster {
+    /// A manager (node 0) and `workers` workers, joined.
+    fn start(workers: usize) -> Cluster {
+        assert!(
+            netns::available(),
+            "multi-node tests need root and iproute2 (network namespaces)"
+        );
+        let net = TestNet::create(workers + 1).expect("test network");
+        let manager = Daemon::start_in(bin(), &net, 0);
+        manager.init();
+        let token = manager.worker_token();
+        let mut nodes = vec![manager];
+        for i in 1..=workers {
+            let w = Daemon::start_in(bin(), &net, i);
+            let remote = format!("{}:2377", net.ip(0));
+            let out = w.cli(&[
+                "join",
+                "--token",
+                &token,
+                &remote,
+                "--advertise-addr",
+                &net.ip(i).to_string(),
+            ]);
+            assert!(out.ok(), "join failed: {out:?}\n{}", w.log());
+            nodes.push(w);
+        }
+        let c = Cluster { nodes, net };
+        let ready = wait_until(Duration::from_secs(10), || c.ready_nodes() == workers + 1);
+        assert!(
+            ready,
+            "all nodes ready: {}",
+            c.m().cli(&["node", "ls"]).stdout
+        );
+        c
+    }
+
+    fn m(&self) -> &Daemon {
+        &self.nodes[0]
+    }
+
+    fn ready_nodes(&self) -> usize {
+        let nodes = self.m().json(&["node", "ls", "--format", "json"]);
+        nodes
+            .as_array()
+            .map_or(0, |a| a.iter().filter(|n| n["state"] == "ready").count())
+    }
+
+    fn addr(&self, i: usize) -> SocketAddr {
+        SocketAddr::from((self.net.ip(i), PORT))
+    }
+
+    fn node_id(&self, i: usize) -> String {
+        self.nodes[i].node_id()
+    }
+
+    /// Running tasks of `service` per node ID.
+    fn spread(&self, service: &str) -> HashMap<String, usize> {
+        let mut per = HashMap::new();
+        for t in self.m().running_tasks(service) {
+            *per.entry(t["node_id"].as_str().unwrap_or_default().to_string())
+                .or_default() += 1;
+        }
+        per
+    }
+
+    fn create_web(&self, replicas: u32) {
+        let publish = format!("{PORT}:80");
+        let r = replicas.to_string();
+        let out = self.m().cli(&[
+            "service",
+            "create",
+            "--name",
+            "web",
+            "--replicas",
+            &r,
+            "--publish",
+            &publish,
+            "--",
+            "shoal",
+            "whoami",
+        ]);
+        assert!(out.ok(), "create: {out:?}\n{}", self.m().log());
+    }
+}
+
+/// Task names answering `n` requests sent to `addr`.
+fn names(addr: SocketAddr, n: usize) -> HashSet<String> {
+    (0..n)
+        .filter_map(|_| http_get_at(addr, "/").ok())
+        .filter_map(|b| {
+            b.lines()
+                .find_map(|l| l.strip_prefix("Name: "))
+                .map(str::to_string)
+        })
+        .collect()
+}
+
+/// Live tasks per slot of `service` (desired running or not): never more than one wanted.
+fn wanted_per_slot(d: &Daemon, service: &str) -> HashMap<u64, usize> {
+    let mut per = HashMap::new();
+    for t in d.tasks(service) {
+        let live = !matches!(
+            t["status"]["state"].as_str(),
+            Some("complete" | "shutdown" | "failed" | "rejected" | "remove" | "orphaned")
+        );
+        if live && t["desired_state"] == "running" {
+            *per.entry(t["slot"].as_u64().unwrap_or(0)).or_default() += 1;
+        }
+    }
+    per
+}
+
+#[test]
+fn join_spread_and_mesh_on_every_node() {
+    let c = Cluster::start(2);
+    let m = c.m();
+    let ls = m.cli(&["node", "ls"]).stdout;
+    assert_eq!(ls.matches("Ready").count(), 3, "{ls}");
+    assert!(ls.contains("Leader"), "{ls}");
+
+    // Bad joins: garbage, a rotated token, a token of another cluster, joining twice.
+    let other = Daemon::start_cluster(bin());
+    let foreign = other.worker_token();
+    let old = m.worker_token();
+    assert!(m.cli(&["join-token", "worker", "--rotate"]).ok());
+    let remote = format!("{}:2377", c.net.ip(0));
+    let w1 = &c.nodes[1];
+    for token in ["SWMTKN-1-bad", old.as_str()] {
+        let want = "already part of a cluster";
+        let out = w1.cli(&["join", "--token", token, &remote]);
+        assert!(!out.ok() && out.stderr.contains(want), "{token}: {out:?}");
+    }
+    let fresh = Daemon::start(bin());
+    for (token, want) in [
+        (old.as_str(), "rotated"),
+        (foreign.as_str(), "another cluster"),
+        ("SWMTKN-1-x", "invalid join token"),
+    ] {
+        let out = fresh.cli(&["join", "--token", token, &remote]);
+        assert!(!out.ok() && out.stderr.contains(want), "{token}: {out:?}");
+        assert_eq!(out.stderr.trim_end().lines().count(), 1, "{}", out.stderr);
+    }
+    assert_eq!(c.ready_nodes(), 3, "rejected joins changed nothing");
+    let live_rm = m.cli(&["node", "rm", &c.node_id(1)]);
+    assert!(
+        !live_rm.ok() && live_rm.stderr.contains("not down"),
+        "{live_rm:?}"
+    );
+    let typo = m.cli(&[
+        "service",
+        "create",
+        "--name",
+        "x",
+        "--constraint",
+        "node.lables.zone==a",
+        "--",
+        "true",
+    ]);
+    assert!(!typo.ok() && typo.stderr.contains("constraint"), "{typo:?}");
+    let unknown = m.cli(&["node", "inspect", "nosuchnode"]);
+    assert!(
+        !unknown.ok() && unknown.stderr.contains("not found"),
+        "{unknown:?}"
+    );
+    let on_worker = w1.cli(&["service", "ls"]);
+    assert!(
+        !on_worker.ok() && on_worker.stderr.contains("worker"),
+        "{on_worker:?}"
+    );
+
+    // Six replicas spread 2/2/2, reachable through every node's mesh.
+    c.create_web(6);
+    let spread = c.spread("web");
+    assert_eq!(spread.len(), 3, "{spread:?}");
+    assert!(spread.values().all(|n| *n == 2), "{spread:?}");
+    let mut all = HashSet::new();
+    for i in 0..3 {
+        let seen = names(c.addr(i), 18);
+        assert_eq!(
+            seen.len(),
+            6,
+            "node {i}'s mesh reaches all six tasks: {seen:?}"
+        );
+        all.extend(seen);
+    }
+    assert_eq!(all.len(), 6);
+
+    // The health endpoint for external load balancers.
+    for i in 0..3 {
+        let h = http_get_at(SocketAddr::from((c.net.ip(i), 2378)), "/healthz").expect("healthz");
+        assert!(h.contains("\"ready\":true"), "{h}");
+    }
+    // A remote CLI with a client certificate.
+    let certs = m.dir.path().join("client");
+    assert!(m
+        .cli(&["client-cert", "--out", certs.to_str().unwrap_or_default()])
+        .ok());
+    let host = format!("tcp://{}:2377", c.net.ip(0));
+    let remote_ls = std::process::Command::new(bin())
+        .args(["--host", &host, "--tls-dir"])
+        .arg(&certs)
+        .args(["service", "ls"])
+        .output()
+        .expect("remote cli");
+    let out = String::from_utf8_lossy(&remote_ls.stdout);
+    assert!(
+        remote_ls.status.success() && out.contains("6/6"),
+        "{out} {}",
+        String::from_utf8_lossy(&remote_ls.stderr)
+    );
+    let no_cert = std::process::Command::new(bin())
+        .args(["--host", &host, "service", "ls"])
+        .output()
+        .expect("cli");
+    assert!(!no_cert.status.success());
+}
+
+#[test]
+fn killed_worker_tasks_are_replaced_within_five_seconds() {
+    let mut c = Cluster::start(2);
+    c.create_web(6);
+    let victim = c.node_id(2);
+    let t0 = Instant::now();
+    c.nodes[2].kill9();
+    let replaced = wait_until(Duration::from_secs(10), || {
+        let spread = c.spread("web");
+        spread.values().sum::<usize>() == 6 && !spread.contains_key(&victim)
+    });
+    let took = t0.elapsed();
+    assert!(
+        replaced,
+        "tasks replaced: {:?}\n{}",
+        c.spread("web"),
+        c.m().log()
+    );
+    assert!(took < Duration::from_secs(5), "replacement took {took:?}");
+    eprintln!("node kill -9 to 6 running replacements: {took:?}");
+    let ls = c.m().cli(&["node", "ls"]).stdout;
+    assert!(ls.contains("Down"), "{ls}");
+    assert_eq!(names(c.addr(0), 24).len(), 6);
+}
+
+#[test]
+fn cut_link_marks_node_down_and_heals_to_one_task_per_slot() {
+    let c = Cluster::start(2);
+    c.create_web(6);
+    let cut = c.node_id(1);
+    c.net.cut(1).expect("cut");
+    let moved = wait_until(Duration::from_secs(10), || {
+        let spread = c.spread("web");
+        spread.values().sum::<usize>() == 6 && !spread.contains_key(&cut)
+    });
+    assert!(moved, "tasks moved off the cut node: {:?}", c.spread("web"));
+    assert!(c.m().cli(&["node", "ls"]).stdout.contains("Down"));
+    assert_eq!(
+        names(c.addr(0), 24).len(),
+        6,
+        "the mesh routes only to reachable tasks"
+    );
+    c.net.restore(1).expect("restore");
+    let healed = wait_until(Duration::from_secs(10), || c.ready_nodes() == 3);
+    assert!(healed);
+    // The node's old tasks are shut down; never two live tasks in a slot.
+    let settled = wait_until(Duration::from_secs(10), || {
+        let per = wanted_per_slot(c.m(), "web");
+        per.len() == 6 && per.values().all(|n| *n == 1)
+    });
+    assert!(settled, "{:?}", wanted_per_slot(c.m(), "web"));
+    let old_live = c
+        .m()
+        .tasks("web")
+        .into_iter()
+        .filter(|t| t["node_id"] == cut.as_str() && t["status"]["state"] == "running")
+        .count();
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            c.m()
+                .tasks("web")
+                .into_iter()
+                .filter(|t| {
+                    t["node_id"] == cut.as_str()
+                        && t["status"]["state"] == "running"
+                        && t["desired_state"] != "running"
+                })
+                .count()
+                == 0
+        }),
+        "old tasks on the healed node were stopped (had {old_live})"
+    );
+}
+
+#[test]
+fn drain_under_load_fails_no_request() {
+    let c = Cluster::start(2);
+    c.create_web(6);
+    let load = Load::start_at(c.addr(0));
+    std::thread::sleep(Duration::from_millis(500));
+    let drained = c.node_id(2);
+    let out = c
+        .m()
+        .cli(&["node", "update", "--availability", "drain", &drained]);
+    assert!(out.ok(), "{out:?}");
+    assert!(out.stdout.contains("drained"), "{}", out.stdout);
+    std::thread::sleep(Duration::from_millis(500));
+    let report = load.finish();
+    let spread = c.spread("web");
+    assert!(
+        !spread.contains_key(&drained) && spread.values().sum::<usize>() == 6,
+        "{spread:?}"
+    );
+    assert!(report.sent > 50, "{report:?}");
+    assert_eq!(report.failed, 0, "{report:?}");
+    // pause places nothing new; active takes tasks again (scale up lands there).
+    assert!(c
+        .m()
+        .cli(&["node", "update", "--availability", "active", &drained])
+        .ok());
+    assert!(c.m().cli(&["service", "scale", "web=9"]).ok());
+    assert!(c.spread("web").contains_key(&drained));
+}
+
+#[test]
+fn removed_node_is_refused_and_its_tasks_orphaned() {
+    let mut c = Cluster::start(2);
+    c.create_web(3);
+    let gone = c.node_id(2);
+    c.nodes[2].kill9();
+    assert!(wait_until(Duration::from_secs(10), || c
+        .m()
+        .cli(&["node", "ls"])
+        .stdout
+        .contains("Down")));
+    let out = c.m().cli(&["node", "rm", &gone]);
+    assert!(out.ok(), "{out:?}");
+    assert!(c
+        .m()
+        .tasks("web")
+        .iter()
+        .filter(|t| t["node_id"] == gone.as_str())
+        .all(|t| t["status"]["state"] == "orphaned"));
+    // Its certificate no longer opens a session: the restarted daemon is refused at once.
+    c.nodes[2].restart();
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        c.nodes[2]
+            .log()
+            .contains("has been removed from the cluster"),
+        "{}",
+        c.nodes[2].log()
+    );
+    let nodes = c.m().json(&["node", "ls", "--format", "json"]);
+    assert_eq!(
+        nodes.as_array().map(|a| a.len()),
+        Some(2),
+        "the removed node did not come back"
+    );
+}
+
+/// HAProxy (Debian's) in front of the three nodes' published port, health-checking each
+/// node's /healthz, round-robin across nodes: the classic Swarm edge setup.
+#[test]
+fn haproxy_in_front_of_the_nodes() {
+    let haproxy = std::process::Command::new("haproxy").arg("-v").output();
+    assert!(
+        haproxy.is_ok(),
+        "haproxy is required (scripts/test installs it)"
+    );
+    let c = Cluster::start(2);
+    c.create_web(3);
+    let front = shoal_testkit::free_port();
+    let cfg = c.m().dir.path().join("haproxy.cfg");
+    let mut servers = String::new();
+    for i in 0..3 {
+        servers.push_str(&format!(
+            "    server node{i} {}:{PORT} check port 2378 inter 200ms fall 2 rise 1\n",
+            c.net.ip(i)
+        ));
+    }
+    std::fs::write(
+        &cfg,
+        format!(
+            "global\n    maxconn 1000\ndefaults\n    mode http\n    timeout connect 2s\n    timeout client 10s\n    timeout server 10s\n\
+             frontend web\n    bind 127.0.0.1:{front}\n    default_backend nodes\n\
+             backend nodes\n    balance roundrobin\n    option httpchk GET /healthz\n{servers}"
+        ),
+    )
+    .expect("haproxy config");
+    let mut proxy = std::process::Command::new("haproxy")
+        .arg("-f")
+        .arg(&cfg)
+        .arg("-db")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start haproxy");
+    let up = wait_until(Duration::from_secs(5), || {
+        shoal_testkit::http_get(front, "/").is_ok()
+    });
+    // Which node's mesh took each request: the RemoteAddr whoami sees is the entry node.
+    let mut entry = HashMap::new();
+    for _ in 0..30 {
+        if let Ok(body) = shoal_testkit::http_get(front, "/") {
+            let from = body
+                .lines()
+                .find_map(|l| l.strip_prefix("RemoteAddr: "))
+                .unwrap_or("")
+                .split(':')
+                .next()
+                .unwrap_or("")
+                .to_string();
+            *entry.entry(from).or_insert(0usize) += 1;
+        }
+    }
+    let _ = proxy.kill();
+    let _ = proxy.wait();
+    assert!(up, "haproxy answers");
+    assert_eq!(
+        entry.values().sum::<usize>(),
+        30,
+        "every request answered: {entry:?}"
+    );
+    assert_eq!(
+        entry.len(),
+        3,
+        "requests entered through all three nodes: {entry:?}"
+    );
+    assert!(
+        entry.values().all(|n| *n == 10),
+        "round-robin across nodes: {entry:?}"
+    );
+}
