@@ -1,7 +1,7 @@
 //! Multi-node clusters: one manager and two workers, each in its own network namespace
 //! with its own address, driven through the real CLI.
 
-use shoal_testkit::{http_get_at, netns, wait_until, Daemon, Load, TestNet};
+use shoal_testkit::{http_get_at, netns, processes_with_env, wait_until, Daemon, Load, TestNet};
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -22,13 +22,18 @@ struct Cluster {
 impl Cluster {
     /// A manager (node 0) and `workers` workers, joined.
     fn start(workers: usize) -> Cluster {
+        Cluster::start_with(workers, &[])
+    }
+
+    /// Like `start`, with extra `shoal init` flags.
+    fn start_with(workers: usize, init: &[&str]) -> Cluster {
         assert!(
             netns::available(),
             "multi-node tests need root and iproute2 (network namespaces)"
         );
         let net = TestNet::create(workers + 1).expect("test network");
         let manager = Daemon::start_in(bin(), &net, 0);
-        manager.init();
+        manager.init_with(init);
         let token = manager.worker_token();
         let mut nodes = vec![manager];
         for i in 1..=workers {
@@ -449,4 +454,157 @@ fn haproxy_in_front_of_the_nodes() {
         entry.values().all(|n| *n == 10),
         "round-robin across nodes: {entry:?}"
     );
+}
+
+#[test]
+fn manager_restart_does_not_restart_worker_tasks() {
+    let mut c = Cluster::start(2);
+    let publish = format!("{PORT}:80");
+    let out = c.m().cli(&[
+        "service",
+        "create",
+        "--name",
+        "web",
+        "--replicas",
+        "4",
+        "--publish",
+        &publish,
+        "--constraint",
+        "node.role==worker",
+        "--",
+        "shoal",
+        "whoami",
+    ]);
+    assert!(out.ok(), "{out:?}");
+    let before: Vec<String> = c
+        .m()
+        .running_tasks("web")
+        .iter()
+        .map(|t| t["id"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(before.len(), 4);
+    let pids: Vec<Vec<u32>> = before
+        .iter()
+        .map(|id| processes_with_env("SHOAL_TASK_ID", id))
+        .collect();
+    assert!(pids.iter().all(|p| p.len() == 1), "{pids:?}");
+
+    c.nodes[0].kill9();
+    // Without a manager the workers keep their tasks and their meshes keep routing.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        names(c.addr(1), 16).len(),
+        4,
+        "worker mesh serves its last table"
+    );
+    c.nodes[0].restart();
+    assert!(
+        wait_until(Duration::from_secs(10), || c.ready_nodes() == 3),
+        "workers reconnected"
+    );
+    let mut after: Vec<String> = c
+        .m()
+        .running_tasks("web")
+        .iter()
+        .map(|t| t["id"].as_str().unwrap_or_default().to_string())
+        .collect();
+    let mut want = before.clone();
+    after.sort();
+    want.sort();
+    assert_eq!(after, want, "the same tasks, not replacements");
+    let pids_after: Vec<Vec<u32>> = before
+        .iter()
+        .map(|id| processes_with_env("SHOAL_TASK_ID", id))
+        .collect();
+    assert_eq!(pids_after, pids, "same processes");
+    assert_eq!(c.m().tasks("web").len(), 4, "no task was created meanwhile");
+}
+
+#[test]
+fn certificates_renew_before_they_expire() {
+    let c = Cluster::start_with(1, &["--cert-expiry", "12s"]);
+    let cert = |i: usize| {
+        std::fs::read_to_string(c.nodes[i].data_dir().join("certs/node.pem")).unwrap_or_default()
+    };
+    let (worker0, manager0) = (cert(1), cert(0));
+    let t0 = Instant::now();
+    // Renewal happens between 50% and 80% of the 12 s life.
+    assert!(
+        wait_until(Duration::from_secs(11), || cert(1) != worker0),
+        "worker certificate renewed"
+    );
+    assert!(
+        wait_until(Duration::from_secs(11), || cert(0) != manager0),
+        "manager certificate renewed"
+    );
+    // Past the first certificates' expiry, the worker still talks to the manager.
+    std::thread::sleep(Duration::from_secs(13).saturating_sub(t0.elapsed()));
+    assert!(wait_until(Duration::from_secs(3), || c.ready_nodes() == 2));
+    let out = c.m().cli(&[
+        "service", "create", "--name", "g", "--mode", "global", "--", "sleep", "100000",
+    ]);
+    assert!(
+        out.ok(),
+        "a worker with a renewed certificate takes tasks: {out:?}"
+    );
+}
+
+#[test]
+fn global_services_follow_nodes_and_host_ports_bind_where_tasks_run() {
+    let c = Cluster::start(2);
+    let out = c.m().cli(&[
+        "service", "create", "--name", "g", "--mode", "global", "--", "sleep", "100000",
+    ]);
+    assert!(out.ok(), "{out:?}");
+    assert_eq!(c.m().running_tasks("g").len(), 3);
+    let w2 = c.node_id(2);
+    assert!(c
+        .m()
+        .cli(&["node", "update", "--availability", "drain", &w2])
+        .ok());
+    assert_eq!(c.m().running_tasks("g").len(), 2);
+    assert!(c
+        .m()
+        .cli(&["node", "update", "--availability", "active", &w2])
+        .ok());
+    assert!(wait_until(Duration::from_secs(10), || c
+        .m()
+        .running_tasks("g")
+        .len()
+        == 3));
+
+    let host_port = 9090u16;
+    let publish = format!("published={host_port},target=80,mode=host");
+    let out = c.m().cli(&[
+        "service",
+        "create",
+        "--name",
+        "h",
+        "--replicas",
+        "3",
+        "--publish",
+        &publish,
+        "--",
+        "shoal",
+        "whoami",
+    ]);
+    assert!(out.ok(), "{out:?}");
+    let nodes: HashSet<String> = c
+        .m()
+        .running_tasks("h")
+        .iter()
+        .map(|t| t["node_id"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(nodes.len(), 3, "host ports force one task per node");
+    for i in 0..3 {
+        let addr = SocketAddr::from((c.net.ip(i), host_port));
+        assert!(
+            http_get_at(addr, "/").is_ok(),
+            "node {i} answers on its host port"
+        );
+    }
+    let out = c.m().cli(&["service", "scale", "h=4", "--timeout", "3s"]);
+    assert!(!out.ok(), "a fourth host-mode task cannot be placed");
+    let ps = c.m().cli(&["service", "ps", "h", "--no-trunc"]).stdout;
+    assert!(ps.contains("already in use"), "{ps}");
 }

@@ -1,14 +1,14 @@
 //! The scheduler planner: a node for each pending task, or the reason there is none.
 //!
 //! Among nodes that accept tasks, satisfy the constraints and run fewer than the service's
-//! `max_replicas_per_node`: spread preferences first (Swarm's: balance the service over the
+//! `max_replicas_per_node` and have the task's host-mode ports free: spread preferences first (Swarm's: balance the service over the
 //! values of a node attribute, one preference inside the other), then the node with the
 //! fewest live tasks of the same service, then the fewest live tasks overall.
 
 use crate::orchestrator::eligible_nodes;
 use shoal_api::service::spread_key;
-use shoal_api::{ClusterState, Node, Service, Task, TaskState};
-use std::collections::{BTreeMap, HashMap};
+use shoal_api::{ClusterState, Node, PortConfig, Protocol, PublishMode, Service, Task, TaskState};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
@@ -35,6 +35,7 @@ pub fn schedule(state: &ClusterState) -> Vec<Decision> {
         match place(service, task, &nodes, &load) {
             Ok(node) => {
                 load.add(&service.id, &node.id);
+                load.add_host_ports(&node.id, &task.ports);
                 out.push(Decision::Assign {
                     task_id: task.id.clone(),
                     node_id: node.id.clone(),
@@ -55,6 +56,8 @@ pub fn schedule(state: &ClusterState) -> Vec<Decision> {
 struct Load<'a> {
     total: HashMap<&'a str, usize>,
     per_service: HashMap<(&'a str, &'a str), usize>,
+    /// Host-mode published ports in use per node: two tasks cannot bind the same one.
+    host_ports: HashSet<(&'a str, u16, Protocol)>,
 }
 
 impl<'a> Load<'a> {
@@ -63,6 +66,7 @@ impl<'a> Load<'a> {
         for t in state.tasks.values().filter(|t| t.is_live()) {
             if let Some(n) = t.node_id.as_deref() {
                 load.add(&t.service_id, n);
+                load.add_host_ports(n, &t.ports);
             }
         }
         load
@@ -71,6 +75,16 @@ impl<'a> Load<'a> {
     fn add(&mut self, service: &'a str, node: &'a str) {
         *self.total.entry(node).or_default() += 1;
         *self.per_service.entry((service, node)).or_default() += 1;
+    }
+
+    fn add_host_ports(&mut self, node: &'a str, ports: &[PortConfig]) {
+        for (port, proto) in host_ports(ports) {
+            self.host_ports.insert((node, port, proto));
+        }
+    }
+
+    fn host_ports_free(&self, node: &'a str, ports: &[PortConfig]) -> bool {
+        host_ports(ports).all(|(port, proto)| !self.host_ports.contains(&(node, port, proto)))
     }
 
     fn of_service(&self, service: &str, node: &str) -> usize {
@@ -103,6 +117,21 @@ fn place<'n>(
     let (room, full): (Vec<&Node>, Vec<&Node>) = eligible
         .iter()
         .partition(|n| max == 0 || (load.of_service(&service.id, &n.id) as u64) < max);
+    // Host-mode ports bind on the node itself: a node already using one cannot take it.
+    let (room, port_taken): (Vec<&Node>, Vec<&Node>) = room
+        .into_iter()
+        .partition(|n| load.host_ports_free(&n.id, &task.ports));
+    if room.is_empty() && !port_taken.is_empty() {
+        let ports: Vec<String> = host_ports(&task.ports)
+            .map(|(p, proto)| format!("{p}/{}", proto.as_str()))
+            .collect();
+        return Err(format!(
+            "no suitable node (host-mode published port {} already in use on {} of {} nodes)",
+            ports.join(", "),
+            port_taken.len(),
+            nodes.len()
+        ));
+    }
     let prefs: Vec<&str> = service
         .spec
         .task
@@ -154,6 +183,14 @@ fn node_value<'n>(node: &'n Node, key: &str) -> Option<&'n str> {
             .and_then(|l| node.labels.get(l))
             .map(String::as_str),
     }
+}
+
+/// The host-mode published ports of a task.
+fn host_ports(ports: &[PortConfig]) -> impl Iterator<Item = (u16, Protocol)> + '_ {
+    ports
+        .iter()
+        .filter(|p| p.mode == PublishMode::Host)
+        .filter_map(|p| Some((p.published?, p.protocol)))
 }
 
 fn needs_node(t: &Task) -> bool {
@@ -456,5 +493,34 @@ mod tests {
             }
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    #[test]
+    fn host_mode_ports_never_collide_on_a_node() {
+        let tasks: Vec<(String, &str, Option<&str>)> =
+            (0..3).map(|i| (format!("t{i}"), "s1", None)).collect();
+        let refs: Vec<(&str, &str, Option<&str>)> =
+            tasks.iter().map(|(a, b, c)| (a.as_str(), *b, *c)).collect();
+        let mut s = state(&["n1", "n2"], &refs);
+        let host = PortConfig::parse("published=8080,target=80,mode=host").unwrap();
+        for t in s.tasks.values_mut() {
+            t.ports = vec![host];
+        }
+        let d = schedule(&s);
+        let nodes: HashSet<String> = assigned(&d).into_iter().map(|(_, n)| n).collect();
+        assert_eq!(nodes.len(), 2, "one task per node: {d:?}");
+        let pending: Vec<&String> = d
+            .iter()
+            .filter_map(|d| match d {
+                Decision::Pending { reason, .. } => Some(reason),
+                Decision::Assign { .. } => None,
+            })
+            .collect();
+        assert_eq!(pending.len(), 1);
+        assert!(
+            pending[0].contains("8080/tcp already in use on 2 of 2"),
+            "{}",
+            pending[0]
+        );
     }
 }

@@ -74,19 +74,26 @@ impl Daemon {
     /// `shoal init` on this node's address (control port: 2377 in a namespace, a free
     /// loopback port otherwise).
     pub fn init(&self) -> Output {
+        self.init_with(&[])
+    }
+
+    /// `shoal init` with extra flags.
+    pub fn init_with(&self, extra: &[&str]) -> Output {
         let port = if self.netns.is_some() {
             2377
         } else {
             crate::free_port()
         };
         let listen = format!("{}:{port}", self.ip);
-        let out = self.cli(&[
+        let mut args = vec![
             "init",
             "--listen-addr",
             &listen,
             "--advertise-addr",
             &self.ip,
-        ]);
+        ];
+        args.extend_from_slice(extra);
+        let out = self.cli(&args);
         assert!(out.ok(), "init failed: {out:?}\n{}", self.log());
         out
     }

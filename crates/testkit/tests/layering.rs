@@ -15,7 +15,7 @@ fn allowed() -> BTreeMap<&'static str, Vec<&'static str>> {
         ("shoal-agent", vec!["shoal-api"]),
         ("shoal-mesh", vec!["shoal-api", "shoal-balance"]),
         ("shoal-workloads", vec![]),
-        ("shoal-testkit", vec![]),
+        ("shoal-testkit", vec!["shoal-api", "shoal-rpc"]),
         (
             "shoal-node",
             vec![
