@@ -15,6 +15,7 @@ pub mod service;
 pub mod state;
 pub mod task;
 pub mod template;
+pub mod update;
 
 pub use cluster::Cluster;
 pub use constraint::Constraint;
@@ -27,6 +28,7 @@ pub use service::{
 };
 pub use state::ClusterState;
 pub use task::{Health, Task, TaskEndpoint, TaskReport, TaskState, TaskStatus, TransitionError};
+pub use update::{FailureAction, UpdateConfig, UpdateOrder, UpdateState, UpdateStatus};
 
 /// Dead tasks kept per slot (Swarm's `--task-history-limit` default).
 pub const TASK_HISTORY_LIMIT: usize = 5;

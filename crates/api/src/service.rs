@@ -225,6 +225,12 @@ pub struct ServiceSpec {
     pub task: TaskTemplate,
     #[serde(default)]
     pub ports: Vec<PortConfig>,
+    /// How changes of this spec roll out.
+    #[serde(default)]
+    pub update: crate::UpdateConfig,
+    /// How a rollback rolls out.
+    #[serde(default)]
+    pub rollback: crate::UpdateConfig,
 }
 
 /// The program name that always means the shoal binary itself (`shoal whoami`, `shoal echo`).
@@ -336,6 +342,8 @@ impl ServiceSpec {
                 _ => {}
             }
         }
+        self.update.validate("update-max-failure-ratio")?;
+        self.rollback.validate("rollback-max-failure-ratio")?;
         let mut seen = HashSet::new();
         for p in &self.ports {
             if let Some(published) = p.published {
@@ -394,6 +402,9 @@ pub struct Service {
     pub previous_spec: Option<ServiceSpec>,
     /// The published ports with auto-assigned numbers filled in.
     pub ports: Vec<PortConfig>,
+    /// The latest rollout, if the spec was ever updated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_status: Option<crate::UpdateStatus>,
     pub created_at: u64,
     pub updated_at: u64,
 }
@@ -410,6 +421,8 @@ mod tests {
             mode: ServiceMode::Replicated { replicas: 3 },
             task: TaskTemplate::with_command(vec!["shoal".into(), "whoami".into()]),
             ports: vec![PortConfig::parse("8080:80").unwrap()],
+            update: Default::default(),
+            rollback: Default::default(),
         }
     }
 

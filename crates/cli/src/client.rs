@@ -8,6 +8,7 @@ use hyper_util::rt::TokioIo;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::sync::Arc;
 
 /// Default socket of the local daemon (`shoal daemon --socket`, `SHOAL_HOST`).
@@ -117,12 +118,7 @@ impl Client {
             return Ok(resp);
         }
         let status = resp.status();
-        let bytes = resp
-            .into_body()
-            .collect()
-            .await
-            .context("reading the daemon's answer")?
-            .to_bytes();
+        let bytes = read_body(resp).await?;
         let message = serde_json::from_slice::<serde_json::Value>(&bytes)
             .ok()
             .and_then(|v| v["message"].as_str().map(str::to_string))
@@ -136,13 +132,7 @@ impl Client {
         path: &str,
         body: Option<Vec<u8>>,
     ) -> anyhow::Result<T> {
-        let resp = self.send(method, path, body).await?;
-        let bytes = resp
-            .into_body()
-            .collect()
-            .await
-            .context("reading the daemon's answer")?
-            .to_bytes();
+        let bytes = read_body(self.send(method, path, body).await?).await?;
         serde_json::from_slice(&bytes).context("the daemon's answer is not the expected JSON")
     }
 
@@ -163,6 +153,30 @@ impl Client {
         self.send(Method::DELETE, path, None).await.map(|_| ())
     }
 
+    /// DELETE each of `paths`, printing each name that went and one line per failure;
+    /// exit status 1 if any failed (Docker's `rm` habit: the others still go).
+    pub async fn delete_each(
+        &self,
+        names: &[String],
+        path_of: impl Fn(&str) -> String,
+    ) -> ExitCode {
+        let mut failed = false;
+        for name in names {
+            match self.delete(&path_of(name)).await {
+                Ok(()) => println!("{name}"),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    failed = true;
+                }
+            }
+        }
+        if failed {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        }
+    }
+
     /// Copy a streamed response body to `out` as it arrives.
     pub async fn stream(
         &self,
@@ -179,6 +193,15 @@ impl Client {
         }
         Ok(())
     }
+}
+
+async fn read_body(resp: Response<Incoming>) -> anyhow::Result<Bytes> {
+    Ok(resp
+        .into_body()
+        .collect()
+        .await
+        .context("reading the daemon's answer")?
+        .to_bytes())
 }
 
 async fn handshake<IO>(

@@ -73,6 +73,15 @@ async fn resolve(text: &str, what: &str) -> Result<SocketAddr, ApiError> {
         })
 }
 
+/// The IP of an `--advertise-addr` (`IP` or `IP:PORT`).
+fn advertise_ip(text: &str) -> Result<IpAddr, ApiError> {
+    text.split(':').next().unwrap_or("").parse().map_err(|_| {
+        bad(format!(
+            "invalid advertise address {text:?}: expected an IP address"
+        ))
+    })
+}
+
 /// The local address used to reach `remote` (no packet is sent).
 fn local_ip_towards(remote: SocketAddr) -> Option<IpAddr> {
     let s = std::net::UdpSocket::bind(("0.0.0.0", 0)).ok()?;
@@ -126,11 +135,7 @@ impl Runtime {
                 ))
             })?;
         let advertise_ip: IpAddr = match req.advertise_addr.as_deref() {
-            Some(a) => a.split(':').next().unwrap_or("").parse().map_err(|_| {
-                bad(format!(
-                    "invalid advertise address {a:?}: expected an IP address"
-                ))
-            })?,
+            Some(a) => advertise_ip(a)?,
             None if !listen.ip().is_unspecified() => listen.ip(),
             None => IpAddr::from([127, 0, 0, 1]),
         };
@@ -187,19 +192,7 @@ impl Runtime {
             Ok::<_, ApiError>(())
         })?;
         self.set_membership(Some(m.clone()));
-        *roles = Some(
-            roles::start_manager(
-                &self.cfg,
-                self.store.clone(),
-                &self.node_id,
-                &self.hostname,
-                &m,
-                certs,
-                listener,
-                self.status.clone(),
-            )
-            .map_err(internal)?,
-        );
+        *roles = Some(self.start_manager(&m, certs, listener).map_err(internal)?);
         tracing::info!(cluster = %cluster_id, node = %self.node_id, addr = %manager_addr, "cluster initialised");
         Ok(InitResponse {
             cluster_id,
@@ -222,11 +215,7 @@ impl Runtime {
         let token = JoinToken::parse(&req.token).map_err(bad)?;
         let manager = resolve(&req.remote_addr, "manager address").await?;
         let advertise: IpAddr = match req.advertise_addr.as_deref() {
-            Some(a) => a.split(':').next().unwrap_or("").parse().map_err(|_| {
-                bad(format!(
-                    "invalid advertise address {a:?}: expected an IP address"
-                ))
-            })?,
+            Some(a) => advertise_ip(a)?,
             None => local_ip_towards(manager)
                 .ok_or_else(|| bad("cannot tell this node's address: use --advertise-addr"))?,
         };
@@ -281,17 +270,7 @@ impl Runtime {
         };
         membership::save(&self.cfg.data_dir, &m, &certs).map_err(internal)?;
         self.set_membership(Some(m.clone()));
-        *roles = Some(
-            roles::start_worker(
-                &self.cfg,
-                &self.node_id,
-                &self.hostname,
-                &m,
-                certs,
-                self.status.clone(),
-            )
-            .map_err(internal)?,
-        );
+        *roles = Some(self.start_worker(&m, certs).map_err(internal)?);
         tracing::info!(cluster = %resp.cluster_id, manager = %manager, "joined the cluster as a worker");
         Ok(JoinResponse {
             node_id: self.node_id.clone(),
@@ -349,6 +328,35 @@ impl Runtime {
         })
     }
 
+    fn start_manager(
+        &self,
+        m: &Membership,
+        certs: Certs,
+        listener: tokio::net::TcpListener,
+    ) -> anyhow::Result<Roles> {
+        roles::start_manager(
+            &self.cfg,
+            self.store.clone(),
+            &self.node_id,
+            &self.hostname,
+            m,
+            certs,
+            listener,
+            self.status.clone(),
+        )
+    }
+
+    fn start_worker(&self, m: &Membership, certs: Certs) -> anyhow::Result<Roles> {
+        roles::start_worker(
+            &self.cfg,
+            &self.node_id,
+            &self.hostname,
+            m,
+            certs,
+            self.status.clone(),
+        )
+    }
+
     /// After a restart: resume the roles the node had.
     async fn resume(&self) -> anyhow::Result<()> {
         let Some((m, certs)) = membership::load(&self.cfg.data_dir)? else {
@@ -364,25 +372,9 @@ impl Runtime {
                 let listener = tokio::net::TcpListener::bind(&listen)
                     .await
                     .with_context(|| format!("cannot listen on {listen}"))?;
-                roles::start_manager(
-                    &self.cfg,
-                    self.store.clone(),
-                    &self.node_id,
-                    &self.hostname,
-                    &m,
-                    certs,
-                    listener,
-                    self.status.clone(),
-                )?
+                self.start_manager(&m, certs, listener)?
             }
-            NodeRole::Worker => roles::start_worker(
-                &self.cfg,
-                &self.node_id,
-                &self.hostname,
-                &m,
-                certs,
-                self.status.clone(),
-            )?,
+            NodeRole::Worker => self.start_worker(&m, certs)?,
         };
         tracing::info!(role = m.role.as_str(), cluster = %m.cluster_id, "resumed cluster membership");
         self.set_membership(Some(m));

@@ -299,22 +299,7 @@ async fn wait_drained(
 }
 
 async fn rm(client: &Client, nodes: &[String], force: bool) -> anyhow::Result<ExitCode> {
-    let mut failed = false;
-    for n in nodes {
-        match client
-            .delete(&format!("/v1/nodes/{}?force={force}", encode(n)))
-            .await
-        {
-            Ok(()) => println!("{n}"),
-            Err(e) => {
-                eprintln!("error: {e}");
-                failed = true;
-            }
-        }
-    }
-    Ok(if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(client
+        .delete_each(nodes, |n| format!("/v1/nodes/{}?force={force}", encode(n)))
+        .await)
 }

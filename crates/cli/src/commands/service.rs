@@ -210,6 +210,8 @@ impl CreateArgs {
             mode,
             task,
             ports,
+            update: Default::default(),
+            rollback: Default::default(),
         };
         spec.validate()?;
         Ok(spec)
@@ -588,21 +590,9 @@ async fn scale(
 }
 
 async fn rm(client: &Client, services: &[String]) -> anyhow::Result<ExitCode> {
-    let mut failed = false;
-    for s in services {
-        match client.delete(&format!("/v1/services/{}", encode(s))).await {
-            Ok(()) => println!("{s}"),
-            Err(e) => {
-                eprintln!("error: {e}");
-                failed = true;
-            }
-        }
-    }
-    Ok(if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(client
+        .delete_each(services, |s| format!("/v1/services/{}", encode(s)))
+        .await)
 }
 
 #[cfg(test)]

@@ -102,6 +102,7 @@ pub async fn create(
             version: 1,
             spec: spec.clone(),
             previous_spec: None,
+            update_status: None,
             ports,
             created_at: now,
             updated_at: now,

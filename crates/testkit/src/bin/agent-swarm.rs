@@ -252,12 +252,13 @@ async fn run_node(swarm: Arc<Swarm>, member: Member, mut stop: watch::Receiver<b
     let mut tasks = NodeTasks::default();
     let mut beating = false;
     let mut backoff = BACKOFF_MIN;
+    let beat_stop = stop.clone();
     loop {
         if *stop.borrow() {
             return;
         }
         let outcome = tokio::select! {
-            r = session(&swarm, &member, &channel, &acked, &period_tx, &mut tasks, &mut beating, &period_rx, &stop) => r,
+            r = session(&swarm, &member, &channel, &acked, &period_tx, &mut tasks, &mut beating, &period_rx, &beat_stop) => r,
             _ = stop.wait_for(|s| *s) => return,
         };
         match outcome {
@@ -267,7 +268,7 @@ async fn run_node(swarm: Arc<Swarm>, member: Member, mut stop: watch::Receiver<b
                 if n < ERRORS_SHOWN {
                     eprintln!(
                         "{}",
-                        json!({"event": "session_error", "node": member.hostname, "error": format!("{e:#}")})
+                        json!({"event": "session_error", "node": member.hostname, "node_id": member.node_id, "error": format!("{e:#}")})
                     );
                 }
                 backoff = (backoff * 2).min(BACKOFF_MAX);

@@ -1,0 +1,225 @@
+//! Rolling updates: how a spec change is rolled out (`UpdateConfig`) and where a rollout
+//! stands (`UpdateStatus`). Swarm's defaults and state names.
+
+use crate::duration::millis;
+use crate::SpecError;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailureAction {
+    #[default]
+    Pause,
+    Continue,
+    Rollback,
+}
+
+impl FailureAction {
+    pub fn parse(text: &str) -> Result<FailureAction, SpecError> {
+        match text {
+            "pause" => Ok(FailureAction::Pause),
+            "continue" => Ok(FailureAction::Continue),
+            "rollback" => Ok(FailureAction::Rollback),
+            _ => Err(SpecError::invalid(
+                "failure-action",
+                text,
+                "expected pause, continue or rollback",
+            )),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureAction::Pause => "pause",
+            FailureAction::Continue => "continue",
+            FailureAction::Rollback => "rollback",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UpdateOrder {
+    /// Stop the old task, then start the new one (Swarm's default).
+    #[default]
+    StopFirst,
+    /// Start the new task and wait until it is ready, then stop the old one.
+    StartFirst,
+}
+
+impl UpdateOrder {
+    pub fn parse(text: &str) -> Result<UpdateOrder, SpecError> {
+        match text {
+            "stop-first" => Ok(UpdateOrder::StopFirst),
+            "start-first" => Ok(UpdateOrder::StartFirst),
+            _ => Err(SpecError::invalid(
+                "update-order",
+                text,
+                "expected stop-first or start-first",
+            )),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpdateOrder::StopFirst => "stop-first",
+            UpdateOrder::StartFirst => "start-first",
+        }
+    }
+}
+
+/// How to roll out a change (also used, separately, for rollbacks).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateConfig {
+    /// Tasks updated at once; 0 means all at once.
+    #[serde(default = "one")]
+    pub parallelism: u64,
+    /// Pause between batches.
+    #[serde(with = "millis", default)]
+    pub delay: Duration,
+    #[serde(default)]
+    pub failure_action: FailureAction,
+    /// How long a new task is watched after it starts; failing within it counts as a failure.
+    #[serde(with = "millis", default = "five_seconds")]
+    pub monitor: Duration,
+    /// Failures tolerated, as a fraction of the tasks updated (0 to 1).
+    #[serde(default)]
+    pub max_failure_ratio: f64,
+    #[serde(default)]
+    pub order: UpdateOrder,
+    /// A task that is not ready this long after its update started counts as failed.
+    #[serde(with = "millis", default = "progress_deadline")]
+    pub progress_deadline: Duration,
+}
+
+impl Eq for UpdateConfig {}
+
+fn one() -> u64 {
+    1
+}
+fn five_seconds() -> Duration {
+    Duration::from_secs(5)
+}
+fn progress_deadline() -> Duration {
+    Duration::from_secs(60)
+}
+
+impl Default for UpdateConfig {
+    fn default() -> Self {
+        UpdateConfig {
+            parallelism: 1,
+            delay: Duration::ZERO,
+            failure_action: FailureAction::Pause,
+            monitor: five_seconds(),
+            max_failure_ratio: 0.0,
+            order: UpdateOrder::StopFirst,
+            progress_deadline: progress_deadline(),
+        }
+    }
+}
+
+impl UpdateConfig {
+    pub fn validate(&self, what: &'static str) -> Result<(), SpecError> {
+        if !(0.0..=1.0).contains(&self.max_failure_ratio) || self.max_failure_ratio.is_nan() {
+            return Err(SpecError::invalid(
+                what,
+                self.max_failure_ratio.to_string(),
+                "max failure ratio must be between 0 and 1",
+            ));
+        }
+        if self.progress_deadline.is_zero() {
+            return Err(SpecError::invalid(
+                what,
+                "0s",
+                "progress deadline must be more than 0",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpdateState {
+    Updating,
+    Paused,
+    Completed,
+    RollbackStarted,
+    RollbackPaused,
+    RollbackCompleted,
+}
+
+impl UpdateState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpdateState::Updating => "updating",
+            UpdateState::Paused => "paused",
+            UpdateState::Completed => "completed",
+            UpdateState::RollbackStarted => "rollback_started",
+            UpdateState::RollbackPaused => "rollback_paused",
+            UpdateState::RollbackCompleted => "rollback_completed",
+        }
+    }
+
+    /// A rollout is under way (tasks are being replaced).
+    pub fn in_progress(self) -> bool {
+        matches!(self, UpdateState::Updating | UpdateState::RollbackStarted)
+    }
+
+    pub fn is_rollback(self) -> bool {
+        matches!(
+            self,
+            UpdateState::RollbackStarted
+                | UpdateState::RollbackPaused
+                | UpdateState::RollbackCompleted
+        )
+    }
+}
+
+/// Where the latest rollout of a service stands (shown by `service inspect`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdateStatus {
+    pub state: UpdateState,
+    /// The service version being rolled out.
+    pub version: u64,
+    pub started_at: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<u64>,
+    /// Why it paused or rolled back, or a note on how it runs.
+    #[serde(default)]
+    pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_swarms() {
+        let c: UpdateConfig = serde_json::from_str("{}").unwrap();
+        assert_eq!(c, UpdateConfig::default());
+        assert_eq!(
+            (c.parallelism, c.delay, c.monitor),
+            (1, Duration::ZERO, Duration::from_secs(5))
+        );
+        assert_eq!(
+            (c.failure_action, c.order),
+            (FailureAction::Pause, UpdateOrder::StopFirst)
+        );
+    }
+
+    #[test]
+    fn ratio_outside_zero_one_is_refused() {
+        for r in [-0.1, 1.5, f64::NAN] {
+            let c = UpdateConfig {
+                max_failure_ratio: r,
+                ..UpdateConfig::default()
+            };
+            assert!(c.validate("update-max-failure-ratio").is_err(), "{r}");
+        }
+        assert!(UpdateOrder::parse("sideways").is_err());
+        assert!(FailureAction::parse("explode").is_err());
+    }
+}
