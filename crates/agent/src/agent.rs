@@ -121,7 +121,10 @@ impl<E: Executor> Agent<E> {
             if let Some(l) = live.get_mut(&t.id) {
                 if t.desired_state > TaskState::Running && !l.stopping {
                     l.stopping = true;
-                    self.spawn_stop(t, l.running.clone(), a.version, true);
+                    // Only a task that was routable needs the data plane to let go of it first.
+                    let was_ready = t.status.state == TaskState::Running
+                        && matches!(t.status.health, None | Some(Health::Healthy));
+                    self.spawn_stop(t, l.running.clone(), a.version, was_ready);
                 }
                 continue;
             }

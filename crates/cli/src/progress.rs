@@ -120,3 +120,94 @@ pub async fn wait_converged(
         tokio::time::sleep(POLL).await;
     }
 }
+
+/// Follow a rollout of `version` to its end. Converged only when it completed; a pause or a
+/// rollback (automatic, after failures) is an error naming why. A manual rollback
+/// (`version` started as a rollback) succeeds when the rollback completes.
+pub async fn wait_rollout(
+    client: &Client,
+    service_id: &str,
+    version: u64,
+    timeout: Duration,
+) -> anyhow::Result<WaitOutcome> {
+    use shoal_api::UpdateState::*;
+    let deadline = Instant::now() + timeout;
+    let mut last_overall = None;
+    let mut last_state = None;
+    let mut manual_rollback = None;
+    loop {
+        let info: ServiceInfo = client.get(&format!("/v1/services/{service_id}")).await?;
+        let tasks: Vec<Task> = client
+            .get(&format!("/v1/tasks?service={service_id}"))
+            .await?;
+        let svc = &info.service;
+        let Some(status) = svc.update_status.clone() else {
+            anyhow::bail!("service {} has no rollout in progress", svc.spec.name);
+        };
+        if manual_rollback.is_none() {
+            manual_rollback = Some(status.version == version && status.state.is_rollback());
+        }
+        let current = tasks
+            .iter()
+            .filter(|t| t.spec_version == svc.version && serving(t))
+            .count() as u64;
+        let overall = format!(
+            "overall progress: {current} out of {} tasks updated",
+            info.desired
+        );
+        if last_overall.as_ref() != Some(&overall) {
+            println!("{overall}");
+            last_overall = Some(overall);
+        }
+        if last_state != Some(status.state) {
+            if status.state.is_rollback() && manual_rollback == Some(false) {
+                println!("rollback: {}", status.message);
+            }
+            last_state = Some(status.state);
+        }
+        let name = &svc.spec.name;
+        match status.state {
+            Completed if status.version == version => {
+                println!("verify: Service converged");
+                return Ok(WaitOutcome::Converged);
+            }
+            RollbackCompleted if manual_rollback == Some(true) => {
+                println!("verify: Service converged");
+                return Ok(WaitOutcome::Converged);
+            }
+            RollbackCompleted => {
+                return Ok(WaitOutcome::TimedOut(format!(
+                    "update of service {name} failed and was rolled back: {}",
+                    status.message
+                )))
+            }
+            Paused => {
+                return Ok(WaitOutcome::TimedOut(format!(
+                    "update of service {name} paused: {}",
+                    status.message
+                )))
+            }
+            RollbackPaused => {
+                return Ok(WaitOutcome::TimedOut(format!(
+                    "rollback of service {name} paused: {}",
+                    status.message
+                )))
+            }
+            Completed => {
+                return Ok(WaitOutcome::TimedOut(format!(
+                    "service {name} was updated again (version {}) while this update was followed",
+                    status.version
+                )))
+            }
+            Updating | RollbackStarted => {}
+        }
+        if Instant::now() >= deadline {
+            return Ok(WaitOutcome::TimedOut(format!(
+                "rollout of service {name} not finished after {} ({current} of {} tasks updated); it goes on: follow it with shoal service inspect {name}",
+                shoal_api::duration::format(timeout),
+                info.desired
+            )));
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}

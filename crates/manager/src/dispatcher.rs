@@ -26,6 +26,8 @@ use tonic::{Request, Response, Status};
 pub struct DispatcherService {
     pub store: Arc<Store>,
     pub sessions: Arc<Sessions>,
+    /// The endpoint-table version every reachable node routes by (see `liveness::track_acks`).
+    pub cluster_acked: tokio::sync::watch::Receiver<u64>,
 }
 
 /// What one node is sent: its tasks (assigned onwards) and the endpoint table.
@@ -57,7 +59,7 @@ impl dispatcher_server::Dispatcher for DispatcherService {
         let node = member(&self.store, &req)?;
         let r = req.into_inner();
         let now = now_millis();
-        self.sessions.beat(&node.id, 0, now);
+        self.sessions.beat(&node.id, None, now);
         let node_id = node.id.clone();
         self.store
             .update(|tx| {
@@ -85,9 +87,10 @@ impl dispatcher_server::Dispatcher for DispatcherService {
 
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         let store = self.store.clone();
+        let mut acked = self.cluster_acked.clone();
         tokio::spawn(async move {
             let mut changes = store.subscribe();
-            let mut last: Option<(Vec<Task>, EndpointTable, shoal_api::Node)> = None;
+            let mut last: Option<(Vec<Task>, EndpointTable, shoal_api::Node, u64)> = None;
             loop {
                 let state = changes.borrow_and_update().clone();
                 let Some(me) = state.nodes.get(&node_id).cloned() else {
@@ -101,9 +104,10 @@ impl dispatcher_server::Dispatcher for DispatcherService {
                 let (tasks, mut table) = session_view(&state, &node_id);
                 let version = table.version;
                 table.version = 0;
-                let changed = last
-                    .as_ref()
-                    .is_none_or(|(t, e, n)| *t != tasks || *e != table || *n != me);
+                let cluster_acked = *acked.borrow_and_update();
+                let changed = last.as_ref().is_none_or(|(t, e, n, a)| {
+                    *t != tasks || *e != table || *n != me || *a != cluster_acked
+                });
                 if changed {
                     table.version = version;
                     let msg = (|| {
@@ -120,16 +124,18 @@ impl dispatcher_server::Dispatcher for DispatcherService {
                                 .as_ref()
                                 .map(|c| c.managers.clone())
                                 .unwrap_or_default(),
+                            cluster_acked_version: cluster_acked,
                         })
                     })();
                     if tx.send(msg).await.is_err() {
                         return;
                     }
                     table.version = 0;
-                    last = Some((tasks, table, me));
+                    last = Some((tasks, table, me, cluster_acked));
                 }
                 tokio::select! {
                     r = changes.changed() => if r.is_err() { return },
+                    r = acked.changed() => if r.is_err() { return },
                     _ = tx.closed() => return,
                 }
             }
@@ -143,7 +149,7 @@ impl dispatcher_server::Dispatcher for DispatcherService {
     ) -> Result<Response<HeartbeatResponse>, Status> {
         let node = member(&self.store, &req)?;
         self.sessions
-            .beat(&node.id, req.get_ref().acked_version, now_millis());
+            .beat(&node.id, Some(req.get_ref().acked_version), now_millis());
         let period_ms = self
             .store
             .state()

@@ -18,6 +18,8 @@ use tokio::sync::watch;
 pub struct Sessions {
     started: u64,
     beats: Mutex<HashMap<String, (u64, u64)>>,
+    /// Woken when a node acknowledges a new endpoint-table version.
+    acks_changed: tokio::sync::Notify,
 }
 
 impl Sessions {
@@ -25,12 +27,28 @@ impl Sessions {
         Sessions {
             started: now,
             beats: Mutex::new(HashMap::new()),
+            acks_changed: tokio::sync::Notify::new(),
         }
     }
 
-    pub fn beat(&self, node_id: &str, acked_version: u64, now: u64) {
+    /// A heartbeat; `acked_version` is the table version the node's mesh routes by (None at
+    /// session start: keep what it acknowledged before).
+    pub fn beat(&self, node_id: &str, acked_version: Option<u64>, now: u64) {
         let mut b = self.beats.lock().unwrap_or_else(|p| p.into_inner());
-        b.insert(node_id.to_string(), (now, acked_version));
+        let entry = b.entry(node_id.to_string()).or_insert((now, 0));
+        entry.0 = now;
+        if let Some(v) = acked_version {
+            if v != entry.1 {
+                entry.1 = v;
+                self.acks_changed.notify_one();
+            }
+        }
+    }
+
+    /// The endpoint-table version each node last acknowledged.
+    pub fn acks(&self) -> HashMap<String, u64> {
+        let b = self.beats.lock().unwrap_or_else(|p| p.into_inner());
+        b.iter().map(|(k, (_, v))| (k.clone(), *v)).collect()
     }
 
     /// Last heartbeat of every node that sent one, and the start time for the others.
@@ -66,6 +84,55 @@ pub fn overdue(
         })
         .map(|n| n.id.clone())
         .collect()
+}
+
+/// The lowest endpoint-table version every reachable node routes by: the local node's mesh
+/// and every other node that is ready. A task removed at version `v` receives no new
+/// connection anywhere once this reaches `v` — the signal agents wait for before stopping it.
+pub fn cluster_acked(
+    state: &ClusterState,
+    local: &str,
+    local_ack: u64,
+    acks: &HashMap<String, u64>,
+) -> u64 {
+    state
+        .nodes
+        .values()
+        .filter(|n| n.id != local && n.state == NodeState::Ready)
+        .map(|n| acks.get(&n.id).copied().unwrap_or(0))
+        .fold(local_ack, u64::min)
+}
+
+/// Keep `out` at [`cluster_acked`] as heartbeats, the local mesh and node states change.
+pub async fn track_acks(
+    store: Arc<Store>,
+    sessions: Arc<Sessions>,
+    local: String,
+    mut local_ack: watch::Receiver<u64>,
+    out: watch::Sender<u64>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut changes = store.subscribe();
+    loop {
+        let state = changes.borrow_and_update().clone();
+        let v = cluster_acked(
+            &state,
+            &local,
+            *local_ack.borrow_and_update(),
+            &sessions.acks(),
+        );
+        out.send_if_modified(|cur| {
+            let changed = *cur != v;
+            *cur = v;
+            changed
+        });
+        tokio::select! {
+            _ = sessions.acks_changed.notified() => {},
+            r = local_ack.changed() => if r.is_err() { return },
+            r = changes.changed() => if r.is_err() { return },
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
 }
 
 /// Check every half period; mark overdue nodes down.
@@ -142,6 +209,25 @@ mod tests {
         let mut down = overdue(&s, "me", 0, &last, 13_100);
         down.sort();
         assert_eq!(down, vec!["a".to_string()]);
+    }
+
+    #[test]
+    fn cluster_ack_is_the_lowest_of_reachable_nodes() {
+        let s = state();
+        // c is down: it does not hold anything up. me (local) acked 9, a 7, b nothing yet.
+        let acks = HashMap::from([("a".to_string(), 7u64), ("c".to_string(), 1u64)]);
+        assert_eq!(
+            cluster_acked(&s, "me", 9, &acks),
+            0,
+            "b has acknowledged nothing"
+        );
+        let acks = HashMap::from([
+            ("a".to_string(), 7u64),
+            ("b".to_string(), 8u64),
+            ("c".to_string(), 1u64),
+        ]);
+        assert_eq!(cluster_acked(&s, "me", 9, &acks), 7);
+        assert_eq!(cluster_acked(&s, "me", 5, &acks), 5);
     }
 
     #[test]

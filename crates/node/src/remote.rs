@@ -35,6 +35,7 @@ pub struct RemoteConfig {
 pub struct RemoteDispatcher {
     assignments: watch::Sender<Arc<Assignments>>,
     endpoints: watch::Sender<Arc<EndpointTable>>,
+    cluster_acked: watch::Sender<u64>,
     reports: mpsc::UnboundedSender<TaskReport>,
 }
 
@@ -47,10 +48,12 @@ impl RemoteDispatcher {
     ) -> Arc<RemoteDispatcher> {
         let (assignments, _) = watch::channel(Arc::new(Assignments::default()));
         let (endpoints, _) = watch::channel(Arc::new(EndpointTable::default()));
+        let (cluster_acked, _) = watch::channel(0);
         let (reports, reports_rx) = mpsc::unbounded_channel();
         let d = Arc::new(RemoteDispatcher {
             assignments,
             endpoints,
+            cluster_acked,
             reports,
         });
         let (channel_tx, channel_rx) = watch::channel::<Option<Channel>>(None);
@@ -64,6 +67,12 @@ impl RemoteDispatcher {
         ));
         tokio::spawn(report_loop(reports_rx, channel_rx, stop));
         d
+    }
+
+    /// The endpoint-table version every reachable node routes by, as last received: what
+    /// the agent waits for before it stops a task.
+    pub fn cluster_acked(&self) -> watch::Receiver<u64> {
+        self.cluster_acked.subscribe()
     }
 
     /// The cluster's endpoint table, as last received.
@@ -169,6 +178,7 @@ async fn run_session(
             table.version = msg.version;
             period_tx.send_replace(Duration::from_millis(msg.heartbeat_period_ms.max(50)));
             d.endpoints.send_replace(Arc::new(table));
+            d.cluster_acked.send_replace(msg.cluster_acked_version);
             d.assignments.send_replace(Arc::new(Assignments {
                 version: msg.version,
                 tasks,
@@ -181,18 +191,23 @@ async fn run_session(
     result
 }
 
+/// Heartbeats every period, and at once when the local mesh acknowledges a new table
+/// version (the manager waits for every node's acknowledgement before tasks stop).
 async fn heartbeat_loop(
     mut client: DispatcherClient<Channel>,
-    acked: watch::Receiver<u64>,
+    mut acked: watch::Receiver<u64>,
     period: watch::Receiver<Duration>,
 ) {
     loop {
-        let acked_version = *acked.borrow();
+        let acked_version = *acked.borrow_and_update();
         if let Err(s) = client.heartbeat(HeartbeatRequest { acked_version }).await {
             tracing::debug!(error = %s.message(), "heartbeat failed");
         }
         let wait = *period.borrow();
-        tokio::time::sleep(wait).await;
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {},
+            r = acked.changed() => if r.is_err() { return },
+        }
     }
 }
 

@@ -87,10 +87,12 @@ struct Common<'a> {
     status: watch::Sender<DataPlaneStatus>,
 }
 
+/// The agent, stopping tasks once `drained` (the cluster-wide acknowledged endpoint-table
+/// version) has caught up with their removal.
 fn agent<D: Dispatcher>(
     c: &Common<'_>,
     dispatcher: Arc<D>,
-    mesh: &Mesh,
+    drained: watch::Receiver<u64>,
 ) -> anyhow::Result<Agent<ProcessExecutor>> {
     let exe = std::env::current_exe().context("cannot find the shoal binary")?;
     Ok(Agent::new(
@@ -105,7 +107,7 @@ fn agent<D: Dispatcher>(
         },
         Arc::new(ProcessExecutor::new(exe)),
         dispatcher,
-        mesh.acked(),
+        drained,
     ))
 }
 
@@ -188,12 +190,23 @@ pub fn start_manager(
     let server_cfg = tls::server_config(&certs.ca_pem, &certs.cert_pem, &certs.key_pem)?;
     let (server_tls, server_tls_rx) = watch::channel(server_cfg);
     let sessions = Arc::new(Sessions::new(now_millis()));
+    let mesh = Mesh::new(cfg.mesh_bind);
+    let (cluster_acked, cluster_acked_rx) = watch::channel(0);
+    let acks = tokio::spawn(liveness::track_acks(
+        store.clone(),
+        sessions.clone(),
+        node_id.to_string(),
+        mesh.acked(),
+        cluster_acked,
+        stop_rest_rx.clone(),
+    ));
     let grpc = tonic::service::Routes::new(CaServer::new(CaService {
         store: store.clone(),
     }))
     .add_service(DispatcherServer::new(DispatcherService {
         store: store.clone(),
         sessions: sessions.clone(),
+        cluster_acked: cluster_acked_rx.clone(),
     }))
     .into_axum_router();
     let api = control_router(ControlState {
@@ -217,7 +230,6 @@ pub fn start_manager(
         stop_decisions_rx,
     ));
 
-    let mesh = Mesh::new(cfg.mesh_bind);
     let (tables, tables_task) = store_tables(store.clone());
     let feeder = tokio::spawn(feed_mesh(
         tables,
@@ -226,7 +238,7 @@ pub fn start_manager(
         NodeRole::Manager,
     ));
     let dispatcher = LocalDispatcher::start(store.clone(), node_id.to_string());
-    let agent = tokio::spawn(agent(&c, dispatcher, &mesh)?.run(stop_agent_rx));
+    let agent = tokio::spawn(agent(&c, dispatcher, cluster_acked_rx)?.run(stop_agent_rx));
     let renewal = tokio::spawn(renew::manager_loop(
         store,
         cfg.data_dir.clone(),
@@ -242,7 +254,7 @@ pub fn start_manager(
         stop_rest,
         decisions: vec![reconciler, liveness],
         agent,
-        rest: vec![server, feeder, tables_task, renewal],
+        rest: vec![server, feeder, tables_task, renewal, acks],
     })
 }
 
@@ -296,7 +308,8 @@ pub fn start_worker(
         c.status.clone(),
         NodeRole::Worker,
     ));
-    let agent = tokio::spawn(agent(&c, remote, &mesh)?.run(stop_agent_rx));
+    let drained = remote.cluster_acked();
+    let agent = tokio::spawn(agent(&c, remote, drained)?.run(stop_agent_rx));
     let renewal = tokio::spawn(renew::worker_loop(
         cfg.data_dir.clone(),
         managers,

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use hyper::body::{Bytes, Incoming};
-use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE};
+use hyper::header::{HeaderValue, ALLOW, CONNECTION, CONTENT_TYPE};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode, Version};
@@ -35,6 +35,9 @@ use crate::signal::shutdown_signal;
 pub const HEALTH_FILE_VAR: &str = "SHOAL_WHOAMI_HEALTH_FILE";
 /// How long a stopping server waits for in-flight requests.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long busy keep-alive connections get to send one last request before idle ones are
+/// closed on shutdown.
+const KEEPALIVE_HANDOFF: Duration = Duration::from_secs(1);
 /// Largest body `/data` sends.
 const MAX_DATA_BYTES: u64 = 64 * 1024 * 1024;
 /// Longest delay `/slow` accepts, so a typo cannot park a connection for days.
@@ -108,6 +111,8 @@ pub(crate) struct Whoami {
     healthy: AtomicBool,
     health_file: Option<PathBuf>,
     slow: Duration,
+    /// Set on shutdown: every further response closes its connection.
+    stopping: AtomicBool,
 }
 
 impl Whoami {
@@ -133,6 +138,7 @@ impl Whoami {
             healthy: AtomicBool::new(!opts.unhealthy),
             health_file,
             slow: opts.slow,
+            stopping: AtomicBool::new(false),
         }
     }
 
@@ -182,6 +188,13 @@ pub(crate) async fn serve(
 
     drop(listener);
     println!("whoami {} stopping", whoami.name);
+    // Busy keep-alive connections each get one more answer, marked `Connection: close`,
+    // instead of being cut between requests (which a client would see as a failure).
+    whoami.stopping.store(true, Ordering::Relaxed);
+    let handoff = tokio::time::Instant::now() + KEEPALIVE_HANDOFF;
+    while graceful.count() > 0 && tokio::time::Instant::now() < handoff {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let in_flight = graceful.count();
     if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
         .await
@@ -257,6 +270,14 @@ impl WhoamiConn {
             },
             _ => self.page(&req),
         };
+        let mut response = response;
+        if whoami.stopping.load(Ordering::Relaxed) {
+            // Hand keep-alive clients off cleanly: this answer is the connection's last, and
+            // says so, so the client opens a new connection (to another replica) next.
+            response
+                .headers_mut()
+                .insert(CONNECTION, HeaderValue::from_static("close"));
+        }
         Ok(response)
     }
 

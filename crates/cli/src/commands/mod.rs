@@ -2,6 +2,7 @@ pub mod cluster;
 pub mod daemon;
 pub mod node;
 pub mod service;
+pub mod update;
 pub mod workload;
 
 /// `--format` for commands that can print JSON instead of a table.

@@ -68,6 +68,16 @@ pub enum ServiceCmd {
         #[arg(long, short = 'n')]
         tail: Option<usize>,
     },
+    /// Change a service and roll the change out: shoal service update --env-add K=V web
+    Update(Box<super::update::UpdateArgs>),
+    /// Return a service to its previous spec
+    Rollback {
+        service: String,
+        #[arg(short, long)]
+        detach: bool,
+        #[arg(long, default_value = "10m", value_parser = parse_duration)]
+        timeout: Duration,
+    },
     /// Remove services
     Rm {
         #[arg(required = true)]
@@ -146,6 +156,8 @@ pub struct CreateArgs {
     /// Give up waiting after this long (exit 1)
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     timeout: Duration,
+    #[command(flatten)]
+    rollout: super::update::RolloutFlags,
     /// Program and arguments, after `--`
     #[arg(
         trailing_var_arg = true,
@@ -213,6 +225,8 @@ impl CreateArgs {
             update: Default::default(),
             rollback: Default::default(),
         };
+        let mut spec = spec;
+        self.rollout.apply(&mut spec.update, &mut spec.rollback)?;
         spec.validate()?;
         Ok(spec)
     }
@@ -253,6 +267,12 @@ pub async fn run(client: &Client, cmd: ServiceCmd) -> anyhow::Result<ExitCode> {
             client.stream(&path, &mut out).await?;
             Ok(ExitCode::SUCCESS)
         }
+        ServiceCmd::Update(args) => super::update::update(client, &args).await,
+        ServiceCmd::Rollback {
+            service,
+            detach,
+            timeout,
+        } => super::update::rollback(client, &service, detach, timeout).await,
         ServiceCmd::Rm { services } => rm(client, &services).await,
     }
 }

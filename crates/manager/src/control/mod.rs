@@ -14,7 +14,7 @@ mod tasks;
 pub use cluster::JoinTokenResponse;
 pub use error::ApiError;
 pub use nodes::NodeUpdate;
-pub use services::{ScaleRequest, ServiceInfo};
+pub use services::{ScaleRequest, ServiceInfo, UpdateRequest};
 
 use axum::routing::{get, post};
 use axum::Router;
@@ -56,6 +56,8 @@ pub fn router(state: ControlState) -> Router {
             get(services::inspect).delete(services::remove),
         )
         .route("/v1/services/{id}/scale", post(services::scale))
+        .route("/v1/services/{id}/update", post(services::update))
+        .route("/v1/services/{id}/rollback", post(services::rollback))
         .route("/v1/services/{id}/logs", get(logs::service_logs))
         .route("/v1/tasks", get(tasks::list))
         .route("/v1/tasks/{id}", get(tasks::inspect))

@@ -7,7 +7,10 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use shoal_api::port::{AUTO_PORT_MAX, AUTO_PORT_MIN};
-use shoal_api::{id, ClusterState, PortConfig, Service, ServiceMode, ServiceSpec, TaskState};
+use shoal_api::{
+    id, ClusterState, PortConfig, Service, ServiceMode, ServiceSpec, TaskState, UpdateState,
+    UpdateStatus,
+};
 use shoal_store::Op;
 use std::collections::HashMap;
 
@@ -133,9 +136,33 @@ fn assign_ports(
             }
         }
     }
+    // Ports this service already publishes are held by our own mesh: they stay its own.
+    let own: Vec<(u16, shoal_api::Protocol)> = this_service
+        .and_then(|id| state.services.get(id))
+        .map(|svc| {
+            svc.ports
+                .iter()
+                .filter_map(|p| Some((p.published?, p.protocol)))
+                .collect()
+        })
+        .unwrap_or_default();
     let mut out = Vec::with_capacity(wanted.len());
     for p in wanted {
         let mut p = *p;
+        // An auto-assigned port the service already has is kept across updates.
+        if p.published.is_none() {
+            if let Some((n, _)) = this_service
+                .and_then(|id| state.services.get(id))
+                .and_then(|svc| {
+                    svc.ports
+                        .iter()
+                        .find(|q| q.target == p.target && q.protocol == p.protocol)
+                })
+                .and_then(|q| Some((q.published?, q.protocol)))
+            {
+                p.published = Some(n);
+            }
+        }
         match p.published {
             Some(n) => {
                 if let Some(owner) = taken.get(&(n, p.protocol)) {
@@ -144,7 +171,7 @@ fn assign_ports(
                         p.protocol.as_str()
                     )));
                 }
-                if !port_free(n, p.protocol) {
+                if !own.contains(&(n, p.protocol)) && !port_free(n, p.protocol) {
                     return Err(ApiError::conflict(format!(
                         "port {n}/{} is already in use on this node by another program",
                         p.protocol.as_str()
@@ -211,5 +238,115 @@ pub async fn scale(
         tx.put_service(svc.clone());
         Ok(info(tx.state(), &svc))
     })?;
+    Ok(Json(out))
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateRequest {
+    pub spec: ServiceSpec,
+    /// Roll out even if the spec is unchanged (replaces every task).
+    #[serde(default)]
+    pub force: bool,
+}
+
+/// `spec` with the replica count set aside: changing only that is a scale, not a rollout.
+fn rollout_part(spec: &ServiceSpec) -> ServiceSpec {
+    let mut s = spec.clone();
+    if let ServiceMode::Replicated { replicas } = &mut s.mode {
+        *replicas = 0;
+    }
+    s
+}
+
+pub async fn update(
+    State(s): State<ControlState>,
+    Path(key): Path<String>,
+    body: Result<Json<UpdateRequest>, JsonRejection>,
+) -> Result<Json<ServiceInfo>, ApiError> {
+    let Json(req) = body?;
+    s.cluster()?;
+    req.spec.validate()?;
+    if let Some(program) = req.spec.task.command.first() {
+        if !command_exists(program) {
+            return Err(ApiError::bad_request(format!(
+                "command not found: {program} (give a path or a program on the daemon's PATH)"
+            )));
+        }
+    }
+    let out = s.store.update(|tx| {
+        let mut svc = find(tx.state(), &key)?.clone();
+        if req.spec.name != svc.spec.name {
+            return Err(ApiError::bad_request(format!(
+                "service {} cannot be renamed to {}",
+                svc.spec.name, req.spec.name
+            )));
+        }
+        if matches!(svc.spec.mode, ServiceMode::Global)
+            != matches!(req.spec.mode, ServiceMode::Global)
+        {
+            return Err(ApiError::bad_request(format!(
+                "service {}: the mode (replicated or global) cannot be changed",
+                svc.spec.name
+            )));
+        }
+        let rollout = req.force || rollout_part(&req.spec) != rollout_part(&svc.spec);
+        if !rollout && req.spec == svc.spec {
+            return Err(ApiError::bad_request(format!(
+                "service {}: nothing to update (the spec is unchanged; use --force to redeploy)",
+                svc.spec.name
+            )));
+        }
+        svc.ports = assign_ports(tx.state(), &req.spec.ports, Some(&svc.id))?;
+        let now = now_millis();
+        if rollout {
+            svc.previous_spec = Some(svc.spec.clone());
+            svc.version += 1;
+            svc.update_status = Some(UpdateStatus {
+                state: UpdateState::Updating,
+                version: svc.version,
+                started_at: now,
+                completed_at: None,
+                message: String::new(),
+            });
+        }
+        svc.spec = req.spec.clone();
+        svc.updated_at = now;
+        tx.put_service(svc.clone());
+        Ok(info(tx.state(), &svc))
+    })?;
+    tracing::info!(service = %out.service.spec.name, version = out.service.version, "service updated");
+    Ok(Json(out))
+}
+
+pub async fn rollback(
+    State(s): State<ControlState>,
+    Path(key): Path<String>,
+) -> Result<Json<ServiceInfo>, ApiError> {
+    s.cluster()?;
+    let out = s.store.update(|tx| {
+        let mut svc = find(tx.state(), &key)?.clone();
+        let Some(previous) = svc.previous_spec.take() else {
+            return Err(ApiError::bad_request(format!(
+                "service {} has no previous spec to roll back to",
+                svc.spec.name
+            )));
+        };
+        svc.ports = assign_ports(tx.state(), &previous.ports, Some(&svc.id))?;
+        let now = now_millis();
+        svc.previous_spec = Some(std::mem::replace(&mut svc.spec, previous));
+        svc.version += 1;
+        svc.update_status = Some(UpdateStatus {
+            state: UpdateState::RollbackStarted,
+            version: svc.version,
+            started_at: now,
+            completed_at: None,
+            message: "manually requested rollback".into(),
+        });
+        svc.updated_at = now;
+        tx.put_service(svc.clone());
+        Ok::<_, ApiError>(info(tx.state(), &svc))
+    })?;
+    tracing::info!(service = %out.service.spec.name, "service rollback started");
     Ok(Json(out))
 }

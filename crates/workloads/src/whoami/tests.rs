@@ -286,7 +286,7 @@ async fn shutdown_lets_in_flight_request_finish() {
 }
 
 #[tokio::test]
-async fn shutdown_closes_idle_keep_alive_connections_promptly() {
+async fn shutdown_closes_idle_keep_alive_connections_after_the_handoff_window() {
     timeout(TEST_TIMEOUT, async {
         let server = start(WhoamiOptions::default(), None).await;
         let mut conn = HttpConn::connect(server.addr).await.expect("connect");
@@ -294,8 +294,8 @@ async fn shutdown_closes_idle_keep_alive_connections_promptly() {
         let started = std::time::Instant::now();
         server.stop().await;
         assert!(
-            started.elapsed() < Duration::from_secs(1),
-            "waited on an idle connection"
+            started.elapsed() < super::KEEPALIVE_HANDOFF + Duration::from_millis(500),
+            "waited on an idle connection beyond the handoff window"
         );
     })
     .await
@@ -316,4 +316,24 @@ fn header_names_are_canonicalised() {
     let mut out = Vec::new();
     push_canonical_name(&mut out, "x-forwarded-for");
     assert_eq!(out, b"X-Forwarded-For");
+}
+
+#[tokio::test]
+async fn shutdown_answers_the_next_keep_alive_request_with_connection_close() {
+    timeout(TEST_TIMEOUT, async {
+        let server = start(WhoamiOptions::default(), None).await;
+        let mut conn = HttpConn::connect(server.addr).await.expect("connect");
+        assert_eq!(conn.request("GET", "/").await.expect("request").status, 200);
+        let _ = server.stop.send(());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let last = conn
+            .request("GET", "/")
+            .await
+            .expect("answered during shutdown");
+        assert_eq!(last.status, 200);
+        assert_eq!(last.header("connection"), Some("close"));
+        server.task.await.expect("join").expect("serve");
+    })
+    .await
+    .expect("timed out");
 }

@@ -1,0 +1,376 @@
+//! `shoal service update` and `shoal service rollback`, and the rollout flags they share
+//! with `service create`.
+
+use crate::client::{encode, Client};
+use crate::commands::daemon::parse_duration;
+use crate::progress::{wait_rollout, WaitOutcome};
+use shoal_api::{
+    FailureAction, HealthCheck, HealthProbe, PortConfig, RestartCondition, ServiceMode,
+    UpdateConfig, UpdateOrder,
+};
+use shoal_manager::control::{ServiceInfo, UpdateRequest};
+use std::process::ExitCode;
+use std::time::Duration;
+
+fn parse_ratio(text: &str) -> Result<f64, String> {
+    let r: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number"))?;
+    if !(0.0..=1.0).contains(&r) {
+        return Err(format!("{text} is outside 0..1"));
+    }
+    Ok(r)
+}
+
+/// `--update-*` and `--rollback-*`: only the given ones change the config.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct RolloutFlags {
+    /// Tasks updated at once (0: all at once; default 1)
+    #[arg(long)]
+    update_parallelism: Option<u64>,
+    /// Pause between batches (default 0s)
+    #[arg(long, value_parser = parse_duration)]
+    update_delay: Option<Duration>,
+    /// pause, continue or rollback (default pause)
+    #[arg(long, value_parser = ["pause", "continue", "rollback"])]
+    update_failure_action: Option<String>,
+    /// How long each new task is watched for failure (default 5s)
+    #[arg(long, value_parser = parse_duration)]
+    update_monitor: Option<Duration>,
+    /// Failures tolerated, 0 to 1 (default 0)
+    #[arg(long, value_parser = parse_ratio)]
+    update_max_failure_ratio: Option<f64>,
+    /// stop-first or start-first (default stop-first)
+    #[arg(long, value_parser = ["stop-first", "start-first"])]
+    update_order: Option<String>,
+    /// A task not ready this long after its update began counts as failed (default 60s)
+    #[arg(long, value_parser = parse_duration)]
+    update_progress_deadline: Option<Duration>,
+    #[arg(long)]
+    rollback_parallelism: Option<u64>,
+    #[arg(long, value_parser = parse_duration)]
+    rollback_delay: Option<Duration>,
+    #[arg(long, value_parser = ["pause", "continue"])]
+    rollback_failure_action: Option<String>,
+    #[arg(long, value_parser = parse_duration)]
+    rollback_monitor: Option<Duration>,
+    #[arg(long, value_parser = parse_ratio)]
+    rollback_max_failure_ratio: Option<f64>,
+    #[arg(long, value_parser = ["stop-first", "start-first"])]
+    rollback_order: Option<String>,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn apply_config(
+    c: &mut UpdateConfig,
+    parallelism: Option<u64>,
+    delay: Option<Duration>,
+    action: &Option<String>,
+    monitor: Option<Duration>,
+    ratio: Option<f64>,
+    order: &Option<String>,
+    deadline: Option<Duration>,
+) -> anyhow::Result<()> {
+    if let Some(p) = parallelism {
+        c.parallelism = p;
+    }
+    if let Some(d) = delay {
+        c.delay = d;
+    }
+    if let Some(a) = action {
+        c.failure_action = FailureAction::parse(a)?;
+    }
+    if let Some(m) = monitor {
+        c.monitor = m;
+    }
+    if let Some(r) = ratio {
+        c.max_failure_ratio = r;
+    }
+    if let Some(o) = order {
+        c.order = UpdateOrder::parse(o)?;
+    }
+    if let Some(d) = deadline {
+        c.progress_deadline = d;
+    }
+    Ok(())
+}
+
+impl RolloutFlags {
+    pub fn apply(
+        &self,
+        update: &mut UpdateConfig,
+        rollback: &mut UpdateConfig,
+    ) -> anyhow::Result<()> {
+        apply_config(
+            update,
+            self.update_parallelism,
+            self.update_delay,
+            &self.update_failure_action,
+            self.update_monitor,
+            self.update_max_failure_ratio,
+            &self.update_order,
+            self.update_progress_deadline,
+        )?;
+        apply_config(
+            rollback,
+            self.rollback_parallelism,
+            self.rollback_delay,
+            &self.rollback_failure_action,
+            self.rollback_monitor,
+            self.rollback_max_failure_ratio,
+            &self.rollback_order,
+            None,
+        )
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct UpdateArgs {
+    service: String,
+    /// Replace the program and its leading arguments (split on spaces)
+    #[arg(long)]
+    command: Option<String>,
+    /// Replace the arguments (split on spaces)
+    #[arg(long)]
+    args: Option<String>,
+    #[arg(long)]
+    env_add: Vec<String>,
+    #[arg(long)]
+    env_rm: Vec<String>,
+    #[arg(long)]
+    label_add: Vec<String>,
+    #[arg(long)]
+    label_rm: Vec<String>,
+    #[arg(long)]
+    replicas: Option<u64>,
+    #[arg(long)]
+    publish_add: Vec<String>,
+    /// Published port to remove (PORT or PORT/udp)
+    #[arg(long)]
+    publish_rm: Vec<String>,
+    #[arg(long, value_parser = ["any", "on-failure", "none"])]
+    restart_condition: Option<String>,
+    #[arg(long, value_parser = parse_duration)]
+    restart_delay: Option<Duration>,
+    #[arg(long)]
+    restart_max_attempts: Option<u32>,
+    #[arg(long, value_parser = parse_duration)]
+    restart_window: Option<Duration>,
+    #[arg(long, conflicts_with_all = ["health_http", "health_tcp", "no_healthcheck"])]
+    health_cmd: Option<String>,
+    #[arg(long, conflicts_with_all = ["health_tcp", "no_healthcheck"])]
+    health_http: Option<String>,
+    #[arg(long, conflicts_with = "no_healthcheck")]
+    health_tcp: bool,
+    /// Remove the health check
+    #[arg(long)]
+    no_healthcheck: bool,
+    #[arg(long, value_parser = parse_duration)]
+    health_interval: Option<Duration>,
+    #[arg(long, value_parser = parse_duration)]
+    health_timeout: Option<Duration>,
+    #[arg(long)]
+    health_retries: Option<u32>,
+    #[arg(long, value_parser = parse_duration)]
+    health_start_period: Option<Duration>,
+    #[arg(long, value_parser = parse_duration)]
+    stop_grace_period: Option<Duration>,
+    #[arg(long)]
+    stop_signal: Option<String>,
+    #[command(flatten)]
+    rollout: RolloutFlags,
+    /// Replace every task even if the spec is unchanged
+    #[arg(long)]
+    force: bool,
+    /// Exit right away instead of following the rollout
+    #[arg(short, long)]
+    detach: bool,
+    /// Give up following after this long (exit 1; the rollout goes on)
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    timeout: Duration,
+}
+
+fn words(text: &str) -> Vec<String> {
+    text.split_whitespace().map(str::to_string).collect()
+}
+
+impl UpdateArgs {
+    fn apply(&self, spec: &mut shoal_api::ServiceSpec) -> anyhow::Result<()> {
+        let t = &mut spec.task;
+        if let Some(c) = &self.command {
+            let w = words(c);
+            anyhow::ensure!(!w.is_empty(), "invalid --command: empty");
+            t.command = w;
+        }
+        if let Some(a) = &self.args {
+            t.args = words(a);
+        }
+        for k in &self.env_rm {
+            t.env.retain(|e| e.split('=').next() != Some(k.as_str()));
+        }
+        for e in &self.env_add {
+            let (k, _) = e
+                .split_once('=')
+                .ok_or_else(|| anyhow::anyhow!("invalid --env-add {e:?}: expected KEY=VALUE"))?;
+            t.env.retain(|x| x.split('=').next() != Some(k));
+            t.env.push(e.clone());
+        }
+        for k in &self.label_rm {
+            spec.labels.remove(k);
+        }
+        for l in &self.label_add {
+            let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
+            anyhow::ensure!(
+                !k.is_empty(),
+                "invalid --label-add {l:?}: expected KEY=VALUE"
+            );
+            spec.labels.insert(k.to_string(), v.to_string());
+        }
+        if let Some(r) = self.replicas {
+            match &mut spec.mode {
+                ServiceMode::Replicated { replicas } => *replicas = r,
+                ServiceMode::Global => {
+                    anyhow::bail!("--replicas cannot be used with a global service")
+                }
+            }
+        }
+        for p in &self.publish_rm {
+            let (port, proto) = p.split_once('/').unwrap_or((p.as_str(), "tcp"));
+            let port: u16 = port.parse().map_err(|_| {
+                anyhow::anyhow!("invalid --publish-rm {p:?}: expected PORT[/PROTO]")
+            })?;
+            let before = spec.ports.len();
+            spec.ports
+                .retain(|q| !(q.published == Some(port) && q.protocol.as_str() == proto));
+            anyhow::ensure!(
+                spec.ports.len() < before,
+                "invalid --publish-rm {p:?}: the service does not publish it"
+            );
+        }
+        for p in &self.publish_add {
+            spec.ports.push(PortConfig::parse(p)?);
+        }
+        let t = &mut spec.task;
+        if let Some(c) = &self.restart_condition {
+            t.restart.condition = RestartCondition::parse(c)?;
+        }
+        if let Some(d) = self.restart_delay {
+            t.restart.delay = d;
+        }
+        if let Some(n) = self.restart_max_attempts {
+            t.restart.max_attempts = n;
+        }
+        if let Some(w) = self.restart_window {
+            t.restart.window = w;
+        }
+        let probe = match (&self.health_cmd, &self.health_http, self.health_tcp) {
+            (Some(c), _, _) => Some(HealthProbe::Cmd { command: c.clone() }),
+            (_, Some(p), _) => Some(HealthProbe::Http { path: p.clone() }),
+            (_, _, true) => Some(HealthProbe::Tcp),
+            _ => None,
+        };
+        if self.no_healthcheck {
+            t.health = None;
+        } else if let Some(probe) = probe {
+            let base = t
+                .health
+                .clone()
+                .unwrap_or_else(|| HealthCheck::new(probe.clone()));
+            t.health = Some(HealthCheck { probe, ..base });
+        }
+        let touches_health = self.health_interval.is_some()
+            || self.health_timeout.is_some()
+            || self.health_retries.is_some()
+            || self.health_start_period.is_some();
+        if touches_health {
+            let h = t
+                .health
+                .as_mut()
+                .ok_or_else(|| anyhow::anyhow!("the service has no health check: add one with --health-cmd, --health-http or --health-tcp"))?;
+            if let Some(v) = self.health_interval {
+                h.interval = v;
+            }
+            if let Some(v) = self.health_timeout {
+                h.timeout = v;
+            }
+            if let Some(v) = self.health_retries {
+                h.retries = v;
+            }
+            if let Some(v) = self.health_start_period {
+                h.start_period = v;
+            }
+        }
+        if let Some(g) = self.stop_grace_period {
+            t.stop_grace_period = g;
+        }
+        if let Some(s) = &self.stop_signal {
+            t.stop_signal = s.clone();
+        }
+        self.rollout.apply(&mut spec.update, &mut spec.rollback)?;
+        spec.validate()?;
+        Ok(())
+    }
+}
+
+pub async fn update(client: &Client, args: &UpdateArgs) -> anyhow::Result<ExitCode> {
+    let current: ServiceInfo = client
+        .get(&format!("/v1/services/{}", encode(&args.service)))
+        .await?;
+    let mut spec = current.service.spec.clone();
+    args.apply(&mut spec)?;
+    let updated: ServiceInfo = client
+        .post(
+            &format!("/v1/services/{}/update", current.service.id),
+            &UpdateRequest {
+                spec,
+                force: args.force,
+            },
+        )
+        .await?;
+    println!("{}", updated.service.spec.name);
+    follow(client, &updated, args.detach, args.timeout).await
+}
+
+pub async fn rollback(
+    client: &Client,
+    service: &str,
+    detach: bool,
+    timeout: Duration,
+) -> anyhow::Result<ExitCode> {
+    let rolled: ServiceInfo = client
+        .post(
+            &format!("/v1/services/{}/rollback", encode(service)),
+            &serde_json::json!({}),
+        )
+        .await?;
+    println!("{}", rolled.service.spec.name);
+    println!("rollback: manually requested rollback");
+    follow(client, &rolled, detach, timeout).await
+}
+
+async fn follow(
+    client: &Client,
+    info: &ServiceInfo,
+    detach: bool,
+    timeout: Duration,
+) -> anyhow::Result<ExitCode> {
+    if detach {
+        return Ok(ExitCode::SUCCESS);
+    }
+    if info
+        .service
+        .update_status
+        .as_ref()
+        .is_none_or(|u| u.version != info.service.version)
+    {
+        // Only the replica count changed: a scale, not a rollout.
+        return match crate::progress::wait_converged(client, &info.service.id, timeout).await? {
+            WaitOutcome::Converged => Ok(ExitCode::SUCCESS),
+            WaitOutcome::TimedOut(why) => anyhow::bail!("{why}"),
+        };
+    }
+    match wait_rollout(client, &info.service.id, info.service.version, timeout).await? {
+        WaitOutcome::Converged => Ok(ExitCode::SUCCESS),
+        WaitOutcome::TimedOut(why) => anyhow::bail!("{why}"),
+    }
+}
