@@ -168,6 +168,34 @@ fn bad_input_is_rejected_and_changes_nothing() {
         (vec!["service", "rm", "nope"], "service nope not found"),
         (vec!["node", "inspect", "nope"], "node nope not found"),
         (vec!["init"], "already part of a cluster"),
+        (
+            vec!["service", "update", "--env-add", "A=1", "nope"],
+            "service nope not found",
+        ),
+        (
+            vec!["service", "update", "--update-delay", "5x", "web"],
+            "5x",
+        ),
+        (
+            vec!["service", "update", "--update-parallelism", "-1", "web"],
+            "-1",
+        ),
+        (
+            vec![
+                "service",
+                "update",
+                "--update-max-failure-ratio",
+                "1.5",
+                "web",
+            ],
+            "outside 0..1",
+        ),
+        (
+            vec!["service", "update", "--update-order", "sideways", "web"],
+            "sideways",
+        ),
+        (vec!["service", "update", "web"], "nothing to update"),
+        (vec!["service", "rollback", "web"], "no previous spec"),
     ];
     for (args, want) in cases {
         let out = d.cli(&args);

@@ -1,7 +1,9 @@
 //! Multi-node clusters: one manager and two workers, each in its own network namespace
 //! with its own address, driven through the real CLI.
 
-use shoal_testkit::{http_get_at, netns, processes_with_env, wait_until, Daemon, Load, TestNet};
+use shoal_testkit::{
+    http_get_at, netns, processes_with_env, wait_until, ClientKind, Daemon, Load, TestNet,
+};
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -607,4 +609,152 @@ fn global_services_follow_nodes_and_host_ports_bind_where_tasks_run() {
     assert!(!out.ok(), "a fourth host-mode task cannot be placed");
     let ps = c.m().cli(&["service", "ps", "h", "--no-trunc"]).stdout;
     assert!(ps.contains("already in use"), "{ps}");
+}
+
+/// Steady traffic of both client kinds, through two different nodes' meshes.
+fn both_loads(c: &Cluster) -> (Load, Load) {
+    (
+        Load::start_kind(c.addr(0), ClientKind::PerRequest),
+        Load::start_kind(c.addr(1), ClientKind::KeepAlive),
+    )
+}
+
+fn assert_no_failures(loads: (Load, Load)) {
+    let (per_request, keep_alive) = (loads.0.finish(), loads.1.finish());
+    eprintln!("per-request: {per_request:?}, keep-alive: {keep_alive:?}");
+    assert!(
+        per_request.sent > 50 && keep_alive.sent > 50,
+        "{per_request:?} {keep_alive:?}"
+    );
+    assert_eq!(per_request.failed, 0, "per-request client: {per_request:?}");
+    assert_eq!(keep_alive.failed, 0, "keep-alive client: {keep_alive:?}");
+}
+
+fn create_web5(c: &Cluster, extra: &[&str]) {
+    let publish = format!("{PORT}:80");
+    let mut args = vec![
+        "service",
+        "create",
+        "--name",
+        "web",
+        "--replicas",
+        "5",
+        "--publish",
+        &publish,
+    ];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["--", "shoal", "whoami"]);
+    let out = c.m().cli(&args);
+    assert!(out.ok(), "create: {out:?}");
+}
+
+fn versions(c: &Cluster) -> Vec<u64> {
+    c.m()
+        .running_tasks("web")
+        .iter()
+        .filter_map(|t| t["spec_version"].as_u64())
+        .collect()
+}
+
+#[test]
+fn rolling_update_stop_first_under_load_fails_no_request() {
+    let c = Cluster::start(2);
+    create_web5(&c, &[]);
+    let loads = both_loads(&c);
+    std::thread::sleep(Duration::from_millis(300));
+    let out = c.m().cli(&[
+        "service",
+        "update",
+        "--env-add",
+        "RELEASE=2",
+        "--update-monitor",
+        "500ms",
+        "web",
+    ]);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        out.ok() && out.stdout.contains("verify: Service converged"),
+        "{out:?}"
+    );
+    assert_no_failures(loads);
+    assert_eq!(versions(&c), vec![2; 5], "every task runs the new spec");
+    let inspect = c.m().json(&["service", "inspect", "web"]);
+    assert_eq!(inspect[0]["update_status"]["state"], "completed");
+}
+
+#[test]
+fn rolling_update_start_first_under_load_fails_no_request() {
+    let c = Cluster::start(2);
+    create_web5(
+        &c,
+        &["--update-order", "start-first", "--update-parallelism", "2"],
+    );
+    let loads = both_loads(&c);
+    std::thread::sleep(Duration::from_millis(300));
+    let out = c.m().cli(&[
+        "service",
+        "update",
+        "--env-add",
+        "RELEASE=2",
+        "--update-monitor",
+        "500ms",
+        "web",
+    ]);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        out.ok() && out.stdout.contains("verify: Service converged"),
+        "{out:?}"
+    );
+    assert_no_failures(loads);
+    assert_eq!(versions(&c), vec![2; 5]);
+}
+
+#[test]
+fn failing_update_rolls_back_by_itself_and_the_cli_exits_non_zero() {
+    let c = Cluster::start(2);
+    create_web5(
+        &c,
+        &[
+            "--health-http",
+            "/health",
+            "--health-interval",
+            "200ms",
+            "--health-retries",
+            "2",
+        ],
+    );
+    let loads = both_loads(&c);
+    std::thread::sleep(Duration::from_millis(300));
+    let out = c.m().cli(&[
+        "service",
+        "update",
+        "--args",
+        "whoami --unhealthy",
+        "--update-failure-action",
+        "rollback",
+        "--update-monitor",
+        "1s",
+        "--update-progress-deadline",
+        "3s",
+        "web",
+    ]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("rolled back"), "{}", out.stderr);
+    assert_eq!(out.stderr.trim_end().lines().count(), 1, "{}", out.stderr);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_no_failures(loads);
+    let inspect = c.m().json(&["service", "inspect", "web"]);
+    assert_eq!(inspect[0]["update_status"]["state"], "rollback_completed");
+    assert_eq!(
+        inspect[0]["spec"]["task"]["args"],
+        serde_json::json!(["whoami"])
+    );
+    let running = c.m().running_tasks("web");
+    assert_eq!(running.len(), 5);
+    assert!(
+        running
+            .iter()
+            .all(|t| t["spec"]["args"] == serde_json::json!(["whoami"])),
+        "{running:?}"
+    );
 }

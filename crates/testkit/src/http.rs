@@ -1,6 +1,6 @@
 //! Minimal HTTP/1.1 client and a steady load driver for tests.
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -31,6 +31,74 @@ pub fn http_get_at(addr: SocketAddr, path: &str) -> std::io::Result<String> {
     Ok(buf)
 }
 
+/// One request on a kept-alive connection (opened if needed). The server's
+/// `Connection: close` ends the connection after its answer, as HTTP/1.1 clients do.
+fn keep_alive_get(
+    conn: &mut Option<BufReader<TcpStream>>,
+    addr: SocketAddr,
+) -> std::io::Result<()> {
+    if conn.is_none() {
+        let s = TcpStream::connect_timeout(&addr, Duration::from_secs(3))?;
+        s.set_read_timeout(Some(Duration::from_secs(5)))?;
+        s.set_nodelay(true)?;
+        *conn = Some(BufReader::new(s));
+    }
+    let Some(reader) = conn.as_mut() else {
+        return Err(std::io::Error::other("no connection"));
+    };
+    let result = (|| {
+        reader
+            .get_mut()
+            .write_all(b"GET / HTTP/1.1\r\nHost: test\r\n\r\n")?;
+        let mut status = String::new();
+        reader.read_line(&mut status)?;
+        if !status.starts_with("HTTP/1.1 200") {
+            return Err(std::io::Error::other(format!("bad response: {status:?}")));
+        }
+        let (mut length, mut close) = (0usize, false);
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line)? == 0 {
+                return Err(std::io::Error::other("connection closed in the headers"));
+            }
+            let line = line.trim_end().to_ascii_lowercase();
+            if line.is_empty() {
+                break;
+            }
+            if let Some(v) = line.strip_prefix("content-length:") {
+                length = v.trim().parse().map_err(std::io::Error::other)?;
+            }
+            if line == "connection: close" {
+                close = true;
+            }
+        }
+        let mut body = vec![0u8; length];
+        reader.read_exact(&mut body)?;
+        Ok(close)
+    })();
+    match result {
+        Ok(close) => {
+            if close {
+                *conn = None;
+            }
+            Ok(())
+        }
+        Err(e) => {
+            *conn = None;
+            Err(e)
+        }
+    }
+}
+
+/// How a [`Load`] client talks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientKind {
+    /// A new connection per request (`Connection: close`).
+    PerRequest,
+    /// One connection reused for request after request (HTTP/1.1 keep-alive).
+    KeepAlive,
+}
+
 /// Requests sent and failed by a [`Load`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LoadReport {
@@ -54,14 +122,24 @@ impl Load {
 
     /// Connection-per-request traffic to `addr` until [`Load::finish`].
     pub fn start_at(addr: SocketAddr) -> Load {
+        Load::start_kind(addr, ClientKind::PerRequest)
+    }
+
+    /// Traffic of the given kind to `addr` until [`Load::finish`].
+    pub fn start_kind(addr: SocketAddr, kind: ClientKind) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
         let sent = Arc::new(AtomicU64::new(0));
         let failed = Arc::new(AtomicU64::new(0));
         let (s, n, f) = (stop.clone(), sent.clone(), failed.clone());
         let thread = std::thread::spawn(move || {
+            let mut conn = None;
             while !s.load(Ordering::Relaxed) {
                 n.fetch_add(1, Ordering::Relaxed);
-                if let Err(e) = http_get_at(addr, "/") {
+                let result = match kind {
+                    ClientKind::PerRequest => http_get_at(addr, "/").map(|_| ()),
+                    ClientKind::KeepAlive => keep_alive_get(&mut conn, addr),
+                };
+                if let Err(e) = result {
                     eprintln!("load: request failed: {e}");
                     f.fetch_add(1, Ordering::Relaxed);
                 }

@@ -10,7 +10,7 @@ mod procs;
 pub mod netns;
 
 pub use daemon::{Daemon, Output};
-pub use http::{http_get, http_get_at, Load, LoadReport};
+pub use http::{http_get, http_get_at, ClientKind, Load, LoadReport};
 pub use netns::TestNet;
 pub use procs::{alive, processes_with_env};
 
