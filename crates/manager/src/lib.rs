@@ -18,6 +18,7 @@ pub mod orchestrator;
 pub mod reconciler;
 pub mod reports;
 pub mod scheduler;
+pub mod updater;
 
 /// Milliseconds since the Unix epoch, the timestamp unit of every stored object.
 pub fn now_millis() -> u64 {

@@ -6,13 +6,15 @@
 //! down or removed nodes are stopped and replaced at once, tasks on drained nodes are
 //! replaced start-first ([`DRAIN_PARALLELISM`] slots at a time) and stopped once their
 //! replacement is ready, extra tasks are stopped (highest slots first on scale-down), and
-//! history is trimmed to [`TASK_HISTORY_LIMIT`] dead tasks per slot.
+//! history is trimmed to [`TASK_HISTORY_LIMIT`] dead tasks per slot. Rolling updates are
+//! planned by the [`updater`](crate::updater) over the same slots and merged in here.
 
+use crate::updater::{plan_update, rollout_order};
 use shoal_api::{
     Availability, ClusterState, Constraint, Node, NodeState, RestartCondition, Service,
-    ServiceMode, Task, TaskState, TASK_HISTORY_LIMIT,
+    ServiceMode, Task, TaskState, UpdateOrder, UpdateStatus, TASK_HISTORY_LIMIT,
 };
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Where a task belongs: a replica slot or, for global services, a node.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -35,11 +37,22 @@ pub enum Action {
     Delete { task_id: String },
 }
 
+/// A rollout status to write for a service (from the updater).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpdateChange {
+    pub service_id: String,
+    pub status: UpdateStatus,
+    /// Roll back: put the previous spec back as a new version, with `status` for it.
+    pub rollback: bool,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Plan {
     pub actions: Vec<Action>,
     /// Earliest time (Unix ms) at which planning again may produce new actions.
     pub wake_at: Option<u64>,
+    /// Rollout status changes, applied before the actions.
+    pub updates: Vec<UpdateChange>,
 }
 
 impl Plan {
@@ -52,6 +65,7 @@ impl Plan {
         if let Some(w) = other.wake_at {
             self.wake(w);
         }
+        self.updates.extend(other.updates);
     }
 }
 
@@ -131,6 +145,28 @@ impl<'a> NodeIndex<'a> {
             .and_then(|id| self.0.get(id))
             .is_some_and(|n| n.availability == Availability::Drain)
     }
+
+    /// Handed to a node that is up and not drained: its agent will stop it and report.
+    fn stops_itself(&self, t: &Task) -> bool {
+        t.status.state >= TaskState::Assigned
+            && t.node_id
+                .as_deref()
+                .and_then(|id| self.0.get(id))
+                .is_some_and(|n| {
+                    n.state != NodeState::Down && n.availability != Availability::Drain
+                })
+    }
+}
+
+/// A stop-first rollout stopped this out-of-date task: its replacement waits until it is
+/// dead (so the two never overlap, e.g. on a host-mode port). Tasks on down, drained or
+/// removed nodes, or never handed to a node, are replaced at once as before.
+fn awaits_stop(service: &Service, t: &Task, nodes: &NodeIndex) -> bool {
+    t.is_live()
+        && t.desired_state == TaskState::Shutdown
+        && t.spec_version < service.version
+        && nodes.stops_itself(t)
+        && rollout_order(service) == UpdateOrder::StopFirst
 }
 
 /// One slot's tasks, sorted oldest first, with the roles the rules below need.
@@ -204,8 +240,9 @@ pub fn plan_service(service: &Service, tasks: &[&Task], nodes: &[&Node], now: u6
     let mut moves = DRAIN_PARALLELISM.saturating_sub(in_flight);
     let mut plan = Plan::default();
     for (key, view) in &views {
-        plan.merge(plan_slot(service, key, view, now, &mut moves));
+        plan.merge(plan_slot(service, key, view, &index, now, &mut moves));
     }
+    merge_update(&mut plan, service, &views, now);
     // Slots no longer wanted (scale-down, node ineligible): stop and forget their tasks.
     for (_, slot_tasks) in by_slot {
         for t in slot_tasks {
@@ -215,11 +252,57 @@ pub fn plan_service(service: &Service, tasks: &[&Task], nodes: &[&Node], now: u6
     plan
 }
 
+/// Add the updater's plan over the wanted slots. A slot the orchestrator refills in this
+/// pass (node down, drain, restart) gets the current version anyway, so the updater's
+/// actions for it are dropped: the two never both create a task for one slot.
+fn merge_update(plan: &mut Plan, service: &Service, views: &[(&SlotKey, SlotView)], now: u64) {
+    let tasks: Vec<&Task> = views
+        .iter()
+        .flat_map(|(_, v)| v.sorted.iter().copied())
+        .collect();
+    let update = plan_update(service, &tasks, now);
+    let refilled: BTreeSet<&SlotKey> = plan
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Create { slot, .. } => Some(slot),
+            _ => None,
+        })
+        .collect();
+    let busy: BTreeSet<&str> = views
+        .iter()
+        .filter(|(k, _)| refilled.contains(k))
+        .flat_map(|(_, v)| v.sorted.iter().map(|t| t.id.as_str()))
+        .collect();
+    let kept: Vec<Action> = update
+        .actions
+        .into_iter()
+        .filter(|a| match a {
+            Action::Create { slot, .. } => !refilled.contains(slot),
+            Action::SetDesired { task_id, .. } | Action::Delete { task_id } => {
+                !busy.contains(task_id.as_str())
+            }
+        })
+        .collect();
+    plan.actions.extend(kept);
+    if let Some(w) = update.wake_at {
+        plan.wake(w);
+    }
+    if let Some(status) = update.status {
+        plan.updates.push(UpdateChange {
+            service_id: service.id.clone(),
+            status,
+            rollback: update.rollback,
+        });
+    }
+}
+
 /// Plan one wanted slot; `moves` is how many more slots may start moving off drained nodes.
 fn plan_slot(
     service: &Service,
     key: &SlotKey,
     view: &SlotView,
+    nodes: &NodeIndex,
     now: u64,
     moves: &mut usize,
 ) -> Plan {
@@ -263,7 +346,11 @@ fn plan_slot(
     if view.draining && *moves == 0 {
         return plan;
     }
-    let next = replacement(service, key, view.sorted.last().copied(), now);
+    let latest = view.sorted.last().copied();
+    if latest.is_some_and(|t| awaits_stop(service, t, nodes)) {
+        return plan;
+    }
+    let next = replacement(service, key, latest, now);
     if view.draining
         && next
             .actions
@@ -277,7 +364,12 @@ fn plan_slot(
 }
 
 /// The new task for a slot whose newest task is `latest` (none: the slot never had one).
-fn replacement(service: &Service, key: &SlotKey, latest: Option<&Task>, now: u64) -> Plan {
+pub(crate) fn replacement(
+    service: &Service,
+    key: &SlotKey,
+    latest: Option<&Task>,
+    now: u64,
+) -> Plan {
     let mut plan = Plan::default();
     let Some(latest) = latest else {
         plan.actions.push(create(service, key, 0));
@@ -884,6 +976,147 @@ mod tests {
             desired(&plan),
             vec![("ta".into(), Remove), ("tb".into(), Remove)]
         );
+    }
+
+    /// `service` at version 2, rolling out with `order`.
+    fn updating(replicas: u64, order: UpdateOrder) -> Service {
+        let mut svc = service(ServiceMode::Replicated { replicas });
+        svc.version = 2;
+        svc.spec.update.order = order;
+        svc.previous_spec = Some(svc.spec.clone());
+        svc.update_status = Some(UpdateStatus {
+            state: shoal_api::UpdateState::Updating,
+            version: 2,
+            started_at: 0,
+            completed_at: None,
+            message: String::new(),
+        });
+        svc
+    }
+
+    fn version(mut t: Task, v: u64) -> Task {
+        t.spec_version = v;
+        t
+    }
+
+    #[test]
+    fn stop_first_replacement_waits_for_the_old_task_to_die() {
+        let n1 = Some("n1");
+        let stop_first = updating(1, UpdateOrder::StopFirst);
+        let start_first = updating(1, UpdateOrder::StartFirst);
+        let cases: Vec<(&str, &Service, Vec<Node>, Task, bool)> = vec![
+            (
+                "stop-first: the old task is still stopping",
+                &stop_first,
+                vec![node("n1")],
+                on(task("a", 1, Running, Shutdown, 0), n1),
+                false,
+            ),
+            (
+                "stop-first: the old task is dead",
+                &stop_first,
+                vec![node("n1")],
+                on(task("a", 1, Shutdown, Shutdown, 0), n1),
+                true,
+            ),
+            (
+                "start-first never waits",
+                &start_first,
+                vec![node("n1")],
+                on(task("a", 1, Running, Shutdown, 0), n1),
+                true,
+            ),
+            (
+                "stopping on a down node: replaced at once",
+                &stop_first,
+                vec![down("n1"), node("n2")],
+                on(task("a", 1, Running, Shutdown, 0), n1),
+                true,
+            ),
+            (
+                "stopping on a removed node: replaced at once",
+                &stop_first,
+                vec![node("n2")],
+                on(task("a", 1, Running, Shutdown, 0), n1),
+                true,
+            ),
+            (
+                "stopping on a drained node: replaced at once",
+                &stop_first,
+                vec![drained("n1"), node("n2")],
+                on(task("a", 1, Running, Shutdown, 0), n1),
+                true,
+            ),
+            (
+                "never assigned: replaced at once",
+                &stop_first,
+                vec![node("n1")],
+                on(task("a", 1, Pending, Shutdown, 0), None),
+                true,
+            ),
+        ];
+        for (name, svc, nodes, old, replaced) in cases {
+            let old = version(old, 1);
+            let nodes: Vec<&Node> = nodes.iter().collect();
+            let plan = plan_service(svc, &[&old], &nodes, 0);
+            let want = if replaced {
+                vec![SlotKey::Slot(1)]
+            } else {
+                vec![]
+            };
+            assert_eq!(creates(&plan), want, "{name}");
+        }
+        // A task of the current version stopped on purpose is replaced at once, as before.
+        let current = version(on(task("a", 1, Running, Shutdown, 0), n1), 2);
+        let plan = plan_service(&stop_first, &[&current], &[&node("n1")], 0);
+        assert_eq!(creates(&plan), vec![SlotKey::Slot(1)]);
+    }
+
+    #[test]
+    fn updater_actions_are_merged_per_service() {
+        let n = node("n1");
+        let svc = updating(2, UpdateOrder::StopFirst);
+        let (a1, a2) = (
+            version(task("a1", 1, Running, Running, 0), 1),
+            version(task("a2", 2, Running, Running, 0), 1),
+        );
+        let plan = plan_service(&svc, &[&a1, &a2], &[&n], 0);
+        assert_eq!(creates(&plan), vec![]);
+        assert_eq!(desired(&plan), vec![("a1".into(), Shutdown)]);
+        assert!(plan.updates.is_empty());
+        // Done and watched: the status change comes with the plan.
+        let (n1, n2) = (
+            version(task("n1", 1, Running, Running, 0), 2),
+            version(task("n2", 2, Running, Running, 0), 2),
+        );
+        let plan = plan_service(&svc, &[&n1, &n2], &[&n], 60_000);
+        assert_eq!(plan.updates.len(), 1);
+        assert_eq!(
+            plan.updates[0].status.state,
+            shoal_api::UpdateState::Completed
+        );
+    }
+
+    #[test]
+    fn orchestrator_and_updater_never_both_create_in_a_slot() {
+        // Node n1 goes down mid-update: the orchestrator refills slot 1 (at the current
+        // version); the updater's start-first task for the same slot is dropped.
+        let svc = updating(2, UpdateOrder::StartFirst);
+        let a1 = version(on(task("a1", 1, Running, Running, 0), Some("n1")), 1);
+        let a2 = version(on(task("a2", 2, Running, Running, 0), Some("n2")), 1);
+        let nodes = [down("n1"), node("n2")];
+        let nodes: Vec<&Node> = nodes.iter().collect();
+        let plan = plan_service(&svc, &[&a1, &a2], &nodes, 0);
+        assert_eq!(creates(&plan), vec![SlotKey::Slot(1)]);
+        assert_eq!(desired(&plan), vec![("a1".into(), Shutdown)]);
+        // Stop-first: the updater does not stop a task the drain is replacing start-first.
+        let svc = updating(1, UpdateOrder::StopFirst);
+        let a1 = version(on(task("a1", 1, Running, Running, 0), Some("n1")), 1);
+        let nodes = [drained("n1"), node("n2")];
+        let nodes: Vec<&Node> = nodes.iter().collect();
+        let plan = plan_service(&svc, &[&a1], &nodes, 0);
+        assert_eq!(creates(&plan), vec![SlotKey::Slot(1)]);
+        assert_eq!(desired(&plan), vec![]);
     }
 
     #[test]

@@ -503,17 +503,17 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
         period: args.period_ms.map(|ms| Duration::from_millis(ms.max(50))),
         stats: Stats::default(),
     });
+    // A signal ends the run; the nodes stop only after the summary has been counted.
     let (stop_tx, stop) = watch::channel(false);
-    let stop_tx = Arc::new(stop_tx);
+    let (signalled_tx, mut signalled) = watch::channel(false);
     {
-        let stop_tx = stop_tx.clone();
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::spawn(async move {
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => {},
                 _ = term.recv() => {},
             }
-            stop_tx.send_replace(true);
+            signalled_tx.send_replace(true);
         });
     }
 
@@ -537,7 +537,6 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
 
     start_joins(&swarm, args.agents, args.concurrency, &stop);
-    let mut stopped = stop.clone();
     let all_in = async {
         while get(&swarm.stats.joined) + get(&swarm.stats.join_failed) < args.agents as u64 {
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -545,7 +544,7 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     tokio::select! {
         _ = all_in => {},
-        _ = stopped.wait_for(|s| *s) => {},
+        _ = signalled.wait_for(|s| *s) => {},
     }
     let join_s = t0.elapsed().as_secs_f64();
     *phase.lock().unwrap_or_else(|p| p.into_inner()) = "run";
@@ -558,11 +557,11 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let t1 = Instant::now();
     tokio::select! {
         _ = tokio::time::sleep(args.duration) => {},
-        _ = stopped.wait_for(|s| *s) => {},
+        _ = signalled.wait_for(|s| *s) => {},
     }
     let run_s = t1.elapsed().as_secs_f64();
     let beats = get(&swarm.stats.heartbeats_sent) - beats0;
-    // Counted before stopping, so `sessions_open` is what was open during the run.
+    // Counted before the nodes stop, so `sessions_open` is what was open during the run.
     let mut summary = swarm.stats.json();
     stop_tx.send_replace(true);
     summary["agents"] = json!(args.agents);
