@@ -354,3 +354,53 @@ fn failing_health_check_takes_a_task_out_of_rotation_then_replaces_it() {
     assert!(replaced, "unhealthy task replaced\n{}", d.log());
     assert_eq!(answers(port, 10).len(), 2);
 }
+
+#[test]
+fn update_then_manual_rollback() {
+    let d = Daemon::start_cluster(bin());
+    let port = free_port();
+    create_whoami(
+        &d,
+        "web",
+        2,
+        port,
+        &["--update-monitor", "300ms", "--rollback-monitor", "300ms"],
+    );
+    let out = d.cli(&["service", "update", "--env-add", "RELEASE=2", "web"]);
+    assert!(
+        out.ok()
+            && out
+                .stdout
+                .contains("overall progress: 2 out of 2 tasks updated"),
+        "{out:?}"
+    );
+    let v = d.json(&["service", "inspect", "web"]);
+    assert_eq!(
+        (
+            v[0]["version"].as_u64(),
+            v[0]["update_status"]["state"].as_str()
+        ),
+        (Some(2), Some("completed"))
+    );
+    assert!(d
+        .running_tasks("web")
+        .iter()
+        .all(|t| t["spec"]["env"] == serde_json::json!(["RELEASE=2"])));
+    // Only the replica count: a scale, not a rollout (the version stays).
+    assert!(d.cli(&["service", "update", "--replicas", "3", "web"]).ok());
+    assert_eq!(d.json(&["service", "inspect", "web"])[0]["version"], 2);
+    let out = d.cli(&["service", "rollback", "web"]);
+    assert!(
+        out.ok() && out.stdout.contains("verify: Service converged"),
+        "{out:?}"
+    );
+    let v = d.json(&["service", "inspect", "web"]);
+    assert_eq!(v[0]["update_status"]["state"], "rollback_completed");
+    assert_eq!(v[0]["spec"]["task"]["env"], serde_json::json!([]));
+    assert!(d
+        .running_tasks("web")
+        .iter()
+        .all(|t| t["spec"]["env"] == serde_json::json!([])));
+    let pretty = d.cli(&["service", "inspect", "--pretty", "web"]).stdout;
+    assert!(pretty.contains("rollback_completed"), "{pretty}");
+}

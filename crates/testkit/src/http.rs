@@ -33,7 +33,7 @@ pub fn http_get_at(addr: SocketAddr, path: &str) -> std::io::Result<String> {
 
 /// One request on a kept-alive connection (opened if needed). The server's
 /// `Connection: close` ends the connection after its answer, as HTTP/1.1 clients do.
-fn keep_alive_get(
+pub(crate) fn keep_alive_get(
     conn: &mut Option<BufReader<TcpStream>>,
     addr: SocketAddr,
 ) -> std::io::Result<()> {

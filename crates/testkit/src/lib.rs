@@ -8,11 +8,13 @@ mod http;
 mod procs;
 
 pub mod netns;
+pub mod rate;
 
 pub use daemon::{Daemon, Output};
 pub use http::{http_get, http_get_at, ClientKind, Load, LoadReport};
 pub use netns::TestNet;
 pub use procs::{alive, processes_with_env};
+pub use rate::{Histogram, RateLoad, RateReport};
 
 use std::time::{Duration, Instant};
 

@@ -530,6 +530,37 @@ fn print_pretty(info: &ServiceInfo) {
         println!(" Retries:\t{}", h.retries);
         println!(" Start Period:\t{}", duration::format(h.start_period));
     }
+    for (title, c) in [
+        ("UpdateConfig", &spec.update),
+        ("RollbackConfig", &spec.rollback),
+    ] {
+        println!("{title}:");
+        println!(" Parallelism:\t{}", c.parallelism);
+        if !c.delay.is_zero() {
+            println!(" Delay:\t\t{}", duration::format(c.delay));
+        }
+        println!(" On failure:\t{}", c.failure_action.as_str());
+        println!(" Monitoring Period: {}", duration::format(c.monitor));
+        println!(" Max failure ratio: {}", c.max_failure_ratio);
+        println!(" Update order:      {}", c.order.as_str());
+    }
+    if let Some(u) = &svc.update_status {
+        println!("UpdateStatus:");
+        println!(" State:\t\t{}", u.state.as_str());
+        println!(
+            " Started:\t{}",
+            crate::table::ago(u.started_at, shoal_manager::now_millis())
+        );
+        if let Some(done) = u.completed_at {
+            println!(
+                " Completed:\t{}",
+                crate::table::ago(done, shoal_manager::now_millis())
+            );
+        }
+        if !u.message.is_empty() {
+            println!(" Message:\t{}", u.message);
+        }
+    }
     println!("Endpoint Mode:\tvip");
     if !svc.ports.is_empty() {
         println!("Ports:");

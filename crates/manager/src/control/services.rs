@@ -325,27 +325,29 @@ pub async fn rollback(
 ) -> Result<Json<ServiceInfo>, ApiError> {
     s.cluster()?;
     let out = s.store.update(|tx| {
-        let mut svc = find(tx.state(), &key)?.clone();
-        let Some(previous) = svc.previous_spec.take() else {
-            return Err(ApiError::bad_request(format!(
+        let svc = find(tx.state(), &key)?.clone();
+        let no_previous = || {
+            ApiError::bad_request(format!(
                 "service {} has no previous spec to roll back to",
                 svc.spec.name
-            )));
+            ))
         };
-        svc.ports = assign_ports(tx.state(), &previous.ports, Some(&svc.id))?;
+        let previous = svc.previous_spec.as_ref().ok_or_else(no_previous)?;
+        // The previous spec's ports may have been taken since: refuse rather than collide.
+        let ports = assign_ports(tx.state(), &previous.ports, Some(&svc.id))?;
         let now = now_millis();
-        svc.previous_spec = Some(std::mem::replace(&mut svc.spec, previous));
-        svc.version += 1;
-        svc.update_status = Some(UpdateStatus {
+        let status = UpdateStatus {
             state: UpdateState::RollbackStarted,
-            version: svc.version,
+            version: svc.version + 1,
             started_at: now,
             completed_at: None,
             message: "manually requested rollback".into(),
-        });
-        svc.updated_at = now;
-        tx.put_service(svc.clone());
-        Ok::<_, ApiError>(info(tx.state(), &svc))
+        };
+        let mut rolled =
+            crate::updater::rolled_back(tx.state(), &svc, status, now).ok_or_else(no_previous)?;
+        rolled.ports = ports;
+        tx.put_service(rolled.clone());
+        Ok::<_, ApiError>(info(tx.state(), &rolled))
     })?;
     tracing::info!(service = %out.service.spec.name, "service rollback started");
     Ok(Json(out))
