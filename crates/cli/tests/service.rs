@@ -332,8 +332,8 @@ fn failing_health_check_takes_a_task_out_of_rotation_then_replaces_it() {
         .as_u64()
         .expect("host port") as u16;
     post_direct(host_port, "/health/fail");
-    // Out of rotation within two check intervals (plus a pass of the control loop).
-    std::thread::sleep(Duration::from_millis(600));
+    // Out of rotation within two check intervals.
+    std::thread::sleep(Duration::from_millis(400));
     let seen = answers(port, 10);
     assert_eq!(seen.len(), 1, "only the healthy replica answers: {seen:?}");
     assert!(!seen.contains_key(&sick_name), "{seen:?}");
