@@ -1,5 +1,12 @@
-//! Proxying one connection both ways with `splice(2)`: socket → pipe → socket, no copies
-//! through user space.
+//! Proxying one connection both ways: small messages through a user-space buffer, bulk
+//! transfers with `splice(2)` (socket → pipe → socket, no copies through user space).
+//!
+//! Each direction starts copying: request/response traffic is small, and a `recv` that
+//! returns less than the buffer means the socket is drained (the rule nginx uses with
+//! edge-triggered epoll), so readiness is cleared without a third, `EAGAIN` call: two
+//! system calls per message. A read that fills the whole buffer marks a bulk flow, and the
+//! direction switches to splice for good. (A short `splice` does not prove the socket
+//! drained: the pipe can run out of slots first, so splice keeps the `EAGAIN` read.)
 //!
 //! One future drives both directions. Each direction fills its pipe only when the pipe is
 //! empty and drains it completely before reading again, so `EAGAIN` from a splice into the
@@ -17,7 +24,9 @@
 
 use crate::pipe::{Pipe, PipePool};
 use nix::errno::Errno;
+use nix::sys::socket::MsgFlags;
 use std::io;
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::io::{AsyncWriteExt, Interest};
 use tokio::net::tcp::{ReadHalf, WriteHalf};
@@ -64,8 +73,53 @@ async fn copy(client: &mut TcpStream, upstream: &mut TcpStream) -> io::Result<()
         .map(|_| ())
 }
 
-/// One direction: `from` → pipe → `to`, then `shutdown(Write)` on `to` at end of stream.
-async fn pump(mut from: ReadHalf<'_>, mut to: WriteHalf<'_>, pipe: &mut Pipe) -> io::Result<()> {
+/// Size of the copy buffer; a read that fills it switches the direction to splice.
+const COPY_BUFFER: usize = 16 * 1024;
+
+/// One direction: `from` → `to` (copy while messages are small, then splice), then
+/// `shutdown(Write)` on `to` at end of stream.
+async fn pump(from: ReadHalf<'_>, mut to: WriteHalf<'_>, pipe: &mut Pipe) -> io::Result<()> {
+    let mut buf = vec![0u8; COPY_BUFFER];
+    loop {
+        let src: &TcpStream = from.as_ref();
+        let n = loop {
+            src.readable().await?;
+            let mut got = 0;
+            let read = src.try_io(Interest::READABLE, || {
+                let n = nix::sys::socket::recv(src.as_raw_fd(), &mut buf, MsgFlags::empty())
+                    .map_err(io::Error::from)?;
+                got = n;
+                if n > 0 && n < buf.len() {
+                    // Short read: the socket is drained; report "would block" so tokio clears
+                    // its readiness (it keeps it if an event arrived meanwhile).
+                    return Err(io::ErrorKind::WouldBlock.into());
+                }
+                Ok(n)
+            });
+            match read {
+                Ok(n) => break n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && got > 0 => break got,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Err(e),
+            }
+        };
+        if n == 0 {
+            return to.shutdown().await;
+        }
+        to.write_all(&buf[..n]).await?;
+        if n == buf.len() {
+            return splice_pump(from, to, pipe).await;
+        }
+    }
+}
+
+/// One direction with splice: `from` → pipe → `to`, then `shutdown(Write)` on `to` at end
+/// of stream.
+async fn splice_pump(
+    mut from: ReadHalf<'_>,
+    mut to: WriteHalf<'_>,
+    pipe: &mut Pipe,
+) -> io::Result<()> {
     loop {
         let src: &TcpStream = from.as_ref();
         let dst: &TcpStream = to.as_ref();
