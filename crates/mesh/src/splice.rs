@@ -57,9 +57,10 @@ pub(crate) async fn proxy(
     let result = {
         let (client_read, client_write) = client.split();
         let (upstream_read, upstream_write) = upstream.split();
+        let one_done = AtomicBool::new(false);
         tokio::try_join!(
-            pump(client_read, upstream_write, &mut up),
-            pump(upstream_read, client_write, &mut down),
+            pump(client_read, upstream_write, &mut up, &one_done),
+            pump(upstream_read, client_write, &mut down, &one_done),
         )
     };
     pipes.give(up);
@@ -73,12 +74,28 @@ async fn copy(client: &mut TcpStream, upstream: &mut TcpStream) -> io::Result<()
         .map(|_| ())
 }
 
-/// Size of the copy buffer; a read that fills it switches the direction to splice.
-const COPY_BUFFER: usize = 16 * 1024;
+/// First size of the copy buffer (request/response messages are small); a read that fills
+/// it grows it to [`COPY_BUFFER_MAX`], and a read that fills that switches to splice.
+const COPY_BUFFER: usize = 4 * 1024;
+const COPY_BUFFER_MAX: usize = 16 * 1024;
+
+/// End of stream on one direction: half-close the other side, unless the other direction
+/// already ended (then both sockets close right after, which sends the FIN anyway).
+async fn finish(to: &mut WriteHalf<'_>, one_done: &AtomicBool) -> io::Result<()> {
+    if one_done.swap(true, Ordering::AcqRel) {
+        return Ok(());
+    }
+    to.shutdown().await
+}
 
 /// One direction: `from` → `to` (copy while messages are small, then splice), then
 /// `shutdown(Write)` on `to` at end of stream.
-async fn pump(from: ReadHalf<'_>, mut to: WriteHalf<'_>, pipe: &mut Pipe) -> io::Result<()> {
+async fn pump(
+    from: ReadHalf<'_>,
+    mut to: WriteHalf<'_>,
+    pipe: &mut Pipe,
+    one_done: &AtomicBool,
+) -> io::Result<()> {
     let mut buf = vec![0u8; COPY_BUFFER];
     loop {
         let src: &TcpStream = from.as_ref();
@@ -104,11 +121,16 @@ async fn pump(from: ReadHalf<'_>, mut to: WriteHalf<'_>, pipe: &mut Pipe) -> io:
             }
         };
         if n == 0 {
-            return to.shutdown().await;
+            return finish(&mut to, one_done).await;
         }
         to.write_all(&buf[..n]).await?;
         if n == buf.len() {
-            return splice_pump(from, to, pipe).await;
+            if buf.len() < COPY_BUFFER_MAX {
+                buf.resize(COPY_BUFFER_MAX, 0);
+            } else {
+                drop(buf);
+                return splice_pump(from, to, pipe, one_done).await;
+            }
         }
     }
 }
@@ -119,6 +141,7 @@ async fn splice_pump(
     mut from: ReadHalf<'_>,
     mut to: WriteHalf<'_>,
     pipe: &mut Pipe,
+    one_done: &AtomicBool,
 ) -> io::Result<()> {
     loop {
         let src: &TcpStream = from.as_ref();
@@ -132,13 +155,13 @@ async fn splice_pump(
                     SPLICE_UNSUPPORTED.store(true, Ordering::Relaxed);
                     tracing::warn!(error = %e, "splice not supported here; copying through user space");
                     tokio::io::copy(&mut from, &mut to).await?;
-                    return to.shutdown().await;
+                    return finish(&mut to, one_done).await;
                 }
                 Err(e) => return Err(e),
             }
         };
         if n == 0 {
-            return to.shutdown().await;
+            return finish(&mut to, one_done).await;
         }
         while pipe.buffered() > 0 {
             dst.writable().await?;
