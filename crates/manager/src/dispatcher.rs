@@ -45,6 +45,19 @@ fn encode<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, Status> {
     serde_json::to_vec(v).map_err(|e| Status::internal(e.to_string()))
 }
 
+fn mark_ready(store: &Store, node_id: &str, now: u64) -> Result<(), StoreError> {
+    store.update(|tx| {
+        if let Some(mut n) = tx.state().nodes.get(node_id).cloned() {
+            if n.state != NodeState::Ready {
+                n.state = NodeState::Ready;
+                n.updated_at = now;
+                tx.put_node(n);
+            }
+        }
+        Ok(())
+    })
+}
+
 type SessionStream =
     Pin<Box<dyn tokio_stream::Stream<Item = Result<SessionMessage, Status>> + Send>>;
 
@@ -148,8 +161,15 @@ impl dispatcher_server::Dispatcher for DispatcherService {
         req: Request<HeartbeatRequest>,
     ) -> Result<Response<HeartbeatResponse>, Status> {
         let node = member(&self.store, &req)?;
+        let now = now_millis();
         self.sessions
-            .beat(&node.id, Some(req.get_ref().acked_version), now_millis());
+            .beat(&node.id, Some(req.get_ref().acked_version), now);
+        if node.state != NodeState::Ready {
+            // A node marked down (missed beats: a slow network or manager) whose session
+            // survived is back as soon as it beats again.
+            mark_ready(&self.store, &node.id, now).map_err(|e| Status::internal(e.to_string()))?;
+            tracing::info!(node = %node.id, hostname = %node.hostname, "node ready again");
+        }
         let period_ms = self
             .store
             .state()
