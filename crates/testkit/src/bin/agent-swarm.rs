@@ -11,6 +11,9 @@
 //! the agent makes around starting a process; a task it runs whose desired state moves past
 //! running is reported shut down. No process is started.
 //!
+//! `--keepalive-ms` replaces the agent's HTTP/2 keep-alive (a PING every second on every
+//! connection) with another interval, or none, to measure what it costs the manager.
+//!
 //! Progress goes to stderr as JSON lines, the summary to stdout as one JSON object. The run
 //! lasts `--duration` after the last node has joined, or until SIGINT/SIGTERM. Exit code 1
 //! if a node could not join, 2 on a setup error.
@@ -75,6 +78,10 @@ struct Args {
     /// Interval of the progress lines on stderr, in ms
     #[arg(long, default_value_t = 2000)]
     progress_ms: u64,
+    /// HTTP/2 keep-alive PING interval of the session channels in ms, 0 for none (default:
+    /// the agent's, from shoal_rpc::tls::channel)
+    #[arg(long)]
+    keepalive_ms: Option<u64>,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -132,6 +139,7 @@ struct Swarm {
     token: String,
     ca_digest: String,
     period: Option<Duration>,
+    keepalive: Option<Duration>,
     stats: Stats,
 }
 
@@ -234,9 +242,43 @@ struct NodeTasks {
     running: HashSet<String>,
 }
 
+/// The channel a node keeps its session on: the agent's (`shoal_rpc::tls::channel`), or
+/// the same with another HTTP/2 keep-alive when `--keepalive-ms` is given.
+fn session_channel(swarm: &Swarm, cfg: Arc<ClientConfig>) -> anyhow::Result<Channel> {
+    let Some(keepalive) = swarm.keepalive else {
+        return Ok(tls::channel(swarm.manager, cfg)?);
+    };
+    let mut endpoint = tonic::transport::Endpoint::from_shared(format!(
+        "http://{}",
+        shoal_rpc::MANAGER_SERVER_NAME
+    ))?
+    .connect_timeout(CALL_TIMEOUT);
+    if !keepalive.is_zero() {
+        endpoint = endpoint
+            .http2_keep_alive_interval(keepalive)
+            .keep_alive_timeout(keepalive * 3)
+            .keep_alive_while_idle(true);
+    }
+    let addr = swarm.manager;
+    let connector = tower::service_fn(move |_uri: tonic::transport::Uri| {
+        let cfg = cfg.clone();
+        async move {
+            let tcp = tokio::net::TcpStream::connect(addr).await?;
+            tcp.set_nodelay(true)?;
+            let name = rustls::pki_types::ServerName::try_from(shoal_rpc::MANAGER_SERVER_NAME)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+            let tls = tokio_rustls::TlsConnector::from(cfg)
+                .connect(name, tcp)
+                .await?;
+            Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(tls))
+        }
+    });
+    Ok(endpoint.connect_with_connector_lazy(connector))
+}
+
 /// One simulated node after its join: session, heartbeats, reports, until `stop`.
 async fn run_node(swarm: Arc<Swarm>, member: Member, mut stop: watch::Receiver<bool>) {
-    let channel = match tls::channel(swarm.manager, member.tls.clone()) {
+    let channel = match session_channel(&swarm, member.tls.clone()) {
         Ok(c) => c,
         Err(e) => {
             eprintln!(
@@ -501,6 +543,7 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
         token: args.token.trim().to_string(),
         ca_digest: parsed.ca_digest,
         period: args.period_ms.map(|ms| Duration::from_millis(ms.max(50))),
+        keepalive: args.keepalive_ms.map(Duration::from_millis),
         stats: Stats::default(),
     });
     // A signal ends the run; the nodes stop only after the summary has been counted.
