@@ -8,13 +8,15 @@ fn allowed() -> BTreeMap<&'static str, Vec<&'static str>> {
         ("shoal-api", vec![]),
         ("shoal-store", vec!["shoal-api"]),
         ("shoal-balance", vec!["shoal-api"]),
+        ("shoal-rpc", vec!["shoal-api", "shoal-balance"]),
         (
             "shoal-manager",
-            vec!["shoal-api", "shoal-store", "shoal-balance"],
+            vec!["shoal-api", "shoal-store", "shoal-balance", "shoal-rpc"],
         ),
         ("shoal-agent", vec!["shoal-api"]),
         ("shoal-mesh", vec!["shoal-api", "shoal-balance"]),
         ("shoal-workloads", vec![]),
+        // The load drivers (agent-swarm) speak the real node-to-node protocol.
         ("shoal-testkit", vec!["shoal-api", "shoal-rpc"]),
         (
             "shoal-node",
@@ -22,6 +24,7 @@ fn allowed() -> BTreeMap<&'static str, Vec<&'static str>> {
                 "shoal-api",
                 "shoal-store",
                 "shoal-balance",
+                "shoal-rpc",
                 "shoal-manager",
                 "shoal-agent",
                 "shoal-mesh",
@@ -31,6 +34,7 @@ fn allowed() -> BTreeMap<&'static str, Vec<&'static str>> {
             "shoal-cli",
             vec![
                 "shoal-api",
+                "shoal-rpc",
                 "shoal-node",
                 "shoal-manager",
                 "shoal-workloads",
