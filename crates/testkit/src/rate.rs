@@ -26,6 +26,8 @@ use crate::http::{http_get_at, keep_alive_get, ClientKind};
 
 /// Failed requests whose error a [`RateReport`] keeps (the count is always exact).
 const KEPT_ERRORS: usize = 20;
+/// Slowest requests a [`RateReport`] keeps with their time.
+const KEPT_SLOWEST: usize = 10;
 
 /// Sub-buckets per power of two: values are kept within 1/128 (< 0.8%).
 const SUB_BITS: u32 = 7;
@@ -176,6 +178,9 @@ pub struct RateReport {
     pub connections: u64,
     /// Latency of the successful requests, from their scheduled send time.
     pub latencies: Histogram,
+    /// The part of `latencies` of requests that opened a connection (keep-alive: the first
+    /// request of each connection; per request: all of them).
+    pub new_connection_latencies: Histogram,
     /// The first failed requests of the window (at most 20).
     pub errors: Vec<RequestError>,
     /// How long the window lasted.
@@ -183,6 +188,9 @@ pub struct RateReport {
     /// Requests that started more than 1 ms after their scheduled time (the workers were
     /// all busy or starved of CPU).
     pub late: u64,
+    /// The slowest successful requests, slowest first (at most 10): (scheduled send time
+    /// since [`RateLoad::start`], latency).
+    pub slowest: Vec<(Duration, Duration)>,
 }
 
 impl RateReport {
@@ -214,10 +222,25 @@ impl RateReport {
         self.failed += other.failed;
         self.connections += other.connections;
         self.latencies.merge(&other.latencies);
+        self.new_connection_latencies
+            .merge(&other.new_connection_latencies);
         let room = KEPT_ERRORS.saturating_sub(self.errors.len());
         self.errors.extend(other.errors.iter().take(room).cloned());
         self.elapsed += other.elapsed;
         self.late += other.late;
+        for &(at, latency) in &other.slowest {
+            self.keep_if_slow(at, latency);
+        }
+    }
+
+    fn keep_if_slow(&mut self, at: Duration, latency: Duration) {
+        if self.slowest.len() == KEPT_SLOWEST && self.slowest.last().is_some_and(|s| s.1 >= latency)
+        {
+            return;
+        }
+        let i = self.slowest.partition_point(|s| s.1 >= latency);
+        self.slowest.insert(i, (at, latency));
+        self.slowest.truncate(KEPT_SLOWEST);
     }
 
     fn record(&mut self, outcome: Outcome) {
@@ -229,7 +252,13 @@ impl RateReport {
             self.late += 1;
         }
         match outcome.result {
-            Ok(latency) => self.latencies.record(latency),
+            Ok(latency) => {
+                self.latencies.record(latency);
+                if outcome.new_connection {
+                    self.new_connection_latencies.record(latency);
+                }
+                self.keep_if_slow(outcome.at, latency);
+            }
             Err(error) => {
                 self.failed += 1;
                 if self.errors.len() < KEPT_ERRORS {
@@ -515,6 +544,28 @@ mod tests {
         assert_eq!(total.errors[0].error, "e0");
     }
 
+    #[test]
+    fn report_keeps_the_ten_slowest_in_order() {
+        let ms = Duration::from_millis;
+        let (mut a, mut b) = (RateReport::default(), RateReport::default());
+        for i in 0..31u64 {
+            let r = if i % 2 == 0 { &mut a } else { &mut b };
+            r.record(Outcome {
+                at: ms(i),
+                new_connection: false,
+                late: false,
+                result: Ok(ms((i * 7) % 31)),
+            });
+        }
+        a.merge(&b);
+        let latencies: Vec<u64> = a.slowest.iter().map(|s| s.1.as_millis() as u64).collect();
+        assert_eq!(latencies, vec![30, 29, 28, 27, 26, 25, 24, 23, 22, 21]);
+        assert!(a
+            .slowest
+            .iter()
+            .all(|(at, l)| (at.as_millis() as u64 * 7) % 31 == l.as_millis() as u64));
+    }
+
     /// A tiny HTTP/1.1 server: keep-alive, `Connection: close` on every `close_every`-th
     /// answer of a connection, and on every answer to a `Connection: close` request.
     fn server(close_every: usize) -> SocketAddr {
@@ -566,6 +617,7 @@ mod tests {
             // 200 due per half second; allow for scheduling noise on a busy machine.
             assert!((150..=250).contains(&w.sent), "{w:?}");
             assert!(w.latencies.count() == w.sent, "{w:?}");
+            assert_eq!(w.new_connection_latencies.count(), w.connections, "{w:?}");
             // One new connection per 10 requests on each of the 2 connections.
             assert!(w.connections >= w.sent / 12, "{w:?}");
         }

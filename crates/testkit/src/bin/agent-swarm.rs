@@ -11,8 +11,8 @@
 //! the agent makes around starting a process; a task it runs whose desired state moves past
 //! running is reported shut down. No process is started.
 //!
-//! `--keepalive-ms` replaces the agent's HTTP/2 keep-alive (a PING every second on every
-//! connection) with another interval, or none, to measure what it costs the manager.
+//! `--keepalive-ms` replaces the agent's HTTP/2 keep-alive (a PING after a second without
+//! incoming frames) with another interval, or none, to measure what it costs the manager.
 //!
 //! Progress goes to stderr as JSON lines, the summary to stdout as one JSON object. The run
 //! lasts `--duration` after the last node has joined, or until SIGINT/SIGTERM. Exit code 1
