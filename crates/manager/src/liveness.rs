@@ -79,7 +79,14 @@ pub fn overdue(
         .values()
         .filter(|n| n.id != local && n.state != NodeState::Down)
         .filter(|n| {
-            let seen = last.get(&n.id).copied().unwrap_or(started).max(started);
+            // A node is timed from its last beat, the manager's start or its own join,
+            // whichever is latest: a node that just joined is not overdue yet.
+            let seen = last
+                .get(&n.id)
+                .copied()
+                .unwrap_or(started)
+                .max(started)
+                .max(n.created_at);
             now.saturating_sub(seen) > limit
         })
         .map(|n| n.id.clone())
@@ -209,6 +216,18 @@ mod tests {
         let mut down = overdue(&s, "me", 0, &last, 13_100);
         down.sort();
         assert_eq!(down, vec!["a".to_string()]);
+    }
+
+    #[test]
+    fn a_node_that_just_joined_is_not_overdue() {
+        let mut s = state();
+        if let Some(a) = s.nodes.get_mut("a") {
+            a.created_at = 100_000;
+        }
+        let none = HashMap::new();
+        let down = overdue(&s, "me", 0, &none, 101_000);
+        assert!(!down.contains(&"a".to_string()), "{down:?}");
+        assert!(down.contains(&"b".to_string()), "{down:?}");
     }
 
     #[test]
