@@ -31,14 +31,19 @@ pub struct DispatcherService {
 }
 
 /// What one node is sent: its tasks (assigned onwards) and the endpoint table.
-fn session_view(state: &ClusterState, node_id: &str) -> (Vec<Task>, EndpointTable) {
-    let tasks = state
+/// The tasks a node's agent is given: those assigned to it, from `assigned` on. Remote
+/// sessions and the manager's own local dispatcher both use this.
+pub fn assigned_tasks(state: &ClusterState, node_id: &str) -> Vec<Task> {
+    state
         .tasks
         .values()
         .filter(|t| t.node_id.as_deref() == Some(node_id) && t.status.state >= TaskState::Assigned)
         .cloned()
-        .collect();
-    (tasks, endpoint_table(state))
+        .collect()
+}
+
+fn session_view(state: &ClusterState, node_id: &str) -> (Vec<Task>, EndpointTable) {
+    (assigned_tasks(state, node_id), endpoint_table(state))
 }
 
 fn encode<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, Status> {

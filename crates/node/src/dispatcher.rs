@@ -2,6 +2,7 @@
 //! straight into it.
 
 use shoal_agent::{Assignments, Dispatcher, TaskReport};
+use shoal_manager::dispatcher::assigned_tasks;
 use shoal_manager::reports::apply_reports;
 use shoal_store::Store;
 use std::sync::Arc;
@@ -47,13 +48,7 @@ impl LocalDispatcher {
 fn assignments_of(state: &shoal_api::ClusterState, node_id: &str) -> Assignments {
     Assignments {
         version: state.version,
-        tasks: state
-            .tasks
-            .values()
-            .filter(|t| t.node_id.as_deref() == Some(node_id))
-            .filter(|t| t.status.state >= shoal_api::TaskState::Assigned)
-            .cloned()
-            .collect(),
+        tasks: assigned_tasks(state, node_id),
     }
 }
 
