@@ -72,10 +72,15 @@ impl<E: Executor> Agent<E> {
         let (ev_tx, mut ev_rx) = mpsc::channel::<Event>(1024);
         let (health_tx, mut health_rx) = mpsc::channel::<(String, Health, String)>(1024);
         let mut live: HashMap<String, Live> = HashMap::new();
-        let current = assignments.borrow_and_update().clone();
-        self.recover(&current);
+        // The first assignments from a manager (version 0: none received yet) tell which
+        // tasks the previous run of this daemon left.
+        let mut recovered = false;
         loop {
             let current = assignments.borrow_and_update().clone();
+            if !recovered && current.version > 0 {
+                self.recover(&current);
+                recovered = true;
+            }
             self.reconcile(&current, &mut live, &ev_tx, &health_tx)
                 .await;
             tokio::select! {

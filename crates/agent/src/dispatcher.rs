@@ -8,6 +8,7 @@ use tokio::sync::watch;
 /// The tasks assigned to this node, at one control-plane version.
 #[derive(Debug, Clone, Default)]
 pub struct Assignments {
+    /// 0 until the first assignments arrive from a manager.
     pub version: u64,
     pub tasks: Vec<Task>,
 }

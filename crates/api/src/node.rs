@@ -19,6 +19,20 @@ impl NodeRole {
     }
 }
 
+impl std::str::FromStr for NodeRole {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<NodeRole, String> {
+        match s {
+            "manager" => Ok(NodeRole::Manager),
+            "worker" => Ok(NodeRole::Worker),
+            other => Err(format!(
+                "invalid role {other:?}: expected manager or worker"
+            )),
+        }
+    }
+}
+
 /// `active` takes tasks; `pause` keeps its tasks but takes no new ones; `drain` moves them off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -74,6 +88,12 @@ pub struct Node {
     pub engine_version: String,
     pub created_at: u64,
     pub updated_at: u64,
+    /// Managers: the control address (`ip:port`) other managers and agents reach it at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control_addr: Option<String>,
+    /// Managers, in API answers only (never stored): Leader, Reachable or Unreachable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manager_status: Option<String>,
 }
 
 impl Node {
@@ -89,6 +109,8 @@ impl Node {
             engine_version: env!("CARGO_PKG_VERSION").to_string(),
             created_at: now,
             updated_at: now,
+            control_addr: None,
+            manager_status: None,
         }
     }
 

@@ -115,6 +115,9 @@ impl Client {
             .await
             .context("talking to the shoal daemon")?;
         if resp.status().is_success() {
+            if resp.headers().contains_key("shoal-stale") {
+                eprintln!("warning: no leader is reachable: this is the manager's last known state and may be stale");
+            }
             return Ok(resp);
         }
         let status = resp.status();

@@ -1,5 +1,6 @@
 //! The cluster CA: making a cluster, join tokens, and the `Ca` gRPC service.
 
+use crate::leader::require_leader;
 use crate::now_millis;
 use shoal_api::{Cluster, Node, NodeRole, NodeState};
 use shoal_rpc::pki::{self, CaMaterial, CertRole};
@@ -137,14 +138,21 @@ impl ca_server::Ca for CaService {
         &self,
         req: Request<IssueRequest>,
     ) -> Result<Response<IssueResponse>, Status> {
+        require_leader(&self.store)?;
         let r = req.into_inner();
         let c = cluster_of(&self.store)?;
         let role = check_token(&c, &r.token).map_err(Status::permission_denied)?;
-        if role == NodeRole::Manager {
-            return Err(Status::failed_precondition(
-                "joining as a manager needs a replicated cluster store, which this cluster does not have yet: join as a worker",
-            ));
-        }
+        let control_addr = if role == NodeRole::Manager {
+            let a: std::net::SocketAddr = r.control_addr.parse().map_err(|_| {
+                Status::invalid_argument(format!(
+                    "invalid control address {:?}: expected IP:PORT",
+                    r.control_addr
+                ))
+            })?;
+            Some(a.to_string())
+        } else {
+            None
+        };
         if r.node_id.is_empty() || !r.node_id.bytes().all(|b| b.is_ascii_alphanumeric()) {
             return Err(Status::invalid_argument("invalid node id"));
         }
@@ -154,7 +162,10 @@ impl ca_server::Ca for CaService {
                 r.addr
             ))
         })?;
-        let cert_role = CertRole::Worker;
+        let cert_role = match role {
+            NodeRole::Manager => CertRole::Manager,
+            NodeRole::Worker => CertRole::Worker,
+        };
         let cert_pem = issue(&c, &r.csr_pem, &r.node_id, cert_role)
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
         let now = now_millis();
@@ -168,10 +179,14 @@ impl ca_server::Ca for CaService {
                 }
                 let mut node = Node::new(r.node_id.clone(), r.hostname.clone(), role, ip.to_string(), now);
                 node.state = NodeState::Unknown;
+                node.control_addr = control_addr.clone();
                 tx.put_node(node);
                 Ok(())
             })
+            .await
             .map_err(|e| e.0)?;
+        // The leader's membership loop (`managers`) adds a manager node to the Raft group
+        // as a learner, and makes it a voter once it has caught up.
         tracing::info!(node = %r.node_id, hostname = %r.hostname, role = role.as_str(), "node joined");
         Ok(Response::new(IssueResponse {
             cert_pem,
@@ -185,6 +200,7 @@ impl ca_server::Ca for CaService {
         &self,
         req: Request<RenewRequest>,
     ) -> Result<Response<IssueResponse>, Status> {
+        require_leader(&self.store)?;
         let node = member(&self.store, &req)?;
         let c = cluster_of(&self.store)?;
         let role = match node.role {
@@ -209,7 +225,7 @@ pub struct StatusError(pub Status);
 
 impl From<StoreError> for StatusError {
     fn from(e: StoreError) -> Self {
-        StatusError(Status::internal(e.to_string()))
+        StatusError(crate::leader::store_status(e))
     }
 }
 

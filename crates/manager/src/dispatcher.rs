@@ -7,8 +7,13 @@
 
 use crate::ca::member;
 use crate::endpoints::endpoint_table;
+use crate::leader::{require_leader, store_status};
 use crate::liveness::Sessions;
 use crate::now_millis;
+use std::time::Duration;
+
+/// How often an idle session checks that this manager still leads.
+const LEADERSHIP_CHECK: Duration = Duration::from_millis(500);
 use crate::reports::apply_reports;
 use shoal_api::{ClusterState, NodeState, Task, TaskReport, TaskState};
 use shoal_balance::EndpointTable;
@@ -50,17 +55,19 @@ fn encode<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, Status> {
     serde_json::to_vec(v).map_err(|e| Status::internal(e.to_string()))
 }
 
-fn mark_ready(store: &Store, node_id: &str, now: u64) -> Result<(), StoreError> {
-    store.update(|tx| {
-        if let Some(mut n) = tx.state().nodes.get(node_id).cloned() {
-            if n.state != NodeState::Ready {
-                n.state = NodeState::Ready;
-                n.updated_at = now;
-                tx.put_node(n);
+async fn mark_ready(store: &Store, node_id: &str, now: u64) -> Result<(), StoreError> {
+    store
+        .update(|tx| {
+            if let Some(mut n) = tx.state().nodes.get(node_id).cloned() {
+                if n.state != NodeState::Ready {
+                    n.state = NodeState::Ready;
+                    n.updated_at = now;
+                    tx.put_node(n);
+                }
             }
-        }
-        Ok(())
-    })
+            Ok(())
+        })
+        .await
 }
 
 type SessionStream =
@@ -74,6 +81,7 @@ impl dispatcher_server::Dispatcher for DispatcherService {
         &self,
         req: Request<SessionRequest>,
     ) -> Result<Response<Self::SessionStream>, Status> {
+        require_leader(&self.store)?;
         let node = member(&self.store, &req)?;
         let r = req.into_inner();
         let now = now_millis();
@@ -100,7 +108,8 @@ impl dispatcher_server::Dispatcher for DispatcherService {
                 }
                 Ok::<_, StoreError>(())
             })
-            .map_err(|e| Status::internal(e.to_string()))?;
+            .await
+            .map_err(store_status)?;
         tracing::info!(node = %node.id, hostname = %node.hostname, "agent session started");
 
         let (tx, rx) = tokio::sync::mpsc::channel(4);
@@ -110,6 +119,11 @@ impl dispatcher_server::Dispatcher for DispatcherService {
             let mut changes = store.subscribe();
             let mut last: Option<(Vec<Task>, EndpointTable, shoal_api::Node, u64)> = None;
             loop {
+                if let Err(s) = require_leader(&store) {
+                    // Leadership moved: the agent reconnects to the new leader.
+                    let _ = tx.send(Err(s)).await;
+                    return;
+                }
                 let state = changes.borrow_and_update().clone();
                 let Some(me) = state.nodes.get(&node_id).cloned() else {
                     let _ = tx
@@ -143,6 +157,7 @@ impl dispatcher_server::Dispatcher for DispatcherService {
                                 .map(|c| c.managers.clone())
                                 .unwrap_or_default(),
                             cluster_acked_version: cluster_acked,
+                            role: me.role.as_str().to_string(),
                         })
                     })();
                     if tx.send(msg).await.is_err() {
@@ -155,6 +170,7 @@ impl dispatcher_server::Dispatcher for DispatcherService {
                     r = changes.changed() => if r.is_err() { return },
                     r = acked.changed() => if r.is_err() { return },
                     _ = tx.closed() => return,
+                    _ = tokio::time::sleep(LEADERSHIP_CHECK) => {},
                 }
             }
         });
@@ -165,6 +181,7 @@ impl dispatcher_server::Dispatcher for DispatcherService {
         &self,
         req: Request<HeartbeatRequest>,
     ) -> Result<Response<HeartbeatResponse>, Status> {
+        require_leader(&self.store)?;
         let node = member(&self.store, &req)?;
         let now = now_millis();
         self.sessions
@@ -172,7 +189,9 @@ impl dispatcher_server::Dispatcher for DispatcherService {
         if node.state != NodeState::Ready {
             // A node marked down (missed beats: a slow network or manager) whose session
             // survived is back as soon as it beats again.
-            mark_ready(&self.store, &node.id, now).map_err(|e| Status::internal(e.to_string()))?;
+            mark_ready(&self.store, &node.id, now)
+                .await
+                .map_err(store_status)?;
             tracing::info!(node = %node.id, hostname = %node.hostname, "node ready again");
         }
         let period_ms = self
@@ -185,11 +204,13 @@ impl dispatcher_server::Dispatcher for DispatcherService {
     }
 
     async fn report_status(&self, req: Request<StatusReport>) -> Result<Response<Empty>, Status> {
+        require_leader(&self.store)?;
         let node = member(&self.store, &req)?;
         let reports: Vec<TaskReport> = serde_json::from_slice(&req.get_ref().reports_json)
             .map_err(|e| Status::invalid_argument(format!("reports: {e}")))?;
         apply_reports(&self.store, &reports, Some(&node.id))
-            .map_err(|e| Status::internal(e.to_string()))?;
+            .await
+            .map_err(store_status)?;
         Ok(Response::new(Empty {}))
     }
 }

@@ -16,7 +16,7 @@ use tokio::sync::watch;
 /// Last heartbeat (Unix ms) and acknowledged endpoint version per node.
 #[derive(Debug)]
 pub struct Sessions {
-    started: u64,
+    started: std::sync::atomic::AtomicU64,
     beats: Mutex<HashMap<String, (u64, u64)>>,
     /// Woken when a node acknowledges a new endpoint-table version.
     acks_changed: tokio::sync::Notify,
@@ -25,10 +25,19 @@ pub struct Sessions {
 impl Sessions {
     pub fn new(now: u64) -> Sessions {
         Sessions {
-            started: now,
+            started: std::sync::atomic::AtomicU64::new(now),
             beats: Mutex::new(HashMap::new()),
             acks_changed: tokio::sync::Notify::new(),
         }
+    }
+
+    /// Forget every session and start a new grace period (this manager became the leader:
+    /// what it saw while following is stale).
+    pub fn restart(&self, now: u64) {
+        let mut b = self.beats.lock().unwrap_or_else(|p| p.into_inner());
+        b.clear();
+        self.started.store(now, std::sync::atomic::Ordering::SeqCst);
+        self.acks_changed.notify_one();
     }
 
     /// A heartbeat; `acked_version` is the table version the node's mesh routes by (None at
@@ -55,7 +64,7 @@ impl Sessions {
     pub fn snapshot(&self) -> (u64, HashMap<String, u64>) {
         let b = self.beats.lock().unwrap_or_else(|p| p.into_inner());
         (
-            self.started,
+            self.started.load(std::sync::atomic::Ordering::SeqCst),
             b.iter().map(|(k, (t, _))| (k.clone(), *t)).collect(),
         )
     }
@@ -175,7 +184,7 @@ pub async fn run(
                 }
             }
             Ok::<_, StoreError>(())
-        });
+        }).await;
         if let Err(e) = res {
             tracing::error!(error = %e, "marking nodes down failed");
         }

@@ -24,21 +24,23 @@ impl Reconciler {
     }
 
     /// Plan and commit one pass; returns when the next pass is due (Unix ms), if planned.
-    pub fn reconcile_once(&self, now: u64) -> Result<Option<u64>, StoreError> {
-        self.store.update(|tx| {
-            let plan = plan_cluster(tx.state(), now);
-            // Rollout status first, so a rollback's replacements get the restored spec.
-            for change in plan.updates {
-                apply_update(tx, change, now);
-            }
-            for action in plan.actions {
-                apply_action(tx, action, now);
-            }
-            for decision in schedule(tx.state()) {
-                apply_decision(tx, decision, now);
-            }
-            Ok(plan.wake_at)
-        })
+    pub async fn reconcile_once(&self, now: u64) -> Result<Option<u64>, StoreError> {
+        self.store
+            .update(|tx| {
+                let plan = plan_cluster(tx.state(), now);
+                // Rollout status first, so a rollback's replacements get the restored spec.
+                for change in plan.updates {
+                    apply_update(tx, change, now);
+                }
+                for action in plan.actions {
+                    apply_action(tx, action, now);
+                }
+                for decision in schedule(tx.state()) {
+                    apply_decision(tx, decision, now);
+                }
+                Ok(plan.wake_at)
+            })
+            .await
     }
 
     /// Reconcile on every store change and at planned wake-ups, until `stop` flips.
@@ -47,7 +49,7 @@ impl Reconciler {
         loop {
             changes.borrow_and_update();
             let now = now_millis();
-            let wake = match self.reconcile_once(now) {
+            let wake = match self.reconcile_once(now).await {
                 Ok(w) => w,
                 Err(e) => {
                     tracing::error!(error = %e, "reconcile pass failed");
@@ -187,6 +189,14 @@ mod tests {
     //! Whole rollouts through the reconciler and a fake agent, one pass per simulated second.
 
     use super::*;
+
+    fn block<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(f)
+    }
     use shoal_api::{
         FailureAction, Node, NodeRole, PortConfig, Service, ServiceMode, ServiceSpec, TaskTemplate,
         UpdateOrder, UpdateState, UpdateStatus,
@@ -208,83 +218,80 @@ mod tests {
     fn setup(spec: ServiceSpec) -> (tempfile::TempDir, Reconciler) {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Arc::new(Store::open(&dir.path().join("state.redb")).expect("store"));
-        store
-            .update(|tx| {
-                tx.put_node(Node::new(
-                    "n1".into(),
-                    "n1".into(),
-                    NodeRole::Manager,
-                    "127.0.0.1".into(),
-                    0,
-                ));
-                tx.put_service(Service {
-                    id: "s1".into(),
-                    version: 1,
-                    ports: spec.ports.clone(),
-                    spec,
-                    previous_spec: None,
-                    update_status: None,
-                    created_at: 0,
-                    updated_at: 0,
-                });
-                Ok::<_, StoreError>(())
-            })
-            .unwrap();
+        block(store.update(|tx| {
+            tx.put_node(Node::new(
+                "n1".into(),
+                "n1".into(),
+                NodeRole::Manager,
+                "127.0.0.1".into(),
+                0,
+            ));
+            tx.put_service(Service {
+                id: "s1".into(),
+                version: 1,
+                ports: spec.ports.clone(),
+                spec,
+                previous_spec: None,
+                update_status: None,
+                created_at: 0,
+                updated_at: 0,
+            });
+            Ok::<_, StoreError>(())
+        }))
+        .unwrap();
         (dir, Reconciler::new(store))
     }
 
     /// The agent: assigned tasks start (tasks running `false` fail a second later), tasks
     /// asked to stop stop a second later (their grace period).
     fn agent(r: &Reconciler, now: u64) {
-        r.store
-            .update(|tx| {
-                let tasks: Vec<Task> = tx.state().tasks.values().cloned().collect();
-                for mut t in tasks {
-                    let to = if !t.is_live() || t.status.state < TaskState::Assigned {
+        block(r.store.update(|tx| {
+            let tasks: Vec<Task> = tx.state().tasks.values().cloned().collect();
+            for mut t in tasks {
+                let to = if !t.is_live() || t.status.state < TaskState::Assigned {
+                    continue;
+                } else if t.desired_state > TaskState::Running {
+                    if t.status.message != "stopping" {
+                        let state = t.status.state;
+                        t.advance(state, now, "stopping").unwrap();
+                        tx.put_task(t);
                         continue;
-                    } else if t.desired_state > TaskState::Running {
-                        if t.status.message != "stopping" {
-                            let state = t.status.state;
-                            t.advance(state, now, "stopping").unwrap();
-                            tx.put_task(t);
-                            continue;
-                        }
-                        TaskState::Shutdown
-                    } else if t.status.state < TaskState::Running {
-                        TaskState::Running
-                    } else if t.spec.command == ["false"] {
-                        TaskState::Failed
-                    } else {
-                        continue;
-                    };
-                    t.advance(to, now, to.as_str()).unwrap();
-                    tx.put_task(t);
-                }
-                Ok::<_, StoreError>(())
-            })
-            .unwrap();
+                    }
+                    TaskState::Shutdown
+                } else if t.status.state < TaskState::Running {
+                    TaskState::Running
+                } else if t.spec.command == ["false"] {
+                    TaskState::Failed
+                } else {
+                    continue;
+                };
+                t.advance(to, now, to.as_str()).unwrap();
+                tx.put_task(t);
+            }
+            Ok::<_, StoreError>(())
+        }))
+        .unwrap();
     }
 
     /// `service update`, as the control API writes it.
     fn update(r: &Reconciler, change: impl FnOnce(&mut ServiceSpec), now: u64) {
-        r.store
-            .update(|tx| {
-                let mut s = tx.state().services["s1"].clone();
-                let mut spec = s.spec.clone();
-                change(&mut spec);
-                s.previous_spec = Some(std::mem::replace(&mut s.spec, spec));
-                s.version += 1;
-                s.update_status = Some(UpdateStatus {
-                    state: UpdateState::Updating,
-                    version: s.version,
-                    started_at: now,
-                    completed_at: None,
-                    message: String::new(),
-                });
-                tx.put_service(s);
-                Ok::<_, StoreError>(())
-            })
-            .unwrap();
+        block(r.store.update(|tx| {
+            let mut s = tx.state().services["s1"].clone();
+            let mut spec = s.spec.clone();
+            change(&mut spec);
+            s.previous_spec = Some(std::mem::replace(&mut s.spec, spec));
+            s.version += 1;
+            s.update_status = Some(UpdateStatus {
+                state: UpdateState::Updating,
+                version: s.version,
+                started_at: now,
+                completed_at: None,
+                message: String::new(),
+            });
+            tx.put_service(s);
+            Ok::<_, StoreError>(())
+        }))
+        .unwrap();
     }
 
     /// Stop-first: one live task per slot. Start-first: one wanted live task per slot, or
@@ -321,7 +328,7 @@ mod tests {
             .map(|u| u.state)
             .expect("a rollout");
         for _ in 0..300 {
-            r.reconcile_once(*now).unwrap();
+            block(r.reconcile_once(*now)).unwrap();
             // After each pass (an agent report may leave a ready new task beside the old
             // one until the next pass).
             check_slots(r, start_first, max_unready);
@@ -347,7 +354,7 @@ mod tests {
 
     fn converge(r: &Reconciler, now: &mut u64) {
         for _ in 0..5 {
-            r.reconcile_once(*now).unwrap();
+            block(r.reconcile_once(*now)).unwrap();
             agent(r, *now);
             *now += 1000;
         }
@@ -422,29 +429,27 @@ mod tests {
     #[test]
     fn a_task_stopped_before_it_was_scheduled_ends_at_once() {
         let (_dir, r) = setup(spec(1, "true"));
-        r.store
-            .update(|tx| {
-                let mut nodes = tx.state().nodes["n1"].clone();
-                nodes.state = shoal_api::NodeState::Down;
-                tx.put_node(nodes);
-                Ok::<_, StoreError>(())
-            })
-            .unwrap();
-        r.reconcile_once(0).unwrap();
+        block(r.store.update(|tx| {
+            let mut nodes = tx.state().nodes["n1"].clone();
+            nodes.state = shoal_api::NodeState::Down;
+            tx.put_node(nodes);
+            Ok::<_, StoreError>(())
+        }))
+        .unwrap();
+        block(r.reconcile_once(0)).unwrap();
         let id = r.store.state().tasks.keys().next().unwrap().clone();
-        r.store
-            .update(|tx| {
-                apply_action(
-                    tx,
-                    Action::SetDesired {
-                        task_id: id.clone(),
-                        state: TaskState::Shutdown,
-                    },
-                    5,
-                );
-                Ok::<_, StoreError>(())
-            })
-            .unwrap();
+        block(r.store.update(|tx| {
+            apply_action(
+                tx,
+                Action::SetDesired {
+                    task_id: id.clone(),
+                    state: TaskState::Shutdown,
+                },
+                5,
+            );
+            Ok::<_, StoreError>(())
+        }))
+        .unwrap();
         let t = r.store.state().tasks[&id].clone();
         assert_eq!(
             (t.status.state, t.status.timestamp),

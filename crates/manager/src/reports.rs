@@ -6,7 +6,7 @@ use shoal_store::{Store, StoreError};
 
 /// Apply `reports` in one write. Reports for unknown tasks, for tasks of another node (when
 /// `from_node` is set) or that would move a task backwards are dropped with a log line.
-pub fn apply_reports(
+pub async fn apply_reports(
     store: &Store,
     reports: &[TaskReport],
     from_node: Option<&str>,
@@ -27,5 +27,5 @@ pub fn apply_reports(
             }
         }
         Ok(())
-    })
+    }).await
 }

@@ -43,6 +43,10 @@ pub struct InitRequest {
     /// Node certificate lifetime in seconds (default 90 days).
     #[serde(default)]
     pub cert_expiry_secs: Option<u64>,
+    /// Disaster recovery: restart the cluster this manager belonged to from its local
+    /// state, as its only manager.
+    #[serde(default)]
+    pub force_new_cluster: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -61,6 +65,10 @@ pub struct JoinRequest {
     pub remote_addr: String,
     #[serde(default)]
     pub advertise_addr: Option<String>,
+    /// Control port listen address if the token makes this node a manager
+    /// (default 0.0.0.0:2377).
+    #[serde(default)]
+    pub listen_addr: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -21,6 +21,10 @@ impl DaemonConfig {
     pub fn state_path(&self) -> PathBuf {
         self.data_dir.join("state.redb")
     }
+    /// The Raft log and snapshots (managers).
+    pub fn raft_dir(&self) -> PathBuf {
+        self.data_dir.join("raft")
+    }
     pub fn logs_dir(&self) -> PathBuf {
         self.data_dir.join("logs")
     }

@@ -4,6 +4,7 @@ use crate::api::{
     router as node_router, worker_guard, ClientCert, InitRequest, InitResponse, JoinRequest,
     JoinResponse,
 };
+use crate::forward::{self, Forward};
 use crate::health;
 use crate::identity;
 use crate::membership::{self, Certs, Membership};
@@ -13,12 +14,14 @@ use anyhow::{bail, Context};
 use shoal_api::{Node, NodeRole};
 use shoal_manager::ca::{self, join_token};
 use shoal_manager::control::{router as control_router, ApiError, ControlState};
+use shoal_manager::leader::leader_of;
 use shoal_manager::now_millis;
 use shoal_rpc::pki::{self, CertRole};
 use shoal_rpc::proto::ca_client::CaClient;
 use shoal_rpc::proto::{Empty, IssueRequest};
 use shoal_rpc::token::{self, JoinToken};
 use shoal_rpc::{tls, DEFAULT_CONTROL_PORT};
+use shoal_store::raft::Replica;
 use shoal_store::{Op, Store};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -35,6 +38,10 @@ pub struct Runtime {
     membership: Mutex<Option<Membership>>,
     roles: tokio::sync::Mutex<Option<Roles>>,
     status: watch::Sender<DataPlaneStatus>,
+    /// Generation of the task following wanted-role changes (one at a time).
+    role_watch: std::sync::atomic::AtomicU64,
+    /// Client TLS for forwarding API calls to the leader (managers).
+    forward_tls: watch::Sender<Option<Arc<rustls::ClientConfig>>>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -114,7 +121,10 @@ impl Runtime {
     }
 
     /// `shoal init`: a new cluster with this node as its manager.
-    pub async fn init(&self, req: InitRequest) -> Result<InitResponse, ApiError> {
+    pub async fn init(self: &Arc<Self>, req: InitRequest) -> Result<InitResponse, ApiError> {
+        if req.force_new_cluster {
+            return self.force_new_cluster().await;
+        }
         let mut roles = self.roles.lock().await;
         if let Some(m) = self.membership() {
             return Err(ApiError::conflict(format!(
@@ -180,19 +190,48 @@ impl Runtime {
         let worker_token = join_token(&cluster, NodeRole::Worker).map_err(internal)?;
         membership::save(&self.cfg.data_dir, &m, &certs).map_err(internal)?;
         let cluster_id = cluster.id.clone();
-        self.store.update(|tx| {
-            tx.push(Op::SetCluster(Box::new(cluster)));
-            tx.put_node(Node::new(
+        // The group starts with this node as its only voter; the cluster's first records
+        // are its first entries.
+        let started = async {
+            let r = self.start_manager(&m, certs, listener, true).await?;
+            let mut node = Node::new(
                 self.node_id.clone(),
                 self.hostname.clone(),
                 NodeRole::Manager,
                 advertise_ip.to_string(),
                 now_millis(),
-            ));
-            Ok::<_, ApiError>(())
-        })?;
+            );
+            node.control_addr = Some(manager_addr.clone());
+            let written = async {
+                wait_leader(&self.store).await?;
+                self.store
+                    .update(|tx| {
+                        tx.push(Op::SetCluster(Box::new(cluster)));
+                        tx.put_node(node);
+                        Ok::<_, shoal_store::StoreError>(())
+                    })
+                    .await
+                    .map_err(anyhow::Error::from)
+            };
+            match written.await {
+                Ok(()) => Ok(r),
+                Err(e) => {
+                    r.stop().await;
+                    Err(e)
+                }
+            }
+        };
+        match started.await {
+            Ok(r) => *roles = Some(r),
+            Err(e) => {
+                // Nothing of the half-made cluster stays behind.
+                let _ = membership::remove(&self.cfg.data_dir);
+                let _ = std::fs::remove_dir_all(self.cfg.raft_dir());
+                return Err(internal(format!("cannot start the cluster: {e:#}")));
+            }
+        }
         self.set_membership(Some(m.clone()));
-        *roles = Some(self.start_manager(&m, certs, listener).map_err(internal)?);
+        self.watch_role();
         tracing::info!(cluster = %cluster_id, node = %self.node_id, addr = %manager_addr, "cluster initialised");
         Ok(InitResponse {
             cluster_id,
@@ -203,7 +242,7 @@ impl Runtime {
     }
 
     /// `shoal join`: verify the manager against the token, get a certificate, become a worker.
-    pub async fn join(&self, req: JoinRequest) -> Result<JoinResponse, ApiError> {
+    pub async fn join(self: &Arc<Self>, req: JoinRequest) -> Result<JoinResponse, ApiError> {
         let mut roles = self.roles.lock().await;
         if let Some(m) = self.membership() {
             return Err(ApiError::conflict(format!(
@@ -234,24 +273,49 @@ impl Runtime {
                 "invalid join token: the manager at {manager} belongs to another cluster (CA digest does not match)"
             )));
         }
+        // A manager token makes this node a manager: it listens on its own control port.
+        let listen: SocketAddr = req
+            .listen_addr
+            .as_deref()
+            .unwrap_or("0.0.0.0:2377")
+            .parse()
+            .map_err(|_| {
+                bad(format!(
+                    "invalid listen address {:?}: expected IP:PORT",
+                    req.listen_addr.clone().unwrap_or_default()
+                ))
+            })?;
+        let control_addr = SocketAddr::new(advertise, listen.port()).to_string();
         let key = pki::new_node_key().map_err(internal)?;
-        let verified = tls::channel(
-            manager,
-            tls::client_config(&root, None, &[b"h2"]).map_err(internal)?,
-        )
-        .map_err(internal)?;
-        let resp = CaClient::new(verified)
-            .issue_node_certificate(IssueRequest {
-                token: req.token.trim().to_string(),
-                csr_pem: key.csr_pem,
-                node_id: self.node_id.clone(),
-                hostname: self.hostname.clone(),
-                addr: advertise.to_string(),
-            })
-            .await
-            .map_err(|s| status_error(manager, s))?
-            .into_inner();
-        let role = NodeRole::Worker;
+        let client = tls::client_config(&root, None, &[b"h2"]).map_err(internal)?;
+        let issue = IssueRequest {
+            token: req.token.trim().to_string(),
+            csr_pem: key.csr_pem.clone(),
+            node_id: self.node_id.clone(),
+            hostname: self.hostname.clone(),
+            addr: advertise.to_string(),
+            control_addr: control_addr.clone(),
+        };
+        // Only the leader admits nodes: follow it if the manager named another.
+        let mut target = manager;
+        let mut hops = 0;
+        let resp = loop {
+            let channel = tls::channel(target, client.clone()).map_err(internal)?;
+            match CaClient::new(channel)
+                .issue_node_certificate(issue.clone())
+                .await
+            {
+                Ok(r) => break r.into_inner(),
+                Err(s) => match leader_of(&s).and_then(|l| l.parse().ok()) {
+                    Some(leader) if hops < 3 => {
+                        hops += 1;
+                        target = leader;
+                    }
+                    _ => return Err(status_error(target, s)),
+                },
+            }
+        };
+        let role: NodeRole = resp.role.parse().map_err(internal)?;
         let mut managers = resp.managers.clone();
         if !managers.contains(&manager.to_string()) {
             managers.push(manager.to_string());
@@ -261,17 +325,30 @@ impl Runtime {
             cluster_id: resp.cluster_id.clone(),
             managers,
             advertise_addr: advertise.to_string(),
-            listen_addr: None,
+            listen_addr: (role == NodeRole::Manager).then(|| listen.to_string()),
         };
         let certs = Certs {
             ca_pem: root,
             cert_pem: resp.cert_pem,
             key_pem: key.key_pem,
         };
-        membership::save(&self.cfg.data_dir, &m, &certs).map_err(internal)?;
+        let started = match role {
+            NodeRole::Manager => {
+                let listener = tokio::net::TcpListener::bind(listen)
+                    .await
+                    .map_err(|e| ApiError::conflict(format!("cannot listen on {listen}: {e}")))?;
+                membership::save(&self.cfg.data_dir, &m, &certs).map_err(internal)?;
+                self.start_manager(&m, certs, listener, false).await
+            }
+            NodeRole::Worker => {
+                membership::save(&self.cfg.data_dir, &m, &certs).map_err(internal)?;
+                self.start_worker(&m, certs)
+            }
+        };
+        *roles = Some(started.map_err(internal)?);
         self.set_membership(Some(m.clone()));
-        *roles = Some(self.start_worker(&m, certs).map_err(internal)?);
-        tracing::info!(cluster = %resp.cluster_id, manager = %manager, "joined the cluster as a worker");
+        self.watch_role();
+        tracing::info!(cluster = %resp.cluster_id, manager = %target, role = role.as_str(), "joined the cluster");
         Ok(JoinResponse {
             node_id: self.node_id.clone(),
             cluster_id: resp.cluster_id,
@@ -286,24 +363,42 @@ impl Runtime {
             return Err(ApiError::conflict("this node is not part of a cluster"));
         };
         if m.role == NodeRole::Manager && !force {
-            return Err(ApiError::conflict(
-                "this node is the cluster's only manager: leaving destroys the cluster and its services (use --force)",
-            ));
+            let others = self
+                .store
+                .replica()
+                .map_or(0, |r| r.status().voters.len().saturating_sub(1));
+            return Err(ApiError::conflict(if others == 0 {
+                "this node is the cluster's only manager: leaving destroys the cluster and its services (use --force)".to_string()
+            } else {
+                format!("this node is a manager: demote it first (`shoal node demote` on a manager) so the {others} other manager(s) keep a quorum, or use --force")
+            }));
         }
         if let Some(r) = roles.take() {
             r.stop().await;
         }
         if m.role == NodeRole::Manager {
-            self.store.update(|tx| {
-                tx.push(Op::Reset);
-                Ok::<_, ApiError>(())
-            })?;
+            self.forget_cluster_state().await?;
         }
         membership::remove(&self.cfg.data_dir).map_err(internal)?;
         self.set_membership(None);
         self.status.send_replace(DataPlaneStatus::default());
         tracing::info!(cluster = %m.cluster_id, "left the cluster");
         Ok(())
+    }
+
+    /// Drop this node's copy of the cluster state and its Raft log (roles are stopped).
+    async fn forget_cluster_state(&self) -> Result<(), ApiError> {
+        let dir = self.cfg.raft_dir();
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir)
+                .map_err(|e| internal(format!("cannot remove {}: {e}", dir.display())))?;
+        }
+        self.store
+            .update(|tx| {
+                tx.push(Op::Reset);
+                Ok::<_, ApiError>(())
+            })
+            .await
     }
 
     /// A client certificate for remote CLIs (managers only).
@@ -328,22 +423,26 @@ impl Runtime {
         })
     }
 
-    fn start_manager(
+    async fn start_manager(
         &self,
         m: &Membership,
         certs: Certs,
         listener: tokio::net::TcpListener,
+        bootstrap: bool,
     ) -> anyhow::Result<Roles> {
-        roles::start_manager(
-            &self.cfg,
-            self.store.clone(),
-            &self.node_id,
-            &self.hostname,
-            m,
+        roles::start_manager(roles::ManagerStart {
+            cfg: &self.cfg,
+            store: self.store.clone(),
+            node_id: &self.node_id,
+            hostname: &self.hostname,
+            membership: m,
             certs,
             listener,
-            self.status.clone(),
-        )
+            status: self.status.clone(),
+            bootstrap,
+            forward_tls: self.forward_tls.clone(),
+        })
+        .await
     }
 
     fn start_worker(&self, m: &Membership, certs: Certs) -> anyhow::Result<Roles> {
@@ -358,27 +457,194 @@ impl Runtime {
     }
 
     /// After a restart: resume the roles the node had.
-    async fn resume(&self) -> anyhow::Result<()> {
+    async fn resume(self: &Arc<Self>) -> anyhow::Result<()> {
         let Some((m, certs)) = membership::load(&self.cfg.data_dir)? else {
             return Ok(());
         };
         let mut roles = self.roles.lock().await;
         let started = match m.role {
             NodeRole::Manager => {
-                let listen = m
-                    .listen_addr
-                    .clone()
-                    .unwrap_or_else(|| "0.0.0.0:2377".into());
-                let listener = tokio::net::TcpListener::bind(&listen)
-                    .await
-                    .with_context(|| format!("cannot listen on {listen}"))?;
-                self.start_manager(&m, certs, listener)?
+                let listener = bind_control(&m).await?;
+                self.start_manager(&m, certs, listener, false).await?
             }
             NodeRole::Worker => self.start_worker(&m, certs)?,
         };
         tracing::info!(role = m.role.as_str(), cluster = %m.cluster_id, "resumed cluster membership");
         self.set_membership(Some(m));
         *roles = Some(started);
+        drop(roles);
+        self.watch_role();
+        Ok(())
+    }
+
+    /// `shoal init --force-new-cluster`: this manager's log gets a membership naming it
+    /// alone, and it starts again as the only manager, with every service and task.
+    async fn force_new_cluster(self: &Arc<Self>) -> Result<InitResponse, ApiError> {
+        let mut roles = self.roles.lock().await;
+        let m = self
+            .membership()
+            .filter(|m| m.role == NodeRole::Manager)
+            .ok_or_else(|| {
+                ApiError::conflict(
+                    "--force-new-cluster needs a node that was a manager of a cluster",
+                )
+            })?;
+        let (_, certs) = membership::load(&self.cfg.data_dir)
+            .map_err(internal)?
+            .ok_or_else(|| internal("membership file vanished"))?;
+        if let Some(r) = roles.take() {
+            r.stop().await;
+        }
+        let listener = bind_control(&m).await.map_err(internal)?;
+        let addr = roles::control_addr(&m, &listener).map_err(internal)?;
+        Replica::force_new_cluster(&self.cfg.raft_dir(), &self.node_id, &addr).map_err(internal)?;
+        let m = Membership {
+            managers: vec![addr.clone()],
+            ..m
+        };
+        membership::save(&self.cfg.data_dir, &m, &certs).map_err(internal)?;
+        *roles = Some(
+            self.start_manager(&m, certs, listener, false)
+                .await
+                .map_err(internal)?,
+        );
+        self.set_membership(Some(m.clone()));
+        drop(roles);
+        self.watch_role();
+        wait_leader(&self.store).await.map_err(internal)?;
+        // The other managers are gone for good: they become workers, left to be removed.
+        let now = now_millis();
+        let me = self.node_id.clone();
+        let cluster = self
+            .store
+            .update(|tx| {
+                let others: Vec<Node> = tx
+                    .state()
+                    .nodes
+                    .values()
+                    .filter(|n| n.role == NodeRole::Manager && n.id != me)
+                    .cloned()
+                    .collect();
+                for mut n in others {
+                    n.role = NodeRole::Worker;
+                    n.control_addr = None;
+                    n.state = shoal_api::NodeState::Down;
+                    n.updated_at = now;
+                    tx.put_node(n);
+                }
+                let mut c = tx
+                    .state()
+                    .cluster
+                    .clone()
+                    .ok_or_else(|| internal("the local state holds no cluster"))?;
+                c.managers = vec![addr.clone()];
+                tx.push(Op::SetCluster(Box::new(c.clone())));
+                Ok::<_, ApiError>(c)
+            })
+            .await?;
+        tracing::warn!(cluster = %cluster.id, "forced a new cluster from the local state: this node is its only manager");
+        Ok(InitResponse {
+            cluster_id: cluster.id.clone(),
+            node_id: self.node_id.clone(),
+            worker_token: join_token(&cluster, NodeRole::Worker).map_err(internal)?,
+            manager_addr: addr,
+        })
+    }
+
+    /// Follow the role the cluster wants this node to have (`node promote`/`demote`).
+    fn watch_role(self: &Arc<Self>) {
+        let generation = self
+            .role_watch
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            + 1;
+        let rt = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let current = rt.role_watch.load(std::sync::atomic::Ordering::SeqCst);
+                if current != generation {
+                    return;
+                }
+                let wanted = match rt.roles.lock().await.as_ref() {
+                    Some(r) => r.wanted_role.clone(),
+                    None => return,
+                };
+                let Some(target) =
+                    wait_for_other_role(wanted, rt.membership().map(|m| m.role)).await
+                else {
+                    // Roles were replaced or stopped: look again.
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                };
+                if let Err(e) = rt.switch_role(target).await {
+                    tracing::error!(error = %format!("{e:#}"), role = target.as_str(), "changing role failed; will retry");
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                }
+            }
+        });
+    }
+
+    async fn switch_role(&self, target: NodeRole) -> anyhow::Result<()> {
+        let mut roles = self.roles.lock().await;
+        let Some(m) = self.membership() else {
+            return Ok(());
+        };
+        if m.role == target {
+            return Ok(());
+        }
+        let (_, certs) =
+            membership::load(&self.cfg.data_dir)?.context("the membership file vanished")?;
+        tracing::info!(
+            from = m.role.as_str(),
+            to = target.as_str(),
+            "the cluster changed this node's role"
+        );
+        match target {
+            NodeRole::Worker => {
+                let managers = self
+                    .store
+                    .state()
+                    .cluster
+                    .as_ref()
+                    .map(|c| c.managers.clone())
+                    .unwrap_or_else(|| m.managers.clone());
+                if let Some(r) = roles.take() {
+                    r.stop().await;
+                }
+                self.forget_cluster_state()
+                    .await
+                    .map_err(|e| anyhow::anyhow!(e.message))?;
+                let m = Membership {
+                    role: NodeRole::Worker,
+                    managers,
+                    listen_addr: None,
+                    ..m
+                };
+                membership::save(&self.cfg.data_dir, &m, &certs)?;
+                *roles = Some(self.start_worker(&m, certs)?);
+                self.set_membership(Some(m));
+            }
+            NodeRole::Manager => {
+                let managers: Vec<SocketAddr> =
+                    m.managers.iter().filter_map(|a| a.parse().ok()).collect();
+                let certs = crate::renew::renew_from(&managers, &certs).await?;
+                let m = Membership {
+                    role: NodeRole::Manager,
+                    listen_addr: Some(
+                        m.listen_addr
+                            .clone()
+                            .unwrap_or_else(|| format!("0.0.0.0:{DEFAULT_CONTROL_PORT}")),
+                    ),
+                    ..m
+                };
+                let listener = bind_control(&m).await?;
+                if let Some(r) = roles.take() {
+                    r.stop().await;
+                }
+                membership::save(&self.cfg.data_dir, &m, &certs)?;
+                *roles = Some(self.start_manager(&m, certs, listener, false).await?);
+                self.set_membership(Some(m));
+            }
+        }
         Ok(())
     }
 
@@ -423,6 +689,8 @@ pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
         membership: Mutex::new(None),
         roles: tokio::sync::Mutex::new(None),
         status,
+        role_watch: std::sync::atomic::AtomicU64::new(0),
+        forward_tls: watch::channel(None).0,
     });
     rt.resume().await?;
 
@@ -430,6 +698,13 @@ pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
         store: store.clone(),
         logs_dir: cfg.logs_dir(),
     })
+    .layer(axum::middleware::from_fn_with_state(
+        Forward {
+            store: store.clone(),
+            tls: rt.forward_tls.subscribe(),
+        },
+        forward::to_leader,
+    ))
     .merge(node_router(rt.clone()))
     .layer(axum::middleware::from_fn_with_state(
         rt.clone(),
@@ -463,6 +738,45 @@ pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
     let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
     let _ = std::fs::remove_file(&cfg.socket);
     Ok(())
+}
+
+/// Wait (up to 5 s) until this manager leads its group.
+async fn wait_leader(store: &Store) -> anyhow::Result<()> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        if store.replica().is_some_and(|r| r.is_leader()) {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            bail!("this manager did not become the leader of its group within 5s");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The next wanted role different from `current` (None when the roles stopped).
+async fn wait_for_other_role(
+    mut wanted: watch::Receiver<Option<NodeRole>>,
+    current: Option<NodeRole>,
+) -> Option<NodeRole> {
+    loop {
+        let w = *wanted.borrow_and_update();
+        if w.is_some() && w != current {
+            return w;
+        }
+        wanted.changed().await.ok()?;
+    }
+}
+
+/// Bind a manager's control port.
+async fn bind_control(m: &Membership) -> anyhow::Result<tokio::net::TcpListener> {
+    let listen = m
+        .listen_addr
+        .clone()
+        .unwrap_or_else(|| format!("0.0.0.0:{DEFAULT_CONTROL_PORT}"));
+    tokio::net::TcpListener::bind(&listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))
 }
 
 /// Bind the API socket, refusing to steal it from a live daemon.

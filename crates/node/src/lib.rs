@@ -8,10 +8,11 @@
 mod api;
 mod config;
 mod daemon;
-mod dispatcher;
+mod forward;
 mod health;
 mod identity;
 mod membership;
+mod raft_net;
 mod remote;
 mod renew;
 mod roles;

@@ -8,8 +8,9 @@
 
 use rustls::ClientConfig;
 use shoal_agent::{Assignments, Dispatcher, TaskReport};
-use shoal_api::Task;
+use shoal_api::{NodeRole, Task};
 use shoal_balance::EndpointTable;
+use shoal_manager::leader::leader_of;
 use shoal_rpc::proto::dispatcher_client::DispatcherClient;
 use shoal_rpc::proto::{HeartbeatRequest, SessionRequest, StatusReport};
 use shoal_rpc::tls;
@@ -34,6 +35,10 @@ pub struct RemoteConfig {
 #[derive(Debug)]
 pub struct RemoteDispatcher {
     assignments: watch::Sender<Arc<Assignments>>,
+    /// Managers to try, as last told by one (the initial list until then).
+    managers: std::sync::Mutex<Vec<SocketAddr>>,
+    /// The role the cluster wants this node to have.
+    role: watch::Sender<Option<NodeRole>>,
     endpoints: watch::Sender<Arc<EndpointTable>>,
     cluster_acked: watch::Sender<u64>,
     reports: mpsc::UnboundedSender<TaskReport>,
@@ -52,6 +57,8 @@ impl RemoteDispatcher {
         let (reports, reports_rx) = mpsc::unbounded_channel();
         let d = Arc::new(RemoteDispatcher {
             assignments,
+            managers: std::sync::Mutex::new(cfg.managers.clone()),
+            role: watch::channel(None).0,
             endpoints,
             cluster_acked,
             reports,
@@ -73,6 +80,11 @@ impl RemoteDispatcher {
     /// the agent waits for before it stops a task.
     pub fn cluster_acked(&self) -> watch::Receiver<u64> {
         self.cluster_acked.subscribe()
+    }
+
+    /// The role the cluster wants this node to have (`node promote` / `node demote`).
+    pub fn wanted_role(&self) -> watch::Receiver<Option<NodeRole>> {
+        self.role.subscribe()
     }
 
     /// The cluster's endpoint table, as last received.
@@ -106,14 +118,15 @@ async fn session_loop(
 ) {
     let mut backoff = BACKOFF_MIN;
     let mut attempt = 0usize;
+    let mut hint: Option<SocketAddr> = None;
     loop {
         if *stop.borrow() {
             return;
         }
-        let Some(addr) = cfg
-            .managers
-            .get(attempt % cfg.managers.len().max(1))
-            .copied()
+        let known = d.managers.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let Some(addr) = hint
+            .take()
+            .or_else(|| known.get(attempt % known.len().max(1)).copied())
         else {
             tracing::error!("no manager address known");
             return;
@@ -129,7 +142,14 @@ async fn session_loop(
                 tracing::warn!(manager = %addr, "manager session ended; reconnecting");
                 backoff = BACKOFF_MIN;
             }
-            Err(e) => {
+            Err(SessionError::Redirect(leader)) => {
+                // Not the leader: go straight to the one it names.
+                tracing::info!(manager = %addr, leader = %leader, "following the leader");
+                hint = Some(leader);
+                backoff = BACKOFF_MIN;
+                continue;
+            }
+            Err(SessionError::Other(e)) => {
                 tracing::warn!(manager = %addr, error = %e, "manager session failed; retrying");
                 backoff = (backoff * 2).min(BACKOFF_MAX);
             }
@@ -141,6 +161,30 @@ async fn session_loop(
     }
 }
 
+/// Why a session ended: a manager that is not the leader names the leader.
+enum SessionError {
+    Redirect(SocketAddr),
+    Other(anyhow::Error),
+}
+
+impl std::fmt::Display for SessionError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SessionError::Redirect(a) => write!(f, "the leader is at {a}"),
+            SessionError::Other(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl From<tonic::Status> for SessionError {
+    fn from(s: tonic::Status) -> Self {
+        match leader_of(&s).and_then(|l| l.parse().ok()) {
+            Some(a) => SessionError::Redirect(a),
+            None => SessionError::Other(anyhow::anyhow!("{}", s.message())),
+        }
+    }
+}
+
 async fn run_session(
     d: &RemoteDispatcher,
     cfg: &RemoteConfig,
@@ -148,8 +192,8 @@ async fn run_session(
     tls_cfg: Arc<ClientConfig>,
     acked: watch::Receiver<u64>,
     channel_tx: &watch::Sender<Option<Channel>>,
-) -> anyhow::Result<()> {
-    let channel = tls::channel(addr, tls_cfg)?;
+) -> Result<(), SessionError> {
+    let channel = tls::channel(addr, tls_cfg).map_err(|e| SessionError::Other(e.into()))?;
     let mut client = DispatcherClient::new(channel.clone());
     let mut stream = client
         .session(SessionRequest {
@@ -157,7 +201,7 @@ async fn run_session(
             addr: cfg.addr.clone(),
         })
         .await
-        .map_err(|s| anyhow::anyhow!("{}", s.message()))?
+        .map_err(SessionError::from)?
         .into_inner();
     tracing::info!(manager = %addr, "manager session established");
     channel_tx.send_replace(Some(channel.clone()));
@@ -168,13 +212,23 @@ async fn run_session(
         period_rx,
     ));
     let result = async {
-        while let Some(msg) = stream
-            .message()
-            .await
-            .map_err(|s| anyhow::anyhow!("{}", s.message()))?
-        {
-            let tasks: Vec<Task> = serde_json::from_slice(&msg.tasks_json)?;
-            let mut table: EndpointTable = serde_json::from_slice(&msg.endpoints_json)?;
+        while let Some(msg) = stream.message().await.map_err(SessionError::from)? {
+            let tasks: Vec<Task> = serde_json::from_slice(&msg.tasks_json)
+                .map_err(|e| SessionError::Other(e.into()))?;
+            let mut table: EndpointTable = serde_json::from_slice(&msg.endpoints_json)
+                .map_err(|e| SessionError::Other(e.into()))?;
+            let managers: Vec<SocketAddr> =
+                msg.managers.iter().filter_map(|m| m.parse().ok()).collect();
+            if !managers.is_empty() {
+                *d.managers.lock().unwrap_or_else(|p| p.into_inner()) = managers;
+            }
+            if let Ok(role) = msg.role.parse::<NodeRole>() {
+                d.role.send_if_modified(|r| {
+                    let changed = *r != Some(role);
+                    *r = Some(role);
+                    changed
+                });
+            }
             table.version = msg.version;
             period_tx.send_replace(Duration::from_millis(msg.heartbeat_period_ms.max(50)));
             d.endpoints.send_replace(Arc::new(table));

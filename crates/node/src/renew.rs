@@ -47,12 +47,57 @@ async fn wait_until_due(cert_pem: &str, stop: &mut watch::Receiver<bool>) -> boo
     }
 }
 
+/// A manager's TLS configurations, all from its one certificate: the control port's
+/// server side, gRPC to other managers (h2) and the API forwarded to the leader (HTTP/1.1).
+#[derive(Debug)]
+pub struct ManagerTls {
+    pub server: watch::Sender<Arc<ServerConfig>>,
+    pub grpc: watch::Sender<Arc<ClientConfig>>,
+    /// Shared with the node's local API, which forwards to the leader too.
+    pub http: watch::Sender<Option<Arc<ClientConfig>>>,
+}
+
+impl ManagerTls {
+    pub fn new(
+        certs: &Certs,
+        http: watch::Sender<Option<Arc<ClientConfig>>>,
+    ) -> anyhow::Result<ManagerTls> {
+        let (server, grpc, http_cfg) = Self::configs(certs)?;
+        http.send_replace(Some(http_cfg));
+        Ok(ManagerTls {
+            server: watch::channel(server).0,
+            grpc: watch::channel(grpc).0,
+            http,
+        })
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn configs(
+        c: &Certs,
+    ) -> anyhow::Result<(Arc<ServerConfig>, Arc<ClientConfig>, Arc<ClientConfig>)> {
+        let id = Some((c.cert_pem.as_str(), c.key_pem.as_str()));
+        Ok((
+            tls::server_config(&c.ca_pem, &c.cert_pem, &c.key_pem)?,
+            tls::client_config(&c.ca_pem, id, &[b"h2"])?,
+            tls::client_config(&c.ca_pem, id, &[b"http/1.1"])?,
+        ))
+    }
+
+    fn apply(&self, certs: &Certs) -> anyhow::Result<()> {
+        let (server, grpc, http) = Self::configs(certs)?;
+        self.server.send_replace(server);
+        self.grpc.send_replace(grpc);
+        self.http.send_replace(Some(http));
+        Ok(())
+    }
+}
+
 pub async fn manager_loop(
     store: Arc<Store>,
     data_dir: PathBuf,
     node_id: String,
     mut certs: Certs,
-    server_tls: watch::Sender<Arc<ServerConfig>>,
+    tls_set: Arc<ManagerTls>,
     mut stop: watch::Receiver<bool>,
 ) {
     while wait_until_due(&certs.cert_pem, &mut stop).await {
@@ -69,9 +114,8 @@ pub async fn manager_loop(
                 cert_pem,
                 key_pem: key.key_pem,
             };
-            let cfg = tls::server_config(&next.ca_pem, &next.cert_pem, &next.key_pem)?;
+            tls_set.apply(&next)?;
             save_certs(&data_dir, &next)?;
-            server_tls.send_replace(cfg);
             Ok::<_, anyhow::Error>(next)
         })();
         match renewed {
@@ -120,6 +164,24 @@ pub async fn worker_loop(
             }
         }
     }
+}
+
+/// A new certificate (with the role the cluster now gives this node) from the first
+/// manager that issues one.
+pub async fn renew_from(managers: &[SocketAddr], certs: &Certs) -> anyhow::Result<Certs> {
+    let cfg = tls::client_config(
+        &certs.ca_pem,
+        Some((&certs.cert_pem, &certs.key_pem)),
+        &[b"h2"],
+    )?;
+    let mut last = anyhow::anyhow!("no manager address known");
+    for addr in managers {
+        match renew_once(*addr, certs, cfg.clone()).await {
+            Ok((next, _)) => return Ok(next),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
 }
 
 async fn renew_once(

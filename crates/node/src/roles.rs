@@ -4,10 +4,11 @@
 //! one mTLS port), the reconciler, node liveness, and its own agent and mesh fed straight
 //! from the store. Worker: a manager session feeding its agent and mesh.
 
-use crate::dispatcher::LocalDispatcher;
+use crate::forward::{self, Forward};
 use crate::membership::{Certs, Membership};
+use crate::raft_net::{self, GrpcTransport};
 use crate::remote::{RemoteConfig, RemoteDispatcher};
-use crate::renew;
+use crate::renew::{self, ManagerTls};
 use crate::DaemonConfig;
 use anyhow::Context;
 use axum::extract::Request;
@@ -20,7 +21,6 @@ use shoal_balance::EndpointTable;
 use shoal_manager::ca::CaService;
 use shoal_manager::control::{router as control_router, ApiError, ControlState};
 use shoal_manager::dispatcher::DispatcherService;
-use shoal_manager::endpoints::endpoint_table;
 use shoal_manager::liveness::{self, Sessions};
 use shoal_manager::now_millis;
 use shoal_manager::reconciler::Reconciler;
@@ -28,6 +28,7 @@ use shoal_mesh::Mesh;
 use shoal_rpc::pki::CertRole;
 use shoal_rpc::proto::{ca_server::CaServer, dispatcher_server::DispatcherServer};
 use shoal_rpc::tls::{self, PeerIdentity};
+use shoal_store::raft::{Replica, ReplicaConfig, Timing};
 use shoal_store::Store;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -46,6 +47,10 @@ pub struct DataPlaneStatus {
 /// Handles to stop a running role set, in order.
 pub struct Roles {
     pub role: NodeRole,
+    /// Managers: this node's member of the Raft group.
+    pub replica: Option<Arc<Replica>>,
+    /// The role the cluster wants this node to have, as its manager session says.
+    pub wanted_role: watch::Receiver<Option<NodeRole>>,
     stop_decisions: watch::Sender<bool>,
     stop_agent: watch::Sender<bool>,
     stop_rest: watch::Sender<bool>,
@@ -68,6 +73,10 @@ impl Roles {
         for h in self.decisions {
             let _ = h.await;
         }
+        if let Some(r) = &self.replica {
+            // Another manager takes over before this one's tasks stop.
+            r.step_down().await;
+        }
         self.stop_agent.send_replace(true);
         let _ = self.agent.await;
         // Give the last reports a moment to reach a manager.
@@ -75,6 +84,9 @@ impl Roles {
         self.stop_rest.send_replace(true);
         for h in self.rest {
             h.abort();
+        }
+        if let Some(r) = self.replica {
+            r.shutdown().await;
         }
     }
 }
@@ -135,19 +147,6 @@ async fn feed_mesh(
     }
 }
 
-/// Endpoint tables from the local store.
-fn store_tables(store: Arc<Store>) -> (watch::Receiver<Arc<EndpointTable>>, JoinHandle<()>) {
-    let (tx, rx) = watch::channel(Arc::new(endpoint_table(&store.state())));
-    let h = tokio::spawn(async move {
-        let mut changes = store.subscribe();
-        while changes.changed().await.is_ok() {
-            let state = changes.borrow_and_update().clone();
-            tx.send_replace(Arc::new(endpoint_table(&state)));
-        }
-    });
-    (rx, h)
-}
-
 /// The control API over mTLS accepts managers' and clients' certificates only.
 async fn require_operator(req: Request, next: Next) -> Response {
     let role = req
@@ -165,37 +164,70 @@ async fn require_operator(req: Request, next: Next) -> Response {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-pub fn start_manager(
-    cfg: &DaemonConfig,
-    store: Arc<Store>,
-    node_id: &str,
-    hostname: &str,
-    membership: &Membership,
-    certs: Certs,
-    listener: TcpListener,
-    status: watch::Sender<DataPlaneStatus>,
-) -> anyhow::Result<Roles> {
+/// What a manager needs to start.
+pub struct ManagerStart<'a> {
+    pub cfg: &'a DaemonConfig,
+    pub store: Arc<Store>,
+    pub node_id: &'a str,
+    pub hostname: &'a str,
+    pub membership: &'a Membership,
+    pub certs: Certs,
+    pub listener: TcpListener,
+    pub status: watch::Sender<DataPlaneStatus>,
+    /// A new cluster (`shoal init`): this node becomes the group's only voter.
+    pub bootstrap: bool,
+    /// Where the client TLS for forwarding API calls to the leader is published.
+    pub forward_tls: watch::Sender<Option<Arc<rustls::ClientConfig>>>,
+}
+
+/// The control address other managers and agents reach this manager at.
+pub fn control_addr(m: &Membership, listener: &TcpListener) -> anyhow::Result<String> {
+    let ip: std::net::IpAddr = m
+        .advertise_addr
+        .parse()
+        .with_context(|| format!("invalid advertise address {:?}", m.advertise_addr))?;
+    Ok(std::net::SocketAddr::new(ip, listener.local_addr()?.port()).to_string())
+}
+
+/// A manager: its replica of the store, the control port, decisions while it leads, and
+/// (like every node) an agent and mesh fed by a session with the leader.
+pub async fn start_manager(s: ManagerStart<'_>) -> anyhow::Result<Roles> {
     let c = Common {
-        cfg,
-        node_id,
-        hostname,
-        membership,
-        status,
+        cfg: s.cfg,
+        node_id: s.node_id,
+        hostname: s.hostname,
+        membership: s.membership,
+        status: s.status,
     };
+    let store = s.store;
     let (stop_decisions, stop_decisions_rx) = watch::channel(false);
     let (stop_agent, stop_agent_rx) = watch::channel(false);
     let (stop_rest, stop_rest_rx) = watch::channel(false);
 
-    let server_cfg = tls::server_config(&certs.ca_pem, &certs.cert_pem, &certs.key_pem)?;
-    let (server_tls, server_tls_rx) = watch::channel(server_cfg);
+    let addr = control_addr(s.membership, &s.listener)?;
+    let tls_set = Arc::new(ManagerTls::new(&s.certs, s.forward_tls)?);
+    let replica = Replica::start(
+        ReplicaConfig {
+            node: s.node_id.to_string(),
+            addr: addr.clone(),
+            dir: s.cfg.raft_dir(),
+            timing: Timing::default(),
+        },
+        store.clone(),
+        Arc::new(GrpcTransport::new(tls_set.grpc.subscribe())),
+    )
+    .await?;
+    if s.bootstrap {
+        replica.bootstrap().await?;
+    }
+
     let sessions = Arc::new(Sessions::new(now_millis()));
-    let mesh = Mesh::new(cfg.mesh_bind);
+    let mesh = Mesh::new(s.cfg.mesh_bind);
     let (cluster_acked, cluster_acked_rx) = watch::channel(0);
     let acks = tokio::spawn(liveness::track_acks(
         store.clone(),
         sessions.clone(),
-        node_id.to_string(),
+        s.node_id.to_string(),
         mesh.acked(),
         cluster_acked,
         stop_rest_rx.clone(),
@@ -206,56 +238,147 @@ pub fn start_manager(
     .add_service(DispatcherServer::new(DispatcherService {
         store: store.clone(),
         sessions: sessions.clone(),
-        cluster_acked: cluster_acked_rx.clone(),
+        cluster_acked: cluster_acked_rx,
     }))
+    .add_service(raft_net::server(store.clone()))
     .into_axum_router();
     let api = control_router(ControlState {
         store: store.clone(),
-        logs_dir: cfg.logs_dir(),
+        logs_dir: s.cfg.logs_dir(),
     })
+    .layer(axum::middleware::from_fn_with_state(
+        Forward {
+            store: store.clone(),
+            tls: tls_set.http.subscribe(),
+        },
+        forward::to_leader,
+    ))
     .layer(axum::middleware::from_fn(require_operator));
     let app = grpc.merge(api);
     let server = tokio::spawn(shoal_rpc::server::serve(
-        listener,
-        server_tls_rx,
+        s.listener,
+        tls_set.server.subscribe(),
         app,
         stop_rest_rx.clone(),
     ));
 
-    let reconciler = tokio::spawn(Reconciler::new(store.clone()).run(stop_decisions_rx.clone()));
-    let liveness = tokio::spawn(liveness::run(
+    let leading = tokio::spawn(lead_while_leader(
         store.clone(),
+        replica.clone(),
         sessions,
-        node_id.to_string(),
+        s.node_id.to_string(),
         stop_decisions_rx,
     ));
 
-    let (tables, tables_task) = store_tables(store.clone());
+    // The agent talks to the leader like any other node's, here or on another manager.
+    let mut managers = vec![addr.parse()?];
+    managers.extend(
+        s.membership
+            .managers
+            .iter()
+            .filter_map(|m| m.parse::<std::net::SocketAddr>().ok())
+            .filter(|m| m.to_string() != addr),
+    );
+    let remote = RemoteDispatcher::start(
+        RemoteConfig {
+            managers,
+            hostname: s.hostname.to_string(),
+            addr: s.membership.advertise_addr.clone(),
+        },
+        tls_set.grpc.subscribe(),
+        mesh.acked(),
+        stop_rest_rx.clone(),
+    );
     let feeder = tokio::spawn(feed_mesh(
-        tables,
+        remote.endpoints(),
         mesh.clone(),
         c.status.clone(),
         NodeRole::Manager,
     ));
-    let dispatcher = LocalDispatcher::start(store.clone(), node_id.to_string());
-    let agent = tokio::spawn(agent(&c, dispatcher, cluster_acked_rx)?.run(stop_agent_rx));
+    let wanted_role = remote.wanted_role();
+    let drained = remote.cluster_acked();
+    let agent = tokio::spawn(agent(&c, remote, drained)?.run(stop_agent_rx));
     let renewal = tokio::spawn(renew::manager_loop(
         store,
-        cfg.data_dir.clone(),
-        node_id.to_string(),
-        certs,
-        server_tls,
+        s.cfg.data_dir.clone(),
+        s.node_id.to_string(),
+        s.certs,
+        tls_set,
         stop_rest_rx,
     ));
     Ok(Roles {
         role: NodeRole::Manager,
+        replica: Some(replica),
+        wanted_role,
         stop_decisions,
         stop_agent,
         stop_rest,
-        decisions: vec![reconciler, liveness],
+        decisions: vec![leading],
         agent,
-        rest: vec![server, feeder, tables_task, renewal, acks],
+        rest: vec![server, feeder, renewal, acks],
     })
+}
+
+/// Wait for tasks told to stop; those stuck in a write that cannot commit are aborted.
+async fn stop_all(handles: Vec<JoinHandle<()>>) {
+    for mut h in handles {
+        if tokio::time::timeout(std::time::Duration::from_secs(2), &mut h)
+            .await
+            .is_err()
+        {
+            h.abort();
+        }
+    }
+}
+
+/// Run the decisions (reconciler, node liveness, manager membership) while this manager
+/// leads; stop them as soon as it does not. Each new term starts with a fresh grace
+/// period for every node's heartbeats.
+async fn lead_while_leader(
+    store: Arc<Store>,
+    replica: Arc<Replica>,
+    sessions: Arc<Sessions>,
+    node_id: String,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut changes = replica.changes();
+    let mut running: Option<(watch::Sender<bool>, Vec<JoinHandle<()>>)> = None;
+    loop {
+        let leading = replica.is_leader() && !*stop.borrow();
+        match (leading, running.is_some()) {
+            (true, false) => {
+                tracing::info!(node = %node_id, "leading: starting the orchestrator, scheduler and dispatcher");
+                sessions.restart(now_millis());
+                let (tx, rx) = watch::channel(false);
+                let handles = vec![
+                    tokio::spawn(Reconciler::new(store.clone()).run(rx.clone())),
+                    tokio::spawn(liveness::run(
+                        store.clone(),
+                        sessions.clone(),
+                        node_id.clone(),
+                        rx.clone(),
+                    )),
+                    tokio::spawn(shoal_manager::managers::run(store.clone(), rx)),
+                ];
+                running = Some((tx, handles));
+            }
+            (false, true) => {
+                if let Some((tx, handles)) = running.take() {
+                    tracing::info!(node = %node_id, "no longer leading: decisions stopped");
+                    tx.send_replace(true);
+                    stop_all(handles).await;
+                }
+            }
+            _ => {}
+        }
+        if *stop.borrow() {
+            return;
+        }
+        tokio::select! {
+            r = changes.changed() => if r.is_err() { return },
+            _ = stop.changed() => {},
+        }
+    }
 }
 
 pub fn start_worker(
@@ -309,6 +432,7 @@ pub fn start_worker(
         NodeRole::Worker,
     ));
     let drained = remote.cluster_acked();
+    let wanted_role = remote.wanted_role();
     let agent = tokio::spawn(agent(&c, remote, drained)?.run(stop_agent_rx));
     let renewal = tokio::spawn(renew::worker_loop(
         cfg.data_dir.clone(),
@@ -319,6 +443,8 @@ pub fn start_worker(
     ));
     Ok(Roles {
         role: NodeRole::Worker,
+        replica: None,
+        wanted_role,
         stop_decisions,
         stop_agent,
         stop_rest,

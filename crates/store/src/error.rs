@@ -10,6 +10,18 @@ pub enum StoreError {
     Write(String),
     #[error("state store read failed: {0}")]
     Read(String),
+    /// This manager is not the Raft leader; `leader` is the leader's control address, if known.
+    #[error("this manager is not the leader{}", leader.as_ref().map(|l| format!(" (the leader is at {l})")).unwrap_or_default())]
+    NotLeader { leader: Option<String> },
+    /// No majority of managers answers: the write was not committed.
+    #[error("no quorum: {needed} of {managers} managers must be reachable, reachable now: {}", if reachable.is_empty() { "none".to_string() } else { reachable.join(", ") })]
+    NoQuorum {
+        needed: usize,
+        managers: usize,
+        reachable: Vec<String>,
+    },
+    #[error("replication failed: {0}")]
+    Replication(String),
     #[error("state store record {key} is corrupt: {source}")]
     Corrupt {
         key: String,

@@ -10,6 +10,7 @@
 
 mod error;
 mod op;
+pub mod raft;
 mod store;
 
 pub use error::StoreError;

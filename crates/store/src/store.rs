@@ -3,8 +3,9 @@
 use crate::{apply_op, Op, StoreError};
 use redb::{Database, ReadableTable, TableDefinition};
 use shoal_api::ClusterState;
+use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::watch;
 
 const NODES: TableDefinition<&str, &[u8]> = TableDefinition::new("nodes");
@@ -46,13 +47,28 @@ impl Txn {
     }
 }
 
+/// Records kept next to the state by the replication layer (last applied log id,
+/// membership), written in the same transaction as the ops they cover.
+pub(crate) type Meta = BTreeMap<String, Vec<u8>>;
+
 /// The cluster state store of one node.
-#[derive(Debug)]
 pub struct Store {
     db: Database,
     /// Serialises writers; readers never take it.
-    write_lock: Mutex<()>,
+    write_lock: tokio::sync::Mutex<()>,
     current: watch::Sender<Arc<ClusterState>>,
+    /// Replication records, changed together with `current` under this lock.
+    meta: Mutex<Meta>,
+    /// Set on managers: writes go through the Raft log instead of straight to disk.
+    replica: RwLock<Option<Arc<crate::raft::Replica>>>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("version", &self.current.borrow().version)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Store {
@@ -62,13 +78,105 @@ impl Store {
             path: path.display().to_string(),
             source,
         })?;
-        let state = load(&db)?;
+        let (state, meta) = load(&db)?;
         let (current, _) = watch::channel(Arc::new(state));
         Ok(Store {
             db,
-            write_lock: Mutex::new(()),
+            write_lock: tokio::sync::Mutex::new(()),
             current,
+            meta: Mutex::new(meta),
+            replica: RwLock::new(None),
         })
+    }
+
+    /// The replica this store's writes go through, once started.
+    pub fn replica(&self) -> Option<Arc<crate::raft::Replica>> {
+        self.replica
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub(crate) fn attach(&self, replica: Arc<crate::raft::Replica>) -> Result<(), StoreError> {
+        let mut r = self.replica.write().unwrap_or_else(|p| p.into_inner());
+        if r.is_some() {
+            return Err(StoreError::Write("the store is already replicated".into()));
+        }
+        *r = Some(replica);
+        Ok(())
+    }
+
+    /// Stop routing writes through the replica (it was shut down).
+    pub(crate) fn detach(&self) {
+        *self.replica.write().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// State and replication records, consistent with each other.
+    pub(crate) fn view(&self) -> (Arc<ClusterState>, Meta) {
+        let meta = self.meta.lock().unwrap_or_else(|p| p.into_inner());
+        (self.state(), meta.clone())
+    }
+
+    /// Apply committed ops (replication): persist them with `records` in one transaction,
+    /// then publish the new state. `version` is the log index of the last entry.
+    pub(crate) fn apply_committed(
+        &self,
+        ops: &[Op],
+        records: Meta,
+        version: Option<u64>,
+    ) -> Result<(), StoreError> {
+        let mut meta = self.meta.lock().unwrap_or_else(|p| p.into_inner());
+        let base = self.state();
+        let next = if ops.is_empty() {
+            None
+        } else {
+            let mut state = (*base).clone();
+            for op in ops {
+                apply_op(&mut state, op);
+            }
+            state.version = version.unwrap_or(base.version + 1).max(base.version + 1);
+            Some(state)
+        };
+        let v = next.as_ref().map_or(base.version, |s| s.version);
+        persist(&self.db, ops, v, &records)?;
+        meta.extend(records);
+        if let Some(state) = next {
+            self.current.send_replace(Arc::new(state));
+        }
+        Ok(())
+    }
+
+    /// Replace the whole state (a snapshot from the leader), with its records.
+    pub(crate) fn replace(&self, mut state: ClusterState, records: Meta) -> Result<(), StoreError> {
+        let mut meta = self.meta.lock().unwrap_or_else(|p| p.into_inner());
+        let base = self.state();
+        state.version = state.version.max(base.version + 1);
+        let mut ops = vec![Op::Reset];
+        if let Some(c) = &state.cluster {
+            ops.push(Op::SetCluster(Box::new(c.clone())));
+        }
+        ops.extend(
+            state
+                .nodes
+                .values()
+                .map(|n| Op::PutNode(Box::new(n.clone()))),
+        );
+        ops.extend(
+            state
+                .services
+                .values()
+                .map(|s| Op::PutService(Box::new(s.clone()))),
+        );
+        ops.extend(
+            state
+                .tasks
+                .values()
+                .map(|t| Op::PutTask(Box::new(t.clone()))),
+        );
+        persist(&self.db, &ops, state.version, &records)?;
+        meta.extend(records);
+        self.current.send_replace(Arc::new(state));
+        Ok(())
     }
 
     /// The latest committed state.
@@ -82,11 +190,27 @@ impl Store {
     }
 
     /// Run `f` against the current state and commit what it recorded, all or nothing.
-    pub fn update<T, E>(&self, f: impl FnOnce(&mut Txn) -> Result<T, E>) -> Result<T, E>
+    ///
+    /// On a replicated store this runs on the leader only: the state is first brought up to
+    /// every committed write (read index), and the ops are answered once committed by a
+    /// majority and applied here. Elsewhere it fails with [`StoreError::NotLeader`].
+    pub async fn update<T, E>(&self, f: impl FnOnce(&mut Txn) -> Result<T, E>) -> Result<T, E>
     where
         E: From<StoreError>,
     {
-        let _guard = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let _guard = self.write_lock.lock().await;
+        if let Some(r) = self.replica() {
+            r.linearize().await?;
+            let mut txn = Txn {
+                state: (*self.state()).clone(),
+                ops: Vec::new(),
+            };
+            let out = f(&mut txn)?;
+            if !txn.ops.is_empty() {
+                r.propose(txn.ops).await?;
+            }
+            return Ok(out);
+        }
         let base = self.state();
         let mut txn = Txn {
             state: (*base).clone(),
@@ -98,13 +222,13 @@ impl Store {
         }
         let mut state = txn.state;
         state.version = base.version + 1;
-        persist(&self.db, &txn.ops, state.version)?;
+        persist(&self.db, &txn.ops, state.version, &Meta::new())?;
         self.current.send_replace(Arc::new(state));
         Ok(out)
     }
 }
 
-fn persist(db: &Database, ops: &[Op], version: u64) -> Result<(), StoreError> {
+fn persist(db: &Database, ops: &[Op], version: u64, records: &Meta) -> Result<(), StoreError> {
     let w = db.begin_write()?;
     {
         let mut nodes = w.open_table(NODES)?;
@@ -143,6 +267,9 @@ fn persist(db: &Database, ops: &[Op], version: u64) -> Result<(), StoreError> {
             }
         }
         meta.insert("version", version.to_le_bytes().as_slice())?;
+        for (k, v) in records {
+            meta.insert(format!("raft.{k}").as_str(), v.as_slice())?;
+        }
     }
     w.commit()?;
     Ok(())
@@ -163,7 +290,7 @@ fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
     serde_json::to_vec(value).map_err(|e| StoreError::Write(e.to_string()))
 }
 
-fn load(db: &Database) -> Result<ClusterState, StoreError> {
+fn load(db: &Database) -> Result<(ClusterState, Meta), StoreError> {
     // Create the tables on first open so reads below never miss them.
     let w = db.begin_write()?;
     for t in [NODES, SERVICES, TASKS, META] {
@@ -186,6 +313,14 @@ fn load(db: &Database) -> Result<ClusterState, StoreError> {
             .map_err(|_| StoreError::Read("version record is not 8 bytes".into()))?;
         state.version = u64::from_le_bytes(bytes);
     }
+    let mut records = Meta::new();
+    for row in meta.range::<&str>("raft."..)? {
+        let (k, v) = row?;
+        match k.value().strip_prefix("raft.") {
+            Some(key) => records.insert(key.to_string(), v.value().to_vec()),
+            None => break,
+        };
+    }
     if let Some(c) = meta.get("cluster")? {
         state.cluster =
             Some(
@@ -195,7 +330,7 @@ fn load(db: &Database) -> Result<ClusterState, StoreError> {
                 })?,
             );
     }
-    Ok(state)
+    Ok((state, records))
 }
 
 fn load_table<T: serde::de::DeserializeOwned>(
@@ -234,8 +369,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn reset_forgets_everything_but_the_version() {
+    #[tokio::test]
+    async fn reset_forgets_everything_but_the_version() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.redb");
         let store = Store::open(&path).unwrap();
@@ -245,12 +380,14 @@ mod tests {
                 tx.put_node(node("n1"));
                 Ok::<_, StoreError>(())
             })
+            .await
             .unwrap();
         store
             .update(|tx| {
                 tx.push(Op::Reset);
                 Ok::<_, StoreError>(())
             })
+            .await
             .unwrap();
         drop(store);
         let store = Store::open(&path).unwrap();
@@ -269,8 +406,8 @@ mod tests {
         )
     }
 
-    #[test]
-    fn writes_survive_reopen() {
+    #[tokio::test]
+    async fn writes_survive_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.redb");
         {
@@ -281,6 +418,7 @@ mod tests {
                     tx.put_node(node("n1"));
                     Ok::<_, StoreError>(())
                 })
+                .await
                 .unwrap();
             assert_eq!(store.state().version, 1);
         }
@@ -291,16 +429,18 @@ mod tests {
         assert!(state.nodes.contains_key("n1"));
     }
 
-    #[test]
-    fn failed_write_changes_nothing() {
+    #[tokio::test]
+    async fn failed_write_changes_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("s.redb")).unwrap();
         let mut rx = store.subscribe();
         rx.mark_unchanged();
-        let res: Result<(), StoreError> = store.update(|tx| {
-            tx.put_node(node("n1"));
-            Err(StoreError::Write("refused".into()))
-        });
+        let res: Result<(), StoreError> = store
+            .update(|tx| {
+                tx.put_node(node("n1"));
+                Err(StoreError::Write("refused".into()))
+            })
+            .await;
         assert!(res.is_err());
         assert!(store.state().nodes.is_empty());
         assert_eq!(store.state().version, 0);
@@ -310,8 +450,8 @@ mod tests {
         assert!(store.state().nodes.is_empty());
     }
 
-    #[test]
-    fn txn_reads_its_own_writes_and_watchers_wake() {
+    #[tokio::test]
+    async fn txn_reads_its_own_writes_and_watchers_wake() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("s.redb")).unwrap();
         let mut rx = store.subscribe();
@@ -324,6 +464,7 @@ mod tests {
                 tx.put_node(node("n2"));
                 Ok::<_, StoreError>(())
             })
+            .await
             .unwrap();
         assert!(rx.has_changed().unwrap());
         let s = store.state();

@@ -157,6 +157,16 @@ impl Daemon {
         std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
     }
 
+    /// The API socket (for CLI calls from other threads).
+    pub fn socket(&self) -> PathBuf {
+        self.socket.clone()
+    }
+
+    /// Is the daemon process running (not killed or stopped by the test)?
+    pub fn running(&self) -> bool {
+        self.child.is_some()
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map(|c| c.id()).unwrap_or(0)
     }

@@ -22,6 +22,10 @@ pub struct InitArgs {
     /// Lifetime of node certificates (renewed at 50-80% of it)
     #[arg(long, default_value = "2160h", value_parser = parse_duration)]
     cert_expiry: Duration,
+    /// Disaster recovery on a surviving manager: restart the cluster from this node's
+    /// state as its only manager (services and tasks are kept)
+    #[arg(long)]
+    force_new_cluster: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -32,6 +36,9 @@ pub struct JoinArgs {
     /// Address other nodes reach this node at (default: the local address towards the manager)
     #[arg(long)]
     advertise_addr: Option<String>,
+    /// Control port if the token makes this node a manager
+    #[arg(long, default_value = "0.0.0.0:2377")]
+    listen_addr: String,
     /// A manager's address, HOST[:PORT] (port 2377 by default)
     remote: String,
 }
@@ -72,9 +79,18 @@ pub async fn init(client: &Client, args: InitArgs) -> anyhow::Result<ExitCode> {
                 listen_addr: Some(args.listen_addr),
                 heartbeat_ms: Some(args.dispatcher_heartbeat.as_millis() as u64),
                 cert_expiry_secs: Some(args.cert_expiry.as_secs()),
+                force_new_cluster: args.force_new_cluster,
             },
         )
         .await?;
+    if args.force_new_cluster {
+        println!(
+            "Cluster {} restarted from this node's state: current node ({}) is its only manager.",
+            resp.cluster_id, resp.node_id
+        );
+        println!("Add managers again with `shoal join-token manager`; remove the old ones with `shoal node rm`.");
+        return Ok(ExitCode::SUCCESS);
+    }
     println!(
         "Cluster initialized: current node ({}) is now a manager.",
         resp.node_id
@@ -99,6 +115,7 @@ pub async fn join(client: &Client, args: JoinArgs) -> anyhow::Result<ExitCode> {
                 token: args.token,
                 remote_addr: args.remote,
                 advertise_addr: args.advertise_addr,
+                listen_addr: Some(args.listen_addr),
             },
         )
         .await?;

@@ -46,6 +46,16 @@ pub enum NodeCmd {
         #[arg(long, default_value = "120s", value_parser = crate::commands::daemon::parse_duration)]
         timeout: std::time::Duration,
     },
+    /// Make workers managers (they join the Raft group once caught up)
+    Promote {
+        #[arg(required = true)]
+        nodes: Vec<String>,
+    },
+    /// Make managers workers (refused if the remaining managers would lose quorum)
+    Demote {
+        #[arg(required = true)]
+        nodes: Vec<String>,
+    },
     /// Remove nodes from the cluster (down nodes, or any with --force)
     Rm {
         #[arg(required = true)]
@@ -78,6 +88,8 @@ pub async fn run(client: &Client, cmd: NodeCmd) -> anyhow::Result<ExitCode> {
             .await
         }
         NodeCmd::Rm { nodes, force } => return rm(client, &nodes, force).await,
+        NodeCmd::Promote { nodes } => return change_role(client, &nodes, "promote").await,
+        NodeCmd::Demote { nodes } => return change_role(client, &nodes, "demote").await,
         NodeCmd::Ls { format, quiet } => {
             let nodes: Vec<Node> = client.get("/v1/nodes").await?;
             if quiet {
@@ -94,11 +106,7 @@ pub async fn run(client: &Client, cmd: NodeCmd) -> anyhow::Result<ExitCode> {
                         } else {
                             n.id.clone()
                         };
-                        let manager = if n.role == shoal_api::NodeRole::Manager {
-                            "Leader"
-                        } else {
-                            ""
-                        };
+                        let manager = n.manager_status.as_deref().unwrap_or("");
                         vec![
                             id,
                             n.hostname.clone(),
@@ -302,4 +310,23 @@ async fn rm(client: &Client, nodes: &[String], force: bool) -> anyhow::Result<Ex
     Ok(client
         .delete_each(nodes, |n| format!("/v1/nodes/{}?force={force}", encode(n)))
         .await)
+}
+
+/// `node promote` / `node demote`, one node at a time; stops at the first refusal.
+async fn change_role(client: &Client, nodes: &[String], verb: &str) -> anyhow::Result<ExitCode> {
+    for n in nodes {
+        let node: Node = client
+            .post(
+                &format!("/v1/nodes/{}/{verb}", encode(n)),
+                &serde_json::json!({}),
+            )
+            .await?;
+        let role = if verb == "promote" {
+            "manager"
+        } else {
+            "worker"
+        };
+        println!("Node {} is now a {role}.", node.hostname);
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -37,21 +37,24 @@ pub async fn join_token_of(
             )))
         }
     };
-    let cluster = s.store.update(|tx| {
-        let mut c = tx.state().cluster.clone().ok_or_else(|| {
-            ApiError::unavailable("this node is not part of a cluster: run `shoal init` first")
-        })?;
-        if q.rotate {
-            let secret = shoal_rpc::token::new_secret();
-            match role {
-                NodeRole::Worker => c.worker_secret = secret,
-                NodeRole::Manager => c.manager_secret = secret,
+    let cluster = s
+        .store
+        .update(|tx| {
+            let mut c = tx.state().cluster.clone().ok_or_else(|| {
+                ApiError::unavailable("this node is not part of a cluster: run `shoal init` first")
+            })?;
+            if q.rotate {
+                let secret = shoal_rpc::token::new_secret();
+                match role {
+                    NodeRole::Worker => c.worker_secret = secret,
+                    NodeRole::Manager => c.manager_secret = secret,
+                }
+                tx.push(shoal_store::Op::SetCluster(Box::new(c.clone())));
+                tracing::info!(role = role.as_str(), "join token rotated");
             }
-            tx.push(shoal_store::Op::SetCluster(Box::new(c.clone())));
-            tracing::info!(role = role.as_str(), "join token rotated");
-        }
-        Ok::<_, ApiError>(c)
-    })?;
+            Ok::<_, ApiError>(c)
+        })
+        .await?;
     let token = join_token(&cluster, role).map_err(|e| ApiError::internal(e.to_string()))?;
     Ok(Json(JoinTokenResponse {
         role: role.as_str().to_string(),

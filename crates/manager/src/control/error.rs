@@ -42,7 +42,13 @@ impl IntoResponse for ApiError {
 
 impl From<shoal_store::StoreError> for ApiError {
     fn from(e: shoal_store::StoreError) -> Self {
-        ApiError::internal(e.to_string())
+        use shoal_store::StoreError;
+        match e {
+            StoreError::NotLeader { .. } | StoreError::NoQuorum { .. } => {
+                ApiError::unavailable(e.to_string())
+            }
+            e => ApiError::internal(e.to_string()),
+        }
     }
 }
 

@@ -49,6 +49,8 @@ pub fn router(state: ControlState) -> Router {
         .route("/v1/nodes", get(nodes::list))
         .route("/v1/nodes/{id}", get(nodes::inspect).delete(nodes::remove))
         .route("/v1/nodes/{id}/update", post(nodes::update))
+        .route("/v1/nodes/{id}/promote", post(nodes::promote))
+        .route("/v1/nodes/{id}/demote", post(nodes::demote))
         .route("/v1/cluster/join-token/{role}", get(cluster::join_token_of))
         .route("/v1/services", get(services::list).post(services::create))
         .route(

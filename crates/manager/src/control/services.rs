@@ -90,30 +90,33 @@ pub async fn create(
             )));
         }
     }
-    let id = s.store.update(|tx| {
-        let state = tx.state();
-        if state.services.values().any(|x| x.spec.name == spec.name) {
-            return Err(ApiError::conflict(format!(
-                "service {} already exists",
-                spec.name
-            )));
-        }
-        let ports = assign_ports(state, &spec.ports, None)?;
-        let now = now_millis();
-        let service = Service {
-            id: id::new_id(),
-            version: 1,
-            spec: spec.clone(),
-            previous_spec: None,
-            update_status: None,
-            ports,
-            created_at: now,
-            updated_at: now,
-        };
-        let id = service.id.clone();
-        tx.put_service(service);
-        Ok(id)
-    })?;
+    let id = s
+        .store
+        .update(|tx| {
+            let state = tx.state();
+            if state.services.values().any(|x| x.spec.name == spec.name) {
+                return Err(ApiError::conflict(format!(
+                    "service {} already exists",
+                    spec.name
+                )));
+            }
+            let ports = assign_ports(state, &spec.ports, None)?;
+            let now = now_millis();
+            let service = Service {
+                id: id::new_id(),
+                version: 1,
+                spec: spec.clone(),
+                previous_spec: None,
+                update_status: None,
+                ports,
+                created_at: now,
+                updated_at: now,
+            };
+            let id = service.id.clone();
+            tx.put_service(service);
+            Ok(id)
+        })
+        .await?;
     tracing::info!(service = %spec.name, id = %id, "service created");
     Ok((StatusCode::CREATED, Json(Created { id })))
 }
@@ -200,12 +203,14 @@ pub async fn remove(
     Path(key): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     s.cluster()?;
-    s.store.update(|tx| {
-        let id = find(tx.state(), &key)?.id.clone();
-        // Tasks are stopped (drained first) and forgotten by the orchestrator.
-        tx.push(Op::DeleteService(id));
-        Ok::<_, ApiError>(())
-    })?;
+    s.store
+        .update(|tx| {
+            let id = find(tx.state(), &key)?.id.clone();
+            // Tasks are stopped (drained first) and forgotten by the orchestrator.
+            tx.push(Op::DeleteService(id));
+            Ok::<_, ApiError>(())
+        })
+        .await?;
     tracing::info!(service = %key, "service removed");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -223,21 +228,24 @@ pub async fn scale(
 ) -> Result<Json<ServiceInfo>, ApiError> {
     let Json(req) = body?;
     s.cluster()?;
-    let out = s.store.update(|tx| {
-        let mut svc = find(tx.state(), &key)?.clone();
-        match &mut svc.spec.mode {
-            ServiceMode::Replicated { replicas } => *replicas = req.replicas,
-            ServiceMode::Global => {
-                return Err(ApiError::bad_request(format!(
-                    "service {} is global: scale works only on replicated services",
-                    svc.spec.name
-                )))
+    let out = s
+        .store
+        .update(|tx| {
+            let mut svc = find(tx.state(), &key)?.clone();
+            match &mut svc.spec.mode {
+                ServiceMode::Replicated { replicas } => *replicas = req.replicas,
+                ServiceMode::Global => {
+                    return Err(ApiError::bad_request(format!(
+                        "service {} is global: scale works only on replicated services",
+                        svc.spec.name
+                    )))
+                }
             }
-        }
-        svc.updated_at = now_millis();
-        tx.put_service(svc.clone());
-        Ok(info(tx.state(), &svc))
-    })?;
+            svc.updated_at = now_millis();
+            tx.put_service(svc.clone());
+            Ok(info(tx.state(), &svc))
+        })
+        .await?;
     Ok(Json(out))
 }
 
@@ -274,47 +282,50 @@ pub async fn update(
             )));
         }
     }
-    let out = s.store.update(|tx| {
-        let mut svc = find(tx.state(), &key)?.clone();
-        if req.spec.name != svc.spec.name {
-            return Err(ApiError::bad_request(format!(
-                "service {} cannot be renamed to {}",
-                svc.spec.name, req.spec.name
-            )));
-        }
-        if matches!(svc.spec.mode, ServiceMode::Global)
-            != matches!(req.spec.mode, ServiceMode::Global)
-        {
-            return Err(ApiError::bad_request(format!(
-                "service {}: the mode (replicated or global) cannot be changed",
-                svc.spec.name
-            )));
-        }
-        let rollout = req.force || rollout_part(&req.spec) != rollout_part(&svc.spec);
-        if !rollout && req.spec == svc.spec {
-            return Err(ApiError::bad_request(format!(
+    let out = s
+        .store
+        .update(|tx| {
+            let mut svc = find(tx.state(), &key)?.clone();
+            if req.spec.name != svc.spec.name {
+                return Err(ApiError::bad_request(format!(
+                    "service {} cannot be renamed to {}",
+                    svc.spec.name, req.spec.name
+                )));
+            }
+            if matches!(svc.spec.mode, ServiceMode::Global)
+                != matches!(req.spec.mode, ServiceMode::Global)
+            {
+                return Err(ApiError::bad_request(format!(
+                    "service {}: the mode (replicated or global) cannot be changed",
+                    svc.spec.name
+                )));
+            }
+            let rollout = req.force || rollout_part(&req.spec) != rollout_part(&svc.spec);
+            if !rollout && req.spec == svc.spec {
+                return Err(ApiError::bad_request(format!(
                 "service {}: nothing to update (the spec is unchanged; use --force to redeploy)",
                 svc.spec.name
             )));
-        }
-        svc.ports = assign_ports(tx.state(), &req.spec.ports, Some(&svc.id))?;
-        let now = now_millis();
-        if rollout {
-            svc.previous_spec = Some(svc.spec.clone());
-            svc.version += 1;
-            svc.update_status = Some(UpdateStatus {
-                state: UpdateState::Updating,
-                version: svc.version,
-                started_at: now,
-                completed_at: None,
-                message: String::new(),
-            });
-        }
-        svc.spec = req.spec.clone();
-        svc.updated_at = now;
-        tx.put_service(svc.clone());
-        Ok(info(tx.state(), &svc))
-    })?;
+            }
+            svc.ports = assign_ports(tx.state(), &req.spec.ports, Some(&svc.id))?;
+            let now = now_millis();
+            if rollout {
+                svc.previous_spec = Some(svc.spec.clone());
+                svc.version += 1;
+                svc.update_status = Some(UpdateStatus {
+                    state: UpdateState::Updating,
+                    version: svc.version,
+                    started_at: now,
+                    completed_at: None,
+                    message: String::new(),
+                });
+            }
+            svc.spec = req.spec.clone();
+            svc.updated_at = now;
+            tx.put_service(svc.clone());
+            Ok(info(tx.state(), &svc))
+        })
+        .await?;
     tracing::info!(service = %out.service.spec.name, version = out.service.version, "service updated");
     Ok(Json(out))
 }
@@ -324,31 +335,34 @@ pub async fn rollback(
     Path(key): Path<String>,
 ) -> Result<Json<ServiceInfo>, ApiError> {
     s.cluster()?;
-    let out = s.store.update(|tx| {
-        let svc = find(tx.state(), &key)?.clone();
-        let no_previous = || {
-            ApiError::bad_request(format!(
-                "service {} has no previous spec to roll back to",
-                svc.spec.name
-            ))
-        };
-        let previous = svc.previous_spec.as_ref().ok_or_else(no_previous)?;
-        // The previous spec's ports may have been taken since: refuse rather than collide.
-        let ports = assign_ports(tx.state(), &previous.ports, Some(&svc.id))?;
-        let now = now_millis();
-        let status = UpdateStatus {
-            state: UpdateState::RollbackStarted,
-            version: svc.version + 1,
-            started_at: now,
-            completed_at: None,
-            message: "manually requested rollback".into(),
-        };
-        let mut rolled =
-            crate::updater::rolled_back(tx.state(), &svc, status, now).ok_or_else(no_previous)?;
-        rolled.ports = ports;
-        tx.put_service(rolled.clone());
-        Ok::<_, ApiError>(info(tx.state(), &rolled))
-    })?;
+    let out = s
+        .store
+        .update(|tx| {
+            let svc = find(tx.state(), &key)?.clone();
+            let no_previous = || {
+                ApiError::bad_request(format!(
+                    "service {} has no previous spec to roll back to",
+                    svc.spec.name
+                ))
+            };
+            let previous = svc.previous_spec.as_ref().ok_or_else(no_previous)?;
+            // The previous spec's ports may have been taken since: refuse rather than collide.
+            let ports = assign_ports(tx.state(), &previous.ports, Some(&svc.id))?;
+            let now = now_millis();
+            let status = UpdateStatus {
+                state: UpdateState::RollbackStarted,
+                version: svc.version + 1,
+                started_at: now,
+                completed_at: None,
+                message: "manually requested rollback".into(),
+            };
+            let mut rolled = crate::updater::rolled_back(tx.state(), &svc, status, now)
+                .ok_or_else(no_previous)?;
+            rolled.ports = ports;
+            tx.put_service(rolled.clone());
+            Ok::<_, ApiError>(info(tx.state(), &rolled))
+        })
+        .await?;
     tracing::info!(service = %out.service.spec.name, "service rollback started");
     Ok(Json(out))
 }

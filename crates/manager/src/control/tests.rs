@@ -8,7 +8,7 @@ use shoal_api::{Node, NodeRole};
 use shoal_store::Op;
 use tower::ServiceExt;
 
-fn setup(init: bool) -> (tempfile::TempDir, Router, Arc<Store>) {
+async fn setup(init: bool) -> (tempfile::TempDir, Router, Arc<Store>) {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Arc::new(Store::open(&dir.path().join("state.redb")).expect("store"));
     if init {
@@ -31,6 +31,7 @@ fn setup(init: bool) -> (tempfile::TempDir, Router, Arc<Store>) {
                 ));
                 Ok::<_, shoal_store::StoreError>(())
             })
+            .await
             .expect("init");
     }
     let router = router(ControlState {
@@ -72,7 +73,7 @@ fn web_spec() -> (String, u16) {
 
 #[tokio::test]
 async fn create_list_scale_remove() {
-    let (_d, r, store) = setup(true);
+    let (_d, r, store) = setup(true).await;
     let (web, _) = web_spec();
     let (status, body) = call(&r, "POST", "/v1/services", &web).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
@@ -90,7 +91,7 @@ async fn create_list_scale_remove() {
 
 #[tokio::test]
 async fn bad_requests_change_nothing() {
-    let (_d, r, store) = setup(true);
+    let (_d, r, store) = setup(true).await;
     let (web, port) = web_spec();
     assert_eq!(
         call(&r, "POST", "/v1/services", &web).await.0,
@@ -200,7 +201,7 @@ async fn bad_requests_change_nothing() {
 
 #[tokio::test]
 async fn scaling_a_global_service_is_refused() {
-    let (_d, r, _) = setup(true);
+    let (_d, r, _) = setup(true).await;
     let global = r#"{"name":"g","mode":"global","task":{"command":["true"]}}"#;
     assert_eq!(
         call(&r, "POST", "/v1/services", global).await.0,
@@ -213,7 +214,7 @@ async fn scaling_a_global_service_is_refused() {
 
 #[tokio::test]
 async fn auto_assigns_published_ports_from_swarm_range() {
-    let (_d, r, store) = setup(true);
+    let (_d, r, store) = setup(true).await;
     let spec =
         r#"{"name":"auto","task":{"command":["true"]},"ports":[{"target":80,"protocol":"tcp"}]}"#;
     assert_eq!(
@@ -228,7 +229,7 @@ async fn auto_assigns_published_ports_from_swarm_range() {
 
 #[tokio::test]
 async fn answers_503_before_init() {
-    let (_d, r, _) = setup(false);
+    let (_d, r, _) = setup(false).await;
     let (status, json) = call(&r, "GET", "/v1/services", "").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(json["message"]

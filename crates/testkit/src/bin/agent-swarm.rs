@@ -221,6 +221,7 @@ async fn join(swarm: &Swarm, i: usize) -> anyhow::Result<Member> {
             node_id: node_id.clone(),
             hostname: hostname.clone(),
             addr: NODE_ADDR.into(),
+            control_addr: String::new(),
         }),
     )
     .await?

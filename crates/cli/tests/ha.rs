@@ -1,0 +1,484 @@
+//! Highly available managers: three managers in their own network namespaces, driven
+//! through the real CLI. Leader kills, partitions, promotion, demotion and disaster
+//! recovery.
+
+use shoal_testkit::{netns, wait_until, ClientKind, Daemon, Load, TestNet};
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+fn bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_shoal"))
+}
+
+const PORT: u16 = 8080;
+
+struct Cluster {
+    nodes: Vec<Daemon>,
+    net: TestNet,
+}
+
+impl Cluster {
+    /// Node 0 inits; nodes 1..managers join with the manager token, the rest as workers.
+    fn start(managers: usize, workers: usize) -> Cluster {
+        assert!(
+            netns::available(),
+            "multi-node tests need root and iproute2 (network namespaces)"
+        );
+        let net = TestNet::create(managers + workers).expect("test network");
+        let first = Daemon::start_in(bin(), &net, 0);
+        first.init();
+        let tokens = [token(&first, "manager"), token(&first, "worker")];
+        let mut nodes = vec![first];
+        for i in 1..managers + workers {
+            let d = Daemon::start_in(bin(), &net, i);
+            let t = &tokens[usize::from(i >= managers)];
+            let listen = format!("{}:2377", net.ip(i));
+            let remote = format!("{}:2377", net.ip(0));
+            let out = d.cli(&[
+                "join",
+                "--token",
+                t,
+                "--listen-addr",
+                &listen,
+                "--advertise-addr",
+                &net.ip(i).to_string(),
+                &remote,
+            ]);
+            assert!(out.ok(), "join failed: {out:?}\n{}", d.log());
+            nodes.push(d);
+        }
+        let c = Cluster { nodes, net };
+        c.wait_managers(managers, Duration::from_secs(20));
+        let all = managers + workers;
+        assert!(
+            wait_until(Duration::from_secs(15), || c.ready(0) == all),
+            "nodes ready: {}",
+            c.nodes[0].cli(&["node", "ls"]).stdout
+        );
+        c
+    }
+
+    /// Nodes (by `node ls` from node `via`) in state ready.
+    fn ready(&self, via: usize) -> usize {
+        let out = self.nodes[via].cli(&["node", "ls", "--format", "json"]);
+        serde_json::from_str::<serde_json::Value>(&out.stdout)
+            .ok()
+            .and_then(|v| v.as_array().cloned())
+            .map_or(0, |a| a.iter().filter(|n| n["state"] == "ready").count())
+    }
+
+    /// MANAGER STATUS per node ID, as node `via` reports it.
+    fn manager_status(&self, via: usize) -> BTreeMap<String, String> {
+        let out = self.nodes[via].cli(&["node", "ls", "--format", "json"]);
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(&out.stdout) else {
+            return BTreeMap::new();
+        };
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|n| {
+                Some((
+                    n["id"].as_str()?.to_string(),
+                    n["manager_status"].as_str()?.to_string(),
+                ))
+            })
+            .collect()
+    }
+
+    fn wait_managers(&self, n: usize, within: Duration) {
+        let ok = wait_until(within, || {
+            let s = self.manager_status(0);
+            s.len() == n
+                && s.values().filter(|v| *v == "Leader").count() == 1
+                && s.values().filter(|v| *v == "Reachable").count() == n - 1
+        });
+        let logs: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|d| {
+                let log = d.log();
+                let lines: Vec<&str> = log.lines().filter(|l| !l.contains("openraft")).collect();
+                lines[lines.len().saturating_sub(25)..].join("\n")
+            })
+            .collect();
+        assert!(
+            ok,
+            "{n} managers, one leader: {}\n{}",
+            self.nodes[0].cli(&["node", "ls"]).stdout,
+            logs.join("\n-----\n")
+        );
+    }
+
+    /// Index of the node the running nodes name as leader.
+    fn leader(&self) -> Option<usize> {
+        let ids: Vec<String> = self.nodes.iter().map(|d| d.node_id()).collect();
+        for (i, d) in self.nodes.iter().enumerate() {
+            if !d.running() {
+                continue;
+            }
+            let s = self.manager_status(i);
+            if let Some((id, _)) = s.iter().find(|(_, v)| *v == "Leader") {
+                return ids.iter().position(|x| x == id);
+            }
+        }
+        None
+    }
+}
+
+fn token(d: &Daemon, role: &str) -> String {
+    let out = d.cli(&["join-token", role, "-q"]);
+    assert!(out.ok(), "join-token: {out:?}");
+    out.stdout.trim().to_string()
+}
+
+/// Run the CLI against a daemon socket (usable from another thread).
+fn cli_at(socket: &Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new(bin())
+        .arg("-H")
+        .arg(socket)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run shoal");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// Live tasks wanted running per slot: never more than one.
+fn wanted_per_slot(d: &Daemon, service: &str) -> HashMap<u64, usize> {
+    let mut per = HashMap::new();
+    for t in d.tasks(service) {
+        let live = !matches!(
+            t["status"]["state"].as_str(),
+            Some("complete" | "shutdown" | "failed" | "rejected" | "remove" | "orphaned")
+        );
+        if live && t["desired_state"] == "running" {
+            *per.entry(t["slot"].as_u64().unwrap_or(0)).or_default() += 1;
+        }
+    }
+    per
+}
+
+#[derive(Default)]
+struct Acked {
+    creates: Vec<String>,
+    /// Last acknowledged replica count of `web`.
+    web_replicas: Option<u64>,
+    failed: usize,
+}
+
+/// Creates and scales, round-robin over the managers' sockets, until stopped.
+fn writer(sockets: Vec<PathBuf>, stop: Arc<AtomicBool>, acked: Arc<Mutex<Acked>>) {
+    let mut i = 0usize;
+    while !stop.load(Ordering::Relaxed) {
+        let socket = &sockets[i % sockets.len()];
+        let (ok, out) = if i.is_multiple_of(2) {
+            let name = format!("c{i}");
+            let r = cli_at(
+                socket,
+                &[
+                    "service",
+                    "create",
+                    "--detach",
+                    "--name",
+                    &name,
+                    "--replicas",
+                    "0",
+                    "--",
+                    "shoal",
+                    "echo",
+                ],
+            );
+            if r.0 {
+                acked.lock().expect("lock").creates.push(name);
+            }
+            r
+        } else {
+            let replicas = 3 + (i / 2) % 2;
+            let arg = format!("web={replicas}");
+            let r = cli_at(socket, &["service", "scale", "--detach", &arg]);
+            if r.0 {
+                acked.lock().expect("lock").web_replicas = Some(replicas as u64);
+            }
+            r
+        };
+        if !ok {
+            acked.lock().expect("lock").failed += 1;
+            eprintln!(
+                "write refused (expected while there is no leader): {}",
+                out.trim()
+            );
+        }
+        i += 1;
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn killing_the_leader_repeatedly_loses_no_acknowledged_write_and_the_mesh_keeps_serving() {
+    // Three managers and a worker the load goes through.
+    let mut c = Cluster::start(3, 1);
+    let out = c.nodes[0].cli(&[
+        "service",
+        "create",
+        "--name",
+        "web",
+        "--replicas",
+        "3",
+        "--publish",
+        "8080:80",
+        "--",
+        "shoal",
+        "whoami",
+    ]);
+    assert!(out.ok(), "create web: {out:?}");
+    let load = Load::start_kind(
+        SocketAddr::from((c.net.ip(3), PORT)),
+        ClientKind::PerRequest,
+    );
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(Mutex::new(Acked::default()));
+    let sockets: Vec<PathBuf> = c.nodes[..3].iter().map(|d| d.socket()).collect();
+    let w = {
+        let (stop, acked) = (stop.clone(), acked.clone());
+        std::thread::spawn(move || writer(sockets, stop, acked))
+    };
+
+    for round in 0..3 {
+        std::thread::sleep(Duration::from_secs(2));
+        let leader = c.leader().expect("a leader");
+        assert!(leader < 3, "the worker cannot lead");
+        let before = acked.lock().expect("lock").creates.len();
+        let killed = Instant::now();
+        c.nodes[leader].kill9();
+        // A new leader takes writes again.
+        let resumed = wait_until(Duration::from_secs(10), || {
+            acked.lock().expect("lock").creates.len() > before + 1
+        });
+        assert!(
+            resumed,
+            "round {round}: writes did not resume after killing the leader"
+        );
+        eprintln!(
+            "round {round}: writes resumed {:?} after kill -9 of the leader",
+            killed.elapsed()
+        );
+        c.nodes[leader].restart();
+        c.wait_managers(3, Duration::from_secs(20));
+    }
+    stop.store(true, Ordering::Relaxed);
+    w.join().expect("writer");
+    let report = load.finish();
+
+    let acked = acked.lock().expect("lock");
+    let leader = c.leader().expect("a leader at the end");
+    let services = c.nodes[leader].json(&["service", "ls", "--format", "json"]);
+    let names: Vec<String> = services
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["spec"]["name"].as_str().map(str::to_string))
+        .collect();
+    for name in &acked.creates {
+        assert!(names.contains(name), "acknowledged create of {name} lost");
+    }
+    let web = c.nodes[leader].json(&["service", "inspect", "web"]);
+    let replicas = web[0]["spec"]["mode"]["replicated"]["replicas"]
+        .as_u64()
+        .or_else(|| web["spec"]["mode"]["replicated"]["replicas"].as_u64());
+    if let Some(want) = acked.web_replicas {
+        assert_eq!(
+            replicas,
+            Some(want),
+            "last acknowledged scale of web: {web}"
+        );
+    }
+    // Every manager holds the same services.
+    for d in &c.nodes[..3] {
+        let s = d.json(&["service", "ls", "--format", "json"]);
+        assert_eq!(s.as_array().map(Vec::len), Some(names.len()));
+    }
+    let converged = wait_until(Duration::from_secs(20), || {
+        wanted_per_slot(&c.nodes[leader], "web")
+            .values()
+            .all(|n| *n == 1)
+    });
+    assert!(
+        converged,
+        "a slot of web has two live tasks: {:?}",
+        wanted_per_slot(&c.nodes[leader], "web")
+    );
+    eprintln!(
+        "{} creates acknowledged, {} writes refused; load: {} sent, {} failed",
+        acked.creates.len(),
+        acked.failed,
+        report.sent,
+        report.failed
+    );
+    assert!(report.sent > 100, "load ran: {report:?}");
+    assert_eq!(
+        report.failed, 0,
+        "requests through the mesh failed during failovers"
+    );
+}
+
+#[test]
+fn a_partitioned_leader_refuses_writes_while_the_majority_goes_on() {
+    let c = Cluster::start(3, 0);
+    let leader = c.leader().expect("leader");
+    c.net.cut(leader).expect("cut");
+    let started = Instant::now();
+    let (ok, out) = cli_at(
+        &c.nodes[leader].socket(),
+        &[
+            "service",
+            "create",
+            "--detach",
+            "--name",
+            "minority",
+            "--replicas",
+            "0",
+            "--",
+            "shoal",
+            "echo",
+        ],
+    );
+    assert!(!ok, "the cut-off leader accepted a write: {out}");
+    assert!(out.contains("quorum") || out.contains("leader"), "{out}");
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "write took {:?} to fail",
+        started.elapsed()
+    );
+
+    // Reads there still answer, flagged as possibly stale.
+    let (ok, out) = cli_at(&c.nodes[leader].socket(), &["service", "ls"]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("stale"),
+        "read on the minority not flagged: {out}"
+    );
+
+    // The majority elects a leader and takes writes.
+    let other = (leader + 1) % 3;
+    let created = wait_until(Duration::from_secs(10), || {
+        cli_at(
+            &c.nodes[other].socket(),
+            &[
+                "service",
+                "create",
+                "--detach",
+                "--name",
+                "majority",
+                "--replicas",
+                "0",
+                "--",
+                "shoal",
+                "echo",
+            ],
+        )
+        .0
+    });
+    assert!(created, "the majority did not take a write");
+
+    // Heal: the old leader follows and sees the majority's write; its own never happened.
+    c.net.restore(leader).expect("restore");
+    c.wait_managers(3, Duration::from_secs(20));
+    let converged = wait_until(Duration::from_secs(10), || {
+        let (_, out) = cli_at(&c.nodes[leader].socket(), &["service", "ls"]);
+        out.contains("majority") && !out.contains("minority") && !out.contains("stale")
+    });
+    assert!(
+        converged,
+        "{}",
+        cli_at(&c.nodes[leader].socket(), &["service", "ls"]).1
+    );
+}
+
+#[test]
+fn promote_demote_and_recover_from_lost_quorum_with_force_new_cluster() {
+    let mut c = Cluster::start(1, 2);
+    let ids: Vec<String> = c.nodes.iter().map(|d| d.node_id()).collect();
+    let out = c.nodes[0].cli(&[
+        "service",
+        "create",
+        "--name",
+        "keep",
+        "--replicas",
+        "2",
+        "--",
+        "shoal",
+        "echo",
+    ]);
+    assert!(out.ok(), "{out:?}");
+
+    let out = c.nodes[0].cli(&["node", "promote", &ids[1], &ids[2]]);
+    assert!(out.ok(), "promote: {out:?}");
+    c.wait_managers(3, Duration::from_secs(30));
+
+    let out = c.nodes[0].cli(&["node", "demote", &ids[2]]);
+    assert!(out.ok(), "demote: {out:?}");
+    c.wait_managers(2, Duration::from_secs(30));
+    // Let the group drop the demoted manager before losing another.
+    std::thread::sleep(Duration::from_secs(2));
+
+    // With two managers, losing one loses quorum; demoting the other is refused first.
+    c.nodes[1].kill9();
+    let refused = wait_until(Duration::from_secs(10), || {
+        let (ok, out) = cli_at(
+            &c.nodes[0].socket(),
+            &[
+                "service",
+                "create",
+                "--detach",
+                "--name",
+                "x",
+                "--replicas",
+                "0",
+                "--",
+                "shoal",
+                "echo",
+            ],
+        );
+        !ok && out.contains("quorum")
+    });
+    assert!(refused, "writes without quorum must fail naming it");
+
+    let out = c.nodes[0].cli(&["init", "--force-new-cluster"]);
+    assert!(out.ok(), "force-new-cluster: {out:?}\n{}", c.nodes[0].log());
+    let out = c.nodes[0].cli(&[
+        "service",
+        "create",
+        "--detach",
+        "--name",
+        "after",
+        "--replicas",
+        "0",
+        "--",
+        "shoal",
+        "echo",
+    ]);
+    assert!(out.ok(), "write after recovery: {out:?}");
+    let out = c.nodes[0].cli(&["service", "ls"]);
+    assert!(out.stdout.contains("keep"), "services kept: {}", out.stdout);
+    let kept = wait_until(Duration::from_secs(20), || {
+        c.nodes[0].running_tasks("keep").len() == 2
+    });
+    assert!(kept, "tasks of keep running again");
+    let status = c.manager_status(0);
+    assert_eq!(
+        status.get(&ids[0]).map(String::as_str),
+        Some("Leader"),
+        "{status:?}"
+    );
+}

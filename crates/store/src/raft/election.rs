@@ -1,0 +1,156 @@
+//! Elections with pre-vote.
+//!
+//! openraft's own election timer is off. A voter that has not heard from a leader for a
+//! randomized election timeout first asks every voter whether it would vote for it in the
+//! next term (its log at least as new, and no leader heard from recently). Only with a
+//! majority of yeses does it start a real election. A node cut off from the majority thus
+//! never raises its term, and does not depose a healthy leader when it comes back.
+
+use super::{Replica, Rpc};
+use openraft::{LogId, ServerState};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// "Would you vote for me in `term`?"
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreVote {
+    pub term: u64,
+    pub last_log: Option<LogId<u64>>,
+    pub candidate: String,
+    /// A leadership transfer: the leader asked for it, so recent contact does not count.
+    pub transfer: bool,
+}
+
+fn random_timeout(r: &Replica) -> Duration {
+    let (lo, hi) = (
+        r.timing.election_min.as_millis() as u64,
+        r.timing.election_max.as_millis() as u64,
+    );
+    Duration::from_millis(rand::rng().random_range(lo..=hi.max(lo)))
+}
+
+async fn last_log(r: &Replica) -> Option<LogId<u64>> {
+    r.log.last_log_id().ok().flatten()
+}
+
+/// The answer to a pre-vote.
+pub(crate) async fn answer(r: &Replica, req: &PreVote) -> bool {
+    let m = r.raft.metrics().borrow().clone();
+    if req.term <= m.current_term {
+        return false;
+    }
+    if req.last_log < last_log(r).await {
+        return false;
+    }
+    if req.transfer {
+        return true;
+    }
+    let fresh = r.timing.lease;
+    if m.state == ServerState::Leader {
+        // A leader still in touch with a majority is alive.
+        return m
+            .millis_since_quorum_ack
+            .is_none_or(|ms| ms > r.timing.election_max.as_millis() as u64);
+    }
+    r.contact.since_leader().is_none_or(|d| d >= fresh)
+}
+
+/// Ask the other voters; true when a majority (this node included) would vote for it.
+async fn pre_vote(r: &Replica, transfer: bool) -> bool {
+    let m = r.raft.metrics().borrow().clone();
+    let membership = m.membership_config.membership().clone();
+    let voters: Vec<u64> = membership.voter_ids().collect();
+    if !voters.contains(&r.id) {
+        return false;
+    }
+    let req = PreVote {
+        term: m.current_term + 1,
+        last_log: last_log(r).await,
+        candidate: r.me.node.clone(),
+        transfer,
+    };
+    let Ok(body) = serde_json::to_vec(&req) else {
+        return false;
+    };
+    let wait = r.timing.election_min;
+    let mut calls = tokio::task::JoinSet::new();
+    for peer in voters
+        .iter()
+        .filter(|id| **id != r.id)
+        .filter_map(|id| membership.get_node(id))
+    {
+        let call = r.transport.call(&peer.addr, Rpc::PreVote, body.clone());
+        calls.spawn(async move {
+            match tokio::time::timeout(wait, call).await {
+                Ok(Ok(reply)) => serde_json::from_slice::<bool>(&reply).unwrap_or(false),
+                _ => false,
+            }
+        });
+    }
+    let mut yes = 1;
+    while let Some(granted) = calls.join_next().await {
+        if granted.unwrap_or(false) {
+            yes += 1;
+        }
+    }
+    yes * 2 > voters.len()
+}
+
+async fn elect(r: &Replica) {
+    if let Err(e) = r.raft.trigger().elect().await {
+        tracing::warn!(error = %e, "cannot start an election");
+    }
+}
+
+/// The election loop of a voter.
+pub(crate) async fn run(r: Arc<Replica>, mut stop: watch::Receiver<bool>) {
+    let tick = (r.timing.heartbeat / 2).max(Duration::from_millis(10));
+    let mut timeout = random_timeout(&r);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(tick) => {},
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        if r.raft.metrics().borrow().state == ServerState::Leader {
+            r.contact.leader_seen();
+            continue;
+        }
+        if r.contact.since_leader().is_some_and(|d| d < timeout) {
+            continue;
+        }
+        timeout = random_timeout(&r);
+        if pre_vote(&r, false).await {
+            tracing::info!(node = %r.me.node, "no leader heard from: starting an election");
+            elect(&r).await;
+        }
+        // Wait a whole timeout before trying again.
+        r.contact.leader_seen();
+    }
+}
+
+/// The leader asked this node to take over: elect now, retrying while the other voters'
+/// leases on the old leader run out.
+pub(crate) fn transfer_to_me(r: &Replica) {
+    let raft = r.raft.clone();
+    let deadline = Instant::now() + r.timing.election_max * 3;
+    let retry = r.timing.heartbeat;
+    let old = raft.metrics().borrow().current_leader;
+    let node = r.me.node.clone();
+    tokio::spawn(async move {
+        while Instant::now() < deadline {
+            let m = raft.metrics().borrow().clone();
+            let other = m.current_leader.is_some_and(|l| Some(l) != old);
+            if m.state == ServerState::Leader || other {
+                return;
+            }
+            if let Err(e) = raft.trigger().elect().await {
+                tracing::warn!(node = %node, error = %e, "cannot start an election");
+                return;
+            }
+            tokio::time::sleep(retry).await;
+        }
+    });
+}

@@ -1,0 +1,624 @@
+//! Replication of the store through a Raft log (openraft 0.9). This module is the only
+//! place that names openraft: the rest of shoal sees [`Replica`], [`Transport`] and
+//! [`Rpc`].
+//!
+//! - Entries carry the [`Op`] lists [`Store::update`] records; the state machine is the
+//!   store itself, applying ops, the last applied log id and the membership in one redb
+//!   transaction ([`sm`]).
+//! - The log, vote and committed index live in their own redb file ([`log`]); snapshots are
+//!   files next to it, sent in chunks (openraft's chunked install), so no message limit
+//!   caps them. Logs older than the snapshot are purged.
+//! - Elections are driven here, not by openraft's timer: a voter that has not heard from a
+//!   leader asks the others first (pre-vote) and starts an election only if a majority would
+//!   vote for it, so a node cut off from the rest never bumps the term and disturbs the
+//!   cluster when it comes back ([`election`]).
+//! - Messages travel as JSON through a [`Transport`] the caller provides (gRPC over mTLS
+//!   between managers, a simulated network in tests).
+
+// openraft's traits fix the error type (`StorageError`, over 200 bytes); the helpers
+// around them return it as is.
+#![allow(clippy::result_large_err)]
+
+mod election;
+mod log;
+mod network;
+mod sm;
+
+use crate::{Op, Store, StoreError};
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::{ChangeMembers, Config, ServerState, SnapshotPolicy};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+pub use election::PreVote;
+
+#[cfg(test)]
+mod tests;
+
+/// A member of the Raft group: its node ID and control address.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Peer {
+    pub node: String,
+    pub addr: String,
+}
+
+impl std::fmt::Display for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}@{}", self.node, self.addr)
+    }
+}
+
+/// One log entry's payload: the ops of one write.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Batch {
+    pub ops: Vec<Op>,
+}
+
+use std::io::Cursor;
+
+openraft::declare_raft_types!(
+    /// shoal's Raft types.
+    pub TypeConfig:
+        D = Batch,
+        R = u64,
+        NodeId = u64,
+        Node = Peer,
+);
+
+type Raft = openraft::Raft<TypeConfig>;
+
+/// The Raft ID of a node: a stable 64-bit hash of its node ID (FNV-1a).
+pub fn raft_id(node: &str) -> u64 {
+    node.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// The calls replicas make to each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Rpc {
+    Append,
+    Vote,
+    Snapshot,
+    PreVote,
+    /// Start an election now (leadership transfer).
+    TimeoutNow,
+}
+
+impl Rpc {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rpc::Append => "append",
+            Rpc::Vote => "vote",
+            Rpc::Snapshot => "snapshot",
+            Rpc::PreVote => "pre-vote",
+            Rpc::TimeoutNow => "timeout-now",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Rpc> {
+        [
+            Rpc::Append,
+            Rpc::Vote,
+            Rpc::Snapshot,
+            Rpc::PreVote,
+            Rpc::TimeoutNow,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == s)
+    }
+}
+
+/// How long a membership change may wait for a majority.
+const MEMBERSHIP_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// Carries a serialized call to the replica at `addr` and returns its serialized answer.
+pub trait Transport: Send + Sync + 'static {
+    fn call(&self, addr: &str, rpc: Rpc, body: Vec<u8>) -> BoxFuture<Result<Vec<u8>, String>>;
+}
+
+/// Timing of the group. Defaults: heartbeats every 100 ms; a follower stops vouching for
+/// a leader it has not heard from for 400 ms (its lease), and asks for votes after 500-800
+/// ms, so a dead leader is replaced in well under 2 s.
+#[derive(Debug, Clone)]
+pub struct Timing {
+    pub heartbeat: Duration,
+    /// How long a follower keeps refusing votes after hearing from its leader.
+    pub lease: Duration,
+    pub election_min: Duration,
+    pub election_max: Duration,
+    /// Entries between snapshots.
+    pub snapshot_every: u64,
+    pub snapshot_chunk: u64,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing {
+            heartbeat: Duration::from_millis(100),
+            lease: Duration::from_millis(400),
+            election_min: Duration::from_millis(500),
+            election_max: Duration::from_millis(800),
+            snapshot_every: 5000,
+            // Chunks travel as JSON (about 3.5 bytes per byte): keep a message well under the
+            // transport's limit.
+            snapshot_chunk: 512 << 10,
+        }
+    }
+}
+
+/// Where and who a replica is.
+#[derive(Debug, Clone)]
+pub struct ReplicaConfig {
+    pub node: String,
+    pub addr: String,
+    /// Directory for the log and snapshots.
+    pub dir: PathBuf,
+    pub timing: Timing,
+}
+
+/// Who is who, as this replica sees it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupStatus {
+    pub leader: Option<Peer>,
+    pub is_leader: bool,
+    pub term: u64,
+    pub voters: Vec<Peer>,
+    pub learners: Vec<Peer>,
+    /// Node IDs of members that answered the leader recently (leader's view; self included).
+    pub reachable: Vec<String>,
+    pub last_applied: u64,
+    pub last_log: u64,
+    pub snapshot: u64,
+}
+
+impl GroupStatus {
+    pub fn quorum(&self) -> usize {
+        self.voters.len() / 2 + 1
+    }
+}
+
+/// Last times heard: from a leader (followers) and from each peer (any role).
+#[derive(Debug)]
+pub(crate) struct Contact {
+    leader: Mutex<Option<Instant>>,
+    peers: Mutex<HashMap<u64, Instant>>,
+}
+
+impl Contact {
+    fn new() -> Contact {
+        Contact {
+            leader: Mutex::new(Some(Instant::now())),
+            peers: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub(crate) fn leader_seen(&self) {
+        *self.leader.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+    }
+
+    pub(crate) fn leader_lost(&self) {
+        *self.leader.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// Time since a leader was last heard from (`None`: told to consider it gone).
+    pub(crate) fn since_leader(&self) -> Option<Duration> {
+        self.leader
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .map(|t| t.elapsed())
+    }
+
+    pub(crate) fn peer_ok(&self, id: u64) {
+        self.peers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, Instant::now());
+    }
+
+    fn peer_recent(&self, id: u64, within: Duration) -> bool {
+        self.peers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&id)
+            .is_some_and(|t| t.elapsed() <= within)
+    }
+}
+
+/// This node's member of the Raft group replicating its store.
+pub struct Replica {
+    raft: Raft,
+    store: Arc<Store>,
+    log: log::LogStore,
+    id: u64,
+    me: Peer,
+    timing: Timing,
+    transport: Arc<dyn Transport>,
+    contact: Arc<Contact>,
+    stop: watch::Sender<bool>,
+}
+
+impl std::fmt::Debug for Replica {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Replica").field("me", &self.me).finish()
+    }
+}
+
+fn replication(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Replication(e.to_string())
+}
+
+impl Replica {
+    /// Open the log in `cfg.dir`, attach to `store` and start taking part in the group.
+    /// A node that has never been in a group waits for [`Replica::bootstrap`] or for a
+    /// leader to add it.
+    pub async fn start(
+        cfg: ReplicaConfig,
+        store: Arc<Store>,
+        transport: Arc<dyn Transport>,
+    ) -> Result<Arc<Replica>, StoreError> {
+        std::fs::create_dir_all(&cfg.dir)
+            .map_err(|e| StoreError::Write(format!("cannot create {}: {e}", cfg.dir.display())))?;
+        let t = &cfg.timing;
+        let config = Config {
+            cluster_name: "shoal".into(),
+            heartbeat_interval: t.heartbeat.as_millis() as u64,
+            // openraft's election timer is off; its maximum is the followers' lease.
+            election_timeout_min: (t.lease.as_millis() as u64 * 3 / 4)
+                .max(t.heartbeat.as_millis() as u64 + 1),
+            election_timeout_max: t.lease.as_millis() as u64,
+            install_snapshot_timeout: 10_000,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(t.snapshot_every),
+            snapshot_max_chunk_size: t.snapshot_chunk,
+            max_in_snapshot_log_to_keep: 500,
+            replication_lag_threshold: t.snapshot_every * 2,
+            max_payload_entries: 300,
+            // Elections are ours (pre-vote first): see `election`.
+            enable_elect: false,
+            ..Default::default()
+        };
+        let config = Arc::new(config.validate().map_err(replication)?);
+        let id = raft_id(&cfg.node);
+        let log = log::LogStore::open(&cfg.dir.join("raft-log.redb"))?;
+        let sm = sm::StateMachine::new(store.clone(), cfg.dir.join("snapshot"));
+        let contact = Arc::new(Contact::new());
+        let net = network::Network {
+            transport: transport.clone(),
+            contact: contact.clone(),
+        };
+        let raft = Raft::new(id, config, net, log.clone(), sm)
+            .await
+            .map_err(replication)?;
+        let (stop, stop_rx) = watch::channel(false);
+        let replica = Arc::new(Replica {
+            raft,
+            store: store.clone(),
+            log,
+            id,
+            me: Peer {
+                node: cfg.node.clone(),
+                addr: cfg.addr.clone(),
+            },
+            timing: cfg.timing.clone(),
+            transport,
+            contact,
+            stop,
+        });
+        store.attach(replica.clone())?;
+        tokio::spawn(election::run(replica.clone(), stop_rx));
+        Ok(replica)
+    }
+
+    /// Make this node the single voter of a new group (`shoal init`). Does nothing if the
+    /// group already exists.
+    pub async fn bootstrap(&self) -> Result<(), StoreError> {
+        if self.raft.is_initialized().await.map_err(replication)? {
+            return Ok(());
+        }
+        let mut members = BTreeMap::new();
+        members.insert(self.id, self.me.clone());
+        self.raft.initialize(members).await.map_err(replication)?;
+        self.contact.leader_lost();
+        Ok(())
+    }
+
+    pub fn me(&self) -> &Peer {
+        &self.me
+    }
+
+    /// Is this replica the leader (as far as it knows)?
+    pub fn is_leader(&self) -> bool {
+        self.raft.metrics().borrow().state == ServerState::Leader
+    }
+
+    /// Wakes when leadership or membership may have changed.
+    pub fn changes(&self) -> watch::Receiver<impl Clone> {
+        self.raft.metrics()
+    }
+
+    pub fn status(&self) -> GroupStatus {
+        let m = self.raft.metrics().borrow().clone();
+        let membership = m.membership_config.membership();
+        let peer = |id: &u64| membership.get_node(id).cloned();
+        let voters: Vec<Peer> = membership.voter_ids().filter_map(|id| peer(&id)).collect();
+        let learners: Vec<Peer> = membership
+            .learner_ids()
+            .filter_map(|id| peer(&id))
+            .collect();
+        let is_leader = m.state == ServerState::Leader;
+        let within = self.timing.election_max * 2;
+        let reachable = membership
+            .nodes()
+            .filter(|(id, _)| **id == self.id || self.contact.peer_recent(**id, within))
+            .map(|(_, p)| p.node.clone())
+            .collect();
+        GroupStatus {
+            leader: m.current_leader.and_then(|id| peer(&id)),
+            is_leader,
+            term: m.current_term,
+            voters,
+            learners,
+            reachable,
+            last_applied: m.last_applied.map_or(0, |l| l.index),
+            last_log: m.last_log_index.unwrap_or(0),
+            snapshot: m.snapshot.map_or(0, |l| l.index),
+        }
+    }
+
+    fn not_leader(&self) -> StoreError {
+        StoreError::NotLeader {
+            leader: self.status().leader.map(|p| p.addr),
+        }
+    }
+
+    /// Fail fast when this leader has not heard from a majority for an election timeout:
+    /// it is cut off, and a write would hang.
+    fn check_quorum(&self) -> Result<(), StoreError> {
+        let m = self.raft.metrics().borrow().clone();
+        if m.state != ServerState::Leader {
+            return Err(self.not_leader());
+        }
+        let stale = m
+            .millis_since_quorum_ack
+            .is_none_or(|ms| ms > self.timing.election_max.as_millis() as u64 * 2);
+        if stale {
+            return Err(self.no_quorum());
+        }
+        Ok(())
+    }
+
+    fn no_quorum(&self) -> StoreError {
+        let s = self.status();
+        StoreError::NoQuorum {
+            needed: s.quorum(),
+            managers: s.voters.len(),
+            reachable: s
+                .voters
+                .iter()
+                .filter(|p| s.reachable.contains(&p.node))
+                .map(|p| p.addr.clone())
+                .collect(),
+        }
+    }
+
+    /// Bring the local state up to every write committed before this call (read index),
+    /// on the leader only.
+    pub async fn linearize(&self) -> Result<(), StoreError> {
+        self.check_quorum()?;
+        match tokio::time::timeout(
+            self.timing.election_max * 2,
+            self.raft.ensure_linearizable(),
+        )
+        .await
+        {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(RaftError::APIError(_))) => Err(self.not_leader()),
+            Ok(Err(e)) => Err(replication(e)),
+            Err(_) => Err(self.no_quorum()),
+        }
+    }
+
+    /// Append `ops` as one entry; answers once it is committed and applied here.
+    pub async fn propose(&self, ops: Vec<Op>) -> Result<u64, StoreError> {
+        self.check_quorum()?;
+        match tokio::time::timeout(
+            Duration::from_secs(5),
+            self.raft.client_write(Batch { ops }),
+        )
+        .await
+        {
+            Ok(Ok(r)) => Ok(r.data),
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
+                Err(StoreError::NotLeader {
+                    leader: f.leader_node.map(|p| p.addr),
+                })
+            }
+            Ok(Err(e)) => Err(replication(e)),
+            Err(_) => Err(self.no_quorum()),
+        }
+    }
+
+    /// Add `node` as a learner: it receives the log but does not vote yet.
+    pub async fn add_learner(&self, node: &str, addr: &str) -> Result<(), StoreError> {
+        self.check_quorum()?;
+        let peer = Peer {
+            node: node.into(),
+            addr: addr.into(),
+        };
+        let add = self.raft.add_learner(raft_id(node), peer, false);
+        match tokio::time::timeout(MEMBERSHIP_TIMEOUT, add).await {
+            Ok(r) => r.map(drop).map_err(|e| self.membership_error(e)),
+            Err(_) => Err(self.no_quorum()),
+        }
+    }
+
+    /// Make learners voters, or voters learners, or remove members.
+    pub async fn change(&self, change: Change) -> Result<(), StoreError> {
+        self.check_quorum()?;
+        let ids = |nodes: &[String]| nodes.iter().map(|n| raft_id(n)).collect::<BTreeSet<u64>>();
+        let changes = match &change {
+            Change::Promote(n) => ChangeMembers::AddVoterIds(ids(n)),
+            Change::Demote(n) => ChangeMembers::RemoveVoters(ids(n)),
+            Change::Remove(n) => {
+                let voters = self.status().voters;
+                let ids = ids(n);
+                if voters.iter().any(|p| ids.contains(&raft_id(&p.node))) {
+                    self.change_membership(ChangeMembers::RemoveVoters(ids.clone()))
+                        .await?;
+                }
+                ChangeMembers::RemoveNodes(ids)
+            }
+        };
+        self.change_membership(changes).await
+    }
+
+    /// A membership change, given up (not undone) when it cannot commit in time.
+    async fn change_membership(&self, c: ChangeMembers<u64, Peer>) -> Result<(), StoreError> {
+        let change = self.raft.change_membership(c, false);
+        match tokio::time::timeout(MEMBERSHIP_TIMEOUT, change).await {
+            Ok(r) => r.map(drop).map_err(|e| self.membership_error(e)),
+            Err(_) => Err(self.no_quorum()),
+        }
+    }
+
+    fn membership_error(&self, e: RaftError<u64, ClientWriteError<u64, Peer>>) -> StoreError {
+        match e {
+            RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => StoreError::NotLeader {
+                leader: f.leader_node.map(|p| p.addr),
+            },
+            e => replication(e),
+        }
+    }
+
+    /// How far `node` has caught up with the leader's log (leader only).
+    pub fn matched(&self, node: &str) -> Option<u64> {
+        let m = self.raft.metrics().borrow().clone();
+        m.replication
+            .as_ref()?
+            .get(&raft_id(node))
+            .cloned()
+            .flatten()
+            .map(|l| l.index)
+    }
+
+    /// Hand leadership to the most up-to-date voter, then stop: used on a graceful stop.
+    pub async fn step_down(&self) {
+        if !self.is_leader() {
+            return;
+        }
+        let status = self.status();
+        let target = status
+            .voters
+            .iter()
+            .filter(|p| p.node != self.me.node)
+            .max_by_key(|p| self.matched(&p.node).unwrap_or(0))
+            .cloned();
+        let Some(target) = target else {
+            return;
+        };
+        // Stop heartbeats so the followers' leases run out, then tell the target to run.
+        self.raft.runtime_config().heartbeat(false);
+        let _ = tokio::time::timeout(
+            Duration::from_millis(500),
+            self.transport
+                .call(&target.addr, Rpc::TimeoutNow, b"{}".to_vec()),
+        )
+        .await;
+        let deadline = Instant::now() + self.timing.election_max * 3;
+        let mut metrics = self.raft.metrics();
+        while Instant::now() < deadline {
+            if metrics
+                .borrow()
+                .current_leader
+                .is_some_and(|l| l != self.id)
+            {
+                tracing::info!(to = %target, "leadership transferred");
+                return;
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(50), metrics.changed()).await;
+        }
+    }
+
+    /// Stop taking part (the log stays on disk).
+    pub async fn shutdown(&self) {
+        self.stop.send_replace(true);
+        let _ = self.raft.shutdown().await;
+        self.store.detach();
+    }
+
+    /// Answer a call from another replica.
+    pub async fn handle(&self, rpc: Rpc, body: &[u8]) -> Result<Vec<u8>, String> {
+        fn parse<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, String> {
+            serde_json::from_slice(body).map_err(|e| format!("bad raft message: {e}"))
+        }
+        fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, String> {
+            serde_json::to_vec(v).map_err(|e| e.to_string())
+        }
+        match rpc {
+            Rpc::Append => {
+                let req: openraft::raft::AppendEntriesRequest<TypeConfig> = parse(body)?;
+                let res = self.raft.append_entries(req).await;
+                if matches!(&res, Ok(r) if !matches!(r, openraft::raft::AppendEntriesResponse::HigherVote(_)))
+                {
+                    self.contact.leader_seen();
+                }
+                encode(&res)
+            }
+            Rpc::Vote => {
+                let req: openraft::raft::VoteRequest<u64> = parse(body)?;
+                encode(&self.raft.vote(req).await)
+            }
+            Rpc::Snapshot => {
+                let req: openraft::raft::InstallSnapshotRequest<TypeConfig> = parse(body)?;
+                let res = self.raft.install_snapshot(req).await;
+                if res.is_ok() {
+                    self.contact.leader_seen();
+                }
+                encode(&res)
+            }
+            Rpc::PreVote => {
+                let req: PreVote = parse(body)?;
+                encode(&election::answer(self, &req).await)
+            }
+            Rpc::TimeoutNow => {
+                self.contact.leader_lost();
+                election::transfer_to_me(self);
+                encode(&true)
+            }
+        }
+    }
+
+    /// The log-store path under a data directory (for backups and `--force-new-cluster`).
+    pub fn log_path(dir: &Path) -> PathBuf {
+        dir.join("raft-log.redb")
+    }
+
+    /// Rewrite the log in `dir` so that, when started, this node is the only voter: a new
+    /// membership entry in a new term, committed by this node alone. Keeps the state.
+    pub fn force_new_cluster(dir: &Path, node: &str, addr: &str) -> Result<(), StoreError> {
+        log::force_single_voter(
+            &dir.join("raft-log.redb"),
+            raft_id(node),
+            Peer {
+                node: node.into(),
+                addr: addr.into(),
+            },
+        )
+    }
+}
+
+/// A membership change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    Promote(Vec<String>),
+    Demote(Vec<String>),
+    Remove(Vec<String>),
+}

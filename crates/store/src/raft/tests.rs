@@ -1,0 +1,170 @@
+//! Replicas in one process over an in-memory transport that can cut nodes off.
+
+use super::*;
+use shoal_api::{Node, NodeRole};
+use std::collections::HashSet;
+use std::sync::Weak;
+
+#[derive(Default)]
+struct Net {
+    nodes: Mutex<HashMap<String, Weak<Replica>>>,
+    /// Addresses cut off from everyone.
+    cut: Mutex<HashSet<String>>,
+}
+
+struct Link {
+    net: Arc<Net>,
+    from: String,
+}
+
+impl Transport for Link {
+    fn call(&self, addr: &str, rpc: Rpc, body: Vec<u8>) -> BoxFuture<Result<Vec<u8>, String>> {
+        let net = self.net.clone();
+        let from = self.from.clone();
+        let addr = addr.to_string();
+        Box::pin(async move {
+            let blocked = {
+                let cut = net.cut.lock().unwrap_or_else(|p| p.into_inner());
+                cut.contains(&from) || cut.contains(&addr)
+            };
+            let target = net
+                .nodes
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&addr)
+                .and_then(Weak::upgrade);
+            match target {
+                Some(r) if !blocked => r.handle(rpc, &body).await,
+                _ => Err(format!("{addr} unreachable")),
+            }
+        })
+    }
+}
+
+struct Member {
+    _dir: tempfile::TempDir,
+    store: Arc<Store>,
+    replica: Arc<Replica>,
+}
+
+async fn member(net: &Arc<Net>, name: &str) -> Member {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(Store::open(&dir.path().join("state.redb")).expect("store"));
+    let replica = Replica::start(
+        ReplicaConfig {
+            node: name.into(),
+            addr: name.into(),
+            dir: dir.path().join("raft"),
+            timing: Timing {
+                snapshot_every: 50,
+                ..Timing::default()
+            },
+        },
+        store.clone(),
+        Arc::new(Link {
+            net: net.clone(),
+            from: name.into(),
+        }),
+    )
+    .await
+    .expect("replica");
+    net.nodes
+        .lock()
+        .expect("lock")
+        .insert(name.into(), Arc::downgrade(&replica));
+    Member {
+        _dir: dir,
+        store,
+        replica,
+    }
+}
+
+async fn wait_leader(members: &[&Member], within: Duration) -> usize {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(i) = members.iter().position(|m| m.replica.is_leader()) {
+            return i;
+        }
+        assert!(Instant::now() < deadline, "no leader elected");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn node(id: &str) -> Node {
+    Node::new(
+        id.into(),
+        id.into(),
+        NodeRole::Worker,
+        "127.0.0.1".into(),
+        0,
+    )
+}
+
+async fn put(m: &Member, id: &str) -> Result<(), StoreError> {
+    m.store
+        .update(|tx| {
+            tx.put_node(node(id));
+            Ok::<_, StoreError>(())
+        })
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_replicas_elect_replicate_and_fail_over() {
+    let net = Arc::new(Net::default());
+    let a = member(&net, "a").await;
+    a.replica.bootstrap().await.expect("bootstrap");
+    wait_leader(&[&a], Duration::from_secs(3)).await;
+    put(&a, "n0").await.expect("first write");
+    let b = member(&net, "b").await;
+    let c = member(&net, "c").await;
+    for m in [&b, &c] {
+        a.replica
+            .add_learner(&m.replica.me().node, &m.replica.me().addr)
+            .await
+            .expect("learner");
+    }
+    a.replica
+        .change(Change::Promote(vec!["b".into(), "c".into()]))
+        .await
+        .expect("promote");
+    assert_eq!(a.replica.status().voters.len(), 3);
+    for i in 1..100 {
+        put(&a, &format!("n{i}")).await.expect("write");
+    }
+    // Followers apply the same state, installing a snapshot on the way (every 50 entries).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while b.store.state().nodes.len() < 100 || c.store.state().nodes.len() < 100 {
+        assert!(Instant::now() < deadline, "followers did not catch up");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(b.store.state().nodes, a.store.state().nodes);
+
+    // Writes on a follower are refused with the leader's address.
+    match put(&b, "x").await {
+        Err(StoreError::NotLeader { leader }) => assert_eq!(leader.as_deref(), Some("a")),
+        other => panic!("follower write: {other:?}"),
+    }
+
+    // Cut the leader off: the other two elect one and go on; the old leader refuses writes.
+    net.cut.lock().expect("lock").insert("a".into());
+    let started = Instant::now();
+    let i = wait_leader(&[&b, &c], Duration::from_secs(10)).await;
+    let new = [&b, &c][i];
+    put(new, "after").await.expect("write on the new leader");
+    eprintln!("failover took {:?}", started.elapsed());
+    assert!(matches!(
+        put(&a, "lost").await,
+        Err(StoreError::NoQuorum { .. } | StoreError::NotLeader { .. })
+    ));
+
+    // Heal: the old leader follows and converges.
+    net.cut.lock().expect("lock").clear();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !a.store.state().nodes.contains_key("after") {
+        assert!(Instant::now() < deadline, "old leader did not converge");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!a.store.state().nodes.contains_key("lost"));
+    assert!(!a.replica.is_leader());
+}
