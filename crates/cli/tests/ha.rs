@@ -403,6 +403,33 @@ fn a_partitioned_leader_refuses_writes_while_the_majority_goes_on() {
         "{}",
         cli_at(&c.nodes[leader].socket(), &["service", "ls"]).1
     );
+
+    // A graceful stop of the leader hands leadership over before it goes.
+    let mut c = c;
+    let leader = c.leader().expect("leader");
+    c.nodes[leader].stop();
+    assert!(
+        c.nodes[leader].log().contains("leadership transferred"),
+        "{}",
+        c.nodes[leader].log()
+    );
+    let other = (leader + 1) % 3;
+    let (ok, out) = cli_at(
+        &c.nodes[other].socket(),
+        &[
+            "service",
+            "create",
+            "--detach",
+            "--name",
+            "after-stop",
+            "--replicas",
+            "0",
+            "--",
+            "shoal",
+            "echo",
+        ],
+    );
+    assert!(ok, "write after the leader stopped: {out}");
 }
 
 #[test]
@@ -480,5 +507,87 @@ fn promote_demote_and_recover_from_lost_quorum_with_force_new_cluster() {
         status.get(&ids[0]).map(String::as_str),
         Some("Leader"),
         "{status:?}"
+    );
+}
+
+/// Benchmark (bench/raft): `kill -9` of the leader to the first write committed by the new
+/// leader, RUNS times (default 10). Writes are `service create` through the CLI on the
+/// surviving managers, retried every 20 ms.
+#[test]
+#[ignore = "benchmark: run by bench/raft"]
+fn bench_leader_kill_to_first_committed_write() {
+    let runs: usize = std::env::var("RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    let mut c = Cluster::start(3, 0);
+    let mut times = Vec::new();
+    for run in 0..runs {
+        c.wait_managers(3, Duration::from_secs(30));
+        // Steady state: a write goes through before the kill.
+        let leader = c.leader().expect("leader");
+        let (ok, out) = cli_at(
+            &c.nodes[leader].socket(),
+            &[
+                "service",
+                "create",
+                "--detach",
+                "--name",
+                &format!("pre{run}"),
+                "--replicas",
+                "0",
+                "--",
+                "shoal",
+                "echo",
+            ],
+        );
+        assert!(ok, "{out}");
+        let survivors: Vec<PathBuf> = (0..3)
+            .filter(|i| *i != leader)
+            .map(|i| c.nodes[i].socket())
+            .collect();
+        c.nodes[leader].kill9();
+        let t0 = Instant::now();
+        let mut k = 0;
+        loop {
+            let name = format!("after{run}x{k}");
+            let socket = &survivors[k % survivors.len()];
+            let (ok, _) = cli_at(
+                socket,
+                &[
+                    "service",
+                    "create",
+                    "--detach",
+                    "--name",
+                    &name,
+                    "--replicas",
+                    "0",
+                    "--",
+                    "shoal",
+                    "echo",
+                ],
+            );
+            if ok {
+                break;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(30),
+                "no write committed after the kill"
+            );
+            k += 1;
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let took = t0.elapsed();
+        println!("RESULT failover run={run} ms={}", took.as_millis());
+        times.push(took);
+        c.nodes[leader].restart();
+    }
+    times.sort();
+    println!(
+        "RESULT failover-summary runs={} min_ms={} median_ms={} max_ms={}",
+        times.len(),
+        times[0].as_millis(),
+        times[times.len() / 2].as_millis(),
+        times[times.len() - 1].as_millis()
     );
 }

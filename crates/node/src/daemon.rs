@@ -227,6 +227,7 @@ impl Runtime {
                 // Nothing of the half-made cluster stays behind.
                 let _ = membership::remove(&self.cfg.data_dir);
                 let _ = std::fs::remove_dir_all(self.cfg.raft_dir());
+                let _ = self.store.forget();
                 return Err(internal(format!("cannot start the cluster: {e:#}")));
             }
         }
@@ -393,12 +394,7 @@ impl Runtime {
             std::fs::remove_dir_all(&dir)
                 .map_err(|e| internal(format!("cannot remove {}: {e}", dir.display())))?;
         }
-        self.store
-            .update(|tx| {
-                tx.push(Op::Reset);
-                Ok::<_, ApiError>(())
-            })
-            .await
+        self.store.forget().map_err(internal)
     }
 
     /// A client certificate for remote CLIs (managers only).

@@ -65,7 +65,7 @@ pub async fn to_leader(State(f): State<Forward>, req: Request, next: Next) -> Re
         return if read {
             stale(next.run(req).await)
         } else {
-            refuse(no_leader(&replica))
+            refuse(replica.no_quorum())
         };
     };
     if req.headers().contains_key(FORWARDED_HEADER) {
@@ -83,20 +83,6 @@ pub async fn to_leader(State(f): State<Forward>, req: Request, next: Next) -> Re
             ApiError::unavailable(format!("cannot reach the leader at {}: {e}", leader.addr))
                 .into_response()
         }
-    }
-}
-
-fn no_leader(replica: &shoal_store::raft::Replica) -> StoreError {
-    let s = replica.status();
-    StoreError::NoQuorum {
-        needed: s.quorum(),
-        managers: s.voters.len(),
-        reachable: s
-            .voters
-            .iter()
-            .filter(|p| s.reachable.contains(&p.node))
-            .map(|p| p.addr.clone())
-            .collect(),
     }
 }
 

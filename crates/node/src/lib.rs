@@ -12,7 +12,7 @@ mod forward;
 mod health;
 mod identity;
 mod membership;
-mod raft_net;
+pub mod raft_net;
 mod remote;
 mod renew;
 mod roles;

@@ -24,6 +24,12 @@ pub struct GrpcTransport {
     channels: Mutex<HashMap<String, Channel>>,
 }
 
+impl std::fmt::Debug for GrpcTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GrpcTransport").finish_non_exhaustive()
+    }
+}
+
 impl GrpcTransport {
     pub fn new(tls: watch::Receiver<Arc<ClientConfig>>) -> GrpcTransport {
         GrpcTransport {

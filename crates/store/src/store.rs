@@ -61,6 +61,9 @@ pub struct Store {
     meta: Mutex<Meta>,
     /// Set on managers: writes go through the Raft log instead of straight to disk.
     replica: RwLock<Option<Arc<crate::raft::Replica>>>,
+    /// The state is (or was) replicated: without a replica attached, writes are refused
+    /// rather than made outside the log, until [`Store::forget`].
+    replicated: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Store {
@@ -86,6 +89,7 @@ impl Store {
             current,
             meta: Mutex::new(meta),
             replica: RwLock::new(None),
+            replicated: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -103,6 +107,30 @@ impl Store {
             return Err(StoreError::Write("the store is already replicated".into()));
         }
         *r = Some(replica);
+        self.replicated
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Forget the whole state and its replication records, locally (this node leaves the
+    /// cluster or stops being a manager; its replica is shut down).
+    pub fn forget(&self) -> Result<(), StoreError> {
+        let _guard = self
+            .write_lock
+            .try_lock()
+            .map_err(|_| StoreError::Write("the store is busy with a write; try again".into()))?;
+        let mut meta = self.meta.lock().unwrap_or_else(|p| p.into_inner());
+        let base = self.state();
+        let cleared: Meta = meta.keys().map(|k| (k.clone(), Vec::new())).collect();
+        persist(&self.db, &[Op::Reset], base.version + 1, &Meta::new())?;
+        remove_records(&self.db, cleared.keys())?;
+        meta.clear();
+        self.replicated
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        self.current.send_replace(Arc::new(ClusterState {
+            version: base.version + 1,
+            ..ClusterState::default()
+        }));
         Ok(())
     }
 
@@ -211,6 +239,9 @@ impl Store {
             }
             return Ok(out);
         }
+        if self.replicated.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(StoreError::NotLeader { leader: None }.into());
+        }
         let base = self.state();
         let mut txn = Txn {
             state: (*base).clone(),
@@ -269,6 +300,21 @@ fn persist(db: &Database, ops: &[Op], version: u64, records: &Meta) -> Result<()
         meta.insert("version", version.to_le_bytes().as_slice())?;
         for (k, v) in records {
             meta.insert(format!("raft.{k}").as_str(), v.as_slice())?;
+        }
+    }
+    w.commit()?;
+    Ok(())
+}
+
+fn remove_records<'a>(
+    db: &Database,
+    keys: impl Iterator<Item = &'a String>,
+) -> Result<(), StoreError> {
+    let w = db.begin_write()?;
+    {
+        let mut meta = w.open_table(META)?;
+        for k in keys {
+            meta.remove(format!("raft.{k}").as_str())?;
         }
     }
     w.commit()?;

@@ -11,8 +11,9 @@ use openraft::{LogId, ServerState};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 /// "Would you vote for me in `term`?"
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,10 +51,10 @@ pub(crate) async fn answer(r: &Replica, req: &PreVote) -> bool {
     }
     let fresh = r.timing.lease;
     if m.state == ServerState::Leader {
-        // A leader still in touch with a majority is alive.
+        // A leader still in touch with a majority (or just elected) is alive.
         return m
             .millis_since_quorum_ack
-            .is_none_or(|ms| ms > r.timing.election_max.as_millis() as u64);
+            .is_some_and(|ms| ms > r.timing.election_max.as_millis() as u64);
     }
     r.contact.since_leader().is_none_or(|d| d >= fresh)
 }
@@ -109,6 +110,9 @@ async fn elect(r: &Replica) {
 pub(crate) async fn run(r: Arc<Replica>, mut stop: watch::Receiver<bool>) {
     let tick = (r.timing.heartbeat / 2).max(Duration::from_millis(10));
     let mut timeout = random_timeout(&r);
+    // The last attempt, kept apart from leader contact: a failed attempt must not make
+    // this node turn down the others' pre-votes.
+    let mut last_try: Option<Instant> = None;
     loop {
         tokio::select! {
             _ = tokio::time::sleep(tick) => {},
@@ -118,16 +122,16 @@ pub(crate) async fn run(r: Arc<Replica>, mut stop: watch::Receiver<bool>) {
             r.contact.leader_seen();
             continue;
         }
-        if r.contact.since_leader().is_some_and(|d| d < timeout) {
+        let quiet = |d: Option<Duration>| d.is_none_or(|d| d >= timeout);
+        if !quiet(r.contact.since_leader()) || !quiet(last_try.map(|t| t.elapsed())) {
             continue;
         }
         timeout = random_timeout(&r);
+        last_try = Some(Instant::now());
         if pre_vote(&r, false).await {
             tracing::info!(node = %r.me.node, "no leader heard from: starting an election");
             elect(&r).await;
         }
-        // Wait a whole timeout before trying again.
-        r.contact.leader_seen();
     }
 }
 
@@ -136,7 +140,9 @@ pub(crate) async fn run(r: Arc<Replica>, mut stop: watch::Receiver<bool>) {
 pub(crate) fn transfer_to_me(r: &Replica) {
     let raft = r.raft.clone();
     let deadline = Instant::now() + r.timing.election_max * 3;
-    let retry = r.timing.heartbeat;
+    // Once per lease: the other voters refuse until the old leader's lease runs out, and
+    // every attempt is a new term.
+    let retry = r.timing.lease;
     let old = raft.metrics().borrow().current_leader;
     let node = r.me.node.clone();
     tokio::spawn(async move {

@@ -32,9 +32,13 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::sync::Weak;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+// tokio time: openraft and the election loop run on it, so a paused or simulated clock
+// drives all of them alike.
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 pub use election::PreVote;
 
@@ -137,6 +141,8 @@ pub struct Timing {
     pub election_max: Duration,
     /// Entries between snapshots.
     pub snapshot_every: u64,
+    /// Entries kept in the log behind the last snapshot.
+    pub logs_kept: u64,
     pub snapshot_chunk: u64,
 }
 
@@ -148,6 +154,7 @@ impl Default for Timing {
             election_min: Duration::from_millis(500),
             election_max: Duration::from_millis(800),
             snapshot_every: 5000,
+            logs_kept: 500,
             // Chunks travel as JSON (about 3.5 bytes per byte): keep a message well under the
             // transport's limit.
             snapshot_chunk: 512 << 10,
@@ -236,7 +243,8 @@ impl Contact {
 /// This node's member of the Raft group replicating its store.
 pub struct Replica {
     raft: Raft,
-    store: Arc<Store>,
+    /// Weak: the store holds the replica while attached.
+    store: Weak<Store>,
     log: log::LogStore,
     id: u64,
     me: Peer,
@@ -278,7 +286,7 @@ impl Replica {
             install_snapshot_timeout: 10_000,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(t.snapshot_every),
             snapshot_max_chunk_size: t.snapshot_chunk,
-            max_in_snapshot_log_to_keep: 500,
+            max_in_snapshot_log_to_keep: t.logs_kept,
             replication_lag_threshold: t.snapshot_every * 2,
             max_payload_entries: 300,
             // Elections are ours (pre-vote first): see `election`.
@@ -300,7 +308,7 @@ impl Replica {
         let (stop, stop_rx) = watch::channel(false);
         let replica = Arc::new(Replica {
             raft,
-            store: store.clone(),
+            store: Arc::downgrade(&store),
             log,
             id,
             me: Peer {
@@ -379,23 +387,32 @@ impl Replica {
         }
     }
 
-    /// Fail fast when this leader has not heard from a majority for an election timeout:
-    /// it is cut off, and a write would hang.
-    fn check_quorum(&self) -> Result<(), StoreError> {
-        let m = self.raft.metrics().borrow().clone();
-        if m.state != ServerState::Leader {
-            return Err(self.not_leader());
+    /// Fail fast when this leader has not heard from a majority for two election
+    /// timeouts: it is cut off, and a write would hang. A leader just elected (no
+    /// acknowledgement yet) gets that long to hear from one.
+    async fn check_quorum(&self) -> Result<(), StoreError> {
+        let limit = self.timing.election_max * 2;
+        let deadline = Instant::now() + limit;
+        loop {
+            let m = self.raft.metrics().borrow().clone();
+            if m.state != ServerState::Leader {
+                return Err(self.not_leader());
+            }
+            let fresh = m
+                .millis_since_quorum_ack
+                .is_some_and(|ms| ms <= limit.as_millis() as u64);
+            if fresh {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(self.no_quorum());
+            }
+            tokio::time::sleep(self.timing.heartbeat / 4).await;
         }
-        let stale = m
-            .millis_since_quorum_ack
-            .is_none_or(|ms| ms > self.timing.election_max.as_millis() as u64 * 2);
-        if stale {
-            return Err(self.no_quorum());
-        }
-        Ok(())
     }
 
-    fn no_quorum(&self) -> StoreError {
+    /// The error for a write that cannot be committed: no majority answers.
+    pub fn no_quorum(&self) -> StoreError {
         let s = self.status();
         StoreError::NoQuorum {
             needed: s.quorum(),
@@ -412,7 +429,7 @@ impl Replica {
     /// Bring the local state up to every write committed before this call (read index),
     /// on the leader only.
     pub async fn linearize(&self) -> Result<(), StoreError> {
-        self.check_quorum()?;
+        self.check_quorum().await?;
         match tokio::time::timeout(
             self.timing.election_max * 2,
             self.raft.ensure_linearizable(),
@@ -428,7 +445,7 @@ impl Replica {
 
     /// Append `ops` as one entry; answers once it is committed and applied here.
     pub async fn propose(&self, ops: Vec<Op>) -> Result<u64, StoreError> {
-        self.check_quorum()?;
+        self.check_quorum().await?;
         match tokio::time::timeout(
             Duration::from_secs(5),
             self.raft.client_write(Batch { ops }),
@@ -448,7 +465,7 @@ impl Replica {
 
     /// Add `node` as a learner: it receives the log but does not vote yet.
     pub async fn add_learner(&self, node: &str, addr: &str) -> Result<(), StoreError> {
-        self.check_quorum()?;
+        self.check_quorum().await?;
         let peer = Peer {
             node: node.into(),
             addr: addr.into(),
@@ -462,7 +479,7 @@ impl Replica {
 
     /// Make learners voters, or voters learners, or remove members.
     pub async fn change(&self, change: Change) -> Result<(), StoreError> {
-        self.check_quorum()?;
+        self.check_quorum().await?;
         let ids = |nodes: &[String]| nodes.iter().map(|n| raft_id(n)).collect::<BTreeSet<u64>>();
         let changes = match &change {
             Change::Promote(n) => ChangeMembers::AddVoterIds(ids(n)),
@@ -551,7 +568,9 @@ impl Replica {
     pub async fn shutdown(&self) {
         self.stop.send_replace(true);
         let _ = self.raft.shutdown().await;
-        self.store.detach();
+        if let Some(s) = self.store.upgrade() {
+            s.detach();
+        }
     }
 
     /// Answer a call from another replica.

@@ -2,7 +2,8 @@
 
 use super::{Contact, Peer, Rpc, Transport, TypeConfig};
 use openraft::error::{
-    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+    InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError,
+    Unreachable,
 };
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
@@ -12,6 +13,9 @@ use openraft::raft::{
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::sync::Arc;
+
+/// An append of several entries larger than this is split (a single entry always goes).
+const MAX_APPEND_BYTES: usize = 16 << 20;
 
 pub(crate) struct Network {
     pub(crate) transport: Arc<dyn Transport>,
@@ -80,6 +84,17 @@ impl RaftNetwork<TypeConfig> for Conn {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<u64>, Err<openraft::error::Infallible>> {
+        // Big writes (thousands of tasks in one entry) can make a batch of entries larger
+        // than a message may be: ask openraft to send fewer at a time.
+        let n = rpc.entries.len() as u64;
+        if n > 1 {
+            let size = serde_json::to_vec(&rpc).map_or(0, |b| b.len());
+            if size > MAX_APPEND_BYTES {
+                return Err(RPCError::PayloadTooLarge(
+                    PayloadTooLarge::new_entries_hint(n / 2),
+                ));
+            }
+        }
         self.call(Rpc::Append, &rpc, &option).await
     }
 
