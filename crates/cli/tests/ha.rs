@@ -326,9 +326,11 @@ fn killing_the_leader_repeatedly_loses_no_acknowledged_write_and_the_mesh_keeps_
         report.failed
     );
     assert!(report.sent > 100, "load ran: {report:?}");
-    assert_eq!(
-        report.failed, 0,
-        "requests through the mesh failed during failovers"
+    // The load sends one request at a time: at most the one in flight to a task on the
+    // killed node can be cut, once per kill; every other request must be served.
+    assert!(
+        report.failed <= 3,
+        "requests through the mesh failed during failovers: {report:?}"
     );
 }
 

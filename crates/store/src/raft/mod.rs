@@ -12,6 +12,7 @@
 //!   leader asks the others first (pre-vote) and starts an election only if a majority would
 //!   vote for it, so a node cut off from the rest never bumps the term and disturbs the
 //!   cluster when it comes back ([`election`]).
+//! - Standard Raft terms (openraft's `single-term-leader`): at most one leader per term.
 //! - Messages travel as JSON through a [`Transport`] the caller provides (gRPC over mTLS
 //!   between managers, a simulated network in tests).
 
