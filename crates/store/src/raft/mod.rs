@@ -284,7 +284,10 @@ impl Replica {
             election_timeout_min: (t.lease.as_millis() as u64 * 3 / 4)
                 .max(t.heartbeat.as_millis() as u64 + 1),
             election_timeout_max: t.lease.as_millis() as u64,
-            install_snapshot_timeout: 10_000,
+            // Covers the last chunk, whose answer waits for the whole state to be decoded and
+            // written: for a large state on a busy machine that takes seconds, and a timeout
+            // makes the leader send the snapshot again from the start.
+            install_snapshot_timeout: 60_000,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(t.snapshot_every),
             snapshot_max_chunk_size: t.snapshot_chunk,
             max_in_snapshot_log_to_keep: t.logs_kept,
