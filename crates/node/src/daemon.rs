@@ -80,6 +80,16 @@ async fn resolve(text: &str, what: &str) -> Result<SocketAddr, ApiError> {
         })
 }
 
+/// A control-port `--listen-addr` (`IP:PORT`; all addresses, port 2377 by default).
+fn listen_addr(text: Option<&str>) -> Result<SocketAddr, ApiError> {
+    match text {
+        None => Ok(SocketAddr::from(([0, 0, 0, 0], DEFAULT_CONTROL_PORT))),
+        Some(t) => t
+            .parse()
+            .map_err(|_| bad(format!("invalid listen address {t:?}: expected IP:PORT"))),
+    }
+}
+
 /// The IP of an `--advertise-addr` (`IP` or `IP:PORT`).
 fn advertise_ip(text: &str) -> Result<IpAddr, ApiError> {
     text.split(':').next().unwrap_or("").parse().map_err(|_| {
@@ -133,17 +143,7 @@ impl Runtime {
                 m.role.as_str()
             )));
         }
-        let listen: SocketAddr = req
-            .listen_addr
-            .as_deref()
-            .unwrap_or("0.0.0.0:2377")
-            .parse()
-            .map_err(|_| {
-                bad(format!(
-                    "invalid listen address {:?}: expected IP:PORT",
-                    req.listen_addr.unwrap_or_default()
-                ))
-            })?;
+        let listen = listen_addr(req.listen_addr.as_deref())?;
         let advertise_ip: IpAddr = match req.advertise_addr.as_deref() {
             Some(a) => advertise_ip(a)?,
             None if !listen.ip().is_unspecified() => listen.ip(),
@@ -275,17 +275,7 @@ impl Runtime {
             )));
         }
         // A manager token makes this node a manager: it listens on its own control port.
-        let listen: SocketAddr = req
-            .listen_addr
-            .as_deref()
-            .unwrap_or("0.0.0.0:2377")
-            .parse()
-            .map_err(|_| {
-                bad(format!(
-                    "invalid listen address {:?}: expected IP:PORT",
-                    req.listen_addr.clone().unwrap_or_default()
-                ))
-            })?;
+        let listen = listen_addr(req.listen_addr.as_deref())?;
         let control_addr = SocketAddr::new(advertise, listen.port()).to_string();
         let key = pki::new_node_key().map_err(internal)?;
         let client = tls::client_config(&root, None, &[b"h2"]).map_err(internal)?;
@@ -625,11 +615,9 @@ impl Runtime {
                 let certs = crate::renew::renew_from(&managers, &certs).await?;
                 let m = Membership {
                     role: NodeRole::Manager,
-                    listen_addr: Some(
-                        m.listen_addr
-                            .clone()
-                            .unwrap_or_else(|| format!("0.0.0.0:{DEFAULT_CONTROL_PORT}")),
-                    ),
+                    listen_addr: Some(m.listen_addr.clone().unwrap_or_else(|| {
+                        SocketAddr::from(([0, 0, 0, 0], DEFAULT_CONTROL_PORT)).to_string()
+                    })),
                     ..m
                 };
                 let listener = bind_control(&m).await?;
@@ -766,11 +754,8 @@ async fn wait_for_other_role(
 
 /// Bind a manager's control port.
 async fn bind_control(m: &Membership) -> anyhow::Result<tokio::net::TcpListener> {
-    let listen = m
-        .listen_addr
-        .clone()
-        .unwrap_or_else(|| format!("0.0.0.0:{DEFAULT_CONTROL_PORT}"));
-    tokio::net::TcpListener::bind(&listen)
+    let listen = listen_addr(m.listen_addr.as_deref()).map_err(|e| anyhow::anyhow!(e.message))?;
+    tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))
 }
