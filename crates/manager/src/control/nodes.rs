@@ -2,34 +2,46 @@ use super::{ApiError, ControlState};
 use axum::extract::{Path, State};
 use axum::Json;
 use shoal_api::{Node, NodeRole};
+use shoal_store::raft::GroupStatus;
 
-/// Fill in each manager's place in the Raft group (Leader, Reachable, Unreachable).
-fn with_manager_status(s: &ControlState, mut nodes: Vec<Node>) -> Vec<Node> {
-    let Some(r) = s.store.replica() else {
-        return nodes;
-    };
-    let g = r.status();
-    for n in nodes.iter_mut().filter(|n| n.role == NodeRole::Manager) {
-        n.manager_status = Some(
-            if !g.voters.iter().any(|v| v.node == n.id) {
-                // A learner catching up, or not yet added by the leader.
-                "Joining"
-            } else if g.leader.as_ref().is_some_and(|l| l.node == n.id) {
-                "Leader"
-            } else if g.reachable.contains(&n.id) {
-                "Reachable"
-            } else {
-                "Unreachable"
-            }
-            .to_string(),
-        );
+/// The node named `id` (ID, prefix or hostname), or 404.
+fn find(state: &shoal_api::ClusterState, id: &str) -> Result<Node, ApiError> {
+    state
+        .find_node(id)
+        .cloned()
+        .ok_or_else(|| ApiError::not_found(format!("node {id} not found")))
+}
+
+/// A manager's place in the Raft group: Leader, Reachable, Unreachable, or Joining (a
+/// learner catching up, or not yet added by the leader).
+fn set_manager_status(n: &mut Node, g: &GroupStatus) {
+    if n.role != NodeRole::Manager {
+        return;
     }
-    nodes
+    n.manager_status = Some(
+        if !g.voters.iter().any(|v| v.node == n.id) {
+            "Joining"
+        } else if g.leader.as_ref().is_some_and(|l| l.node == n.id) {
+            "Leader"
+        } else if g.reachable.contains(&n.id) {
+            "Reachable"
+        } else {
+            "Unreachable"
+        }
+        .to_string(),
+    );
+}
+
+fn group(s: &ControlState) -> Option<GroupStatus> {
+    s.store.replica().map(|r| r.status())
 }
 
 pub async fn list(State(s): State<ControlState>) -> Result<Json<Vec<Node>>, ApiError> {
-    let nodes = s.cluster()?.nodes.values().cloned().collect();
-    Ok(Json(with_manager_status(&s, nodes)))
+    let mut nodes: Vec<Node> = s.cluster()?.nodes.values().cloned().collect();
+    if let Some(g) = group(&s) {
+        nodes.iter_mut().for_each(|n| set_manager_status(n, &g));
+    }
+    Ok(Json(nodes))
 }
 
 /// `node promote`: the node becomes a manager (it joins the Raft group as a learner, then
@@ -38,102 +50,98 @@ pub async fn promote(
     State(s): State<ControlState>,
     Path(id): Path<String>,
 ) -> Result<Json<Node>, ApiError> {
-    s.cluster()?;
-    let node = s
-        .store
-        .update(|tx| {
-            let mut n = tx
-                .state()
-                .find_node(&id)
-                .cloned()
-                .ok_or_else(|| ApiError::not_found(format!("node {id} not found")))?;
-            if n.role == NodeRole::Manager {
-                return Err(ApiError::conflict(format!(
-                    "node {} is already a manager",
-                    n.hostname
-                )));
-            }
-            n.role = NodeRole::Manager;
-            n.control_addr = Some(format!("{}:{}", n.addr, shoal_rpc::DEFAULT_CONTROL_PORT));
-            n.updated_at = crate::now_millis();
-            tx.put_node(n.clone());
-            Ok::<_, ApiError>(n)
-        })
-        .await?;
-    tracing::info!(node = %node.id, "node promoted to manager");
-    Ok(Json(node))
+    change_role(&s, &id, NodeRole::Manager).await
 }
 
-/// `node demote`: the node becomes a worker. Refused if the managers left could not form
-/// a quorum.
+/// `node demote`: the node becomes a worker. Refused for the last manager, and if the
+/// managers left could not form a quorum.
 pub async fn demote(
     State(s): State<ControlState>,
     Path(id): Path<String>,
 ) -> Result<Json<Node>, ApiError> {
+    change_role(&s, &id, NodeRole::Worker).await
+}
+
+/// Give the node `role` in the store; the leader's membership loop (`crate::managers`)
+/// makes the Raft group follow.
+async fn change_role(s: &ControlState, id: &str, role: NodeRole) -> Result<Json<Node>, ApiError> {
     s.cluster()?;
-    let group = s.store.replica().map(|r| r.status());
+    let group = group(s);
     let node = s
         .store
         .update(|tx| {
-            let mut n = tx
-                .state()
-                .find_node(&id)
-                .cloned()
-                .ok_or_else(|| ApiError::not_found(format!("node {id} not found")))?;
-            if n.role != NodeRole::Manager {
-                return Err(ApiError::conflict(format!(
-                    "node {} is not a manager",
-                    n.hostname
-                )));
+            let mut n = find(tx.state(), id)?;
+            if n.role == role {
+                return Err(ApiError::conflict(match role {
+                    NodeRole::Manager => format!("node {} is already a manager", n.hostname),
+                    NodeRole::Worker => format!("node {} is not a manager", n.hostname),
+                }));
             }
-            let managers = tx
-                .state()
-                .nodes
-                .values()
-                .filter(|m| m.role == NodeRole::Manager)
-                .count();
-            if managers <= 1 {
-                return Err(ApiError::conflict(format!(
-                    "node {} is the cluster's last manager and cannot be demoted",
-                    n.hostname
-                )));
-            }
-            if let Some(g) = &group {
-                let remaining: Vec<_> = g.voters.iter().filter(|p| p.node != n.id).collect();
-                let quorum = remaining.len() / 2 + 1;
-                let reachable = remaining
-                    .iter()
-                    .filter(|p| g.reachable.contains(&p.node))
-                    .count();
-                if reachable < quorum {
-                    return Err(ApiError::conflict(format!(
-                        "demoting {} would lose quorum: {quorum} of the {} remaining managers must be reachable, {reachable} are",
-                        n.hostname,
-                        remaining.len()
-                    )));
+            match role {
+                NodeRole::Manager => {
+                    n.control_addr =
+                        Some(format!("{}:{}", n.addr, shoal_rpc::DEFAULT_CONTROL_PORT));
+                }
+                NodeRole::Worker => {
+                    check_demotion(tx.state(), &n, group.as_ref())?;
+                    n.control_addr = None;
                 }
             }
-            n.role = NodeRole::Worker;
-            n.control_addr = None;
+            n.role = role;
             n.updated_at = crate::now_millis();
             tx.put_node(n.clone());
             Ok::<_, ApiError>(n)
         })
         .await?;
-    tracing::info!(node = %node.id, "manager demoted to worker");
+    tracing::info!(node = %node.id, role = role.as_str(), "node role changed");
     Ok(Json(node))
+}
+
+/// Demoting `n` must leave a manager, and enough reachable voters for a quorum.
+fn check_demotion(
+    state: &shoal_api::ClusterState,
+    n: &Node,
+    group: Option<&GroupStatus>,
+) -> Result<(), ApiError> {
+    let managers = state
+        .nodes
+        .values()
+        .filter(|m| m.role == NodeRole::Manager)
+        .count();
+    if managers <= 1 {
+        return Err(ApiError::conflict(format!(
+            "node {} is the cluster's last manager and cannot be demoted",
+            n.hostname
+        )));
+    }
+    let Some(g) = group else {
+        return Ok(());
+    };
+    let remaining: Vec<_> = g.voters.iter().filter(|p| p.node != n.id).collect();
+    let quorum = remaining.len() / 2 + 1;
+    let reachable = remaining
+        .iter()
+        .filter(|p| g.reachable.contains(&p.node))
+        .count();
+    if reachable < quorum {
+        return Err(ApiError::conflict(format!(
+            "demoting {} would lose quorum: {quorum} of the {} remaining managers must be reachable, {reachable} are",
+            n.hostname,
+            remaining.len()
+        )));
+    }
+    Ok(())
 }
 
 pub async fn inspect(
     State(s): State<ControlState>,
     Path(id): Path<String>,
 ) -> Result<Json<Node>, ApiError> {
-    let state = s.cluster()?;
-    let node = state
-        .find_node(&id)
-        .cloned()
-        .ok_or_else(|| ApiError::not_found(format!("node {id} not found")))?;
-    Ok(Json(with_manager_status(&s, vec![node]).remove(0)))
+    let mut node = find(&*s.cluster()?, &id)?;
+    if let Some(g) = group(&s) {
+        set_manager_status(&mut node, &g);
+    }
+    Ok(Json(node))
 }
 
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
@@ -162,11 +170,7 @@ pub async fn update(
     let node = s
         .store
         .update(|tx| {
-            let mut n = tx
-                .state()
-                .find_node(&id)
-                .cloned()
-                .ok_or_else(|| ApiError::not_found(format!("node {id} not found")))?;
+            let mut n = find(tx.state(), &id)?;
             for k in &u.labels_rm {
                 if n.labels.remove(k).is_none() {
                     return Err(ApiError::bad_request(format!(
@@ -202,12 +206,8 @@ pub async fn remove(
 ) -> Result<axum::http::StatusCode, ApiError> {
     s.cluster()?;
     s.store.update(|tx| {
-        let n = tx
-            .state()
-            .find_node(&id)
-            .cloned()
-            .ok_or_else(|| ApiError::not_found(format!("node {id} not found")))?;
-        if n.role == shoal_api::NodeRole::Manager {
+        let n = find(tx.state(), &id)?;
+        if n.role == NodeRole::Manager {
             return Err(ApiError::conflict(format!(
                 "node {} is a manager: demote it first (`shoal node demote`)",
                 n.hostname
