@@ -35,10 +35,8 @@ pub struct DispatcherService {
     pub cluster_acked: tokio::sync::watch::Receiver<u64>,
 }
 
-/// What one node is sent: its tasks (assigned onwards) and the endpoint table.
-/// The tasks a node's agent is given: those assigned to it, from `assigned` on. Remote
-/// sessions and the manager's own local dispatcher both use this.
-pub fn assigned_tasks(state: &ClusterState, node_id: &str) -> Vec<Task> {
+/// The tasks a node's agent is given: those assigned to it, from `assigned` on.
+fn assigned_tasks(state: &ClusterState, node_id: &str) -> Vec<Task> {
     state
         .tasks
         .values()
@@ -208,7 +206,7 @@ impl dispatcher_server::Dispatcher for DispatcherService {
         let node = member(&self.store, &req)?;
         let reports: Vec<TaskReport> = serde_json::from_slice(&req.get_ref().reports_json)
             .map_err(|e| Status::invalid_argument(format!("reports: {e}")))?;
-        apply_reports(&self.store, &reports, Some(&node.id))
+        apply_reports(&self.store, &reports, &node.id)
             .await
             .map_err(store_status)?;
         Ok(Response::new(Empty {}))

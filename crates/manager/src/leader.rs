@@ -10,11 +10,6 @@ use tonic::Status;
 /// Metadata key carrying the leader's control address.
 pub const LEADER_METADATA: &str = "shoal-leader";
 
-/// Is this manager the one that decides? (A store without replication always is.)
-pub fn is_leader(store: &Store) -> bool {
-    store.replica().is_none_or(|r| r.is_leader())
-}
-
 /// `Ok` on the leader; otherwise `unavailable` naming the leader.
 pub fn require_leader(store: &Store) -> Result<(), Status> {
     match store.replica() {

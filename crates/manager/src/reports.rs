@@ -4,12 +4,13 @@ use crate::now_millis;
 use shoal_api::TaskReport;
 use shoal_store::{Store, StoreError};
 
-/// Apply `reports` in one write. Reports for unknown tasks, for tasks of another node (when
-/// `from_node` is set) or that would move a task backwards are dropped with a log line.
+/// Apply the reports of the agent of `from_node` in one write. Reports for unknown tasks,
+/// for tasks of another node or that would move a task backwards are dropped with a log
+/// line.
 pub async fn apply_reports(
     store: &Store,
     reports: &[TaskReport],
-    from_node: Option<&str>,
+    from_node: &str,
 ) -> Result<(), StoreError> {
     let now = now_millis();
     store.update(|tx| {
@@ -17,8 +18,8 @@ pub async fn apply_reports(
             let Some(mut task) = tx.state().tasks.get(&r.task_id).cloned() else {
                 continue;
             };
-            if from_node.is_some_and(|n| task.node_id.as_deref() != Some(n)) {
-                tracing::warn!(task = %r.task_id, node = ?from_node, "report for a task of another node refused");
+            if task.node_id.as_deref() != Some(from_node) {
+                tracing::warn!(task = %r.task_id, node = %from_node, "report for a task of another node refused");
                 continue;
             }
             match task.apply_report(r, now) {

@@ -120,6 +120,9 @@ impl Rpc {
     }
 }
 
+/// The log, vote and committed index, in the replica's directory.
+const LOG_FILE: &str = "raft-log.redb";
+
 /// How long a membership change may wait for a majority.
 const MEMBERSHIP_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -299,7 +302,7 @@ impl Replica {
         };
         let config = Arc::new(config.validate().map_err(replication)?);
         let id = raft_id(&cfg.node);
-        let log = log::LogStore::open(&cfg.dir.join("raft-log.redb"))?;
+        let log = log::LogStore::open(&cfg.dir.join(LOG_FILE))?;
         let sm = sm::StateMachine::new(store.clone(), cfg.dir.join("snapshot"));
         let contact = Arc::new(Contact::new());
         let net = network::Network {
@@ -619,16 +622,11 @@ impl Replica {
         }
     }
 
-    /// The log-store path under a data directory (for backups and `--force-new-cluster`).
-    pub fn log_path(dir: &Path) -> PathBuf {
-        dir.join("raft-log.redb")
-    }
-
     /// Rewrite the log in `dir` so that, when started, this node is the only voter: a new
     /// membership entry in a new term, committed by this node alone. Keeps the state.
     pub fn force_new_cluster(dir: &Path, node: &str, addr: &str) -> Result<(), StoreError> {
         log::force_single_voter(
-            &dir.join("raft-log.redb"),
+            &dir.join(LOG_FILE),
             raft_id(node),
             Peer {
                 node: node.into(),
