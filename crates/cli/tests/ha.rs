@@ -153,6 +153,26 @@ fn cli_at(socket: &Path, args: &[&str]) -> (bool, String) {
     (out.status.success(), text)
 }
 
+/// `service create` of an empty service (no replicas) named `name`: a write that starts no
+/// task.
+fn create_empty(socket: &Path, name: &str) -> (bool, String) {
+    cli_at(
+        socket,
+        &[
+            "service",
+            "create",
+            "--detach",
+            "--name",
+            name,
+            "--replicas",
+            "0",
+            "--",
+            "shoal",
+            "echo",
+        ],
+    )
+}
+
 /// Live tasks wanted running per slot: never more than one.
 fn wanted_per_slot(d: &Daemon, service: &str) -> HashMap<u64, usize> {
     let mut per = HashMap::new();
@@ -183,21 +203,7 @@ fn writer(sockets: Vec<PathBuf>, stop: Arc<AtomicBool>, acked: Arc<Mutex<Acked>>
         let socket = &sockets[i % sockets.len()];
         let (ok, out) = if i.is_multiple_of(2) {
             let name = format!("c{i}");
-            let r = cli_at(
-                socket,
-                &[
-                    "service",
-                    "create",
-                    "--detach",
-                    "--name",
-                    &name,
-                    "--replicas",
-                    "0",
-                    "--",
-                    "shoal",
-                    "echo",
-                ],
-            );
+            let r = create_empty(socket, &name);
             if r.0 {
                 acked.lock().expect("lock").creates.push(name);
             }
@@ -340,21 +346,7 @@ fn a_partitioned_leader_refuses_writes_while_the_majority_goes_on() {
     let leader = c.leader().expect("leader");
     c.net.cut(leader).expect("cut");
     let started = Instant::now();
-    let (ok, out) = cli_at(
-        &c.nodes[leader].socket(),
-        &[
-            "service",
-            "create",
-            "--detach",
-            "--name",
-            "minority",
-            "--replicas",
-            "0",
-            "--",
-            "shoal",
-            "echo",
-        ],
-    );
+    let (ok, out) = create_empty(&c.nodes[leader].socket(), "minority");
     assert!(!ok, "the cut-off leader accepted a write: {out}");
     assert!(out.contains("quorum") || out.contains("leader"), "{out}");
     assert!(
@@ -374,22 +366,7 @@ fn a_partitioned_leader_refuses_writes_while_the_majority_goes_on() {
     // The majority elects a leader and takes writes.
     let other = (leader + 1) % 3;
     let created = wait_until(Duration::from_secs(10), || {
-        cli_at(
-            &c.nodes[other].socket(),
-            &[
-                "service",
-                "create",
-                "--detach",
-                "--name",
-                "majority",
-                "--replicas",
-                "0",
-                "--",
-                "shoal",
-                "echo",
-            ],
-        )
-        .0
+        create_empty(&c.nodes[other].socket(), "majority").0
     });
     assert!(created, "the majority did not take a write");
 
@@ -416,21 +393,7 @@ fn a_partitioned_leader_refuses_writes_while_the_majority_goes_on() {
         c.nodes[leader].log()
     );
     let other = (leader + 1) % 3;
-    let (ok, out) = cli_at(
-        &c.nodes[other].socket(),
-        &[
-            "service",
-            "create",
-            "--detach",
-            "--name",
-            "after-stop",
-            "--replicas",
-            "0",
-            "--",
-            "shoal",
-            "echo",
-        ],
-    );
+    let (ok, out) = create_empty(&c.nodes[other].socket(), "after-stop");
     assert!(ok, "write after the leader stopped: {out}");
 }
 
@@ -464,40 +427,15 @@ fn promote_demote_and_recover_from_lost_quorum_with_force_new_cluster() {
     // With two managers, losing one loses quorum; demoting the other is refused first.
     c.nodes[1].kill9();
     let refused = wait_until(Duration::from_secs(10), || {
-        let (ok, out) = cli_at(
-            &c.nodes[0].socket(),
-            &[
-                "service",
-                "create",
-                "--detach",
-                "--name",
-                "x",
-                "--replicas",
-                "0",
-                "--",
-                "shoal",
-                "echo",
-            ],
-        );
+        let (ok, out) = create_empty(&c.nodes[0].socket(), "x");
         !ok && out.contains("quorum")
     });
     assert!(refused, "writes without quorum must fail naming it");
 
     let out = c.nodes[0].cli(&["init", "--force-new-cluster"]);
     assert!(out.ok(), "force-new-cluster: {out:?}\n{}", c.nodes[0].log());
-    let out = c.nodes[0].cli(&[
-        "service",
-        "create",
-        "--detach",
-        "--name",
-        "after",
-        "--replicas",
-        "0",
-        "--",
-        "shoal",
-        "echo",
-    ]);
-    assert!(out.ok(), "write after recovery: {out:?}");
+    let (ok, out) = create_empty(&c.nodes[0].socket(), "after");
+    assert!(ok, "write after recovery: {out}");
     let out = c.nodes[0].cli(&["service", "ls"]);
     assert!(out.stdout.contains("keep"), "services kept: {}", out.stdout);
     let kept = wait_until(Duration::from_secs(20), || {
@@ -528,21 +466,7 @@ fn bench_leader_kill_to_first_committed_write() {
         c.wait_managers(3, Duration::from_secs(30));
         // Steady state: a write goes through before the kill.
         let leader = c.leader().expect("leader");
-        let (ok, out) = cli_at(
-            &c.nodes[leader].socket(),
-            &[
-                "service",
-                "create",
-                "--detach",
-                "--name",
-                &format!("pre{run}"),
-                "--replicas",
-                "0",
-                "--",
-                "shoal",
-                "echo",
-            ],
-        );
+        let (ok, out) = create_empty(&c.nodes[leader].socket(), &format!("pre{run}"));
         assert!(ok, "{out}");
         let survivors: Vec<PathBuf> = (0..3)
             .filter(|i| *i != leader)
@@ -554,21 +478,7 @@ fn bench_leader_kill_to_first_committed_write() {
         loop {
             let name = format!("after{run}x{k}");
             let socket = &survivors[k % survivors.len()];
-            let (ok, _) = cli_at(
-                socket,
-                &[
-                    "service",
-                    "create",
-                    "--detach",
-                    "--name",
-                    &name,
-                    "--replicas",
-                    "0",
-                    "--",
-                    "shoal",
-                    "echo",
-                ],
-            );
+            let (ok, _) = create_empty(socket, &name);
             if ok {
                 break;
             }
