@@ -413,9 +413,29 @@ fn promote_demote_and_recover_from_lost_quorum_with_force_new_cluster() {
         "echo",
     ]);
     assert!(out.ok(), "{out:?}");
+    let out = c.nodes[0].cli(&["node", "demote", &ids[0]]);
+    assert!(
+        !out.ok() && out.stderr.contains("last manager"),
+        "demoting the last manager: {out:?}"
+    );
 
     let out = c.nodes[0].cli(&["node", "promote", &ids[1], &ids[2]]);
     assert!(out.ok(), "promote: {out:?}");
+    c.wait_managers(3, Duration::from_secs(30));
+
+    // With one of three managers down, demoting another would leave no quorum: refused,
+    // and nothing changes.
+    c.nodes[1].kill9();
+    let down = wait_until(Duration::from_secs(10), || {
+        c.manager_status(0).get(&ids[1]).map(String::as_str) == Some("Unreachable")
+    });
+    assert!(down, "{:?}", c.manager_status(0));
+    let out = c.nodes[0].cli(&["node", "demote", &ids[2]]);
+    assert!(
+        !out.ok() && out.stderr.contains("would lose quorum"),
+        "demote without quorum: {out:?}"
+    );
+    c.nodes[1].restart();
     c.wait_managers(3, Duration::from_secs(30));
 
     let out = c.nodes[0].cli(&["node", "demote", &ids[2]]);
