@@ -89,9 +89,11 @@ impl Executor for ProcessExecutor {
         }
         let parent = std::process::id();
         // SAFETY: the closure runs in the forked child before exec and calls only
-        // async-signal-safe functions (prctl, getppid, _exit).
+        // async-signal-safe functions (umask, prctl, getppid, _exit).
         unsafe {
             cmd.pre_exec(move || {
+                // The daemon keeps its own files private (umask 077); tasks get the usual one.
+                libc::umask(0o022);
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
                 // The daemon may have died between fork and prctl: then nobody would kill us.
                 if libc::getppid() as u32 != parent {

@@ -18,6 +18,39 @@ pub struct Cluster {
     /// Control addresses (`ip:port`) of the managers.
     pub managers: Vec<String>,
     pub created_at: u64,
+    /// Client certificates issued for remote CLIs (`shoal client-cert`): only those listed
+    /// here and not revoked are accepted on the control port.
+    #[serde(default)]
+    pub clients: Vec<ClientRecord>,
+}
+
+/// A client certificate the cluster issued. Its certificate's subject CN is [`ClientRecord::cn`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientRecord {
+    pub id: String,
+    /// What the operator called it (`--name`), for `shoal client-cert ls`.
+    pub name: String,
+    pub created_at: u64,
+    pub expires_at: u64,
+    /// When it was revoked (`shoal client-cert revoke`); a revoked certificate is refused.
+    #[serde(default)]
+    pub revoked_at: Option<u64>,
+}
+
+impl ClientRecord {
+    /// The subject CN of its certificate.
+    pub fn cn(&self) -> String {
+        format!("client-{}", self.id)
+    }
+}
+
+impl Cluster {
+    /// The client whose certificate names `cn`, if it was issued here and is not revoked.
+    pub fn valid_client(&self, cn: &str) -> Option<&ClientRecord> {
+        self.clients
+            .iter()
+            .find(|c| c.revoked_at.is_none() && c.cn() == cn)
+    }
 }
 
 impl std::fmt::Debug for Cluster {

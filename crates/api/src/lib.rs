@@ -17,7 +17,7 @@ pub mod task;
 pub mod template;
 pub mod update;
 
-pub use cluster::Cluster;
+pub use cluster::{ClientRecord, Cluster};
 pub use constraint::Constraint;
 pub use error::SpecError;
 pub use node::{Availability, Node, NodeRole, NodeState};

@@ -119,3 +119,36 @@ impl Node {
         self.state == NodeState::Ready && self.availability == Availability::Active
     }
 }
+
+/// Longest hostname kept (DNS's limit).
+pub const MAX_HOSTNAME: usize = 253;
+
+/// A hostname a node reports, made safe to store and print: letters, digits, '-', '.' and
+/// '_' are kept, anything else (control characters and escape sequences included) becomes
+/// '_', and it is cut at [`MAX_HOSTNAME`] characters. Empty stays empty.
+pub fn clean_hostname(reported: &str) -> String {
+    reported
+        .chars()
+        .take(MAX_HOSTNAME)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod hostname_tests {
+    use super::*;
+
+    #[test]
+    fn escape_sequences_in_hostnames_are_neutralised() {
+        assert_eq!(clean_hostname("web-1.example"), "web-1.example");
+        assert_eq!(clean_hostname("\u{1b}[31mred\u{7}"), "__31mred_");
+        assert_eq!(clean_hostname(&"a".repeat(400)).len(), MAX_HOSTNAME);
+        assert_eq!(clean_hostname(""), "");
+    }
+}

@@ -221,7 +221,13 @@ fn join_spread_and_mesh_on_every_node() {
     // A remote CLI with a client certificate.
     let certs = m.dir.path().join("client");
     assert!(m
-        .cli(&["client-cert", "--out", certs.to_str().unwrap_or_default()])
+        .cli(&[
+            "client-cert",
+            "--name",
+            "ci",
+            "--out",
+            certs.to_str().unwrap_or_default()
+        ])
         .ok());
     let host = format!("tcp://{}:2377", c.net.ip(0));
     let remote_ls = std::process::Command::new(bin())
@@ -241,6 +247,26 @@ fn join_spread_and_mesh_on_every_node() {
         .output()
         .expect("cli");
     assert!(!no_cert.status.success());
+
+    // Revoked: refused at the next call, on every manager's control port.
+    let ls = m.cli(&["client-cert", "ls"]);
+    assert!(
+        ls.ok() && ls.stdout.contains("ci") && ls.stdout.contains("Valid"),
+        "{ls:?}"
+    );
+    assert!(m.cli(&["client-cert", "revoke", "ci"]).ok());
+    let revoked = std::process::Command::new(bin())
+        .args(["--host", &host, "--tls-dir"])
+        .arg(&certs)
+        .args(["service", "ls"])
+        .output()
+        .expect("remote cli");
+    let err = String::from_utf8_lossy(&revoked.stderr);
+    assert!(
+        !revoked.status.success() && err.contains("revoked"),
+        "{err}"
+    );
+    assert!(m.cli(&["client-cert", "ls"]).stdout.contains("Revoked"));
 }
 
 #[test]

@@ -30,6 +30,7 @@ pub fn new_cluster(
         cert_lifetime_secs: cert_lifetime.as_secs(),
         managers: vec![manager_addr.to_string()],
         created_at: now_millis(),
+        clients: Vec::new(),
     })
 }
 
@@ -112,9 +113,60 @@ pub fn member<T>(store: &Store, req: &Request<T>) -> Result<Node, Status> {
     })
 }
 
+/// The address a node is reached at: the one its connection comes from, so that no node
+/// can make the mesh route to an address it does not hold (a manager's loopback, another
+/// host). An advertised address that differs is logged and ignored. Without a socket (tests)
+/// the advertised address is taken if it is an IP address.
+pub fn reachable_addr<T>(req: &Request<T>, advertised: &str) -> Option<String> {
+    let observed = req
+        .extensions()
+        .get::<shoal_rpc::tls::PeerAddr>()
+        .map(|a| a.0.ip().to_canonical());
+    match observed {
+        Some(ip) => {
+            if !advertised.is_empty() && advertised != ip.to_string() {
+                tracing::warn!(advertised, observed = %ip, "node advertises another address than it connects from: using the observed one");
+            }
+            Some(ip.to_string())
+        }
+        None => advertised
+            .parse::<std::net::IpAddr>()
+            .ok()
+            .map(|ip| ip.to_string()),
+    }
+}
+
+/// Pause before answering a failed join, one at a time cluster-wide, so that guessing tokens
+/// runs at most one guess per this long.
+const FAILED_JOIN_PAUSE: std::time::Duration = std::time::Duration::from_secs(1);
+
 #[derive(Debug, Clone)]
 pub struct CaService {
     pub store: Arc<Store>,
+    /// Held while a failed join waits out [`FAILED_JOIN_PAUSE`].
+    failed_joins: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl CaService {
+    pub fn new(store: Arc<Store>) -> CaService {
+        CaService {
+            store,
+            failed_joins: Arc::default(),
+        }
+    }
+
+    /// Log a refused join and answer it only after the pause.
+    async fn refuse_join<T>(&self, req: &Request<T>, why: Status) -> Status {
+        let from = req
+            .extensions()
+            .get::<shoal_rpc::tls::PeerAddr>()
+            .map(|a| a.0.to_string())
+            .unwrap_or_default();
+        tracing::warn!(%from, reason = %why.message(), "join refused");
+        let _one_at_a_time = self.failed_joins.lock().await;
+        tokio::time::sleep(FAILED_JOIN_PAUSE).await;
+        why
+    }
 }
 
 fn cluster_of(store: &Store) -> Result<Cluster, Status> {
@@ -139,9 +191,13 @@ impl ca_server::Ca for CaService {
         req: Request<IssueRequest>,
     ) -> Result<Response<IssueResponse>, Status> {
         require_leader(&self.store)?;
-        let r = req.into_inner();
         let c = cluster_of(&self.store)?;
-        let role = check_token(&c, &r.token).map_err(Status::permission_denied)?;
+        let role = match check_token(&c, &req.get_ref().token) {
+            Ok(role) => role,
+            Err(e) => return Err(self.refuse_join(&req, Status::permission_denied(e)).await),
+        };
+        let advertised = reachable_addr(&req, &req.get_ref().addr);
+        let r = req.into_inner();
         let control_addr = if role == NodeRole::Manager {
             let a: std::net::SocketAddr = r.control_addr.parse().map_err(|_| {
                 Status::invalid_argument(format!(
@@ -153,15 +209,19 @@ impl ca_server::Ca for CaService {
         } else {
             None
         };
-        if r.node_id.is_empty() || !r.node_id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        if r.node_id.is_empty()
+            || r.node_id.len() > 64
+            || !r.node_id.bytes().all(|b| b.is_ascii_alphanumeric())
+        {
             return Err(Status::invalid_argument("invalid node id"));
         }
-        let ip = r.addr.parse::<std::net::IpAddr>().map_err(|_| {
+        let ip = advertised.ok_or_else(|| {
             Status::invalid_argument(format!(
                 "invalid advertise address {:?}: expected an IP address",
                 r.addr
             ))
         })?;
+        let hostname = shoal_api::node::clean_hostname(&r.hostname);
         let cert_role = match role {
             NodeRole::Manager => CertRole::Manager,
             NodeRole::Worker => CertRole::Worker,
@@ -177,7 +237,7 @@ impl ca_server::Ca for CaService {
                         r.node_id
                     ))));
                 }
-                let mut node = Node::new(r.node_id.clone(), r.hostname.clone(), role, ip.to_string(), now);
+                let mut node = Node::new(r.node_id.clone(), hostname.clone(), role, ip.clone(), now);
                 node.state = NodeState::Unknown;
                 node.control_addr = control_addr.clone();
                 tx.put_node(node);
@@ -187,7 +247,7 @@ impl ca_server::Ca for CaService {
             .map_err(|e| e.0)?;
         // The leader's membership loop (`managers`) adds a manager node to the Raft group
         // as a learner, and makes it a voter once it has caught up.
-        tracing::info!(node = %r.node_id, hostname = %r.hostname, role = role.as_str(), "node joined");
+        tracing::info!(node = %r.node_id, %hostname, role = role.as_str(), "node joined");
         Ok(Response::new(IssueResponse {
             cert_pem,
             role: role.as_str().to_string(),
@@ -232,6 +292,29 @@ impl From<StoreError> for StatusError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `Session` let a worker set its address to anything, so the mesh routed to it.
+    #[test]
+    fn worker_cannot_choose_its_address() {
+        let mut req = Request::new(());
+        req.extensions_mut().insert(shoal_rpc::tls::PeerAddr(
+            "10.0.0.5:40000".parse().expect("addr"),
+        ));
+        assert_eq!(
+            reachable_addr(&req, "127.0.0.1").as_deref(),
+            Some("10.0.0.5")
+        );
+        assert_eq!(reachable_addr(&req, "").as_deref(), Some("10.0.0.5"));
+        // Over IPv6 sockets, IPv4 peers show as mapped addresses.
+        let mut req = Request::new(());
+        req.extensions_mut().insert(shoal_rpc::tls::PeerAddr(
+            "[::ffff:10.0.0.6]:40000".parse().expect("addr"),
+        ));
+        assert_eq!(
+            reachable_addr(&req, "10.0.0.6").as_deref(),
+            Some("10.0.0.6")
+        );
+    }
 
     #[test]
     fn tokens_grant_roles_and_reject_others() {

@@ -5,7 +5,7 @@
 //! state without restarting its tasks. Heartbeats feed [`crate::liveness`]; status reports
 //! are applied to the store, each node only for its own tasks.
 
-use crate::ca::member;
+use crate::ca::{member, reachable_addr};
 use crate::endpoints::endpoint_table;
 use crate::leader::{require_leader, store_status};
 use crate::liveness::Sessions;
@@ -81,24 +81,24 @@ impl dispatcher_server::Dispatcher for DispatcherService {
     ) -> Result<Response<Self::SessionStream>, Status> {
         require_leader(&self.store)?;
         let node = member(&self.store, &req)?;
-        let r = req.into_inner();
+        let addr = reachable_addr(&req, &req.get_ref().addr);
+        let hostname = shoal_api::node::clean_hostname(&req.get_ref().hostname);
         let now = now_millis();
         self.sessions.beat(&node.id, None, now);
         let node_id = node.id.clone();
         self.store
             .update(|tx| {
                 if let Some(mut n) = tx.state().nodes.get(&node_id).cloned() {
-                    let addr_ok = r.addr.parse::<std::net::IpAddr>().is_ok();
-                    if n.state != NodeState::Ready
-                        || (addr_ok && n.addr != r.addr)
-                        || (!r.hostname.is_empty() && n.hostname != r.hostname)
-                    {
+                    let new_addr = addr.as_ref().filter(|a| **a != n.addr);
+                    let new_hostname =
+                        Some(&hostname).filter(|h| !h.is_empty() && **h != n.hostname);
+                    if n.state != NodeState::Ready || new_addr.is_some() || new_hostname.is_some() {
                         n.state = NodeState::Ready;
-                        if addr_ok {
-                            n.addr = r.addr.clone();
+                        if let Some(a) = new_addr {
+                            n.addr = a.clone();
                         }
-                        if !r.hostname.is_empty() {
-                            n.hostname = r.hostname.clone();
+                        if let Some(h) = new_hostname {
+                            n.hostname = h.clone();
                         }
                         n.updated_at = now;
                         tx.put_node(n);

@@ -85,20 +85,12 @@ pub struct LeaveRequest {
     pub force: bool,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ClientCert {
-    pub ca_pem: String,
-    pub cert_pem: String,
-    pub key_pem: String,
-}
-
 pub fn router(rt: Arc<Runtime>) -> Router {
     Router::new()
         .route("/v1/info", get(info))
         .route("/v1/cluster/init", post(init))
         .route("/v1/cluster/join", post(join))
         .route("/v1/cluster/leave", post(leave))
-        .route("/v1/cluster/client-cert", post(client_cert))
         .with_state(rt)
 }
 
@@ -145,10 +137,6 @@ async fn leave(
     ))
 }
 
-async fn client_cert(State(rt): State<Arc<Runtime>>) -> Result<Json<ClientCert>, ApiError> {
-    Ok(Json(rt.client_cert()?))
-}
-
 /// Workers hold no cluster state: calls for it are answered with where to go instead.
 pub async fn worker_guard(State(rt): State<Arc<Runtime>>, req: Request, next: Next) -> Response {
     let path = req.uri().path();
@@ -157,6 +145,7 @@ pub async fn worker_guard(State(rt): State<Arc<Runtime>>, req: Request, next: Ne
         "/v1/nodes",
         "/v1/tasks",
         "/v1/cluster/join-token",
+        "/v1/clients",
     ]
     .iter()
     .any(|p| path.starts_with(p));

@@ -1,8 +1,7 @@
 //! Start-up, membership changes (init, join, leave) and shutdown of one node.
 
 use crate::api::{
-    router as node_router, worker_guard, ClientCert, InitRequest, InitResponse, JoinRequest,
-    JoinResponse,
+    router as node_router, worker_guard, InitRequest, InitResponse, JoinRequest, JoinResponse,
 };
 use crate::forward::{self, Forward};
 use crate::health;
@@ -387,28 +386,6 @@ impl Runtime {
         self.store.forget().map_err(internal)
     }
 
-    /// A client certificate for remote CLIs (managers only).
-    pub fn client_cert(&self) -> Result<ClientCert, ApiError> {
-        let state = self.store.state();
-        let cluster = state
-            .cluster
-            .as_ref()
-            .ok_or_else(|| ApiError::unavailable("only a manager can issue client certificates"))?;
-        let key = pki::new_node_key().map_err(internal)?;
-        let cert_pem = ca::issue(
-            cluster,
-            &key.csr_pem,
-            &format!("client-{}", shoal_api::id::new_id()),
-            CertRole::Client,
-        )
-        .map_err(internal)?;
-        Ok(ClientCert {
-            ca_pem: cluster.ca_cert_pem.clone(),
-            cert_pem,
-            key_pem: key.key_pem,
-        })
-    }
-
     async fn start_manager(
         &self,
         m: &Membership,
@@ -641,8 +618,10 @@ impl Runtime {
 
 /// Run a node until SIGTERM or SIGINT.
 pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
+    crate::private::restrict_new_files();
     std::fs::create_dir_all(cfg.logs_dir())
         .with_context(|| format!("cannot create data dir {}", cfg.data_dir.display()))?;
+    crate::private::tighten(&cfg.data_dir)?;
     let lock_path = cfg.data_dir.join("daemon.lock");
     let lock = std::fs::File::create(&lock_path)
         .with_context(|| format!("cannot create {}", lock_path.display()))?;

@@ -12,13 +12,12 @@ mod forward;
 mod health;
 mod identity;
 mod membership;
+mod private;
 pub mod raft_net;
 mod remote;
 mod renew;
 mod roles;
 
-pub use api::{
-    ClientCert, InfoResponse, InitRequest, InitResponse, JoinRequest, JoinResponse, LeaveRequest,
-};
+pub use api::{InfoResponse, InitRequest, InitResponse, JoinRequest, JoinResponse, LeaveRequest};
 pub use config::DaemonConfig;
 pub use daemon::run;

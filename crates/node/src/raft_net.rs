@@ -80,15 +80,20 @@ pub struct RaftService {
 #[tonic::async_trait]
 impl raft_server::Raft for RaftService {
     async fn call(&self, req: Request<RaftMessage>) -> Result<Response<RaftReply>, Status> {
-        let is_manager = req
+        // The store, not the certificate, says who is a member: the replica checks the
+        // sender against its membership (see `Replica::handle`).
+        let from = req
             .extensions()
             .get::<PeerIdentity>()
             .and_then(|p| p.0.as_ref())
-            .is_some_and(|i| i.role == CertRole::Manager);
-        if !is_manager {
-            return Err(Status::permission_denied(
-                "raft messages are accepted from managers only",
-            ));
+            .filter(|i| i.role == CertRole::Manager)
+            .map(|i| (i.node_id.clone(), i.cluster_id.clone()))
+            .ok_or_else(|| {
+                Status::permission_denied("raft messages are accepted from managers only")
+            })?;
+        let ours = self.store.state().cluster.as_ref().map(|c| c.id.clone());
+        if ours.is_some_and(|c| c != from.1) {
+            return Err(Status::permission_denied("certificate of another cluster"));
         }
         let replica = self
             .store
@@ -98,7 +103,7 @@ impl raft_server::Raft for RaftService {
         let rpc = Rpc::parse(&msg.rpc)
             .ok_or_else(|| Status::invalid_argument(format!("unknown raft call {:?}", msg.rpc)))?;
         let body = replica
-            .handle(rpc, &msg.body)
+            .handle(&from.0, rpc, &msg.body)
             .await
             .map_err(Status::internal)?;
         Ok(Response::new(RaftReply { body }))

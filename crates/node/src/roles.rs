@@ -11,23 +11,19 @@ use crate::remote::{RemoteConfig, RemoteDispatcher};
 use crate::renew::{self, ManagerTls};
 use crate::DaemonConfig;
 use anyhow::Context;
-use axum::extract::Request;
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use shoal_agent::launch::NodeIdentity;
 use shoal_agent::{Agent, AgentConfig, Dispatcher, ProcessExecutor};
 use shoal_api::NodeRole;
 use shoal_balance::EndpointTable;
 use shoal_manager::ca::CaService;
-use shoal_manager::control::{router as control_router, ApiError, ControlState};
+use shoal_manager::control::{router as control_router, ControlState};
 use shoal_manager::dispatcher::DispatcherService;
 use shoal_manager::liveness::{self, Sessions};
 use shoal_manager::now_millis;
 use shoal_manager::reconciler::Reconciler;
 use shoal_mesh::Mesh;
-use shoal_rpc::pki::CertRole;
 use shoal_rpc::proto::{ca_server::CaServer, dispatcher_server::DispatcherServer};
-use shoal_rpc::tls::{self, PeerIdentity};
+use shoal_rpc::tls;
 use shoal_store::raft::{Replica, ReplicaConfig, Timing};
 use shoal_store::Store;
 use std::sync::Arc;
@@ -147,23 +143,6 @@ async fn feed_mesh(
     }
 }
 
-/// The control API over mTLS accepts managers' and clients' certificates only.
-async fn require_operator(req: Request, next: Next) -> Response {
-    let role = req
-        .extensions()
-        .get::<PeerIdentity>()
-        .and_then(|p| p.0.as_ref())
-        .map(|i| i.role);
-    match role {
-        Some(CertRole::Manager | CertRole::Client) => next.run(req).await,
-        _ => ApiError::new(
-            axum::http::StatusCode::UNAUTHORIZED,
-            "a client certificate of this cluster is required (shoal client-cert on a manager)",
-        )
-        .into_response(),
-    }
-}
-
 /// What a manager needs to start.
 pub struct ManagerStart<'a> {
     pub cfg: &'a DaemonConfig,
@@ -232,16 +211,14 @@ pub async fn start_manager(s: ManagerStart<'_>) -> anyhow::Result<Roles> {
         cluster_acked,
         stop_rest_rx.clone(),
     ));
-    let grpc = tonic::service::Routes::new(CaServer::new(CaService {
-        store: store.clone(),
-    }))
-    .add_service(DispatcherServer::new(DispatcherService {
-        store: store.clone(),
-        sessions: sessions.clone(),
-        cluster_acked: cluster_acked_rx,
-    }))
-    .add_service(raft_net::server(store.clone()))
-    .into_axum_router();
+    let grpc = tonic::service::Routes::new(CaServer::new(CaService::new(store.clone())))
+        .add_service(DispatcherServer::new(DispatcherService {
+            store: store.clone(),
+            sessions: sessions.clone(),
+            cluster_acked: cluster_acked_rx,
+        }))
+        .add_service(raft_net::server(store.clone()))
+        .into_axum_router();
     let api = control_router(ControlState {
         store: store.clone(),
         logs_dir: s.cfg.logs_dir(),
@@ -253,7 +230,10 @@ pub async fn start_manager(s: ManagerStart<'_>) -> anyhow::Result<Roles> {
         },
         forward::to_leader,
     ))
-    .layer(axum::middleware::from_fn(require_operator));
+    .layer(axum::middleware::from_fn_with_state(
+        store.clone(),
+        shoal_manager::control::require_operator,
+    ));
     let app = grpc.merge(api);
     let server = tokio::spawn(shoal_rpc::server::serve(
         s.listener,

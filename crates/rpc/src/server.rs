@@ -2,7 +2,7 @@
 //! its verified peer identity is attached to each request, and HTTP/2 (gRPC) and HTTP/1.1
 //! (JSON API) are served on the same port.
 
-use crate::tls::{peer_identity, PeerIdentity};
+use crate::tls::{peer_identity, PeerAddr, PeerIdentity};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::service::TowerToHyperService;
@@ -51,6 +51,7 @@ pub async fn serve(
             let peer: PeerIdentity = peer_identity(tls.get_ref().1.peer_certificates());
             let svc = tower::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
                 req.extensions_mut().insert(peer.clone());
+                req.extensions_mut().insert(PeerAddr(remote));
                 app.clone().oneshot(req)
             });
             let served = Builder::new(TokioExecutor::new())

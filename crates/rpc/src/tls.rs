@@ -196,6 +196,11 @@ pub fn channel(addr: SocketAddr, cfg: Arc<ClientConfig>) -> Result<Channel, TlsE
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerIdentity(pub Option<CertIdentity>);
 
+/// The address a server connection comes from, attached to every request beside
+/// [`PeerIdentity`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerAddr(pub std::net::SocketAddr);
+
 /// Identity from the certificates a verified peer presented.
 pub fn peer_identity(peer_certs: Option<&[CertificateDer<'_>]>) -> PeerIdentity {
     PeerIdentity(

@@ -412,6 +412,7 @@ mod tests {
             cert_lifetime_secs: 3600,
             managers: vec![],
             created_at: 0,
+            clients: vec![],
         }
     }
 

@@ -132,13 +132,17 @@ async fn call(addr: &str, name: &str, body: &[u8]) -> Result<Vec<u8>, String> {
     }
 }
 
+/// Calls from one replica, named in each call as the gRPC transport's certificate names it.
 #[derive(Debug)]
-struct SimTransport;
+struct SimTransport {
+    from: String,
+}
 
 impl Transport for SimTransport {
     fn call(&self, addr: &str, rpc: Rpc, body: Vec<u8>) -> BoxFuture<Result<Vec<u8>, String>> {
         let addr = addr.to_string();
-        Box::pin(async move { call(&addr, rpc.as_str(), &body).await })
+        let name = format!("{} {}", self.from, rpc.as_str());
+        Box::pin(async move { call(&addr, &name, &body).await })
     }
 }
 
@@ -159,8 +163,11 @@ async fn serve(
             _ = writes_closed.wait_for(|c| *c) => Err("stopping".to_string()),
             r = put(&store, &body) => r,
         },
-        Ok(n) => match Rpc::parse(n) {
-            Some(rpc) => replica.handle(rpc, &body).await,
+        Ok(n) => match n
+            .split_once(' ')
+            .and_then(|(from, r)| Some((from, Rpc::parse(r)?)))
+        {
+            Some((from, rpc)) => replica.handle(from, rpc, &body).await,
             None => Err(format!("unknown call {n:?}")),
         },
         Err(_) => Err("call name is not UTF-8".to_string()),
@@ -247,7 +254,9 @@ async fn run_host(i: usize, dir: PathBuf, shared: SharedRef) -> turmoil::Result 
             timing: timing(),
         },
         store.clone(),
-        Arc::new(SimTransport),
+        Arc::new(SimTransport {
+            from: HOSTS[i].into(),
+        }),
     )
     .await?;
     lock(&shared).replicas[i] = Arc::downgrade(&replica);

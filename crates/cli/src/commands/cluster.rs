@@ -1,8 +1,9 @@
 use crate::client::{encode, Client};
 use crate::commands::daemon::parse_duration;
-use shoal_manager::control::JoinTokenResponse;
+use anyhow::Context;
+use shoal_manager::control::{IssueClient, IssuedClient, JoinTokenResponse};
 use shoal_node::{
-    ClientCert, InfoResponse, InitRequest, InitResponse, JoinRequest, JoinResponse, LeaveRequest,
+    InfoResponse, InitRequest, InitResponse, JoinRequest, JoinResponse, LeaveRequest,
 };
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -64,10 +65,27 @@ pub struct LeaveArgs {
 }
 
 #[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct ClientCertArgs {
-    /// Directory to write ca.pem, cert.pem and key.pem into
+    #[command(subcommand)]
+    command: Option<ClientCertCommand>,
+    /// Directory to write ca.pem, cert.pem and key.pem into (a new certificate)
     #[arg(long)]
-    out: PathBuf,
+    out: Option<PathBuf>,
+    /// Name to list the new certificate under
+    #[arg(long)]
+    name: Option<String>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum ClientCertCommand {
+    /// List the client certificates the cluster issued
+    Ls,
+    /// Revoke client certificates (by ID, unique ID prefix or name): refused at once
+    Revoke {
+        #[arg(required = true)]
+        clients: Vec<String>,
+    },
 }
 
 pub async fn init(client: &Client, args: InitArgs) -> anyhow::Result<ExitCode> {
@@ -160,25 +178,91 @@ pub async fn leave(client: &Client, args: LeaveArgs) -> anyhow::Result<ExitCode>
 }
 
 pub async fn client_cert(client: &Client, args: ClientCertArgs) -> anyhow::Result<ExitCode> {
-    let c: ClientCert = client
-        .post("/v1/cluster/client-cert", &serde_json::json!({}))
+    match args.command {
+        Some(ClientCertCommand::Ls) => return list_clients(client).await,
+        Some(ClientCertCommand::Revoke { clients }) => {
+            return Ok(client
+                .delete_each(&clients, |c| format!("/v1/clients/{c}"))
+                .await)
+        }
+        None => {}
+    }
+    let Some(out) = args.out else {
+        anyhow::bail!(
+            "--out DIR is required: the directory to write ca.pem, cert.pem and key.pem into"
+        );
+    };
+    let c: IssuedClient = client
+        .post("/v1/clients", &IssueClient { name: args.name })
         .await?;
-    std::fs::create_dir_all(&args.out)?;
+    write_private_dir(&out)?;
     for (name, pem) in [
         ("ca.pem", &c.ca_pem),
         ("cert.pem", &c.cert_pem),
         ("key.pem", &c.key_pem),
     ] {
-        std::fs::write(args.out.join(name), pem)?;
+        write_private(&out.join(name), pem)?;
     }
     println!(
-        "Wrote ca.pem, cert.pem and key.pem to {}",
-        args.out.display()
+        "Wrote ca.pem, cert.pem and key.pem to {} (client {}, revoke with `shoal client-cert revoke {}`)",
+        out.display(),
+        c.client.id,
+        c.client.id
     );
     println!(
         "Use them with: shoal --host tcp://MANAGER:2377 --tls-dir {} service ls",
-        args.out.display()
+        out.display()
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Create `dir` readable by its owner only.
+fn write_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("cannot create {}", dir.display()))
+}
+
+/// Write `path` readable by its owner only (a private key must never be readable by others,
+/// not even for a moment).
+fn write_private(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    f.write_all(text.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+async fn list_clients(client: &Client) -> anyhow::Result<ExitCode> {
+    let list: Vec<shoal_api::ClientRecord> = client.get("/v1/clients").await?;
+    let now = shoal_manager::now_millis();
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|c| {
+            let status = match c.revoked_at {
+                Some(_) => "Revoked",
+                None if c.expires_at <= now => "Expired",
+                None => "Valid",
+            };
+            vec![
+                c.id.clone(),
+                c.name.clone(),
+                status.to_string(),
+                crate::table::ago(c.created_at, now),
+            ]
+        })
+        .collect();
+    crate::table::print(&["ID", "NAME", "STATUS", "CREATED"], &rows);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -4,6 +4,8 @@
 //! nothing. The daemon adds its own routes (`/v1/info`, `/v1/cluster/init`) and serves the
 //! merged router on the unix socket. See docs/api.md.
 
+mod auth;
+mod clients;
 mod cluster;
 mod error;
 mod logs;
@@ -11,6 +13,8 @@ mod nodes;
 mod services;
 mod tasks;
 
+pub use auth::{authorize, require_operator};
+pub use clients::{IssueClient, IssuedClient};
 pub use cluster::JoinTokenResponse;
 pub use error::ApiError;
 pub use nodes::NodeUpdate;
@@ -52,6 +56,8 @@ pub fn router(state: ControlState) -> Router {
         .route("/v1/nodes/{id}/promote", post(nodes::promote))
         .route("/v1/nodes/{id}/demote", post(nodes::demote))
         .route("/v1/cluster/join-token/{role}", get(cluster::join_token_of))
+        .route("/v1/clients", get(clients::list).post(clients::issue))
+        .route("/v1/clients/{id}", axum::routing::delete(clients::revoke))
         .route("/v1/services", get(services::list).post(services::create))
         .route(
             "/v1/services/{id}",

@@ -580,8 +580,50 @@ impl Replica {
         }
     }
 
-    /// Answer a call from another replica.
-    pub async fn handle(&self, rpc: Rpc, body: &[u8]) -> Result<Vec<u8>, String> {
+    /// Whether `from` (the node ID its certificate names) may send `rpc` claiming to be
+    /// `claimed` (the Raft ID a message names as candidate or leader). Only current voters
+    /// may ask for votes or hand over leadership; only members may replicate to this one,
+    /// except to a replica that has no membership yet (a manager being added). A removed or
+    /// demoted manager, or any other certificate, moves no term and no vote.
+    fn admit(&self, from: &str, rpc: Rpc, claimed: Option<u64>) -> Result<(), String> {
+        let sender = raft_id(from);
+        if claimed.is_some_and(|c| c != sender) {
+            return Err(format!(
+                "raft {} from {from} refused: it speaks for another member",
+                rpc.as_str()
+            ));
+        }
+        let m = self.raft.metrics().borrow().clone();
+        let membership = m.membership_config.membership();
+        let voter = membership.voter_ids().any(|id| id == sender);
+        let member = membership.get_node(&sender).is_some();
+        let uninitialized = membership.nodes().next().is_none();
+        let ok = match rpc {
+            Rpc::Vote | Rpc::PreVote | Rpc::TimeoutNow => voter,
+            Rpc::Append | Rpc::Snapshot => member || uninitialized,
+        };
+        if ok {
+            Ok(())
+        } else {
+            tracing::warn!(
+                from,
+                rpc = rpc.as_str(),
+                "raft message from a non-member refused"
+            );
+            Err(format!(
+                "raft {} from {from} refused: not a {} of this group",
+                rpc.as_str(),
+                if matches!(rpc, Rpc::Append | Rpc::Snapshot) {
+                    "member"
+                } else {
+                    "voter"
+                }
+            ))
+        }
+    }
+
+    /// Answer a call from another replica, `from` being the node ID its certificate names.
+    pub async fn handle(&self, from: &str, rpc: Rpc, body: &[u8]) -> Result<Vec<u8>, String> {
         fn parse<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, String> {
             serde_json::from_slice(body).map_err(|e| format!("bad raft message: {e}"))
         }
@@ -591,6 +633,7 @@ impl Replica {
         match rpc {
             Rpc::Append => {
                 let req: openraft::raft::AppendEntriesRequest<TypeConfig> = parse(body)?;
+                self.admit(from, rpc, req.vote.leader_id().voted_for())?;
                 let res = self.raft.append_entries(req).await;
                 if matches!(&res, Ok(r) if !matches!(r, openraft::raft::AppendEntriesResponse::HigherVote(_)))
                 {
@@ -600,10 +643,12 @@ impl Replica {
             }
             Rpc::Vote => {
                 let req: openraft::raft::VoteRequest<u64> = parse(body)?;
+                self.admit(from, rpc, req.vote.leader_id().voted_for())?;
                 encode(&self.raft.vote(req).await)
             }
             Rpc::Snapshot => {
                 let req: openraft::raft::InstallSnapshotRequest<TypeConfig> = parse(body)?;
+                self.admit(from, rpc, req.vote.leader_id().voted_for())?;
                 let res = self.raft.install_snapshot(req).await;
                 if res.is_ok() {
                     self.contact.leader_seen();
@@ -612,9 +657,11 @@ impl Replica {
             }
             Rpc::PreVote => {
                 let req: PreVote = parse(body)?;
+                self.admit(from, rpc, Some(raft_id(&req.candidate)))?;
                 encode(&election::answer(self, &req).await)
             }
             Rpc::TimeoutNow => {
+                self.admit(from, rpc, None)?;
                 self.contact.leader_lost();
                 election::transfer_to_me(self);
                 encode(&true)

@@ -34,7 +34,7 @@ impl Transport for Link {
                 .get(&addr)
                 .and_then(Weak::upgrade);
             match target {
-                Some(r) if !blocked => r.handle(rpc, &body).await,
+                Some(r) if !blocked => r.handle(&from, rpc, &body).await,
                 _ => Err(format!("{addr} unreachable")),
             }
         })
@@ -167,4 +167,89 @@ async fn three_replicas_elect_replicate_and_fail_over() {
     }
     assert!(!a.store.state().nodes.contains_key("lost"));
     assert!(!a.replica.is_leader());
+}
+
+/// A vote from a manager that is no longer (or never was) a voter moves nothing: a huge
+/// term used to be granted and made openraft panic for good, or made the leader step down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removed_manager_certificate_cannot_vote() {
+    let net = Arc::new(Net::default());
+    let a = member(&net, "a").await;
+    a.replica.bootstrap().await.expect("bootstrap");
+    wait_leader(&[&a], Duration::from_secs(3)).await;
+    let b = member(&net, "b").await;
+    let c = member(&net, "c").await;
+    for m in [&b, &c] {
+        a.replica
+            .add_learner(&m.replica.me().node, &m.replica.me().addr)
+            .await
+            .expect("learner");
+    }
+    a.replica
+        .change(Change::Promote(vec!["b".into(), "c".into()]))
+        .await
+        .expect("promote");
+    a.replica
+        .change(Change::Remove(vec!["c".into()]))
+        .await
+        .expect("remove c");
+    put(&a, "before").await.expect("write");
+    let term = a.replica.status().term;
+
+    let vote = |from: &str, term: u64| {
+        let req =
+            openraft::raft::VoteRequest::<u64>::new(openraft::Vote::new(term, raft_id(from)), None);
+        serde_json::to_vec(&req).expect("encode")
+    };
+    let append = |from: &str, term: u64| {
+        let req = openraft::raft::AppendEntriesRequest::<TypeConfig> {
+            vote: openraft::Vote::new_committed(term, raft_id(from)),
+            prev_log_id: None,
+            entries: vec![],
+            leader_commit: None,
+        };
+        serde_json::to_vec(&req).expect("encode")
+    };
+    let pre_vote = |from: &str| {
+        serde_json::to_vec(&PreVote {
+            term: u64::MAX,
+            last_log: None,
+            candidate: from.into(),
+            transfer: true,
+        })
+        .expect("encode")
+    };
+    for replica in [&a.replica, &b.replica] {
+        // The removed manager, with the highest term there is.
+        let r = replica.handle("c", Rpc::Vote, &vote("c", u64::MAX)).await;
+        assert!(
+            r.as_ref().is_err_and(|e| e.contains("not a voter")),
+            "{r:?}"
+        );
+        let r = replica.handle("c", Rpc::PreVote, &pre_vote("c")).await;
+        assert!(r.is_err(), "{r:?}");
+        let r = replica
+            .handle("c", Rpc::Append, &append("c", u64::MAX))
+            .await;
+        assert!(
+            r.as_ref().is_err_and(|e| e.contains("not a member")),
+            "{r:?}"
+        );
+        let r = replica.handle("c", Rpc::TimeoutNow, b"{}").await;
+        assert!(r.is_err(), "{r:?}");
+        // A certificate that never was a member.
+        let r = replica.handle("x", Rpc::Vote, &vote("x", 1_000_000)).await;
+        assert!(r.is_err(), "{r:?}");
+        // A member's certificate speaking for another member.
+        let r = replica.handle("b", Rpc::Vote, &vote("a", 1_000_000)).await;
+        assert!(
+            r.as_ref().is_err_and(|e| e.contains("another member")),
+            "{r:?}"
+        );
+    }
+    assert!(a.replica.is_leader(), "the leader stepped down");
+    assert_eq!(a.replica.status().term, term, "the term moved");
+    put(&a, "after")
+        .await
+        .expect("write after the refused votes");
 }

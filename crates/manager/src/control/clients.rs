@@ -1,0 +1,153 @@
+//! Client certificates for remote CLIs: issued, listed and revoked through the store, so
+//! every manager knows at once which ones are valid.
+
+use super::{ApiError, ControlState};
+use crate::ca;
+use crate::now_millis;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use shoal_api::ClientRecord;
+use shoal_rpc::pki::{self, CertRole};
+
+/// Longest client name.
+const MAX_NAME: usize = 64;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssueClient {
+    /// What to call it in `shoal client-cert ls` (default `client`).
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// A newly issued client certificate with its private key (shown once, never stored).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IssuedClient {
+    pub client: ClientRecord,
+    pub ca_pem: String,
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+fn validate_name(name: &str) -> Result<(), ApiError> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_NAME
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(format!(
+            "invalid client name {name:?}: use 1 to {MAX_NAME} letters, digits, '.', '_', '-' or '@'"
+        )))
+    }
+}
+
+pub async fn issue(
+    State(s): State<ControlState>,
+    body: Result<Json<IssueClient>, JsonRejection>,
+) -> Result<(StatusCode, Json<IssuedClient>), ApiError> {
+    let Json(req) = body?;
+    let name = req.name.unwrap_or_else(|| "client".into());
+    validate_name(&name)?;
+    let state = s.cluster()?;
+    let Some(cluster) = state.cluster.as_ref() else {
+        return Err(ApiError::unavailable("this node is not part of a cluster"));
+    };
+    let now = now_millis();
+    let record = ClientRecord {
+        id: shoal_api::id::new_id(),
+        name,
+        created_at: now,
+        expires_at: now + cluster.cert_lifetime_secs * 1000,
+        revoked_at: None,
+    };
+    let key = pki::new_node_key().map_err(|e| ApiError::internal(e.to_string()))?;
+    let cert_pem = ca::issue(cluster, &key.csr_pem, &record.cn(), CertRole::Client)
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let ca_pem = cluster.ca_cert_pem.clone();
+    let stored = record.clone();
+    s.store
+        .update(|tx| {
+            let mut c = tx.state().cluster.clone().ok_or_else(|| {
+                ApiError::unavailable("this node is not part of a cluster: run `shoal init` first")
+            })?;
+            c.clients.push(stored);
+            tx.push(shoal_store::Op::SetCluster(Box::new(c)));
+            Ok::<_, ApiError>(())
+        })
+        .await?;
+    tracing::info!(client = %record.id, name = %record.name, "client certificate issued");
+    Ok((
+        StatusCode::CREATED,
+        Json(IssuedClient {
+            client: record,
+            ca_pem,
+            cert_pem,
+            key_pem: key.key_pem,
+        }),
+    ))
+}
+
+pub async fn list(State(s): State<ControlState>) -> Result<Json<Vec<ClientRecord>>, ApiError> {
+    let state = s.cluster()?;
+    Ok(Json(
+        state
+            .cluster
+            .as_ref()
+            .map(|c| c.clients.clone())
+            .unwrap_or_default(),
+    ))
+}
+
+/// Revoke the client whose ID (or unique ID prefix, or name) is `id`.
+pub async fn revoke(
+    State(s): State<ControlState>,
+    Path(id): Path<String>,
+) -> Result<Json<ClientRecord>, ApiError> {
+    s.cluster()?;
+    let now = now_millis();
+    let revoked = s
+        .store
+        .update(|tx| {
+            let mut c = tx.state().cluster.clone().ok_or_else(|| {
+                ApiError::unavailable("this node is not part of a cluster: run `shoal init` first")
+            })?;
+            let exact = c.clients.iter().position(|r| r.id == id);
+            let i = match exact {
+                Some(i) => i,
+                None => {
+                    let matches: Vec<usize> = c
+                        .clients
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, r)| r.id.starts_with(&id) || r.name == id)
+                        .map(|(i, _)| i)
+                        .collect();
+                    match matches[..] {
+                        [i] => i,
+                        [] => return Err(ApiError::not_found(format!("client {id} not found"))),
+                        _ => {
+                            return Err(ApiError::bad_request(format!(
+                                "client {id} is ambiguous: use its full ID (shoal client-cert ls)"
+                            )))
+                        }
+                    }
+                }
+            };
+            let r = &mut c.clients[i];
+            if r.revoked_at.is_none() {
+                r.revoked_at = Some(now);
+            }
+            let out = r.clone();
+            tx.push(shoal_store::Op::SetCluster(Box::new(c)));
+            Ok::<_, ApiError>(out)
+        })
+        .await?;
+    tracing::info!(client = %revoked.id, name = %revoked.name, "client certificate revoked");
+    Ok(Json(revoked))
+}
