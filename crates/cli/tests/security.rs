@@ -100,3 +100,120 @@ fn local_user_cannot_read_keys_or_use_the_node() {
         String::from_utf8_lossy(&api.stdout)
     );
 }
+
+/// A file system mounted for one test, unmounted when dropped (lazily, so a daemon still
+/// running on it does not keep it busy).
+struct Mount(PathBuf);
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+fn free_bytes(path: &Path) -> u64 {
+    let out = Command::new("df")
+        .args(["-B1", "--output=avail"])
+        .arg(path)
+        .output()
+        .expect("df");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .nth(1)
+        .and_then(|l| l.trim().parse().ok())
+        .expect("df output")
+}
+
+/// On a 3 MB data dir a create failed with `No space left on device`, every later write
+/// failed with `no quorum` even after space returned, until a restart; after the restart the
+/// service the client was told had failed was there.
+#[test]
+fn disk_full_refuses_writes_and_recovers_without_restart() {
+    let mut mount = None;
+    let mut d = Daemon::start_with(bin(), &["--min-free-disk", "4M"], |data| {
+        std::fs::create_dir_all(data).expect("mkdir");
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=16m", "tmpfs"])
+            .arg(data)
+            .status()
+            .expect("mount")
+            .success();
+        assert!(ok, "mount tmpfs");
+        mount = Some(Mount(data.to_path_buf()));
+    });
+    let _mount = mount;
+    d.init();
+    let data = d.data_dir();
+    // Leave a little more than the 4 MiB the daemon keeps free.
+    let filler = data.join("filler");
+    let fill = free_bytes(&data).saturating_sub((4 << 20) + (512 << 10));
+    std::fs::write(&filler, vec![0u8; fill as usize]).expect("fill");
+
+    let env = format!("PAD={}", "x".repeat(4000));
+    let mut refused = None;
+    for i in 0..2000 {
+        let name = format!("s{i}");
+        let out = d.cli(&[
+            "service",
+            "create",
+            "--detach",
+            "--replicas",
+            "0",
+            "--name",
+            &name,
+            "--env",
+            &env,
+            "--",
+            "shoal",
+            "whoami",
+        ]);
+        if !out.ok() {
+            refused = Some((name, out));
+            break;
+        }
+    }
+    let (name, out) = refused.expect("no write was refused on a nearly full disk");
+    eprintln!("refused at {name}: {}", out.stderr.trim());
+    assert!(
+        out.stderr.contains("not enough disk space") && out.stderr.contains("nothing was written"),
+        "{out:?}"
+    );
+    // Still refused, cleanly, while the disk stays full.
+    let again = d.cli(&[
+        "service", "create", "--detach", "--name", "again", "--", "shoal", "whoami",
+    ]);
+    assert!(again.stderr.contains("not enough disk space"), "{again:?}");
+
+    // Room again: writes work at once, without a restart.
+    std::fs::remove_file(&filler).expect("remove filler");
+    let after = d.cli(&[
+        "service",
+        "create",
+        "--detach",
+        "--replicas",
+        "0",
+        "--name",
+        "after",
+        "--",
+        "shoal",
+        "whoami",
+    ]);
+    assert!(after.ok(), "{after:?}\n{}", d.log());
+
+    // The refused writes never happened, before or after a restart.
+    for _ in 0..2 {
+        let ls = d.cli(&["service", "ls"]);
+        assert!(ls.ok(), "{ls:?}");
+        let names: Vec<&str> = ls
+            .stdout
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(1))
+            .collect();
+        assert!(names.contains(&"after"), "{names:?}");
+        assert!(
+            !names.contains(&name.as_str()) && !names.contains(&"again"),
+            "{names:?}"
+        );
+        d.restart();
+    }
+}

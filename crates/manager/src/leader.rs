@@ -30,7 +30,9 @@ pub fn store_status(e: StoreError) -> Status {
             }
             s
         }
-        StoreError::NoQuorum { .. } => Status::unavailable(e.to_string()),
+        StoreError::NoQuorum { .. } | StoreError::DiskFull { .. } | StoreError::Stalled => {
+            Status::unavailable(e.to_string())
+        }
         _ => Status::internal(e.to_string()),
     }
 }

@@ -15,6 +15,8 @@ pub struct DaemonConfig {
     pub drain_timeout: Duration,
     /// Plain-HTTP health endpoint for external load balancers (`GET /healthz`).
     pub health_addr: Option<SocketAddr>,
+    /// Bytes kept free on the data dir's disk: cluster-state writes are refused below it.
+    pub min_free_disk: u64,
 }
 
 impl DaemonConfig {

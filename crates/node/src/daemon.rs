@@ -634,6 +634,7 @@ pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
     let node_id = identity::node_id(&cfg.data_dir)?;
     let hostname = identity::hostname();
     let store = Arc::new(Store::open(&cfg.state_path())?);
+    store.set_min_free(cfg.min_free_disk);
     let listener = bind_socket(&cfg.socket).await?;
     let health_listener = match cfg.health_addr {
         Some(a) => Some(

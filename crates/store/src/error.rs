@@ -6,6 +6,8 @@ pub enum StoreError {
         #[source]
         source: redb::DatabaseError,
     },
+    #[error("state file {path} is damaged (truncated or overwritten): restore it from a backup, or remove it to rejoin the cluster (docs/operations.md)")]
+    Damaged { path: String },
     #[error("state store write failed: {0}")]
     Write(String),
     #[error("state store read failed: {0}")]
@@ -20,6 +22,12 @@ pub enum StoreError {
         managers: usize,
         reachable: Vec<String>,
     },
+    /// Refused before anything was written: the data dir's disk is nearly full.
+    #[error("not enough disk space for the cluster state: {} free in {dir}, {} kept free (--min-free-disk): free some space and retry; nothing was written", crate::disk::mib(*free), crate::disk::mib(*min))]
+    DiskFull { dir: String, free: u64, min: u64 },
+    /// Committed to the log, but the state cannot be written until the disk has room.
+    #[error("the disk holding the cluster state is full: the write is in the log and will be applied once there is room")]
+    Stalled,
     #[error("replication failed: {0}")]
     Replication(String),
     #[error("state store record {key} is corrupt: {source}")]

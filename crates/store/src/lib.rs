@@ -8,6 +8,7 @@
 //!
 //! Depends on `shoal-api` only; knows nothing of managers, agents or the data plane.
 
+pub mod disk;
 mod error;
 mod op;
 pub mod raft;

@@ -64,6 +64,10 @@ pub struct Store {
     /// The state is (or was) replicated: without a replica attached, writes are refused
     /// rather than made outside the log, until [`Store::forget`].
     replicated: std::sync::atomic::AtomicBool,
+    /// The directory holding the state file, whose disk [`Store::update`] checks for room.
+    dir: std::path::PathBuf,
+    /// Bytes kept free on that disk: a write is refused below it.
+    min_free: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Store {
@@ -77,10 +81,7 @@ impl std::fmt::Debug for Store {
 impl Store {
     /// Open (or create) the store at `path` and load its state.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let db = Database::create(path).map_err(|source| StoreError::Open {
-            path: path.display().to_string(),
-            source,
-        })?;
+        let db = open_db(path)?;
         let (state, meta) = load(&db)?;
         let (current, _) = watch::channel(Arc::new(state));
         Ok(Store {
@@ -90,7 +91,36 @@ impl Store {
             meta: Mutex::new(meta),
             replica: RwLock::new(None),
             replicated: std::sync::atomic::AtomicBool::new(false),
+            dir: path
+                .parent()
+                .map_or_else(|| std::path::PathBuf::from("."), Path::to_path_buf),
+            min_free: std::sync::atomic::AtomicU64::new(crate::disk::DEFAULT_MIN_FREE),
         })
+    }
+
+    /// Keep `bytes` free on the state's disk: writes are refused below it.
+    pub fn set_min_free(&self, bytes: u64) {
+        self.min_free
+            .store(bytes, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Refuse a write, before anything of it is written, while the disk is nearly full.
+    fn check_room(&self) -> Result<(), StoreError> {
+        let min = self.min_free.load(std::sync::atomic::Ordering::SeqCst);
+        let free = crate::disk::free_bytes(&self.dir).map_err(|e| {
+            StoreError::Write(format!(
+                "cannot read free space of {}: {e}",
+                self.dir.display()
+            ))
+        })?;
+        if free < min {
+            return Err(StoreError::DiskFull {
+                dir: self.dir.display().to_string(),
+                free,
+                min,
+            });
+        }
+        Ok(())
     }
 
     /// The replica this store's writes go through, once started.
@@ -235,6 +265,7 @@ impl Store {
             };
             let out = f(&mut txn)?;
             if !txn.ops.is_empty() {
+                self.check_room()?;
                 r.propose(txn.ops).await?;
             }
             return Ok(out);
@@ -251,6 +282,7 @@ impl Store {
         if txn.ops.is_empty() {
             return Ok(out);
         }
+        self.check_room()?;
         let mut state = txn.state;
         state.version = base.version + 1;
         persist(&self.db, &txn.ops, state.version, &Meta::new())?;
@@ -396,6 +428,20 @@ fn load_table<T: serde::de::DeserializeOwned>(
     Ok(())
 }
 
+/// Open (or create) the redb file at `path`. redb panics on some damaged files (a
+/// truncated one): that becomes an error naming the file, so the daemon says what to restore.
+pub(crate) fn open_db(path: &Path) -> Result<Database, StoreError> {
+    match std::panic::catch_unwind(|| Database::create(path)) {
+        Ok(r) => r.map_err(|source| StoreError::Open {
+            path: path.display().to_string(),
+            source,
+        }),
+        Err(_) => Err(StoreError::Damaged {
+            path: path.display().to_string(),
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -413,6 +459,34 @@ mod tests {
             managers: vec![],
             created_at: 0,
             clients: vec![],
+        }
+    }
+
+    /// A truncated state file made the daemon panic at start instead of naming the file.
+    #[tokio::test]
+    async fn truncated_state_file_is_named_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        let store = Store::open(&path).unwrap();
+        for i in 0..20 {
+            store
+                .update(|tx| {
+                    tx.put_node(node(&format!("n{i}")));
+                    Ok::<_, StoreError>(())
+                })
+                .await
+                .unwrap();
+        }
+        drop(store);
+        let len = std::fs::metadata(&path).unwrap().len();
+        for cut in [len / 2, 4096, 100, 0] {
+            let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+            f.set_len(cut).unwrap();
+            drop(f);
+            // Opened (redb repaired what it could) or refused naming the file: no panic.
+            if let Err(e) = Store::open(&path) {
+                assert!(e.to_string().contains("s.redb"), "{cut}: {e}");
+            }
         }
     }
 

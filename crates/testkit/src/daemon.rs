@@ -29,6 +29,8 @@ pub struct Daemon {
     pub health_port: u16,
     /// Network namespace the daemon runs in, if any.
     netns: Option<String>,
+    /// More `shoal daemon` flags.
+    extra: Vec<String>,
     child: Option<Child>,
 }
 
@@ -48,8 +50,34 @@ impl Daemon {
         )
     }
 
+    /// Start a daemon with more `shoal daemon` flags, after `prepare` has been given its data
+    /// dir's path (not created yet) to set up, e.g. to mount a small file system there.
+    pub fn start_with(bin: &Path, extra: &[&str], prepare: impl FnOnce(&Path)) -> Daemon {
+        let dir = tempfile::tempdir().expect("tempdir");
+        prepare(&dir.path().join("data"));
+        Daemon::spawned(
+            bin,
+            dir,
+            "127.0.0.1".into(),
+            crate::free_port(),
+            None,
+            extra,
+        )
+    }
+
     fn launch(bin: &Path, ip: String, health_port: u16, netns: Option<String>) -> Daemon {
         let dir = tempfile::tempdir().expect("tempdir");
+        Daemon::spawned(bin, dir, ip, health_port, netns, &[])
+    }
+
+    fn spawned(
+        bin: &Path,
+        dir: tempfile::TempDir,
+        ip: String,
+        health_port: u16,
+        netns: Option<String>,
+        extra: &[&str],
+    ) -> Daemon {
         let socket = dir.path().join("shoal.sock");
         let mut d = Daemon {
             bin: bin.to_path_buf(),
@@ -58,6 +86,7 @@ impl Daemon {
             ip,
             health_port,
             netns,
+            extra: extra.iter().map(|a| a.to_string()).collect(),
             child: None,
         };
         d.spawn();
@@ -141,6 +170,7 @@ impl Daemon {
             .arg(&self.ip)
             .arg("--health-addr")
             .arg(format!("{}:{}", self.ip, self.health_port))
+            .args(&self.extra)
             .env("SHOAL_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

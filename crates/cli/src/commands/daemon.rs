@@ -24,6 +24,10 @@ pub struct DaemonArgs {
     /// "off" to disable
     #[arg(long, default_value = "0.0.0.0:2378")]
     health_addr: String,
+    /// Disk space kept free where the data dir is: cluster-state writes are refused below it
+    /// (bytes, or with a K, M or G suffix, powers of 1024)
+    #[arg(long, default_value = "64M", value_parser = parse_size)]
+    min_free_disk: u64,
     /// Log filter (e.g. info, debug, shoal_mesh=debug)
     #[arg(long, env = "SHOAL_LOG", default_value = "info")]
     log_level: String,
@@ -31,6 +35,33 @@ pub struct DaemonArgs {
 
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     duration::parse("duration", text).map_err(|e| e.to_string())
+}
+
+/// `64M` → 67108864: bytes, or K, M, G (powers of 1024).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let (digits, unit) = match t.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => t.split_at(i),
+        None => (t, ""),
+    };
+    let shift = match unit.to_ascii_uppercase().trim_end_matches(['B', 'I']) {
+        "" => 0,
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        _ => {
+            return Err(format!(
+                "invalid size {text:?}: expected a number of bytes, or with K, M or G"
+            ))
+        }
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(1 << shift))
+        .ok_or_else(|| {
+            format!("invalid size {text:?}: expected a number of bytes, or with K, M or G")
+        })
 }
 
 pub async fn run(args: DaemonArgs) -> anyhow::Result<ExitCode> {
@@ -54,7 +85,24 @@ pub async fn run(args: DaemonArgs) -> anyhow::Result<ExitCode> {
         mesh_bind: args.mesh_bind,
         drain_timeout: args.drain_timeout,
         health_addr,
+        min_free_disk: args.min_free_disk,
     })
     .await?;
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_parse_with_binary_suffixes() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("64M"), Ok(64 << 20));
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_size("2kb"), Ok(2048));
+        for bad in ["", "M", "12X", "-1", "99999999999999999999G"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+    }
 }

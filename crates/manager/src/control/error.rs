@@ -44,9 +44,10 @@ impl From<shoal_store::StoreError> for ApiError {
     fn from(e: shoal_store::StoreError) -> Self {
         use shoal_store::StoreError;
         match e {
-            StoreError::NotLeader { .. } | StoreError::NoQuorum { .. } => {
-                ApiError::unavailable(e.to_string())
-            }
+            StoreError::NotLeader { .. }
+            | StoreError::NoQuorum { .. }
+            | StoreError::DiskFull { .. }
+            | StoreError::Stalled => ApiError::unavailable(e.to_string()),
             e => ApiError::internal(e.to_string()),
         }
     }

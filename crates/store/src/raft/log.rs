@@ -49,10 +49,7 @@ impl LogStore {
         if let Some(db) = open.get(path).and_then(Weak::upgrade) {
             return Ok(LogStore { db });
         }
-        let db = Database::create(path).map_err(|source| StoreError::Open {
-            path: path.display().to_string(),
-            source,
-        })?;
+        let db = crate::store::open_db(path)?;
         let w = db.begin_write()?;
         w.open_table(LOG)?;
         w.open_table(META)?;
@@ -170,18 +167,20 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let res = (|| {
+        let entries: Vec<Entry<TypeConfig>> = entries.into_iter().collect();
+        let res = crate::disk::retry_while_full("raft log", || {
             let w = self.db.begin_write().map_err(write_err)?;
             {
                 let mut t = w.open_table(LOG).map_err(write_err)?;
-                for e in entries {
-                    let bytes = serde_json::to_vec(&e).map_err(write_err)?;
+                for e in &entries {
+                    let bytes = serde_json::to_vec(e).map_err(write_err)?;
                     t.insert(e.log_id.index, bytes.as_slice())
                         .map_err(write_err)?;
                 }
             }
             w.commit().map_err(write_err)
-        })();
+        })
+        .await;
         match &res {
             Ok(()) => callback.log_io_completed(Ok(())),
             Err(e) => callback.log_io_completed(Err(std::io::Error::other(e.to_string()))),

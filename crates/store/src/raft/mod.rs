@@ -466,6 +466,7 @@ impl Replica {
                 })
             }
             Ok(Err(e)) => Err(replication(e)),
+            Err(_) if crate::disk::waiting() => Err(StoreError::Stalled),
             Err(_) => Err(self.no_quorum()),
         }
     }

@@ -155,9 +155,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             replies.push(id.index);
         }
         let recs = records(&applied, &membership)?;
-        self.store
-            .apply_committed(&ops, recs, version)
-            .map_err(sm_write)?;
+        crate::disk::retry_while_full("state", || {
+            self.store.apply_committed(&ops, recs.clone(), version)
+        })
+        .await
+        .map_err(sm_write)?;
         Ok(replies)
     }
 
