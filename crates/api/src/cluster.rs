@@ -22,6 +22,10 @@ pub struct Cluster {
     /// here and not revoked are accepted on the control port.
     #[serde(default)]
     pub clients: Vec<ClientRecord>,
+    /// Autolock: managers keep their data key wrapped with this key and start locked until
+    /// `shoal unlock` gives it back. `None`: autolock is off.
+    #[serde(default)]
+    pub autolock_key: Option<String>,
 }
 
 /// A client certificate the cluster issued. Its certificate's subject CN is [`ClientRecord::cn`].

@@ -43,6 +43,10 @@ enum Command {
     Leave(commands::cluster::LeaveArgs),
     /// Write a client certificate for remote use (--host tcp://MANAGER:2377 --tls-dir DIR)
     ClientCert(commands::cluster::ClientCertArgs),
+    /// Unlock a manager of an autolocked cluster after a restart (key read from stdin)
+    Unlock,
+    /// Print (or rotate) the cluster's unlock key (autolock)
+    UnlockKey(commands::cluster::UnlockKeyArgs),
     /// Show what the daemon knows of itself and its cluster
     Info {
         #[arg(long, value_enum, default_value = "table")]
@@ -126,6 +130,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Command::JoinToken(args) => commands::cluster::join_token(&client, args).await,
                 Command::Leave(args) => commands::cluster::leave(&client, args).await,
                 Command::ClientCert(args) => commands::cluster::client_cert(&client, args).await,
+                Command::Unlock => commands::cluster::unlock(&client).await,
+                Command::UnlockKey(args) => commands::cluster::unlock_key(&client, args).await,
                 Command::Info { format } => commands::cluster::info(&client, format).await,
                 Command::Service(cmd) => commands::service::run(&client, cmd).await,
                 Command::Node(cmd) => commands::node::run(&client, cmd).await,

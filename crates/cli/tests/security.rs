@@ -214,6 +214,167 @@ fn disk_full_refuses_writes_and_recovers_without_restart() {
             !names.contains(&name.as_str()) && !names.contains(&"again"),
             "{names:?}"
         );
+        d.stop();
         d.restart();
     }
+}
+
+/// Every file of the node's data dir, as bytes, with its path.
+fn data_files(d: &Daemon) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut paths = Vec::new();
+    walk(&d.data_dir(), &mut paths);
+    paths
+        .into_iter()
+        .filter(|p| p.is_file())
+        .map(|p| {
+            let bytes = std::fs::read(&p).unwrap_or_default();
+            (p, bytes)
+        })
+        .collect()
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// `strings state.redb` gave the cluster CA's private key, and the Raft log held it too.
+#[test]
+fn ca_key_and_join_secrets_are_not_on_disk_in_clear() {
+    let d = Daemon::start_cluster(bin());
+    let token = d.worker_token();
+    let secret = token.rsplit('-').next().unwrap_or_default().to_string();
+    assert!(secret.len() >= 16, "{token}");
+    let out = d.cli(&[
+        "service",
+        "create",
+        "--detach",
+        "--name",
+        "web",
+        "--env",
+        "PASSWORD=hunter2hunter2",
+        "--",
+        "shoal",
+        "whoami",
+    ]);
+    assert!(out.ok(), "{out:?}");
+    let files = data_files(&d);
+    let names: Vec<String> = files.iter().map(|(p, _)| p.display().to_string()).collect();
+    assert!(names.iter().any(|n| n.ends_with("state.redb")), "{names:?}");
+    assert!(
+        names.iter().any(|n| n.ends_with("raft-log.redb")),
+        "{names:?}"
+    );
+    for (path, bytes) in &files {
+        if path.ends_with("certs/node-key.pem") {
+            // The node's own key: root only, wrapped only with autolock (docs/security.md).
+            continue;
+        }
+        for needle in [
+            b"PRIVATE KEY".as_slice(),
+            secret.as_bytes(),
+            b"hunter2hunter2",
+        ] {
+            assert!(
+                !contains(bytes, needle),
+                "{} holds {:?} in clear",
+                path.display(),
+                String::from_utf8_lossy(needle)
+            );
+        }
+    }
+}
+
+/// `shoal unlock` with `key` on standard input.
+fn unlock(d: &Daemon, key: &str) -> (bool, String) {
+    use std::io::Write;
+    let mut child = Command::new(bin())
+        .arg("-H")
+        .arg(d.socket())
+        .arg("unlock")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("shoal unlock");
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = writeln!(stdin, "{key}");
+    }
+    let out = child.wait_with_output().expect("shoal unlock");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+#[test]
+fn autolocked_manager_starts_locked_until_unlocked() {
+    let mut d = Daemon::start(bin());
+    let init = d.init_with(&["--autolock"]);
+    let key = init
+        .stdout
+        .split_whitespace()
+        .find(|w| w.starts_with("SWMKEY-1-"))
+        .expect("unlock key printed")
+        .to_string();
+    let publish = format!("{}:80", free_port());
+    let out = d.cli(&[
+        "service",
+        "create",
+        "--name",
+        "web",
+        "--publish",
+        &publish,
+        "--",
+        "shoal",
+        "whoami",
+    ]);
+    assert!(out.ok(), "{out:?}");
+    let certs = d.data_dir().join("certs");
+    let wrapped = shoal_testkit::wait_until(std::time::Duration::from_secs(10), || {
+        certs.join("state-key.locked").exists() && !certs.join("state-key").exists()
+    });
+    assert!(wrapped, "the data key was not wrapped");
+
+    d.stop();
+    d.restart();
+    let ls = d.cli(&["service", "ls"]);
+    assert!(!ls.ok() && ls.stderr.contains("locked"), "{ls:?}");
+    assert!(d.cli(&["info"]).stdout.contains("Locked"));
+    let (ok, said) = unlock(&d, "SWMKEY-1-0000");
+    assert!(!ok && said.contains("invalid unlock key"), "{said}");
+    let (ok, said) = unlock(&d, &key);
+    assert!(ok, "{said}\n{}", d.log());
+    let running = shoal_testkit::wait_until(std::time::Duration::from_secs(20), || {
+        let ls = d.cli(&["service", "ls"]);
+        ls.ok() && ls.stdout.contains("1/1")
+    });
+    assert!(running, "{:?}\n{}", d.cli(&["service", "ls"]), d.log());
+    let (ok, said) = unlock(&d, &key);
+    assert!(!ok && said.contains("not locked"), "{said}");
+
+    // Rotation: the old key stops working, the new one opens the next start.
+    let before = std::fs::read_to_string(certs.join("state-key.locked")).expect("locked key");
+    let rotated = d.cli(&["unlock-key", "--rotate", "-q"]);
+    assert!(rotated.ok(), "{rotated:?}");
+    let new_key = rotated.stdout.trim().to_string();
+    assert!(
+        new_key.starts_with("SWMKEY-1-") && new_key != key,
+        "{new_key}"
+    );
+    assert_eq!(d.cli(&["unlock-key", "-q"]).stdout.trim(), new_key);
+    // Wait until the file is rewrapped (its key ID changes): then a restart needs the new key.
+    let rewrapped = shoal_testkit::wait_until(std::time::Duration::from_secs(10), || {
+        std::fs::read_to_string(certs.join("state-key.locked"))
+            .is_ok_and(|t| t.split(':').next() != before.split(':').next())
+    });
+    assert!(
+        rewrapped,
+        "the data key was not rewrapped with the new unlock key"
+    );
+    d.stop();
+    d.restart();
+    let (ok, said) = unlock(&d, &key);
+    assert!(!ok && said.contains("invalid unlock key"), "{said}");
+    let (ok, said) = unlock(&d, &new_key);
+    assert!(ok, "{said}");
 }

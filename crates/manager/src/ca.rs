@@ -31,6 +31,7 @@ pub fn new_cluster(
         managers: vec![manager_addr.to_string()],
         created_at: now_millis(),
         clients: Vec::new(),
+        autolock_key: None,
     })
 }
 

@@ -1,5 +1,5 @@
-//! The daemon's own routes on the local socket: info, init, join, leave, client
-//! certificates, and the guard that keeps cluster-state calls off workers.
+//! The daemon's own routes on the local socket: info, init, join, leave, unlock, and the
+//! guards that keep cluster-state calls off workers and off a locked manager.
 
 use crate::daemon::Runtime;
 use axum::extract::rejection::JsonRejection;
@@ -26,6 +26,9 @@ pub struct InfoResponse {
     pub nodes: usize,
     pub services: usize,
     pub tasks: usize,
+    /// A manager of an autolocked cluster that waits for `shoal unlock`.
+    #[serde(default)]
+    pub locked: bool,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -47,6 +50,9 @@ pub struct InitRequest {
     /// state, as its only manager.
     #[serde(default)]
     pub force_new_cluster: bool,
+    /// Managers start locked until `shoal unlock` gives the returned unlock key.
+    #[serde(default)]
+    pub autolock: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -55,6 +61,15 @@ pub struct InitResponse {
     pub node_id: String,
     pub worker_token: String,
     pub manager_addr: String,
+    /// With autolock: the key `shoal unlock` asks for.
+    #[serde(default)]
+    pub unlock_key: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnlockRequest {
+    pub key: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -91,6 +106,7 @@ pub fn router(rt: Arc<Runtime>) -> Router {
         .route("/v1/cluster/init", post(init))
         .route("/v1/cluster/join", post(join))
         .route("/v1/cluster/leave", post(leave))
+        .route("/v1/unlock", post(unlock))
         .with_state(rt)
 }
 
@@ -107,6 +123,7 @@ async fn info(State(rt): State<Arc<Runtime>>) -> Json<InfoResponse> {
         nodes: state.nodes.len(),
         services: state.services.len(),
         tasks: state.tasks.len(),
+        locked: rt.store.is_locked(),
     })
 }
 
@@ -137,6 +154,24 @@ async fn leave(
     ))
 }
 
+async fn unlock(
+    State(rt): State<Arc<Runtime>>,
+    body: Result<Json<UnlockRequest>, JsonRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let Json(req) = body?;
+    rt.unlock(&req.key).await?;
+    Ok(Json(serde_json::json!({ "message": "node unlocked" })))
+}
+
+/// A locked manager answers only `info` and `unlock`.
+pub async fn locked_guard(State(rt): State<Arc<Runtime>>, req: Request, next: Next) -> Response {
+    let open = matches!(req.uri().path(), "/v1/info" | "/v1/unlock");
+    if rt.store.is_locked() && !open {
+        return ApiError::unavailable(shoal_store::StoreError::Locked.to_string()).into_response();
+    }
+    next.run(req).await
+}
+
 /// Workers hold no cluster state: calls for it are answered with where to go instead.
 pub async fn worker_guard(State(rt): State<Arc<Runtime>>, req: Request, next: Next) -> Response {
     let path = req.uri().path();
@@ -145,6 +180,7 @@ pub async fn worker_guard(State(rt): State<Arc<Runtime>>, req: Request, next: Ne
         "/v1/nodes",
         "/v1/tasks",
         "/v1/cluster/join-token",
+        "/v1/cluster/unlock-key",
         "/v1/clients",
     ]
     .iter()

@@ -8,6 +8,7 @@ use crate::health;
 use crate::identity;
 use crate::membership::{self, Certs, Membership};
 use crate::roles::{self, DataPlaneStatus, Roles};
+use crate::state_key::{self, DataKey};
 use crate::DaemonConfig;
 use anyhow::{bail, Context};
 use shoal_api::{Node, NodeRole};
@@ -41,6 +42,10 @@ pub struct Runtime {
     role_watch: std::sync::atomic::AtomicU64,
     /// Client TLS for forwarding API calls to the leader (managers).
     forward_tls: watch::Sender<Option<Arc<rustls::ClientConfig>>>,
+    /// The key sealing this node's state on disk; `None` while locked.
+    data_key: Mutex<Option<DataKey>>,
+    /// Held while a failed unlock waits, so guesses run one at a time.
+    failed_unlocks: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -171,7 +176,11 @@ impl Runtime {
             listener.local_addr().map_err(internal)?.port(),
         )
         .to_string();
-        let cluster = ca::new_cluster(heartbeat, expiry, &manager_addr).map_err(internal)?;
+        let mut cluster = ca::new_cluster(heartbeat, expiry, &manager_addr).map_err(internal)?;
+        if req.autolock {
+            cluster.autolock_key = Some(shoal_store::seal::new_unlock_key().map_err(internal)?);
+        }
+        let unlock_key = cluster.autolock_key.clone();
         let key = pki::new_node_key().map_err(internal)?;
         let certs = Certs {
             ca_pem: cluster.ca_cert_pem.clone(),
@@ -238,6 +247,7 @@ impl Runtime {
             node_id: self.node_id.clone(),
             worker_token,
             manager_addr,
+            unlock_key,
         })
     }
 
@@ -460,7 +470,13 @@ impl Runtime {
         }
         let listener = bind_control(&m).await.map_err(internal)?;
         let addr = roles::control_addr(&m, &listener).map_err(internal)?;
-        Replica::force_new_cluster(&self.cfg.raft_dir(), &self.node_id, &addr).map_err(internal)?;
+        Replica::force_new_cluster(
+            &self.cfg.raft_dir(),
+            &self.node_id,
+            &addr,
+            self.store.sealer(),
+        )
+        .map_err(internal)?;
         let m = Membership {
             managers: vec![addr.clone()],
             ..m
@@ -511,6 +527,7 @@ impl Runtime {
             node_id: self.node_id.clone(),
             worker_token: join_token(&cluster, NodeRole::Worker).map_err(internal)?,
             manager_addr: addr,
+            unlock_key: None,
         })
     }
 
@@ -609,6 +626,61 @@ impl Runtime {
         Ok(())
     }
 
+    /// `shoal unlock`: open the data key with the cluster's unlock key, load the state and
+    /// start the roles. A wrong key is answered after a pause, one guess at a time.
+    pub async fn unlock(self: &Arc<Self>, unlock_key: &str) -> Result<(), ApiError> {
+        if !self.store.is_locked() {
+            return Err(ApiError::conflict("this node is not locked: nothing to do"));
+        }
+        let key = match state_key::unlock(&self.cfg.data_dir, unlock_key) {
+            Ok(k) => k,
+            Err(e) => {
+                tracing::warn!(reason = %e, "unlock refused");
+                let _one_at_a_time = self.failed_unlocks.lock().await;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                return Err(bad(e));
+            }
+        };
+        self.store
+            .unlock(key.sealer().map_err(internal)?)
+            .map_err(internal)?;
+        *self.data_key.lock().unwrap_or_else(|p| p.into_inner()) = Some(key);
+        tracing::info!("unlocked: starting the roles");
+        self.resume().await.map_err(|e| internal(format!("{e:#}")))
+    }
+
+    /// Keep the data key wrapped or in the clear as the cluster's autolock setting says,
+    /// following rotations of the unlock key.
+    async fn keep_data_key(self: Arc<Self>) {
+        let mut changes = self.store.subscribe();
+        let mut kept: Option<Option<String>> = None;
+        loop {
+            let wanted = changes
+                .borrow_and_update()
+                .cluster
+                .as_ref()
+                .and_then(|c| c.autolock_key.clone());
+            let key = self
+                .data_key
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            if let Some(key) = key {
+                if kept.as_ref() != Some(&wanted) {
+                    match state_key::keep(&self.cfg.data_dir, &key, wanted.as_deref()) {
+                        Ok(()) => kept = Some(wanted),
+                        Err(e) => {
+                            tracing::error!(error = %format!("{e:#}"), "cannot store the data key")
+                        }
+                    }
+                }
+            }
+            if changes.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
     async fn shutdown(&self) {
         if let Some(r) = self.roles.lock().await.take() {
             r.stop().await;
@@ -633,7 +705,17 @@ pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
     }
     let node_id = identity::node_id(&cfg.data_dir)?;
     let hostname = identity::hostname();
-    let store = Arc::new(Store::open(&cfg.state_path())?);
+    let (store, data_key) = match state_key::load_or_create(&cfg.data_dir)? {
+        state_key::Found::Open(k) => (
+            Store::open_with(&cfg.state_path(), Some(k.sealer()?))?,
+            Some(k),
+        ),
+        state_key::Found::Locked { kek_id } => {
+            tracing::warn!(unlock_key_id = %kek_id, "this manager is locked (autolock): run `shoal unlock` to start it");
+            (Store::open_locked(&cfg.state_path())?, None)
+        }
+    };
+    let store = Arc::new(store);
     store.set_min_free(cfg.min_free_disk);
     let listener = bind_socket(&cfg.socket).await?;
     let health_listener = match cfg.health_addr {
@@ -655,8 +737,13 @@ pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
         status,
         role_watch: std::sync::atomic::AtomicU64::new(0),
         forward_tls: watch::channel(None).0,
+        data_key: Mutex::new(data_key),
+        failed_unlocks: tokio::sync::Mutex::new(()),
     });
-    rt.resume().await?;
+    if !store.is_locked() {
+        rt.resume().await?;
+    }
+    tokio::spawn(rt.clone().keep_data_key());
 
     let app = control_router(ControlState {
         store: store.clone(),
@@ -673,6 +760,10 @@ pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
     .layer(axum::middleware::from_fn_with_state(
         rt.clone(),
         worker_guard,
+    ))
+    .layer(axum::middleware::from_fn_with_state(
+        rt.clone(),
+        crate::api::locked_guard,
     ));
     let (stop_api, mut stop_api_rx) = watch::channel(false);
     let server = tokio::spawn(async move {

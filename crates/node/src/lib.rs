@@ -17,7 +17,10 @@ pub mod raft_net;
 mod remote;
 mod renew;
 mod roles;
+mod state_key;
 
-pub use api::{InfoResponse, InitRequest, InitResponse, JoinRequest, JoinResponse, LeaveRequest};
+pub use api::{
+    InfoResponse, InitRequest, InitResponse, JoinRequest, JoinResponse, LeaveRequest, UnlockRequest,
+};
 pub use config::DaemonConfig;
 pub use daemon::run;

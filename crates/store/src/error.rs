@@ -28,6 +28,12 @@ pub enum StoreError {
     /// Committed to the log, but the state cannot be written until the disk has room.
     #[error("the disk holding the cluster state is full: the write is in the log and will be applied once there is room")]
     Stalled,
+    /// Encryption at rest failed.
+    #[error("state encryption: {0}")]
+    Sealed(String),
+    /// The state is encrypted and this manager is locked: `shoal unlock` first.
+    #[error("this manager is locked: run `shoal unlock` and give the cluster's unlock key")]
+    Locked,
     #[error("replication failed: {0}")]
     Replication(String),
     #[error("state store record {key} is corrupt: {source}")]

@@ -12,8 +12,10 @@ pub mod disk;
 mod error;
 mod op;
 pub mod raft;
+pub mod seal;
 mod store;
 
 pub use error::StoreError;
 pub use op::{apply_op, Op};
+pub use seal::Sealer;
 pub use store::{Store, Txn};

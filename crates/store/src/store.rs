@@ -1,5 +1,6 @@
 //! The store: an in-memory `ClusterState` mirrored to redb, with a watch channel.
 
+use crate::seal::{self, Sealer};
 use crate::{apply_op, Op, StoreError};
 use redb::{Database, ReadableTable, TableDefinition};
 use shoal_api::ClusterState;
@@ -68,6 +69,10 @@ pub struct Store {
     dir: std::path::PathBuf,
     /// Bytes kept free on that disk: a write is refused below it.
     min_free: std::sync::atomic::AtomicU64,
+    /// Seals what is written to disk (encryption at rest).
+    sealer: RwLock<Option<Sealer>>,
+    /// Opened without its data key: the state is not loaded yet.
+    locked: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Store {
@@ -79,12 +84,39 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
-    /// Open (or create) the store at `path` and load its state.
+    /// Open (or create) the store at `path` and load its state, unencrypted.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        Store::open_with(path, None)
+    }
+
+    /// Open (or create) the store at `path` and load its state; what it writes is sealed
+    /// with `sealer` (see [`crate::seal`]).
+    pub fn open_with(path: &Path, sealer: Option<Sealer>) -> Result<Store, StoreError> {
         let db = open_db(path)?;
-        let (state, meta) = load(&db)?;
+        let (state, meta) = load(&db, sealer.as_ref())?;
+        Ok(Store::new(db, path, state, meta, sealer))
+    }
+
+    /// Open the store at `path` without reading its state, which needs the data key that
+    /// [`Store::unlock`] brings: until then the state is empty and writes are refused.
+    pub fn open_locked(path: &Path) -> Result<Store, StoreError> {
+        let db = open_db(path)?;
+        let store = Store::new(db, path, ClusterState::default(), Meta::new(), None);
+        store
+            .locked
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        Ok(store)
+    }
+
+    fn new(
+        db: Database,
+        path: &Path,
+        state: ClusterState,
+        meta: Meta,
+        sealer: Option<Sealer>,
+    ) -> Store {
         let (current, _) = watch::channel(Arc::new(state));
-        Ok(Store {
+        Store {
             db,
             write_lock: tokio::sync::Mutex::new(()),
             current,
@@ -95,7 +127,33 @@ impl Store {
                 .parent()
                 .map_or_else(|| std::path::PathBuf::from("."), Path::to_path_buf),
             min_free: std::sync::atomic::AtomicU64::new(crate::disk::DEFAULT_MIN_FREE),
-        })
+            sealer: RwLock::new(sealer),
+            locked: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// Load the state of a store opened locked, with the data key it was sealed with.
+    pub fn unlock(&self, sealer: Sealer) -> Result<(), StoreError> {
+        let (state, records) = load(&self.db, Some(&sealer))?;
+        *self.meta.lock().unwrap_or_else(|p| p.into_inner()) = records;
+        *self.sealer.write().unwrap_or_else(|p| p.into_inner()) = Some(sealer);
+        self.current.send_replace(Arc::new(state));
+        self.locked
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Whether the store waits for [`Store::unlock`].
+    pub fn is_locked(&self) -> bool {
+        self.locked.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The sealer of what this store (and its Raft log) writes, if encrypted.
+    pub fn sealer(&self) -> Option<Sealer> {
+        self.sealer
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Keep `bytes` free on the state's disk: writes are refused below it.
@@ -152,7 +210,7 @@ impl Store {
         let mut meta = self.meta.lock().unwrap_or_else(|p| p.into_inner());
         let base = self.state();
         let cleared: Meta = meta.keys().map(|k| (k.clone(), Vec::new())).collect();
-        persist(&self.db, &[Op::Reset], base.version + 1, &Meta::new())?;
+        persist(&self.db, &[Op::Reset], base.version + 1, &Meta::new(), None)?;
         remove_records(&self.db, cleared.keys())?;
         meta.clear();
         self.replicated
@@ -196,7 +254,7 @@ impl Store {
             Some(state)
         };
         let v = next.as_ref().map_or(base.version, |s| s.version);
-        persist(&self.db, ops, v, &records)?;
+        persist(&self.db, ops, v, &records, self.sealer().as_ref())?;
         meta.extend(records);
         if let Some(state) = next {
             self.current.send_replace(Arc::new(state));
@@ -231,7 +289,13 @@ impl Store {
                 .values()
                 .map(|t| Op::PutTask(Box::new(t.clone()))),
         );
-        persist(&self.db, &ops, state.version, &records)?;
+        persist(
+            &self.db,
+            &ops,
+            state.version,
+            &records,
+            self.sealer().as_ref(),
+        )?;
         meta.extend(records);
         self.current.send_replace(Arc::new(state));
         Ok(())
@@ -257,6 +321,9 @@ impl Store {
         E: From<StoreError>,
     {
         let _guard = self.write_lock.lock().await;
+        if self.is_locked() {
+            return Err(StoreError::Locked.into());
+        }
         if let Some(r) = self.replica() {
             r.linearize().await?;
             let mut txn = Txn {
@@ -285,13 +352,25 @@ impl Store {
         self.check_room()?;
         let mut state = txn.state;
         state.version = base.version + 1;
-        persist(&self.db, &txn.ops, state.version, &Meta::new())?;
+        persist(
+            &self.db,
+            &txn.ops,
+            state.version,
+            &Meta::new(),
+            self.sealer().as_ref(),
+        )?;
         self.current.send_replace(Arc::new(state));
         Ok(out)
     }
 }
 
-fn persist(db: &Database, ops: &[Op], version: u64, records: &Meta) -> Result<(), StoreError> {
+fn persist(
+    db: &Database,
+    ops: &[Op],
+    version: u64,
+    records: &Meta,
+    sealer: Option<&Sealer>,
+) -> Result<(), StoreError> {
     let w = db.begin_write()?;
     {
         let mut nodes = w.open_table(NODES)?;
@@ -301,7 +380,7 @@ fn persist(db: &Database, ops: &[Op], version: u64, records: &Meta) -> Result<()
         for op in ops {
             match op {
                 Op::SetCluster(c) => {
-                    meta.insert("cluster", encode(c)?.as_slice())?;
+                    meta.insert("cluster", seal::seal(sealer, encode(c)?)?.as_slice())?;
                 }
                 Op::Reset => {
                     meta.remove("cluster")?;
@@ -310,19 +389,19 @@ fn persist(db: &Database, ops: &[Op], version: u64, records: &Meta) -> Result<()
                     clear(&mut tasks)?;
                 }
                 Op::PutNode(n) => {
-                    nodes.insert(n.id.as_str(), encode(n)?.as_slice())?;
+                    nodes.insert(n.id.as_str(), seal::seal(sealer, encode(n)?)?.as_slice())?;
                 }
                 Op::DeleteNode(id) => {
                     nodes.remove(id.as_str())?;
                 }
                 Op::PutService(s) => {
-                    services.insert(s.id.as_str(), encode(s)?.as_slice())?;
+                    services.insert(s.id.as_str(), seal::seal(sealer, encode(s)?)?.as_slice())?;
                 }
                 Op::DeleteService(id) => {
                     services.remove(id.as_str())?;
                 }
                 Op::PutTask(t) => {
-                    tasks.insert(t.id.as_str(), encode(t)?.as_slice())?;
+                    tasks.insert(t.id.as_str(), seal::seal(sealer, encode(t)?)?.as_slice())?;
                 }
                 Op::DeleteTask(id) => {
                     tasks.remove(id.as_str())?;
@@ -368,7 +447,7 @@ fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
     serde_json::to_vec(value).map_err(|e| StoreError::Write(e.to_string()))
 }
 
-fn load(db: &Database) -> Result<(ClusterState, Meta), StoreError> {
+fn load(db: &Database, sealer: Option<&Sealer>) -> Result<(ClusterState, Meta), StoreError> {
     // Create the tables on first open so reads below never miss them.
     let w = db.begin_write()?;
     for t in [NODES, SERVICES, TASKS, META] {
@@ -380,9 +459,9 @@ fn load(db: &Database) -> Result<(ClusterState, Meta), StoreError> {
         .begin_read()
         .map_err(|e| StoreError::Read(e.to_string()))?;
     let mut state = ClusterState::default();
-    load_table(&r, NODES, &mut state.nodes)?;
-    load_table(&r, SERVICES, &mut state.services)?;
-    load_table(&r, TASKS, &mut state.tasks)?;
+    load_table(&r, NODES, &mut state.nodes, sealer)?;
+    load_table(&r, SERVICES, &mut state.services, sealer)?;
+    load_table(&r, TASKS, &mut state.tasks, sealer)?;
     let meta = r.open_table(META)?;
     if let Some(v) = meta.get("version")? {
         let bytes: [u8; 8] = v
@@ -400,13 +479,14 @@ fn load(db: &Database) -> Result<(ClusterState, Meta), StoreError> {
         };
     }
     if let Some(c) = meta.get("cluster")? {
-        state.cluster =
-            Some(
-                serde_json::from_slice(c.value()).map_err(|source| StoreError::Corrupt {
+        state.cluster = Some(
+            serde_json::from_slice(&seal::open(sealer, c.value())?).map_err(|source| {
+                StoreError::Corrupt {
                     key: "cluster".into(),
                     source,
-                })?,
-            );
+                }
+            })?,
+        );
     }
     Ok((state, records))
 }
@@ -415,13 +495,16 @@ fn load_table<T: serde::de::DeserializeOwned>(
     r: &redb::ReadTransaction,
     def: TableDefinition<&str, &[u8]>,
     into: &mut std::collections::BTreeMap<String, T>,
+    sealer: Option<&Sealer>,
 ) -> Result<(), StoreError> {
     let table = r.open_table(def)?;
     for row in table.iter()? {
         let (k, v) = row?;
-        let value = serde_json::from_slice(v.value()).map_err(|source| StoreError::Corrupt {
-            key: k.value().to_string(),
-            source,
+        let value = serde_json::from_slice(&seal::open(sealer, v.value())?).map_err(|source| {
+            StoreError::Corrupt {
+                key: k.value().to_string(),
+                source,
+            }
         })?;
         into.insert(k.value().to_string(), value);
     }
@@ -459,6 +542,7 @@ mod tests {
             managers: vec![],
             created_at: 0,
             clients: vec![],
+            autolock_key: None,
         }
     }
 

@@ -1,7 +1,7 @@
 use crate::client::{encode, Client};
 use crate::commands::daemon::parse_duration;
 use anyhow::Context;
-use shoal_manager::control::{IssueClient, IssuedClient, JoinTokenResponse};
+use shoal_manager::control::{IssueClient, IssuedClient, JoinTokenResponse, UnlockKeyResponse};
 use shoal_node::{
     InfoResponse, InitRequest, InitResponse, JoinRequest, JoinResponse, LeaveRequest,
 };
@@ -27,6 +27,10 @@ pub struct InitArgs {
     /// state as its only manager (services and tasks are kept)
     #[arg(long)]
     force_new_cluster: bool,
+    /// Managers start locked after a restart until `shoal unlock` gives the unlock key
+    /// printed here (their state on disk is sealed with a key wrapped by it)
+    #[arg(long)]
+    autolock: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -98,6 +102,7 @@ pub async fn init(client: &Client, args: InitArgs) -> anyhow::Result<ExitCode> {
                 heartbeat_ms: Some(args.dispatcher_heartbeat.as_millis() as u64),
                 cert_expiry_secs: Some(args.cert_expiry.as_secs()),
                 force_new_cluster: args.force_new_cluster,
+                autolock: args.autolock,
             },
         )
         .await?;
@@ -122,6 +127,68 @@ pub async fn init(client: &Client, args: InitArgs) -> anyhow::Result<ExitCode> {
     );
     println!();
     println!("To create a service: shoal service create --name web --replicas 3 --publish 8080:80 -- shoal whoami");
+    if let Some(key) = resp.unlock_key {
+        print_unlock_key(&key);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_unlock_key(key: &str) {
+    println!();
+    println!("To unlock a manager after it restarts, run `shoal unlock` and give it this key:");
+    println!();
+    println!("    {key}");
+    println!();
+    println!(
+        "Keep it in a password manager: without it, a restarted manager cannot read its state."
+    );
+}
+
+#[derive(Debug, clap::Args)]
+pub struct UnlockKeyArgs {
+    /// Make a new unlock key; managers rewrap their data key with it at once
+    #[arg(long)]
+    rotate: bool,
+    /// Only print the key
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+/// `shoal unlock`: the key is read from standard input (never from the command line, where
+/// other users could see it).
+pub async fn unlock(client: &Client) -> anyhow::Result<ExitCode> {
+    use std::io::{BufRead, IsTerminal};
+    if std::io::stdin().is_terminal() {
+        eprint!("Enter unlock key: ");
+    }
+    let mut key = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut key)
+        .context("cannot read the unlock key from standard input")?;
+    let key = key.trim();
+    if key.is_empty() {
+        anyhow::bail!("no unlock key given: type it, or pipe it to `shoal unlock`");
+    }
+    let _: serde_json::Value = client
+        .post("/v1/unlock", &shoal_node::UnlockRequest { key: key.into() })
+        .await?;
+    println!("Node unlocked.");
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn unlock_key(client: &Client, args: UnlockKeyArgs) -> anyhow::Result<ExitCode> {
+    let k: UnlockKeyResponse = client
+        .get(&format!("/v1/cluster/unlock-key?rotate={}", args.rotate))
+        .await?;
+    if args.quiet {
+        println!("{}", k.key);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.rotate {
+        println!("Successfully rotated the unlock key.");
+    }
+    print_unlock_key(&k.key);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -275,6 +342,9 @@ pub async fn info(client: &Client, format: super::Format) -> anyhow::Result<Exit
     println!("Node ID:    {}", i.node_id);
     println!("Hostname:   {}", i.hostname);
     println!("Version:    {}", i.version);
+    if i.locked {
+        println!("Locked:     yes (run `shoal unlock` with the cluster's unlock key)");
+    }
     match (i.cluster_id, i.role) {
         (Some(c), Some(role)) => {
             println!("Cluster:    {c}");

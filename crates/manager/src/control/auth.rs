@@ -105,6 +105,7 @@ mod tests {
                         revoked_at: Some(1),
                     },
                 ],
+                autolock_key: None,
             }),
             ..ClusterState::default()
         };

@@ -62,3 +62,42 @@ pub async fn join_token_of(
         managers: cluster.managers.clone(),
     }))
 }
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UnlockKeyResponse {
+    pub key: String,
+}
+
+/// The cluster's unlock key (autolock), rotated first with `?rotate=true`: every manager
+/// rewraps its data key with the new one as soon as it sees it.
+pub async fn unlock_key(
+    State(s): State<ControlState>,
+    Query(q): Query<TokenQuery>,
+) -> Result<Json<UnlockKeyResponse>, ApiError> {
+    s.cluster()?;
+    let new = if q.rotate {
+        Some(shoal_store::seal::new_unlock_key().map_err(|e| ApiError::internal(e.to_string()))?)
+    } else {
+        None
+    };
+    let key = s
+        .store
+        .update(|tx| {
+            let mut c = tx.state().cluster.clone().ok_or_else(|| {
+                ApiError::unavailable("this node is not part of a cluster: run `shoal init` first")
+            })?;
+            if c.autolock_key.is_none() {
+                return Err(ApiError::bad_request(
+                    "autolock is not enabled on this cluster: there is no unlock key (shoal init --autolock)",
+                ));
+            }
+            if let Some(k) = &new {
+                c.autolock_key = Some(k.clone());
+                tx.push(shoal_store::Op::SetCluster(Box::new(c.clone())));
+                tracing::info!("unlock key rotated");
+            }
+            Ok::<_, ApiError>(c.autolock_key.unwrap_or_default())
+        })
+        .await?;
+    Ok(Json(UnlockKeyResponse { key }))
+}

@@ -37,17 +37,19 @@ fn write_err(e: impl std::fmt::Display) -> SE {
 #[derive(Debug, Clone)]
 pub(crate) struct LogStore {
     db: Arc<Database>,
+    /// Seals entries on disk (they carry the cluster's secrets).
+    sealer: Option<crate::Sealer>,
 }
 
 impl LogStore {
     /// Open the log at `path`. A log still open in this process (a replica being shut
     /// down while its roles restart) is shared rather than locked out.
-    pub(crate) fn open(path: &Path) -> Result<LogStore, StoreError> {
+    pub(crate) fn open(path: &Path, sealer: Option<crate::Sealer>) -> Result<LogStore, StoreError> {
         static OPEN: Mutex<BTreeMap<PathBuf, Weak<Database>>> = Mutex::new(BTreeMap::new());
         let mut open = OPEN.lock().unwrap_or_else(|p| p.into_inner());
         open.retain(|_, db| db.strong_count() > 0);
         if let Some(db) = open.get(path).and_then(Weak::upgrade) {
-            return Ok(LogStore { db });
+            return Ok(LogStore { db, sealer });
         }
         let db = crate::store::open_db(path)?;
         let w = db.begin_write()?;
@@ -56,7 +58,7 @@ impl LogStore {
         w.commit()?;
         let db = Arc::new(db);
         open.insert(path.to_path_buf(), Arc::downgrade(&db));
-        Ok(LogStore { db })
+        Ok(LogStore { db, sealer })
     }
 
     fn get_meta<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SE> {
@@ -86,9 +88,8 @@ impl LogStore {
         let Some((_, v)) = t.last().map_err(read_err)? else {
             return Ok(None);
         };
-        serde_json::from_slice(v.value())
-            .map(Some)
-            .map_err(read_err)
+        let plain = crate::seal::open(self.sealer.as_ref(), v.value()).map_err(read_err)?;
+        serde_json::from_slice(&plain).map(Some).map_err(read_err)
     }
 
     /// The id of the last entry (or of the last purged one).
@@ -125,7 +126,8 @@ impl RaftLogReader<TypeConfig> for LogStore {
         let mut out = Vec::new();
         for row in t.range(range).map_err(read_err)? {
             let (_, v) = row.map_err(read_err)?;
-            out.push(serde_json::from_slice(v.value()).map_err(read_err)?);
+            let plain = crate::seal::open(self.sealer.as_ref(), v.value()).map_err(read_err)?;
+            out.push(serde_json::from_slice(&plain).map_err(read_err)?);
         }
         Ok(out)
     }
@@ -174,6 +176,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 let mut t = w.open_table(LOG).map_err(write_err)?;
                 for e in &entries {
                     let bytes = serde_json::to_vec(e).map_err(write_err)?;
+                    let bytes =
+                        crate::seal::seal(self.sealer.as_ref(), bytes).map_err(write_err)?;
                     t.insert(e.log_id.index, bytes.as_slice())
                         .map_err(write_err)?;
                 }
@@ -200,8 +204,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
 /// `--force-new-cluster`: append a membership entry naming only `me`, in a term above any
 /// seen, and vote for ourselves in it. On start the node is the only voter and commits alone.
-pub(crate) fn force_single_voter(path: &Path, me: u64, peer: Peer) -> Result<(), StoreError> {
-    let store = LogStore::open(path)?;
+pub(crate) fn force_single_voter(
+    path: &Path,
+    me: u64,
+    peer: Peer,
+    sealer: Option<crate::Sealer>,
+) -> Result<(), StoreError> {
+    let store = LogStore::open(path, sealer)?;
     let fail = |e: SE| StoreError::Write(e.to_string());
     let vote: Option<Vote<u64>> = store.get_meta("vote").map_err(fail)?;
     let last = store.last_entry().map_err(fail)?;
@@ -220,6 +229,7 @@ pub(crate) fn force_single_voter(path: &Path, me: u64, peer: Peer) -> Result<(),
         payload: EntryPayload::Membership(Membership::new(vec![BTreeSet::from([me])], nodes)),
     };
     let bytes = serde_json::to_vec(&entry).map_err(|e| StoreError::Write(e.to_string()))?;
+    let bytes = crate::seal::seal(store.sealer.as_ref(), bytes)?;
     let w = store.db.begin_write()?;
     {
         let mut t = w.open_table(LOG)?;

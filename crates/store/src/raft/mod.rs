@@ -302,7 +302,7 @@ impl Replica {
         };
         let config = Arc::new(config.validate().map_err(replication)?);
         let id = raft_id(&cfg.node);
-        let log = log::LogStore::open(&cfg.dir.join(LOG_FILE))?;
+        let log = log::LogStore::open(&cfg.dir.join(LOG_FILE), store.sealer())?;
         let sm = sm::StateMachine::new(store.clone(), cfg.dir.join("snapshot"));
         let contact = Arc::new(Contact::new());
         let net = network::Network {
@@ -672,7 +672,12 @@ impl Replica {
 
     /// Rewrite the log in `dir` so that, when started, this node is the only voter: a new
     /// membership entry in a new term, committed by this node alone. Keeps the state.
-    pub fn force_new_cluster(dir: &Path, node: &str, addr: &str) -> Result<(), StoreError> {
+    pub fn force_new_cluster(
+        dir: &Path,
+        node: &str,
+        addr: &str,
+        sealer: Option<crate::Sealer>,
+    ) -> Result<(), StoreError> {
         log::force_single_voter(
             &dir.join(LOG_FILE),
             raft_id(node),
@@ -680,6 +685,7 @@ impl Replica {
                 node: node.into(),
                 addr: addr.into(),
             },
+            sealer,
         )
     }
 }

@@ -58,6 +58,13 @@ impl StateMachine {
     fn meta_path(&self) -> PathBuf {
         self.base.with_extension("meta.json")
     }
+
+    /// Write the snapshot's state, sealed like the store's rows.
+    fn write_data(&self, data: &[u8]) -> Result<(), SE> {
+        let sealed =
+            crate::seal::seal(self.store.sealer().as_ref(), data.to_vec()).map_err(snap_err)?;
+        write_atomic(&self.data_path(), &sealed).map_err(snap_err)
+    }
 }
 
 fn records(applied: &Option<LogId<u64>>, membership: &Membership) -> Result<Meta, SE> {
@@ -109,7 +116,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
             last_membership: membership,
             snapshot_id,
         };
-        write_atomic(&self.data_path(), &data).map_err(snap_err)?;
+        self.write_data(&data)?;
         write_atomic(
             &self.meta_path(),
             &serde_json::to_vec(&meta).map_err(snap_err)?,
@@ -178,7 +185,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     ) -> Result<(), SE> {
         let data = snapshot.into_inner();
         let state: ClusterState = serde_json::from_slice(&data).map_err(snap_err)?;
-        write_atomic(&self.data_path(), &data).map_err(snap_err)?;
+        self.write_data(&data)?;
         write_atomic(
             &self.meta_path(),
             &serde_json::to_vec(meta).map_err(snap_err)?,
@@ -196,6 +203,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         };
         let meta: SnapshotMeta<u64, Peer> = serde_json::from_slice(&meta_bytes).map_err(sm_read)?;
         let data = std::fs::read(self.data_path()).map_err(sm_read)?;
+        let data = crate::seal::open(self.store.sealer().as_ref(), &data)
+            .map_err(sm_read)?
+            .into_owned();
         Ok(Some(Snapshot {
             meta,
             snapshot: Box::new(Cursor::new(data)),
