@@ -9,6 +9,7 @@ pub mod constraint;
 pub mod duration;
 pub mod error;
 pub mod id;
+pub mod limits;
 pub mod node;
 pub mod port;
 pub mod service;
