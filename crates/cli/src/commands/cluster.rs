@@ -189,7 +189,7 @@ pub async fn info(client: &Client, format: super::Format) -> anyhow::Result<Exit
         return Ok(ExitCode::SUCCESS);
     }
     println!("Node ID:    {}", i.node_id);
-    println!("Hostname:   {}", i.hostname);
+    println!("Hostname:   {}", crate::table::escape(&i.hostname));
     println!("Version:    {}", i.version);
     match (i.cluster_id, i.role) {
         (Some(c), Some(role)) => {

@@ -279,7 +279,10 @@ async fn huge_counts_and_raw_bytes_are_refused_by_the_api() {
         ),
         (
             "/v1/services",
-            x.replace("\"ports\"", "\"update\":{\"progress_deadline\":0},\"ports\""),
+            x.replace(
+                "\"ports\"",
+                "\"update\":{\"progress_deadline\":0},\"ports\"",
+            ),
             "invalid update-progress-deadline",
         ),
         (
