@@ -15,6 +15,7 @@ pub mod port;
 pub mod service;
 pub mod state;
 pub mod task;
+pub mod task_log;
 pub mod template;
 pub mod update;
 

@@ -6,6 +6,7 @@
 
 mod cluster;
 mod error;
+mod log_reader;
 mod logs;
 mod nodes;
 mod services;
