@@ -2,7 +2,8 @@
 //!
 //! Pure: takes state and the current time, returns actions and when to look again.
 //! Replicated services get one wanted task per slot `1..=replicas`; global services one per
-//! eligible node. Dead tasks are replaced per the restart policy (after its delay), tasks on
+//! eligible node (at most [`MAX_REPLICAS`] slots, whatever count is stored). Dead tasks are
+//! replaced per the restart policy (after its delay, backed off by [`crate::restart`]), tasks on
 //! down or removed nodes are stopped and replaced at once, tasks on drained nodes are
 //! replaced start-first ([`DRAIN_PARALLELISM`] slots at a time) and stopped once their
 //! replacement is ready, extra tasks are stopped (highest slots first on scale-down), and
