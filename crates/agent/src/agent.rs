@@ -4,10 +4,11 @@ use crate::dispatcher::{Assignments, Dispatcher, TaskReport};
 use crate::executor::{Executor, ExitInfo, Running};
 use crate::health::run_checks;
 use crate::launch::{launch_spec, targets, NodeIdentity};
+use crate::log_cleanup::{remove_task_logs, sweep_task_logs};
 use shoal_api::service::signal_number;
 use shoal_api::task::EndpointPort;
 use shoal_api::{Health, PublishMode, Task, TaskEndpoint, TaskState};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -72,6 +73,8 @@ impl<E: Executor> Agent<E> {
         let (ev_tx, mut ev_rx) = mpsc::channel::<Event>(1024);
         let (health_tx, mut health_rx) = mpsc::channel::<(String, Health, String)>(1024);
         let mut live: HashMap<String, Live> = HashMap::new();
+        // Tasks whose log files may be on disk.
+        let mut logged: HashSet<String> = HashSet::new();
         // The first assignments from a manager (version 0: none received yet) tell which
         // tasks the previous run of this daemon left.
         let mut recovered = false;
@@ -83,6 +86,9 @@ impl<E: Executor> Agent<E> {
             }
             self.reconcile(&current, &mut live, &ev_tx, &health_tx)
                 .await;
+            if current.version > 0 {
+                self.forget_logs(&current, &live, &mut logged);
+            }
             tokio::select! {
                 r = assignments.changed() => if r.is_err() { break },
                 Some(ev) = ev_rx.recv() => self.handle(ev, &mut live),
@@ -97,7 +103,7 @@ impl<E: Executor> Agent<E> {
 
     /// After a restart: tasks recorded as started have lost their process (the kernel
     /// killed it with the daemon). Kill any remains and report them shut down, so the
-    /// orchestrator replaces each exactly once.
+    /// orchestrator replaces each exactly once. Logs of tasks no longer assigned here go.
     fn recover(&self, a: &Assignments) {
         let mut reports = Vec::new();
         for t in &a.tasks {
@@ -112,6 +118,35 @@ impl<E: Executor> Agent<E> {
             }
         }
         self.report(reports);
+        // Logs of tasks forgotten while this daemon was not running.
+        let assigned: HashSet<&str> = a.tasks.iter().map(|t| t.id.as_str()).collect();
+        let swept = sweep_task_logs(&self.cfg.logs_dir, |id| assigned.contains(id));
+        if swept > 0 {
+            tracing::info!(
+                files = swept,
+                "deleted logs of tasks no longer assigned to this node"
+            );
+        }
+    }
+
+    /// Delete the logs of tasks the manager has forgotten (service removed, history pruned)
+    /// once they no longer run here.
+    fn forget_logs(
+        &self,
+        a: &Assignments,
+        live: &HashMap<String, Live>,
+        logged: &mut HashSet<String>,
+    ) {
+        let assigned: HashSet<&str> = a.tasks.iter().map(|t| t.id.as_str()).collect();
+        logged.retain(|id| {
+            let keep = assigned.contains(id.as_str()) || live.contains_key(id);
+            if !keep {
+                let files = remove_task_logs(&self.cfg.logs_dir, id);
+                tracing::debug!(task = %id, files, "task forgotten: logs deleted");
+            }
+            keep
+        });
+        logged.extend(assigned.iter().map(|id| id.to_string()));
     }
 
     async fn reconcile(

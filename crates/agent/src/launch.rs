@@ -1,6 +1,7 @@
 //! From an assigned task to the exact command, environment and ports to start it with.
 
 use crate::LaunchSpec;
+use shoal_api::task_log::log_path;
 use shoal_api::template::{expand, TemplateValues};
 use shoal_api::{PortConfig, SpecError, Task, TaskEndpoint};
 use std::path::Path;
@@ -66,7 +67,7 @@ pub fn launch_spec(
         argv,
         env,
         workdir: task.spec.workdir.clone(),
-        log_path: logs_dir.join(format!("{}.log", task.id)),
+        log_path: log_path(logs_dir, &task.id, 0),
     })
 }
 
@@ -108,6 +109,7 @@ mod tests {
             endpoint: None,
             created_at: 0,
             attempt: 0,
+            quick_exits: 0,
             pending_reason: None,
         };
         let node = NodeIdentity {

@@ -14,10 +14,14 @@ mod dispatcher;
 mod executor;
 mod health;
 pub mod launch;
+mod log_cleanup;
+mod log_writer;
 mod process;
 
 pub use agent::{Agent, AgentConfig};
 pub use dispatcher::{Assignments, Dispatcher, TaskReport};
 pub use executor::{ExecError, Executor, ExitInfo, LaunchSpec, Running};
 pub use launch::launch_spec;
+pub use log_cleanup::{remove_task_logs, sweep_task_logs};
+pub use log_writer::{LogRotation, RotatingLog, LOG_MAX_FILES, LOG_MAX_SIZE};
 pub use process::ProcessExecutor;

@@ -1,19 +1,25 @@
 //! The process executor: each task is a child process group of the daemon.
 //!
-//! stdout and stderr go straight to the task's log file (appended, so output survives a
-//! daemon restart). Each child asks the kernel to SIGKILL it if the daemon dies
+//! stdout and stderr share one pipe; the daemon copies what comes out of it to the task's
+//! log file, rotated by size ([`LogRotation`]), and reports the exit only once the output is
+//! all in the file. Each child asks the kernel to SIGKILL it if the daemon dies
 //! (`PR_SET_PDEATHSIG`), so no task outlives its daemon; after a restart the agent also
 //! kills any leftover group it recorded ([`Executor::reap_stale`]).
 #![allow(unsafe_code)]
 
 use crate::executor::{ExecError, Executor, ExitInfo, LaunchSpec, Running};
+use crate::log_writer::{LogRotation, RotatingLog};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use shoal_api::service::SELF_PROGRAM;
+use std::io;
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
+use tokio::io::AsyncReadExt;
+use tokio::net::unix::pipe;
 use tokio::sync::watch;
 
 /// Environment variables passed through from the daemon to every task.
@@ -22,16 +28,74 @@ const PASSED_ENV: &[&str] = &["PATH", "HOME", "LANG", "TZ", "USER"];
 /// How long to wait for a SIGKILLed group to be reaped before giving up.
 const KILL_WAIT: Duration = Duration::from_secs(5);
 
+/// How long, once a task has exited, its output may take to reach the log file. Only a
+/// process that left the task's group still holding its stdout keeps the pipe open longer;
+/// its output keeps being copied, but the exit is reported without waiting for it.
+const OUTPUT_WAIT: Duration = Duration::from_secs(2);
+
+/// Bytes read from a task's output pipe at once.
+const COPY_CHUNK: usize = 64 * 1024;
+
 #[derive(Debug, Clone)]
 pub struct ProcessExecutor {
     /// What the program name `shoal` resolves to: this very binary.
     self_exe: PathBuf,
+    /// How much output each task keeps on disk.
+    logs: LogRotation,
 }
 
 impl ProcessExecutor {
+    /// An executor keeping task logs with the default rotation (10 MiB x 3 files).
     pub fn new(self_exe: PathBuf) -> ProcessExecutor {
-        ProcessExecutor { self_exe }
+        ProcessExecutor::with_log_rotation(self_exe, LogRotation::default())
     }
+
+    pub fn with_log_rotation(self_exe: PathBuf, logs: LogRotation) -> ProcessExecutor {
+        ProcessExecutor { self_exe, logs }
+    }
+}
+
+/// A pipe whose ends are closed on exec (the child gets its copy of the write end as
+/// stdout and stderr, which clears the flag on those).
+fn output_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two new file descriptors into `fds` on success; each is then
+    // owned by exactly one OwnedFd.
+    let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: both descriptors were just created and are not owned by anything else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Copy a task's output to its log until every writer has closed the pipe. A write error
+/// (disk full) drops output rather than stop reading, which would block the task.
+async fn copy_output(mut from: pipe::Receiver, mut log: RotatingLog) {
+    let mut buf = vec![0u8; COPY_CHUNK];
+    let mut failed = false;
+    loop {
+        match from.read(&mut buf).await {
+            Ok(0) => return,
+            Ok(n) => {
+                if let Err(e) = log.write(&buf[..n]) {
+                    if !failed {
+                        tracing::warn!(log = %log.path().display(), error = %e, "cannot write task output; dropping it");
+                    }
+                    failed = true;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                tracing::warn!(log = %log.path().display(), error = %e, "cannot read task output");
+                return;
+            }
+        }
+    }
+}
+
+fn logs_dir(log_path: &Path) -> &Path {
+    log_path.parent().unwrap_or(Path::new("."))
 }
 
 /// Start time of a process in clock ticks since boot (field 22 of /proc/PID/stat).
@@ -59,12 +123,10 @@ impl Executor for ProcessExecutor {
             path: spec.log_path.display().to_string(),
             source,
         };
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&spec.log_path)
+        let log = RotatingLog::open(logs_dir(&spec.log_path), &spec.task_id, self.logs)
             .map_err(log_err)?;
-        let log2 = log.try_clone().map_err(log_err)?;
+        let (output, stdout) = output_pipe().map_err(log_err)?;
+        let stderr = stdout.try_clone().map_err(log_err)?;
         let resolved = if program == SELF_PROGRAM {
             self.self_exe.clone()
         } else {
@@ -80,8 +142,8 @@ impl Executor for ProcessExecutor {
             )
             .envs(spec.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
-            .stdout(Stdio::from(log))
-            .stderr(Stdio::from(log2))
+            .stdout(Stdio::from(stdout))
+            .stderr(Stdio::from(stderr))
             .process_group(0)
             .kill_on_drop(false);
         if let Some(dir) = &spec.workdir {
@@ -107,6 +169,16 @@ impl Executor for ProcessExecutor {
             program: program.clone(),
             source,
         })?;
+        // Our copies of the pipe's write end go with the command: once the task's group is
+        // gone, the copier reads end-of-file.
+        drop(cmd);
+        let copier = match pipe::Receiver::from_owned_fd(output) {
+            Ok(from) => Some(tokio::spawn(copy_output(from, log))),
+            Err(e) => {
+                tracing::warn!(task = %spec.task_id, error = %e, "cannot read task output");
+                None
+            }
+        };
         let pid = child.id().unwrap_or(0);
         let pid_start = process_start_time(pid).unwrap_or(0);
         let (tx, exited) = watch::channel(None);
@@ -128,6 +200,14 @@ impl Executor for ProcessExecutor {
             };
             // Grandchildren left in the group go with the leader.
             signal_group(pid, libc::SIGKILL);
+            if let Some(copier) = copier {
+                if tokio::time::timeout(OUTPUT_WAIT, copier).await.is_err() {
+                    tracing::warn!(
+                        pid,
+                        "task output still open after exit; reporting the exit anyway"
+                    );
+                }
+            }
             let _ = tx.send(Some(info));
         });
         Ok(Running {
@@ -183,6 +263,45 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let exe = ProcessExecutor::new(PathBuf::from("/bin/true"));
         crate::conformance::run_all(&exe, dir.path()).await;
+    }
+
+    #[tokio::test]
+    async fn output_is_rotated_and_complete_once_the_exit_is_reported() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let exe = ProcessExecutor::with_log_rotation(
+            PathBuf::from("/bin/true"),
+            LogRotation {
+                max_size: 1000,
+                max_files: 2,
+            },
+        );
+        let spec = LaunchSpec {
+            task_id: "t".into(),
+            argv: vec![
+                "/bin/sh".into(),
+                "-c".into(),
+                "i=0; while [ $i -lt 500 ]; do i=$((i+1)); echo line-$i; echo err-$i >&2; done"
+                    .into(),
+            ],
+            env: vec![],
+            workdir: None,
+            log_path: dir.path().join("t.log"),
+        };
+        let running = exe.start(&spec).await.expect("start");
+        let mut exited = running.exited.clone();
+        tokio::time::timeout(Duration::from_secs(30), exited.wait_for(|e| e.is_some()))
+            .await
+            .expect("exits in time")
+            .expect("exit watch");
+        let read = |name: &str| std::fs::read_to_string(dir.path().join(name)).expect(name);
+        let (older, newer) = (read("t.log.1"), read("t.log"));
+        assert!(!dir.path().join("t.log.2").exists(), "at most two files");
+        assert!(older.len() <= 1000 && newer.len() <= 1000);
+        let both = older + &newer;
+        assert!(both.ends_with("line-500\nerr-500\n"), "{both}");
+        assert!(both
+            .lines()
+            .all(|l| l.starts_with("line-") || l.starts_with("err-")));
     }
 
     #[test]

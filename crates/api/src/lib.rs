@@ -9,11 +9,13 @@ pub mod constraint;
 pub mod duration;
 pub mod error;
 pub mod id;
+pub mod limits;
 pub mod node;
 pub mod port;
 pub mod service;
 pub mod state;
 pub mod task;
+pub mod task_log;
 pub mod template;
 pub mod update;
 

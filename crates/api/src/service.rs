@@ -1,6 +1,12 @@
 //! Services: the spec a user writes (`ServiceSpec`) and the stored object (`Service`).
 
-use crate::duration::{self, millis};
+use crate::duration::millis;
+use crate::limits::{
+    check_count, check_health_duration, check_labels, check_text, MAX_ARGS, MAX_ARG_LEN,
+    MAX_CONSTRAINTS, MAX_ENV, MAX_EXEC_BYTES, MAX_EXPRESSION_LEN, MAX_PATH_LEN,
+    MAX_PLACEMENT_PREFS, MAX_PORTS, MAX_REPLICAS, MIN_HEALTH_INTERVAL, MIN_HEALTH_TIMEOUT,
+};
+use crate::update::{ROLLBACK_FIELDS, UPDATE_FIELDS};
 use crate::{Constraint, PortConfig, SpecError};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
@@ -195,6 +201,123 @@ impl TaskTemplate {
     }
 }
 
+impl TaskTemplate {
+    /// Check the template of a service in `mode`; `published` says whether it publishes a
+    /// port (http and tcp probes need one).
+    fn validate(&self, mode: &ServiceMode, published: bool) -> Result<(), SpecError> {
+        let t = self;
+        if t.command.is_empty() && t.image.is_none() {
+            return Err(SpecError::Other(
+                "service needs a command (shoal service create --name NAME -- COMMAND [ARG...])"
+                    .into(),
+            ));
+        }
+        if t.command.first().is_some_and(|c| c.is_empty()) {
+            return Err(SpecError::invalid("command", "", "empty program name"));
+        }
+        check_count("args", t.command.len() + t.args.len(), MAX_ARGS)?;
+        check_count("env", t.env.len(), MAX_ENV)?;
+        for c in &t.command {
+            check_text("command", c, MAX_ARG_LEN)?;
+        }
+        for e in &t.env {
+            check_text("env", e, MAX_ARG_LEN)?;
+            match e.split_once('=') {
+                Some((k, _)) if !k.is_empty() && !k.contains(char::is_whitespace) => {}
+                _ => return Err(SpecError::invalid("env", e.as_str(), "expected KEY=VALUE")),
+            }
+            crate::template::validate(e)?;
+        }
+        for a in &t.args {
+            check_text("args", a, MAX_ARG_LEN)?;
+            crate::template::validate(a)?;
+        }
+        let exec_bytes: usize = t
+            .command
+            .iter()
+            .chain(&t.args)
+            .chain(&t.env)
+            .map(String::len)
+            .sum();
+        if exec_bytes > MAX_EXEC_BYTES {
+            return Err(SpecError::invalid(
+                "command",
+                format!("{exec_bytes} bytes of command, args and env"),
+                format!("at most {MAX_EXEC_BYTES} bytes together"),
+            ));
+        }
+        if let Some(w) = &t.workdir {
+            check_text("workdir", w, MAX_PATH_LEN)?;
+        }
+        if let Some(i) = &t.image {
+            check_text("image", i, MAX_PATH_LEN)?;
+        }
+        if signal_number(&t.stop_signal).is_none() {
+            return Err(SpecError::invalid(
+                "stop-signal",
+                t.stop_signal.as_str(),
+                "unknown signal (use SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2 or SIGKILL)",
+            ));
+        }
+        check_count("constraint", t.constraints.len(), MAX_CONSTRAINTS)?;
+        for c in &t.constraints {
+            check_text("constraint", c, MAX_EXPRESSION_LEN)?;
+            Constraint::parse(c)?;
+        }
+        check_count(
+            "placement-pref",
+            t.placement_prefs.len(),
+            MAX_PLACEMENT_PREFS,
+        )?;
+        for p in &t.placement_prefs {
+            check_text("placement-pref", p, MAX_EXPRESSION_LEN)?;
+            spread_key(p)?;
+        }
+        if t.max_replicas_per_node > 0 && *mode == ServiceMode::Global {
+            return Err(SpecError::invalid(
+                "replicas-max-per-node",
+                t.max_replicas_per_node.to_string(),
+                "only replicated services can limit replicas per node",
+            ));
+        }
+        if t.max_replicas_per_node > MAX_REPLICAS {
+            return Err(SpecError::invalid(
+                "replicas-max-per-node",
+                t.max_replicas_per_node.to_string(),
+                format!("at most {MAX_REPLICAS}"),
+            ));
+        }
+        if let Some(h) = &t.health {
+            h.validate(published)?;
+        }
+        Ok(())
+    }
+}
+
+impl HealthCheck {
+    fn validate(&self, published: bool) -> Result<(), SpecError> {
+        check_health_duration("health-interval", self.interval, MIN_HEALTH_INTERVAL)?;
+        check_health_duration("health-timeout", self.timeout, MIN_HEALTH_TIMEOUT)?;
+        check_health_duration("health-start-period", self.start_period, Duration::ZERO)?;
+        match &self.probe {
+            HealthProbe::Cmd { command } if command.trim().is_empty() => {
+                Err(SpecError::invalid("health-cmd", "", "empty command"))
+            }
+            HealthProbe::Cmd { command } => check_text("health-cmd", command, MAX_ARG_LEN),
+            HealthProbe::Http { path } if !path.starts_with('/') => Err(SpecError::invalid(
+                "health-http",
+                path.as_str(),
+                "path must start with /",
+            )),
+            HealthProbe::Http { .. } | HealthProbe::Tcp if !published => Err(SpecError::Other(
+                "http and tcp health checks need a published port to probe".into(),
+            )),
+            HealthProbe::Http { path } => check_text("health-http", path, MAX_PATH_LEN),
+            HealthProbe::Tcp => Ok(()),
+        }
+    }
+}
+
 /// The node attribute a placement preference spreads over: `spread=node.labels.zone` gives
 /// `node.labels.zone`. Accepts `node.labels.NAME`, `node.id` and `node.hostname`.
 pub fn spread_key(pref: &str) -> Result<&str, SpecError> {
@@ -268,82 +391,18 @@ impl ServiceSpec {
     /// Check everything that can be checked without looking at the cluster.
     pub fn validate(&self) -> Result<(), SpecError> {
         validate_name(&self.name)?;
-        let t = &self.task;
-        if t.command.is_empty() && t.image.is_none() {
-            return Err(SpecError::Other(
-                "service needs a command (shoal service create --name NAME -- COMMAND [ARG...])"
-                    .into(),
-            ));
-        }
-        if t.command.first().is_some_and(|c| c.is_empty()) {
-            return Err(SpecError::invalid("command", "", "empty program name"));
-        }
-        for e in &t.env {
-            match e.split_once('=') {
-                Some((k, _)) if !k.is_empty() && !k.contains(char::is_whitespace) => {}
-                _ => return Err(SpecError::invalid("env", e.as_str(), "expected KEY=VALUE")),
-            }
-            crate::template::validate(e)?;
-        }
-        for a in &t.args {
-            crate::template::validate(a)?;
-        }
-        if signal_number(&t.stop_signal).is_none() {
+        check_labels(self.labels.iter())?;
+        if let Some(n) = self.replicas().filter(|n| *n > MAX_REPLICAS) {
             return Err(SpecError::invalid(
-                "stop-signal",
-                t.stop_signal.as_str(),
-                "unknown signal (use SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2 or SIGKILL)",
+                "replicas",
+                n.to_string(),
+                format!("at most {MAX_REPLICAS} per service"),
             ));
         }
-        for c in &t.constraints {
-            Constraint::parse(c)?;
-        }
-        for p in &t.placement_prefs {
-            spread_key(p)?;
-        }
-        if t.max_replicas_per_node > 0 && self.mode == ServiceMode::Global {
-            return Err(SpecError::invalid(
-                "replicas-max-per-node",
-                t.max_replicas_per_node.to_string(),
-                "only replicated services can limit replicas per node",
-            ));
-        }
-        if let Some(h) = &t.health {
-            if h.interval.is_zero() {
-                return Err(SpecError::invalid(
-                    "health-interval",
-                    duration::format(h.interval),
-                    "must be more than 0",
-                ));
-            }
-            if h.timeout.is_zero() {
-                return Err(SpecError::invalid(
-                    "health-timeout",
-                    duration::format(h.timeout),
-                    "must be more than 0",
-                ));
-            }
-            match &h.probe {
-                HealthProbe::Cmd { command } if command.trim().is_empty() => {
-                    return Err(SpecError::invalid("health-cmd", "", "empty command"))
-                }
-                HealthProbe::Http { path } if !path.starts_with('/') => {
-                    return Err(SpecError::invalid(
-                        "health-http",
-                        path.as_str(),
-                        "path must start with /",
-                    ))
-                }
-                HealthProbe::Http { .. } | HealthProbe::Tcp if self.ports.is_empty() => {
-                    return Err(SpecError::Other(
-                        "http and tcp health checks need a published port to probe".into(),
-                    ))
-                }
-                _ => {}
-            }
-        }
-        self.update.validate("update-max-failure-ratio")?;
-        self.rollback.validate("rollback-max-failure-ratio")?;
+        self.task.validate(&self.mode, !self.ports.is_empty())?;
+        self.update.validate(&UPDATE_FIELDS)?;
+        self.rollback.validate(&ROLLBACK_FIELDS)?;
+        check_count("publish", self.ports.len(), MAX_PORTS)?;
         let mut seen = HashSet::new();
         for p in &self.ports {
             if let Some(published) = p.published {
@@ -412,6 +471,7 @@ pub struct Service {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::limits::MAX_LABELS;
     use crate::port::PortConfig;
 
     fn spec() -> ServiceSpec {
@@ -496,6 +556,186 @@ mod tests {
             let err = s.validate().expect_err(want).to_string();
             assert!(err.contains(want), "expected {want:?} in {err:?}");
         }
+    }
+
+    /// Expect `spec` to be refused with a message holding `want`, on one line.
+    fn refused(spec: &ServiceSpec, want: &str) {
+        let err = spec.validate().expect_err(want).to_string();
+        assert!(err.contains(want), "expected {want:?} in {err:?}");
+        assert!(!err.contains('\n'), "one line: {err:?}");
+    }
+
+    #[test]
+    fn huge_replica_count_is_refused() {
+        let mut s = spec();
+        s.mode = ServiceMode::Replicated {
+            replicas: 1_000_000_000_000,
+        };
+        refused(
+            &s,
+            r#"invalid replicas "1000000000000": at most 10000 per service"#,
+        );
+        s.mode = ServiceMode::Replicated {
+            replicas: MAX_REPLICAS,
+        };
+        s.validate().expect("the bound itself is allowed");
+        let mut s = spec();
+        s.task.max_replicas_per_node = MAX_REPLICAS + 1;
+        refused(&s, "replicas-max-per-node");
+    }
+
+    #[test]
+    fn counts_and_sizes_are_bounded() {
+        type Mutate = Box<dyn Fn(&mut ServiceSpec)>;
+        let cases: Vec<(&str, Mutate)> = vec![
+            (
+                "invalid labels \"101 entries\": at most 100 allowed",
+                Box::new(|s| {
+                    s.labels = (0..=MAX_LABELS)
+                        .map(|i| (format!("k{i}"), String::new()))
+                        .collect()
+                }),
+            ),
+            (
+                "invalid env \"1001 entries\"",
+                Box::new(|s| s.task.env = (0..=MAX_ENV).map(|i| format!("K{i}=v")).collect()),
+            ),
+            (
+                "invalid args \"1001 entries\"",
+                Box::new(|s| s.task.args = vec!["a".into(); MAX_ARGS - 1]),
+            ),
+            (
+                "longer than 32768 bytes",
+                Box::new(|s| s.task.args = vec!["a".repeat(MAX_ARG_LEN + 1)]),
+            ),
+            (
+                "at most 1048576 bytes together",
+                Box::new(|s| {
+                    s.task.env = (0..40)
+                        .map(|i| format!("K{i}={}", "v".repeat(30_000)))
+                        .collect()
+                }),
+            ),
+            (
+                "invalid constraint \"65 entries\"",
+                Box::new(|s| {
+                    s.task.constraints = vec!["node.role==worker".into(); MAX_CONSTRAINTS + 1]
+                }),
+            ),
+            (
+                "invalid placement-pref \"17 entries\"",
+                Box::new(|s| {
+                    s.task.placement_prefs = vec!["spread=node.id".into(); MAX_PLACEMENT_PREFS + 1]
+                }),
+            ),
+            (
+                "invalid publish \"101 entries\"",
+                Box::new(|s| {
+                    s.ports = (0..=MAX_PORTS as u16)
+                        .map(|i| PortConfig::parse(&format!("{}:80", 20000 + i)).expect("port"))
+                        .collect()
+                }),
+            ),
+            (
+                "invalid workdir",
+                Box::new(|s| s.task.workdir = Some("/".repeat(MAX_PATH_LEN + 1))),
+            ),
+        ];
+        for (want, mutate) in cases {
+            let mut s = spec();
+            mutate(&mut s);
+            refused(&s, want);
+        }
+    }
+
+    #[test]
+    fn nul_byte_in_env_or_args_is_refused() {
+        type Mutate = Box<dyn Fn(&mut ServiceSpec)>;
+        let cases: Vec<(&str, Mutate)> = vec![
+            (
+                "invalid env",
+                Box::new(|s| s.task.env = vec!["A=b\0c".into()]),
+            ),
+            (
+                "invalid env",
+                Box::new(|s| s.task.env = vec!["A\0B=c".into()]),
+            ),
+            (
+                "invalid args",
+                Box::new(|s| s.task.args = vec!["who\0ami".into()]),
+            ),
+            (
+                "invalid command",
+                Box::new(|s| s.task.command = vec!["sh\0".into()]),
+            ),
+            (
+                "invalid workdir",
+                Box::new(|s| s.task.workdir = Some("/tmp\0".into())),
+            ),
+            (
+                "invalid label",
+                Box::new(|s| {
+                    s.labels.insert("team".into(), "a\0".into());
+                }),
+            ),
+            (
+                "invalid health-cmd",
+                Box::new(|s| {
+                    s.task.health = Some(HealthCheck::new(HealthProbe::Cmd {
+                        command: "true\0".into(),
+                    }))
+                }),
+            ),
+        ];
+        for (want, mutate) in cases {
+            let mut s = spec();
+            mutate(&mut s);
+            refused(&s, want);
+            refused(&s, "NUL");
+        }
+    }
+
+    #[test]
+    fn control_characters_in_labels_and_names_are_refused() {
+        let mut s = spec();
+        s.labels
+            .insert("team".into(), "\u{1b}[2J\u{1b}[31mowned".into());
+        refused(&s, "control characters are not allowed");
+        let mut s = spec();
+        s.labels.insert("te\nam".into(), "a".into());
+        refused(&s, "invalid label");
+        let mut s = spec();
+        s.name = "web\u{1b}[31m".into();
+        refused(&s, "invalid service name");
+        let err = s.validate().expect_err("bad name").to_string();
+        assert!(!err.chars().any(char::is_control), "escaped: {err:?}");
+    }
+
+    #[test]
+    fn health_interval_below_the_floor_is_refused() {
+        let check = |f: &dyn Fn(&mut HealthCheck)| {
+            let mut s = spec();
+            let mut h = HealthCheck::new(HealthProbe::Tcp);
+            f(&mut h);
+            s.task.health = Some(h);
+            s
+        };
+        refused(
+            &check(&|h| h.interval = Duration::from_millis(1)),
+            r#"invalid health-interval "1ms": must be at least 100ms"#,
+        );
+        refused(&check(&|h| h.interval = Duration::ZERO), "health-interval");
+        refused(
+            &check(&|h| h.timeout = Duration::from_millis(1)),
+            "health-timeout",
+        );
+        refused(
+            &check(&|h| h.start_period = Duration::from_secs(48 * 3600)),
+            "health-start-period",
+        );
+        check(&|h| h.interval = MIN_HEALTH_INTERVAL)
+            .validate()
+            .expect("the floor itself is allowed");
     }
 
     #[test]

@@ -272,6 +272,10 @@ pub struct Task {
     /// Restarts of this slot so far (0 for the first task).
     #[serde(default)]
     pub attempt: u32,
+    /// Tasks of this slot that ended on their own soon after they were created, in a row,
+    /// just before this one: the restart back-off grows with it.
+    #[serde(default)]
+    pub quick_exits: u32,
     /// Why the scheduler could not place the task, while it is pending.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending_reason: Option<String>,
@@ -374,6 +378,7 @@ mod tests {
             endpoint: None,
             created_at: 0,
             attempt: 0,
+            quick_exits: 0,
             pending_reason: None,
         }
     }

@@ -2,6 +2,7 @@
 //! stands (`UpdateStatus`). Swarm's defaults and state names.
 
 use crate::duration::millis;
+use crate::limits::MAX_REPLICAS;
 use crate::SpecError;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -120,18 +121,46 @@ impl Default for UpdateConfig {
     }
 }
 
+/// The flag names an [`UpdateConfig`]'s errors speak of: `--update-*` or `--rollback-*`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConfigFields {
+    pub parallelism: &'static str,
+    pub max_failure_ratio: &'static str,
+    pub progress_deadline: &'static str,
+}
+
+pub const UPDATE_FIELDS: ConfigFields = ConfigFields {
+    parallelism: "update-parallelism",
+    max_failure_ratio: "update-max-failure-ratio",
+    progress_deadline: "update-progress-deadline",
+};
+
+pub const ROLLBACK_FIELDS: ConfigFields = ConfigFields {
+    parallelism: "rollback-parallelism",
+    max_failure_ratio: "rollback-max-failure-ratio",
+    progress_deadline: "rollback-progress-deadline",
+};
+
 impl UpdateConfig {
-    pub fn validate(&self, what: &'static str) -> Result<(), SpecError> {
+    /// Check the config; errors name the flag in `fields`.
+    pub fn validate(&self, fields: &ConfigFields) -> Result<(), SpecError> {
+        if self.parallelism > MAX_REPLICAS {
+            return Err(SpecError::invalid(
+                fields.parallelism,
+                self.parallelism.to_string(),
+                format!("at most {MAX_REPLICAS} (0 updates every task at once)"),
+            ));
+        }
         if !(0.0..=1.0).contains(&self.max_failure_ratio) || self.max_failure_ratio.is_nan() {
             return Err(SpecError::invalid(
-                what,
+                fields.max_failure_ratio,
                 self.max_failure_ratio.to_string(),
                 "max failure ratio must be between 0 and 1",
             ));
         }
         if self.progress_deadline.is_zero() {
             return Err(SpecError::invalid(
-                what,
+                fields.progress_deadline,
                 "0s",
                 "progress deadline must be more than 0",
             ));
@@ -217,9 +246,46 @@ mod tests {
                 max_failure_ratio: r,
                 ..UpdateConfig::default()
             };
-            assert!(c.validate("update-max-failure-ratio").is_err(), "{r}");
+            let err = c.validate(&UPDATE_FIELDS).expect_err("ratio");
+            assert!(
+                err.to_string().contains("update-max-failure-ratio"),
+                "{r}: {err}"
+            );
         }
         assert!(UpdateOrder::parse("sideways").is_err());
         assert!(FailureAction::parse("explode").is_err());
+    }
+
+    #[test]
+    fn zero_progress_deadline_names_the_deadline_flag() {
+        let c = UpdateConfig {
+            progress_deadline: Duration::ZERO,
+            ..UpdateConfig::default()
+        };
+        let err = c.validate(&UPDATE_FIELDS).expect_err("zero deadline");
+        assert_eq!(
+            err.to_string(),
+            r#"invalid update-progress-deadline "0s": progress deadline must be more than 0"#
+        );
+        let err = c.validate(&ROLLBACK_FIELDS).expect_err("zero deadline");
+        assert!(
+            err.to_string().contains("rollback-progress-deadline"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn parallelism_above_the_replica_bound_is_refused() {
+        let c = UpdateConfig {
+            parallelism: MAX_REPLICAS + 1,
+            ..UpdateConfig::default()
+        };
+        let err = c.validate(&UPDATE_FIELDS).expect_err("too parallel");
+        assert!(err.to_string().contains("update-parallelism"), "{err}");
+        let ok = UpdateConfig {
+            parallelism: MAX_REPLICAS,
+            ..UpdateConfig::default()
+        };
+        assert!(ok.validate(&ROLLBACK_FIELDS).is_ok());
     }
 }

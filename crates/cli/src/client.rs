@@ -168,7 +168,7 @@ impl Client {
             match self.delete(&path_of(name)).await {
                 Ok(()) => println!("{name}"),
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    eprintln!("error: {}", crate::table::escape(&e.to_string()));
                     failed = true;
                 }
             }

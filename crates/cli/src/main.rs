@@ -111,7 +111,7 @@ fn main() -> ExitCode {
             if e.downcast_ref::<ApiError>().is_some() {
                 line = chain.first().cloned().unwrap_or_default();
             }
-            eprintln!("error: {line}");
+            eprintln!("error: {}", table::escape(&line));
             ExitCode::FAILURE
         }
     }

@@ -84,7 +84,7 @@ pub async fn wait_converged(
         }
         for (slot, state) in slot_states(&info, &tasks) {
             if shown.get(&slot) != Some(&state) {
-                println!("{slot}: {state}");
+                println!("{slot}: {}", crate::table::escape(&state));
                 shown.insert(slot, state);
             }
         }
@@ -161,7 +161,7 @@ pub async fn wait_rollout(
         }
         if last_state != Some(status.state) {
             if status.state.is_rollback() && manual_rollback == Some(false) {
-                println!("rollback: {}", status.message);
+                println!("rollback: {}", crate::table::escape(&status.message));
             }
             last_state = Some(status.state);
         }

@@ -263,3 +263,246 @@ fn second_daemon_on_the_same_data_dir_is_refused() {
     assert_ne!(out.status.code(), Some(0));
     assert!(stderr.contains("another shoal daemon"), "{stderr}");
 }
+
+/// A cluster with one service `web` (3 replicas of `true`, detached).
+fn cluster_with_web() -> Daemon {
+    let d = Daemon::start_cluster(bin());
+    let out = d.cli(&[
+        "service",
+        "create",
+        "--name",
+        "web",
+        "--replicas",
+        "3",
+        "-d",
+        "--",
+        "sleep",
+        "600",
+    ]);
+    assert!(out.ok(), "{out:?}");
+    d
+}
+
+/// Each command fails with one line holding its text, and `web` stays as it was.
+fn refused_all(d: &Daemon, cases: &[(Vec<&str>, &str)]) {
+    let before = d.json(&["service", "inspect", "web"])[0]["version"].clone();
+    for (args, want) in cases {
+        let out = d.cli(args);
+        assert_ne!(out.code, 0, "{args:?} should fail: {out:?}");
+        assert!(
+            out.stderr.contains(want),
+            "{args:?}: stderr {:?} lacks {want:?}",
+            out.stderr
+        );
+        assert_eq!(out.stderr.trim_end().lines().count(), 1, "{out:?}");
+        assert!(
+            !out.stderr.trim_end().chars().any(char::is_control),
+            "escaped: {:?}",
+            out.stderr
+        );
+    }
+    let ls = d.cli(&["service", "ls", "-q"]).stdout;
+    assert_eq!(ls.lines().count(), 1, "only web exists: {ls}");
+    let after = d.json(&["service", "inspect", "web"]);
+    assert_eq!(after[0]["version"], before, "web unchanged");
+    assert_eq!(after[0]["spec"]["mode"]["replicated"]["replicas"], 3);
+}
+
+#[test]
+fn huge_replica_count_is_refused() {
+    let d = cluster_with_web();
+    let create = |extra: &[&'static str]| {
+        let mut args = vec!["service", "create", "--name", "x", "-d"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--", "true"]);
+        args
+    };
+    let huge = "at most 10000 per service";
+    refused_all(
+        &d,
+        &[
+            (create(&["--replicas", "1000000000000"]), huge),
+            (create(&["--replicas", "10001"]), huge),
+            (vec!["service", "scale", "web=1000000000000"], huge),
+            (
+                vec!["service", "update", "--replicas", "20000", "-d", "web"],
+                huge,
+            ),
+            (
+                create(&["--update-parallelism", "1000000000000"]),
+                "invalid update-parallelism",
+            ),
+            (
+                vec![
+                    "service",
+                    "update",
+                    "--rollback-parallelism",
+                    "10001",
+                    "web",
+                ],
+                "invalid rollback-parallelism",
+            ),
+            (
+                create(&["--replicas-max-per-node", "1000000000000"]),
+                "invalid replicas-max-per-node",
+            ),
+        ],
+    );
+    // The daemon is still up and answers (nothing made it allocate per replica).
+    assert!(d.cli(&["service", "ls"]).ok());
+}
+
+#[test]
+fn control_characters_in_labels_are_refused_and_stored_text_prints_escaped() {
+    let d = cluster_with_web();
+    let me = d.node_id();
+    refused_all(
+        &d,
+        &[
+            (
+                vec![
+                    "service",
+                    "create",
+                    "--name",
+                    "x",
+                    "--label",
+                    "a=\u{1b}[2J",
+                    "--",
+                    "true",
+                ],
+                "control characters are not allowed",
+            ),
+            (
+                vec![
+                    "service",
+                    "update",
+                    "--label-add",
+                    "a\u{1b}]0;t\u{7}=1",
+                    "web",
+                ],
+                "control characters are not allowed",
+            ),
+            (
+                vec!["service", "create", "--name", "x\u{1b}[31m", "--", "true"],
+                "invalid service name",
+            ),
+            (
+                vec!["node", "update", "--label-add", "zone=\u{1b}[2J", &me],
+                "control characters are not allowed",
+            ),
+            (
+                vec![
+                    "service",
+                    "create",
+                    "--name",
+                    "x",
+                    "--",
+                    "no-such-\u{1b}[2J",
+                ],
+                "command not found: no-such-\\x1b[2J",
+            ),
+        ],
+    );
+    // Arguments may hold control characters; every table and pretty printer escapes them.
+    let out = d.cli(&[
+        "service",
+        "create",
+        "--name",
+        "esc",
+        "-d",
+        "--",
+        "echo",
+        "\u{1b}[2J\u{9b}31m",
+    ]);
+    assert!(out.ok(), "{out:?}");
+    for args in [
+        vec!["service", "ls"],
+        vec!["service", "inspect", "--pretty", "esc"],
+    ] {
+        let out = d.cli(&args);
+        assert!(out.ok(), "{out:?}");
+        assert!(
+            out.stdout.contains("echo \\x1b[2J\\u{9b}31m"),
+            "{args:?}: {}",
+            out.stdout
+        );
+        assert!(
+            !out.stdout
+                .chars()
+                .any(|c| c.is_control() && c != '\n' && c != '\t'),
+            "{args:?} printed raw control characters: {:?}",
+            out.stdout
+        );
+    }
+}
+
+#[test]
+fn health_interval_below_the_floor_is_refused() {
+    let d = cluster_with_web();
+    let port = free_port().to_string();
+    let publish = format!("{port}:80");
+    refused_all(
+        &d,
+        &[
+            (
+                vec![
+                    "service",
+                    "create",
+                    "--name",
+                    "x",
+                    "--publish",
+                    &publish,
+                    "--health-tcp",
+                    "--health-interval",
+                    "1ms",
+                    "--",
+                    "shoal",
+                    "whoami",
+                ],
+                "invalid health-interval \"1ms\": must be at least 100ms",
+            ),
+            (
+                vec![
+                    "service",
+                    "update",
+                    "--health-cmd",
+                    "true",
+                    "--health-timeout",
+                    "1ms",
+                    "web",
+                ],
+                "invalid health-timeout",
+            ),
+            (
+                vec![
+                    "service",
+                    "update",
+                    "--health-cmd",
+                    "true",
+                    "--health-start-period",
+                    "48h",
+                    "web",
+                ],
+                "invalid health-start-period",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn zero_progress_deadline_names_the_deadline_flag() {
+    let d = cluster_with_web();
+    refused_all(
+        &d,
+        &[(
+            vec![
+                "service",
+                "update",
+                "--update-progress-deadline",
+                "0s",
+                "web",
+            ],
+            "invalid update-progress-deadline \"0s\": progress deadline must be more than 0",
+        )],
+    );
+}

@@ -404,3 +404,40 @@ fn update_then_manual_rollback() {
     let pretty = d.cli(&["service", "inspect", "--pretty", "web"]).stdout;
     assert!(pretty.contains("rollback_completed"), "{pretty}");
 }
+
+#[test]
+fn crash_loop_backs_off() {
+    let d = Daemon::start_cluster(bin());
+    let started = std::time::Instant::now();
+    let out = d.cli(&[
+        "service",
+        "create",
+        "--name",
+        "crash",
+        "--restart-delay",
+        "0s",
+        "-d",
+        "--",
+        "false",
+    ]);
+    assert!(out.ok(), "{out:?}");
+    let attempt = || {
+        d.tasks("crash")
+            .iter()
+            .filter_map(|t| t["attempt"].as_u64())
+            .max()
+            .unwrap_or(0)
+    };
+    // Restarts wait 100ms, 200ms, 400ms, 800ms...: the fourth restart comes 1.5s after the
+    // first exit at the soonest (without back-off it came within 50ms).
+    assert!(
+        wait_until(Duration::from_secs(60), || attempt() >= 4),
+        "restarted: {:?}",
+        d.tasks("crash")
+    );
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(1400),
+        "four restarts within {elapsed:?}"
+    );
+}

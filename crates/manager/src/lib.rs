@@ -19,6 +19,7 @@ pub mod managers;
 pub mod orchestrator;
 pub mod reconciler;
 pub mod reports;
+pub mod restart;
 pub mod scheduler;
 pub mod updater;
 

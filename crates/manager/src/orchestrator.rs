@@ -2,19 +2,23 @@
 //!
 //! Pure: takes state and the current time, returns actions and when to look again.
 //! Replicated services get one wanted task per slot `1..=replicas`; global services one per
-//! eligible node. Dead tasks are replaced per the restart policy (after its delay), tasks on
+//! eligible node (at most [`MAX_REPLICAS`] slots, whatever count is stored). Dead tasks are
+//! replaced per the restart policy (after its delay, backed off by [`crate::restart`]), tasks on
 //! down or removed nodes are stopped and replaced at once, tasks on drained nodes are
 //! replaced start-first ([`DRAIN_PARALLELISM`] slots at a time) and stopped once their
 //! replacement is ready, extra tasks are stopped (highest slots first on scale-down), and
 //! history is trimmed to [`TASK_HISTORY_LIMIT`] dead tasks per slot. Rolling updates are
 //! planned by the [`updater`](crate::updater) over the same slots and merged in here.
 
+use crate::restart::{quick_exits, restart_delay};
 use crate::updater::{plan_update, rollout_order};
+use shoal_api::limits::MAX_REPLICAS;
 use shoal_api::{
     Availability, ClusterState, Constraint, Node, NodeState, RestartCondition, Service,
     ServiceMode, Task, TaskState, UpdateOrder, UpdateStatus, TASK_HISTORY_LIMIT,
 };
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
 /// Where a task belongs: a replica slot or, for global services, a node.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -25,11 +29,13 @@ pub enum SlotKey {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    /// Make a new task for the slot (`attempt` counts restarts of the slot).
+    /// Make a new task for the slot (`attempt` counts restarts of the slot, `quick_exits`
+    /// the tasks in a row that ended soon after they were created).
     Create {
         service_id: String,
         slot: SlotKey,
         attempt: u32,
+        quick_exits: u32,
     },
     /// Move a task's desired state forward (stop it, or mark it for removal).
     SetDesired { task_id: String, state: TaskState },
@@ -115,6 +121,13 @@ pub fn eligible_nodes<'a>(service: &Service, nodes: &[&'a Node]) -> Vec<&'a Node
         .copied()
         .filter(|n| n.accepts_tasks() && constraints.iter().all(|c| c.matches(n)))
         .collect()
+}
+
+/// The replica slots to plan: the spec's count, never more than [`MAX_REPLICAS`]. Validation
+/// refuses more, but a service stored before that check must not make the planner allocate
+/// (or create tasks) in proportion to whatever number it holds.
+pub fn planned_replicas(service: &Service) -> u64 {
+    service.spec.replicas().unwrap_or(0).min(MAX_REPLICAS)
 }
 
 /// Slots of one service that may be moving off drained nodes at once: Swarm's default
@@ -219,7 +232,9 @@ pub fn plan_service(service: &Service, tasks: &[&Task], nodes: &[&Node], now: u6
         by_slot.entry(key).or_default().push(t);
     }
     let wanted: Vec<SlotKey> = match &service.spec.mode {
-        ServiceMode::Replicated { replicas } => (1..=*replicas).map(SlotKey::Slot).collect(),
+        ServiceMode::Replicated { .. } => {
+            (1..=planned_replicas(service)).map(SlotKey::Slot).collect()
+        }
         ServiceMode::Global => eligible_nodes(service, nodes)
             .into_iter()
             .map(|n| SlotKey::Node(n.id.clone()))
@@ -372,12 +387,12 @@ pub(crate) fn replacement(
 ) -> Plan {
     let mut plan = Plan::default();
     let Some(latest) = latest else {
-        plan.actions.push(create(service, key, 0));
+        plan.actions.push(create(service, key, 0, 0));
         return plan;
     };
     if latest.is_live() || latest.status.state == TaskState::Shutdown {
         // Stopped on purpose (scale, drain, node down, duplicate): replace at once.
-        plan.actions.push(create(service, key, latest.attempt));
+        plan.actions.push(create(service, key, latest.attempt, 0));
         return plan;
     }
     // The task ended on its own: the restart policy decides.
@@ -403,9 +418,15 @@ pub(crate) fn replacement(
     if policy.max_attempts > 0 && attempt > policy.max_attempts {
         return plan;
     }
-    let due = ended.saturating_add(policy.delay.as_millis() as u64);
+    // Back off: quick exits in a row double the delay (a crash loop is not a fork loop).
+    let streak = quick_exits(
+        latest.quick_exits,
+        Duration::from_millis(ended.saturating_sub(started)),
+    );
+    let delay = restart_delay(policy.delay, streak);
+    let due = ended.saturating_add(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX));
     if now >= due {
-        plan.actions.push(create(service, key, attempt));
+        plan.actions.push(create(service, key, attempt, streak));
     } else {
         plan.wake(due);
     }
@@ -419,11 +440,12 @@ fn stop(t: &Task) -> Action {
     }
 }
 
-fn create(service: &Service, key: &SlotKey, attempt: u32) -> Action {
+fn create(service: &Service, key: &SlotKey, attempt: u32, quick_exits: u32) -> Action {
     Action::Create {
         service_id: service.id.clone(),
         slot: key.clone(),
         attempt,
+        quick_exits,
     }
 }
 
@@ -471,6 +493,7 @@ mod tests {
             endpoint: None,
             created_at: created,
             attempt: 0,
+            quick_exits: 0,
             pending_reason: None,
         }
     }
@@ -900,7 +923,8 @@ mod tests {
             vec![Action::Create {
                 service_id: "s1".into(),
                 slot: SlotKey::Slot(1),
-                attempt: 2
+                attempt: 2,
+                quick_exits: 1
             }]
         );
         t.attempt = 2;
@@ -914,9 +938,134 @@ mod tests {
             vec![Action::Create {
                 service_id: "s1".into(),
                 slot: SlotKey::Slot(1),
-                attempt: 0
+                attempt: 0,
+                quick_exits: 1
             }]
         );
+    }
+
+    #[test]
+    fn huge_stored_replica_count_plans_at_most_the_bound() {
+        // A service stored before counts were validated: planning must neither allocate a
+        // slot per replica nor create more tasks than the bound.
+        let svc = service(ServiceMode::Replicated {
+            replicas: 1_000_000_000_000,
+        });
+        let n = node("n1");
+        let plan = plan_service(&svc, &[], &[&n], 0);
+        assert_eq!(creates(&plan).len() as u64, MAX_REPLICAS);
+        assert_eq!(creates(&plan).last(), Some(&SlotKey::Slot(MAX_REPLICAS)));
+        // Its tasks beyond the bound are removed like a scale-down's.
+        let beyond = task("beyond", MAX_REPLICAS + 1, Running, Running, 0);
+        let plan = plan_service(&svc, &[&beyond], &[&n], 0);
+        assert!(desired(&plan).contains(&("beyond".into(), Remove)));
+        // The updater plans over the same bounded slots.
+        let mut rolling = svc.clone();
+        rolling.version = 2;
+        rolling.update_status = updating(1, UpdateOrder::StopFirst).update_status;
+        let plan = plan_service(&rolling, &[], &[&n], 0);
+        assert_eq!(creates(&plan).len() as u64, MAX_REPLICAS);
+    }
+
+    #[test]
+    fn crash_loop_backs_off_in_the_plan() {
+        // A slot's task ran `ran` ms after `before` quick exits in a row; `waited` ms later:
+        struct Case {
+            name: &'static str,
+            delay: u64,
+            before: u32,
+            ran: u64,
+            waited: u64,
+            creates: bool,
+            wake_in: Option<u64>,
+            streak: u32,
+        }
+        let cases = [
+            Case {
+                name: "0s delay: first quick exit waits the 100ms floor",
+                delay: 0,
+                before: 0,
+                ran: 10,
+                waited: 50,
+                creates: false,
+                wake_in: Some(50),
+                streak: 1,
+            },
+            Case {
+                name: "0s delay: replaced once the floor passed",
+                delay: 0,
+                before: 0,
+                ran: 10,
+                waited: 100,
+                creates: true,
+                wake_in: None,
+                streak: 1,
+            },
+            Case {
+                name: "0s delay: the fourth quick exit in a row waits 800ms",
+                delay: 0,
+                before: 3,
+                ran: 10,
+                waited: 799,
+                creates: false,
+                wake_in: Some(1),
+                streak: 4,
+            },
+            Case {
+                name: "5s delay: the third quick exit in a row waits 20s",
+                delay: 5_000,
+                before: 2,
+                ran: 1_000,
+                waited: 19_000,
+                creates: false,
+                wake_in: Some(1_000),
+                streak: 3,
+            },
+            Case {
+                name: "a long crash loop waits at most a minute",
+                delay: 0,
+                before: 1_000,
+                ran: 10,
+                waited: 60_000,
+                creates: true,
+                wake_in: None,
+                streak: 1_001,
+            },
+            Case {
+                name: "a task that ran 10s resets the back-off",
+                delay: 0,
+                before: 7,
+                ran: 10_000,
+                waited: 100,
+                creates: true,
+                wake_in: None,
+                streak: 0,
+            },
+        ];
+        for c in cases {
+            let mut svc = service(ServiceMode::Replicated { replicas: 1 });
+            svc.spec.task.restart.delay = Duration::from_millis(c.delay);
+            let mut t = task("a", 1, Failed, Shutdown, 1_000);
+            t.status.timestamp = 1_000 + c.ran;
+            t.quick_exits = c.before;
+            let end = t.status.timestamp;
+            let plan = plan_service(&svc, &[&t], &[&node("n1")], end + c.waited);
+            let made: Vec<u32> = plan
+                .actions
+                .iter()
+                .filter_map(|a| match a {
+                    Action::Create { quick_exits, .. } => Some(*quick_exits),
+                    _ => None,
+                })
+                .collect();
+            if c.creates {
+                assert_eq!(made, vec![c.streak], "{}", c.name);
+            } else {
+                assert!(made.is_empty(), "{}: {plan:?}", c.name);
+            }
+            let wake = plan.wake_at.map(|w| w - end - c.waited);
+            assert_eq!(wake, c.wake_in, "{}", c.name);
+        }
     }
 
     #[test]

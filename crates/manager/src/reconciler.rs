@@ -105,6 +105,7 @@ fn apply_action(tx: &mut Txn, action: Action, now: u64) {
             service_id,
             slot,
             attempt,
+            quick_exits,
         } => {
             let Some(service) = tx.state().services.get(&service_id) else {
                 return;
@@ -127,6 +128,7 @@ fn apply_action(tx: &mut Txn, action: Action, now: u64) {
                 endpoint: None,
                 created_at: now,
                 attempt,
+                quick_exits,
                 pending_reason: None,
             };
             tracing::info!(task = %task.name(), attempt, "task created");

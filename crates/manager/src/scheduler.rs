@@ -279,6 +279,7 @@ mod tests {
                     endpoint: None,
                     created_at: 0,
                     attempt: 0,
+                    quick_exits: 0,
                     pending_reason: None,
                 },
             );

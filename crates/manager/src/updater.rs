@@ -15,7 +15,7 @@
 //! - a dead task ran from `created_at` to `status.timestamp` (the same reading the restart
 //!   policy's window uses), so "died within `monitor`" is `timestamp - created_at < monitor`.
 
-use crate::orchestrator::{replacement, Action, SlotKey};
+use crate::orchestrator::{planned_replicas, replacement, Action, SlotKey};
 use shoal_api::port::{AUTO_PORT_MAX, AUTO_PORT_MIN};
 use shoal_api::{
     duration, ClusterState, FailureAction, PortConfig, Protocol, PublishMode, Service, ServiceMode,
@@ -128,9 +128,9 @@ fn is_new(service: &Service, t: &Task) -> bool {
 /// every node the given tasks are on (the orchestrator passes only eligible nodes' tasks).
 fn slots<'t>(service: &Service, tasks: &[&'t Task]) -> Vec<(SlotKey, Vec<&'t Task>)> {
     let mut by_slot: BTreeMap<SlotKey, Vec<&'t Task>> = match service.spec.mode {
-        ServiceMode::Replicated { replicas } => {
-            (1..=replicas).map(|s| (SlotKey::Slot(s), vec![])).collect()
-        }
+        ServiceMode::Replicated { .. } => (1..=planned_replicas(service))
+            .map(|s| (SlotKey::Slot(s), vec![]))
+            .collect(),
         ServiceMode::Global => BTreeMap::new(),
     };
     for t in tasks {
@@ -420,6 +420,7 @@ pub fn plan_update(service: &Service, tasks: &[&Task], now: u64) -> UpdatePlan {
                     service_id: service.id.clone(),
                     slot: key.clone(),
                     attempt: old.last().map_or(0, |t| t.attempt),
+                    quick_exits: 0,
                 }),
                 UpdateOrder::StopFirst => plan.actions.extend(old.iter().map(|t| stop(t))),
             }
@@ -578,6 +579,7 @@ mod tests {
             endpoint: None,
             created_at: created,
             attempt: 0,
+            quick_exits: 0,
             pending_reason: None,
         }
     }
@@ -1200,7 +1202,8 @@ mod tests {
             vec![Action::Create {
                 service_id: "s1".into(),
                 slot: SlotKey::Node("n1".into()),
-                attempt: 0
+                attempt: 0,
+                quick_exits: 0
             }]
         );
     }

@@ -117,6 +117,7 @@ fn task(i: usize) -> Task {
         endpoint: None,
         created_at: 0,
         attempt: 0,
+        quick_exits: 0,
         pending_reason: None,
     }
 }

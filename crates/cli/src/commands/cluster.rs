@@ -340,7 +340,7 @@ pub async fn info(client: &Client, format: super::Format) -> anyhow::Result<Exit
         return Ok(ExitCode::SUCCESS);
     }
     println!("Node ID:    {}", i.node_id);
-    println!("Hostname:   {}", i.hostname);
+    println!("Hostname:   {}", crate::table::escape(&i.hostname));
     println!("Version:    {}", i.version);
     if i.locked {
         println!("Locked:     yes (run `shoal unlock` with the cluster's unlock key)");

@@ -1,6 +1,6 @@
 use super::{print_json, Format};
 use crate::client::{encode, Client};
-use crate::table;
+use crate::table::{self, escape, pretty_line};
 use shoal_api::Node;
 use shoal_node::InfoResponse;
 use std::process::ExitCode;
@@ -140,28 +140,31 @@ pub async fn run(client: &Client, cmd: NodeCmd) -> anyhow::Result<ExitCode> {
                 print_json(&found)?;
             } else {
                 for n in found {
-                    println!("ID:\t\t\t{}", n.id);
-                    println!("Hostname:\t\t{}", n.hostname);
-                    println!("Status:");
-                    println!(" State:\t\t\t{}", title(n.state.as_str()));
-                    println!(" Availability:\t\t{}", title(n.availability.as_str()));
-                    println!(" Address:\t\t{}", n.addr);
-                    println!(
+                    pretty_line(format_args!("ID:\t\t\t{}", n.id));
+                    pretty_line(format_args!("Hostname:\t\t{}", n.hostname));
+                    pretty_line(format_args!("Status:"));
+                    pretty_line(format_args!(" State:\t\t\t{}", title(n.state.as_str())));
+                    pretty_line(format_args!(
+                        " Availability:\t\t{}",
+                        title(n.availability.as_str())
+                    ));
+                    pretty_line(format_args!(" Address:\t\t{}", n.addr));
+                    pretty_line(format_args!(
                         "Manager Status:\t\t{}",
                         if n.role == shoal_api::NodeRole::Manager {
                             "Leader"
                         } else {
                             ""
                         }
-                    );
-                    println!("Role:\t\t\t{}", n.role.as_str());
+                    ));
+                    pretty_line(format_args!("Role:\t\t\t{}", n.role.as_str()));
                     if !n.labels.is_empty() {
-                        println!("Labels:");
+                        pretty_line(format_args!("Labels:"));
                         for (k, v) in &n.labels {
-                            println!(" - {k}={v}");
+                            pretty_line(format_args!(" - {k}={v}"));
                         }
                     }
-                    println!("Engine Version:\t\t{}", n.engine_version);
+                    pretty_line(format_args!("Engine Version:\t\t{}", n.engine_version));
                 }
             }
         }
@@ -288,11 +291,11 @@ async fn wait_drained(
             .await?;
         let left = tasks.iter().filter(|t| t.is_live()).count();
         if last != Some(left) {
-            println!("drain: {left} task(s) left on {}", node.hostname);
+            println!("drain: {left} task(s) left on {}", escape(&node.hostname));
             last = Some(left);
         }
         if left == 0 {
-            println!("drain: node {} drained", node.hostname);
+            println!("drain: node {} drained", escape(&node.hostname));
             return Ok(ExitCode::SUCCESS);
         }
         if std::time::Instant::now() >= deadline {
@@ -326,7 +329,7 @@ async fn change_role(client: &Client, nodes: &[String], verb: &str) -> anyhow::R
         } else {
             "worker"
         };
-        println!("Node {} is now a {role}.", node.hostname);
+        println!("Node {} is now a {role}.", escape(&node.hostname));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -2,7 +2,7 @@ use super::{print_json, Format};
 use crate::client::{encode, Client};
 use crate::commands::daemon::parse_duration;
 use crate::progress::{wait_converged, WaitOutcome};
-use crate::table::{self, ago, truncate};
+use crate::table::{self, ago, pretty_line, truncate};
 use serde::Deserialize;
 use shoal_api::duration;
 use shoal_api::id::short;
@@ -475,110 +475,122 @@ fn print_pretty(info: &ServiceInfo) {
     let svc = &info.service;
     let spec = &svc.spec;
     let t = &spec.task;
-    println!("ID:\t\t{}", svc.id);
-    println!("Name:\t\t{}", spec.name);
+    pretty_line(format_args!("ID:\t\t{}", svc.id));
+    pretty_line(format_args!("Name:\t\t{}", spec.name));
     if !spec.labels.is_empty() {
-        println!("Labels:");
+        pretty_line(format_args!("Labels:"));
         for (k, v) in &spec.labels {
-            println!(" {k}={v}");
+            pretty_line(format_args!(" {k}={v}"));
         }
     }
     match spec.mode {
         ServiceMode::Replicated { replicas } => {
-            println!("Service Mode:\tReplicated");
-            println!(" Replicas:\t{replicas}");
+            pretty_line(format_args!("Service Mode:\tReplicated"));
+            pretty_line(format_args!(" Replicas:\t{replicas}"));
         }
-        ServiceMode::Global => println!("Service Mode:\tGlobal"),
+        ServiceMode::Global => pretty_line(format_args!("Service Mode:\tGlobal")),
     }
-    println!("Running:\t{}/{}", info.running, info.desired);
+    pretty_line(format_args!("Running:\t{}/{}", info.running, info.desired));
     if !t.constraints.is_empty() {
-        println!("Placement:");
-        println!(" Constraints:\t{}", t.constraints.join(", "));
+        pretty_line(format_args!("Placement:"));
+        pretty_line(format_args!(" Constraints:\t{}", t.constraints.join(", ")));
     }
-    println!("Task:");
-    println!(" Command:\t{}", t.argv().join(" "));
+    pretty_line(format_args!("Task:"));
+    pretty_line(format_args!(" Command:\t{}", t.argv().join(" ")));
     if !t.env.is_empty() {
-        println!(" Env:\t\t{}", t.env.join(" "));
+        pretty_line(format_args!(" Env:\t\t{}", t.env.join(" ")));
     }
     if let Some(w) = &t.workdir {
-        println!(" Dir:\t\t{w}");
+        pretty_line(format_args!(" Dir:\t\t{w}"));
     }
-    println!(" StopSignal:\t{}", t.stop_signal);
-    println!(
+    pretty_line(format_args!(" StopSignal:\t{}", t.stop_signal));
+    pretty_line(format_args!(
         " StopGracePeriod: {}",
         duration::format(t.stop_grace_period)
-    );
-    println!("Restart Policy:");
-    println!(" Condition:\t{}", t.restart.condition.as_str());
-    println!(" Delay:\t\t{}", duration::format(t.restart.delay));
+    ));
+    pretty_line(format_args!("Restart Policy:"));
+    pretty_line(format_args!(
+        " Condition:\t{}",
+        t.restart.condition.as_str()
+    ));
+    pretty_line(format_args!(
+        " Delay:\t\t{}",
+        duration::format(t.restart.delay)
+    ));
     let attempts = if t.restart.max_attempts == 0 {
         "unlimited".to_string()
     } else {
         t.restart.max_attempts.to_string()
     };
-    println!(" Max Attempts:\t{attempts}");
+    pretty_line(format_args!(" Max Attempts:\t{attempts}"));
     if let Some(h) = &t.health {
         let probe = match &h.probe {
             HealthProbe::Cmd { command } => format!("cmd {command}"),
             HealthProbe::Http { path } => format!("http {path}"),
             HealthProbe::Tcp => "tcp".into(),
         };
-        println!("Healthcheck:");
-        println!(" Probe:\t\t{probe}");
-        println!(" Interval:\t{}", duration::format(h.interval));
-        println!(" Timeout:\t{}", duration::format(h.timeout));
-        println!(" Retries:\t{}", h.retries);
-        println!(" Start Period:\t{}", duration::format(h.start_period));
+        pretty_line(format_args!("Healthcheck:"));
+        pretty_line(format_args!(" Probe:\t\t{probe}"));
+        pretty_line(format_args!(" Interval:\t{}", duration::format(h.interval)));
+        pretty_line(format_args!(" Timeout:\t{}", duration::format(h.timeout)));
+        pretty_line(format_args!(" Retries:\t{}", h.retries));
+        pretty_line(format_args!(
+            " Start Period:\t{}",
+            duration::format(h.start_period)
+        ));
     }
     for (title, c) in [
         ("UpdateConfig", &spec.update),
         ("RollbackConfig", &spec.rollback),
     ] {
-        println!("{title}:");
-        println!(" Parallelism:\t{}", c.parallelism);
+        pretty_line(format_args!("{title}:"));
+        pretty_line(format_args!(" Parallelism:\t{}", c.parallelism));
         if !c.delay.is_zero() {
-            println!(" Delay:\t\t{}", duration::format(c.delay));
+            pretty_line(format_args!(" Delay:\t\t{}", duration::format(c.delay)));
         }
-        println!(" On failure:\t{}", c.failure_action.as_str());
-        println!(" Monitoring Period: {}", duration::format(c.monitor));
-        println!(" Max failure ratio: {}", c.max_failure_ratio);
-        println!(" Update order:      {}", c.order.as_str());
+        pretty_line(format_args!(" On failure:\t{}", c.failure_action.as_str()));
+        pretty_line(format_args!(
+            " Monitoring Period: {}",
+            duration::format(c.monitor)
+        ));
+        pretty_line(format_args!(" Max failure ratio: {}", c.max_failure_ratio));
+        pretty_line(format_args!(" Update order:      {}", c.order.as_str()));
     }
     if let Some(u) = &svc.update_status {
-        println!("UpdateStatus:");
-        println!(" State:\t\t{}", u.state.as_str());
-        println!(
+        pretty_line(format_args!("UpdateStatus:"));
+        pretty_line(format_args!(" State:\t\t{}", u.state.as_str()));
+        pretty_line(format_args!(
             " Started:\t{}",
             crate::table::ago(u.started_at, shoal_manager::now_millis())
-        );
+        ));
         if let Some(done) = u.completed_at {
-            println!(
+            pretty_line(format_args!(
                 " Completed:\t{}",
                 crate::table::ago(done, shoal_manager::now_millis())
-            );
+            ));
         }
         if !u.message.is_empty() {
-            println!(" Message:\t{}", u.message);
+            pretty_line(format_args!(" Message:\t{}", u.message));
         }
     }
-    println!("Endpoint Mode:\tvip");
+    pretty_line(format_args!("Endpoint Mode:\tvip"));
     if !svc.ports.is_empty() {
-        println!("Ports:");
+        pretty_line(format_args!("Ports:"));
         for p in &svc.ports {
-            println!(
+            pretty_line(format_args!(
                 " PublishedPort = {}",
                 p.published.map(|n| n.to_string()).unwrap_or_default()
-            );
-            println!("  Protocol = {}", p.protocol.as_str());
-            println!("  TargetPort = {}", p.target);
-            println!(
+            ));
+            pretty_line(format_args!("  Protocol = {}", p.protocol.as_str()));
+            pretty_line(format_args!("  TargetPort = {}", p.target));
+            pretty_line(format_args!(
                 "  PublishMode = {}",
                 if p.mode == shoal_api::PublishMode::Host {
                     "host"
                 } else {
                     "ingress"
                 }
-            );
+            ));
         }
     }
 }

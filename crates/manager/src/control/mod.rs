@@ -8,6 +8,7 @@ mod auth;
 mod clients;
 mod cluster;
 mod error;
+mod log_reader;
 mod logs;
 mod nodes;
 mod services;

@@ -1,6 +1,7 @@
 use super::{ApiError, ControlState};
 use axum::extract::{Path, State};
 use axum::Json;
+use shoal_api::limits::{check_count, check_labels, MAX_LABELS};
 use shoal_api::{Node, NodeRole};
 use shoal_store::raft::GroupStatus;
 
@@ -162,7 +163,8 @@ pub async fn update(
 ) -> Result<Json<Node>, ApiError> {
     let Json(u) = body?;
     s.cluster()?;
-    for k in u.labels_add.keys().chain(u.labels_rm.iter()) {
+    check_labels(u.labels_add.iter())?;
+    for k in &u.labels_rm {
         if k.is_empty() || k.contains(char::is_whitespace) {
             return Err(ApiError::bad_request(format!("invalid label key {k:?}")));
         }
@@ -180,6 +182,7 @@ pub async fn update(
                 }
             }
             n.labels.extend(u.labels_add.clone());
+            check_count("labels", n.labels.len(), MAX_LABELS)?;
             if let Some(a) = u.availability {
                 n.availability = a;
             }

@@ -6,10 +6,11 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
+use shoal_api::limits::MAX_REPLICAS;
 use shoal_api::port::{AUTO_PORT_MAX, AUTO_PORT_MIN};
 use shoal_api::{
-    id, ClusterState, PortConfig, Service, ServiceMode, ServiceSpec, TaskState, UpdateState,
-    UpdateStatus,
+    id, ClusterState, PortConfig, Service, ServiceMode, ServiceSpec, SpecError, TaskState,
+    UpdateState, UpdateStatus,
 };
 use shoal_store::Op;
 use std::collections::HashMap;
@@ -228,6 +229,14 @@ pub async fn scale(
 ) -> Result<Json<ServiceInfo>, ApiError> {
     let Json(req) = body?;
     s.cluster()?;
+    if req.replicas > MAX_REPLICAS {
+        return Err(SpecError::invalid(
+            "replicas",
+            req.replicas.to_string(),
+            format!("at most {MAX_REPLICAS} per service"),
+        )
+        .into());
+    }
     let out = s
         .store
         .update(|tx| {

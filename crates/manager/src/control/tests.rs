@@ -237,3 +237,70 @@ async fn answers_503_before_init() {
         .unwrap_or("")
         .contains("shoal init"));
 }
+
+#[tokio::test]
+async fn huge_counts_and_raw_bytes_are_refused_by_the_api() {
+    let (_d, r, store) = setup(true).await;
+    let (web, _) = web_spec();
+    assert_eq!(
+        call(&r, "POST", "/v1/services", &web).await.0,
+        StatusCode::CREATED
+    );
+    let version = store.state().version;
+    let x = web.replace("\"web\"", "\"x\"");
+    let cases = [
+        (
+            "/v1/services",
+            x.replace("\"replicas\":3", "\"replicas\":1000000000000"),
+            "invalid replicas \"1000000000000\": at most 10000 per service",
+        ),
+        (
+            "/v1/services/web/scale",
+            r#"{"replicas":1000000000000}"#.to_string(),
+            "invalid replicas \"1000000000000\": at most 10000 per service",
+        ),
+        (
+            "/v1/services",
+            x.replace("\"whoami\"]", "\"whoami\"],\"env\":[\"A=\\u0000\"]"),
+            "NUL byte",
+        ),
+        (
+            "/v1/services",
+            x.replace("\"mode\"", "\"labels\":{\"a\":\"\\u001b[2J\"},\"mode\""),
+            "control characters are not allowed",
+        ),
+        (
+            "/v1/services",
+            x.replace(
+                "\"whoami\"]",
+                "\"whoami\"],\"health\":{\"probe\":\"tcp\",\"interval\":1}",
+            ),
+            "invalid health-interval \"1ms\": must be at least 100ms",
+        ),
+        (
+            "/v1/services",
+            x.replace(
+                "\"ports\"",
+                "\"update\":{\"progress_deadline\":0},\"ports\"",
+            ),
+            "invalid update-progress-deadline",
+        ),
+        (
+            "/v1/nodes/n1/update",
+            r#"{"labels_add":{"zone":"a\u001b]0;owned\u0007"}}"#.to_string(),
+            "control characters are not allowed",
+        ),
+    ];
+    for (uri, body, text) in cases {
+        let (status, json) = call(&r, "POST", uri, &body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{uri} {body}: {json}");
+        let msg = json["message"].as_str().unwrap_or("");
+        assert!(msg.contains(text), "{uri}: {msg:?} lacks {text:?}");
+        assert!(!msg.chars().any(char::is_control), "escaped: {msg:?}");
+    }
+    assert_eq!(
+        store.state().version,
+        version,
+        "rejected requests wrote nothing"
+    );
+}
