@@ -71,6 +71,7 @@ mod tests {
             created_at: 0,
             attempt: 0,
             pending_reason: None,
+            quick_exits: 0,
         };
         store
             .update(|tx| {
