@@ -383,9 +383,16 @@ fn a_partitioned_leader_refuses_writes_while_the_majority_goes_on() {
         cli_at(&c.nodes[leader].socket(), &["service", "ls"]).1
     );
 
-    // A graceful stop of the leader hands leadership over before it goes.
+    // A graceful stop of the leader hands leadership over before it goes. Right after the
+    // heal a node may answer `node ls` from its own state before it hears the leader again,
+    // so wait until one names it.
     let mut c = c;
-    let leader = c.leader().expect("leader");
+    let mut named = None;
+    wait_until(Duration::from_secs(10), || {
+        named = c.leader();
+        named.is_some()
+    });
+    let leader = named.expect("no manager names a leader after the heal");
     c.nodes[leader].stop();
     assert!(
         c.nodes[leader].log().contains("leadership transferred"),
