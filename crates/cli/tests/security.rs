@@ -378,3 +378,43 @@ fn autolocked_manager_starts_locked_until_unlocked() {
     let (ok, said) = unlock(&d, &new_key);
     assert!(ok, "{said}");
 }
+
+/// Failed joins were neither logged nor slowed down, so join tokens could be guessed as fast
+/// as the network allowed.
+#[test]
+fn failed_join_is_logged_and_paced() {
+    let m = Daemon::start_cluster(bin());
+    let t = m.cli(&["join-token", "worker"]);
+    assert!(t.ok(), "{t:?}");
+    let manager = t
+        .stdout
+        .split_whitespace()
+        .last()
+        .expect("manager address")
+        .to_string();
+    let token = m.worker_token();
+    // The right CA digest, a wrong secret.
+    let (head, _) = token.rsplit_once('-').expect("token");
+    let bad = format!("{head}-{}", "0".repeat(25));
+    let nodes: Vec<Daemon> = (0..2).map(|_| Daemon::start(bin())).collect();
+    let started = std::time::Instant::now();
+    std::thread::scope(|s| {
+        for n in &nodes {
+            let (bad, manager) = (bad.clone(), manager.clone());
+            s.spawn(move || {
+                let out = n.cli(&["join", "--token", &bad, &manager]);
+                assert!(
+                    !out.ok() && out.stderr.contains("invalid join token"),
+                    "{out:?}"
+                );
+            });
+        }
+    });
+    // Answered one at a time, each after a pause of a second.
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(1900),
+        "two failed joins took {:?}",
+        started.elapsed()
+    );
+    assert!(m.log().contains("join refused"), "{}", m.log());
+}
