@@ -530,3 +530,59 @@ fn bench_leader_kill_to_first_committed_write() {
         times[times.len() - 1].as_millis()
     );
 }
+
+/// After `node demote` and `node rm --force`, the old manager certificate still created
+/// services (which run as root) and read the manager join token.
+#[test]
+fn demoted_and_removed_manager_certificates_lose_operator_rights() {
+    let c = Cluster::start(2, 0);
+    let ids: Vec<String> = c.nodes.iter().map(|d| d.node_id()).collect();
+    // Node 1's manager certificate, kept as someone holding a copy of it would.
+    let kept = c.nodes[0].dir.path().join("kept-manager-cert");
+    std::fs::create_dir_all(&kept).expect("mkdir");
+    let certs = c.nodes[1].data_dir().join("certs");
+    for (from, to) in [
+        ("ca.pem", "ca.pem"),
+        ("node.pem", "cert.pem"),
+        ("node-key.pem", "key.pem"),
+    ] {
+        std::fs::copy(certs.join(from), kept.join(to)).expect("copy certificate");
+    }
+    let host = format!("tcp://{}:2377", c.net.ip(0));
+    let remote = |args: &[&str]| {
+        let out = Command::new(bin())
+            .args(["--host", &host, "--tls-dir"])
+            .arg(&kept)
+            .args(args)
+            .output()
+            .expect("remote cli");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (ok, out) = remote(&["join-token", "manager", "-q"]);
+    assert!(ok, "a manager's certificate is an operator's: {out}");
+
+    let out = c.nodes[0].cli(&["node", "demote", &ids[1]]);
+    assert!(out.ok(), "demote: {out:?}");
+    let refused = wait_until(Duration::from_secs(5), || {
+        let (ok, out) = remote(&["join-token", "manager", "-q"]);
+        !ok && out.contains("not a manager")
+    });
+    assert!(
+        refused,
+        "demoted: {:?}",
+        remote(&["join-token", "manager", "-q"])
+    );
+    let (ok, out) = remote(&["service", "create", "--name", "root", "--", "shoal", "echo"]);
+    assert!(!ok && out.contains("not a manager"), "{out}");
+
+    let out = c.nodes[0].cli(&["node", "rm", "--force", &ids[1]]);
+    assert!(out.ok(), "node rm: {out:?}");
+    let (ok, out) = remote(&["service", "ls"]);
+    assert!(!ok && out.contains("not a member"), "removed: {out}");
+    let ls = c.nodes[0].cli(&["service", "ls"]);
+    assert!(!ls.stdout.contains("root"), "{ls:?}");
+}
