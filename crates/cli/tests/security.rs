@@ -20,6 +20,23 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
+/// A running `web` service of one whoami task on a published port.
+fn create_web(d: &Daemon) {
+    let publish = format!("{}:80", free_port());
+    let out = d.cli(&[
+        "service",
+        "create",
+        "--name",
+        "web",
+        "--publish",
+        &publish,
+        "--",
+        "shoal",
+        "whoami",
+    ]);
+    assert!(out.ok(), "{out:?}");
+}
+
 /// Run `args` as the unprivileged user `nobody`.
 fn as_nobody(args: &[&str]) -> std::process::Output {
     Command::new("setpriv")
@@ -34,20 +51,7 @@ fn as_nobody(args: &[&str]) -> std::process::Output {
 #[test]
 fn local_user_cannot_read_keys_or_use_the_node() {
     let d = Daemon::start_cluster(bin());
-    let port = free_port().to_string();
-    let publish = format!("{port}:80");
-    let out = d.cli(&[
-        "service",
-        "create",
-        "--name",
-        "web",
-        "--publish",
-        &publish,
-        "--",
-        "shoal",
-        "whoami",
-    ]);
-    assert!(out.ok(), "{out:?}");
+    create_web(&d);
     let client = d.dir.path().join("client");
     let out = d.cli(&["client-cert", "--out", client.to_str().unwrap_or_default()]);
     assert!(out.ok(), "{out:?}");
@@ -316,19 +320,7 @@ fn autolocked_manager_starts_locked_until_unlocked() {
         .find(|w| w.starts_with("SWMKEY-1-"))
         .expect("unlock key printed")
         .to_string();
-    let publish = format!("{}:80", free_port());
-    let out = d.cli(&[
-        "service",
-        "create",
-        "--name",
-        "web",
-        "--publish",
-        &publish,
-        "--",
-        "shoal",
-        "whoami",
-    ]);
-    assert!(out.ok(), "{out:?}");
+    create_web(&d);
     let certs = d.data_dir().join("certs");
     let wrapped = shoal_testkit::wait_until(std::time::Duration::from_secs(10), || {
         certs.join("state-key.locked").exists() && !certs.join("state-key").exists()

@@ -1,7 +1,7 @@
 //! Client certificates for remote CLIs: issued, listed and revoked through the store, so
 //! every manager knows at once which ones are valid.
 
-use super::{ApiError, ControlState};
+use super::{cluster_record, ApiError, ControlState};
 use crate::ca;
 use crate::now_millis;
 use axum::extract::rejection::JsonRejection;
@@ -56,7 +56,7 @@ pub async fn issue(
     validate_name(&name)?;
     let state = s.cluster()?;
     let Some(cluster) = state.cluster.as_ref() else {
-        return Err(ApiError::unavailable("this node is not part of a cluster"));
+        return Err(super::no_cluster());
     };
     let now = now_millis();
     let record = ClientRecord {
@@ -73,9 +73,7 @@ pub async fn issue(
     let stored = record.clone();
     s.store
         .update(|tx| {
-            let mut c = tx.state().cluster.clone().ok_or_else(|| {
-                ApiError::unavailable("this node is not part of a cluster: run `shoal init` first")
-            })?;
+            let mut c = cluster_record(tx)?;
             c.clients.push(stored);
             tx.push(shoal_store::Op::SetCluster(Box::new(c)));
             Ok::<_, ApiError>(())
@@ -114,9 +112,7 @@ pub async fn revoke(
     let revoked = s
         .store
         .update(|tx| {
-            let mut c = tx.state().cluster.clone().ok_or_else(|| {
-                ApiError::unavailable("this node is not part of a cluster: run `shoal init` first")
-            })?;
+            let mut c = cluster_record(tx)?;
             let exact = c.clients.iter().position(|r| r.id == id);
             let i = match exact {
                 Some(i) => i,

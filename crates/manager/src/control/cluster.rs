@@ -1,6 +1,6 @@
 //! Cluster-wide calls: join tokens.
 
-use super::{ApiError, ControlState};
+use super::{cluster_record, ApiError, ControlState};
 use crate::ca::join_token;
 use axum::extract::{Path, Query, State};
 use axum::Json;
@@ -40,9 +40,7 @@ pub async fn join_token_of(
     let cluster = s
         .store
         .update(|tx| {
-            let mut c = tx.state().cluster.clone().ok_or_else(|| {
-                ApiError::unavailable("this node is not part of a cluster: run `shoal init` first")
-            })?;
+            let mut c = cluster_record(tx)?;
             if q.rotate {
                 let secret = shoal_rpc::token::new_secret();
                 match role {
@@ -83,9 +81,7 @@ pub async fn unlock_key(
     let key = s
         .store
         .update(|tx| {
-            let mut c = tx.state().cluster.clone().ok_or_else(|| {
-                ApiError::unavailable("this node is not part of a cluster: run `shoal init` first")
-            })?;
+            let mut c = cluster_record(tx)?;
             if c.autolock_key.is_none() {
                 return Err(ApiError::bad_request(
                     "autolock is not enabled on this cluster: there is no unlock key (shoal init --autolock)",

@@ -35,17 +35,24 @@ pub struct ControlState {
     pub logs_dir: PathBuf,
 }
 
+fn no_cluster() -> ApiError {
+    ApiError::unavailable("this node is not part of a cluster: run `shoal init` first")
+}
+
 impl ControlState {
     /// The current state, or 503 if this node has not joined a cluster yet.
     fn cluster(&self) -> Result<Arc<shoal_api::ClusterState>, ApiError> {
         let state = self.store.state();
         if state.cluster.is_none() {
-            return Err(ApiError::unavailable(
-                "this node is not part of a cluster: run `shoal init` first",
-            ));
+            return Err(no_cluster());
         }
         Ok(state)
     }
+}
+
+/// A copy of the cluster record inside a write, to change and put back.
+fn cluster_record(tx: &shoal_store::Txn) -> Result<shoal_api::Cluster, ApiError> {
+    tx.state().cluster.clone().ok_or_else(no_cluster)
 }
 
 /// Routes for nodes, services, tasks and logs.

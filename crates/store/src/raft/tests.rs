@@ -109,15 +109,17 @@ async fn put(m: &Member, id: &str) -> Result<(), StoreError> {
         .await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_replicas_elect_replicate_and_fail_over() {
-    let net = Arc::new(Net::default());
-    let a = member(&net, "a").await;
+/// "a" bootstraps the group and leads, writes node `first` alone if given, then adds "b"
+/// and "c" as learners and promotes them: three voters.
+async fn three_voters(net: &Arc<Net>, first: Option<&str>) -> (Member, Member, Member) {
+    let a = member(net, "a").await;
     a.replica.bootstrap().await.expect("bootstrap");
     wait_leader(&[&a], Duration::from_secs(3)).await;
-    put(&a, "n0").await.expect("first write");
-    let b = member(&net, "b").await;
-    let c = member(&net, "c").await;
+    if let Some(id) = first {
+        put(&a, id).await.expect("first write");
+    }
+    let b = member(net, "b").await;
+    let c = member(net, "c").await;
     for m in [&b, &c] {
         a.replica
             .add_learner(&m.replica.me().node, &m.replica.me().addr)
@@ -128,6 +130,13 @@ async fn three_replicas_elect_replicate_and_fail_over() {
         .change(Change::Promote(vec!["b".into(), "c".into()]))
         .await
         .expect("promote");
+    (a, b, c)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_replicas_elect_replicate_and_fail_over() {
+    let net = Arc::new(Net::default());
+    let (a, b, c) = three_voters(&net, Some("n0")).await;
     assert_eq!(a.replica.status().voters.len(), 3);
     for i in 1..100 {
         put(&a, &format!("n{i}")).await.expect("write");
@@ -174,21 +183,7 @@ async fn three_replicas_elect_replicate_and_fail_over() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn removed_manager_certificate_cannot_vote() {
     let net = Arc::new(Net::default());
-    let a = member(&net, "a").await;
-    a.replica.bootstrap().await.expect("bootstrap");
-    wait_leader(&[&a], Duration::from_secs(3)).await;
-    let b = member(&net, "b").await;
-    let c = member(&net, "c").await;
-    for m in [&b, &c] {
-        a.replica
-            .add_learner(&m.replica.me().node, &m.replica.me().addr)
-            .await
-            .expect("learner");
-    }
-    a.replica
-        .change(Change::Promote(vec!["b".into(), "c".into()]))
-        .await
-        .expect("promote");
+    let (a, b, _c) = three_voters(&net, None).await;
     a.replica
         .change(Change::Remove(vec!["c".into()]))
         .await
