@@ -321,11 +321,17 @@ fn autolocked_manager_starts_locked_until_unlocked() {
         .expect("unlock key printed")
         .to_string();
     create_web(&d);
-    let certs = d.data_dir().join("certs");
+    let dir = d.data_dir();
+    let node_key = dir.join("certs").join("node-key.pem");
     let wrapped = shoal_testkit::wait_until(std::time::Duration::from_secs(10), || {
-        certs.join("state-key.locked").exists() && !certs.join("state-key").exists()
+        dir.join("state-key.locked").exists()
+            && !dir.join("state-key").exists()
+            && std::fs::read(&node_key).is_ok_and(|k| !contains(&k, b"PRIVATE KEY"))
     });
-    assert!(wrapped, "the data key was not wrapped");
+    assert!(
+        wrapped,
+        "the data key was not wrapped, or the node key not sealed"
+    );
 
     d.stop();
     d.restart();
@@ -345,7 +351,7 @@ fn autolocked_manager_starts_locked_until_unlocked() {
     assert!(!ok && said.contains("not locked"), "{said}");
 
     // Rotation: the old key stops working, the new one opens the next start.
-    let before = std::fs::read_to_string(certs.join("state-key.locked")).expect("locked key");
+    let before = std::fs::read_to_string(dir.join("state-key.locked")).expect("locked key");
     let rotated = d.cli(&["unlock-key", "--rotate", "-q"]);
     assert!(rotated.ok(), "{rotated:?}");
     let new_key = rotated.stdout.trim().to_string();
@@ -356,7 +362,7 @@ fn autolocked_manager_starts_locked_until_unlocked() {
     assert_eq!(d.cli(&["unlock-key", "-q"]).stdout.trim(), new_key);
     // Wait until the file is rewrapped (its key ID changes): then a restart needs the new key.
     let rewrapped = shoal_testkit::wait_until(std::time::Duration::from_secs(10), || {
-        std::fs::read_to_string(certs.join("state-key.locked"))
+        std::fs::read_to_string(dir.join("state-key.locked"))
             .is_ok_and(|t| t.split(':').next() != before.split(':').next())
     });
     assert!(

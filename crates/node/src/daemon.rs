@@ -196,7 +196,8 @@ impl Runtime {
             listen_addr: Some(listen.to_string()),
         };
         let worker_token = join_token(&cluster, NodeRole::Worker).map_err(internal)?;
-        membership::save(&self.cfg.data_dir, &m, &certs).map_err(internal)?;
+        membership::save(&self.cfg.data_dir, &m, &certs, self.key_sealer().as_ref())
+            .map_err(internal)?;
         let cluster_id = cluster.id.clone();
         // The group starts with this node as its only voter; the cluster's first records
         // are its first entries.
@@ -337,11 +338,13 @@ impl Runtime {
                 let listener = tokio::net::TcpListener::bind(listen)
                     .await
                     .map_err(|e| ApiError::conflict(format!("cannot listen on {listen}: {e}")))?;
-                membership::save(&self.cfg.data_dir, &m, &certs).map_err(internal)?;
+                membership::save(&self.cfg.data_dir, &m, &certs, self.key_sealer().as_ref())
+                    .map_err(internal)?;
                 self.start_manager(&m, certs, listener, false).await
             }
             NodeRole::Worker => {
-                membership::save(&self.cfg.data_dir, &m, &certs).map_err(internal)?;
+                membership::save(&self.cfg.data_dir, &m, &certs, self.key_sealer().as_ref())
+                    .map_err(internal)?;
                 self.start_worker(&m, certs)
             }
         };
@@ -431,7 +434,8 @@ impl Runtime {
 
     /// After a restart: resume the roles the node had.
     async fn resume(self: &Arc<Self>) -> anyhow::Result<()> {
-        let Some((m, certs)) = membership::load(&self.cfg.data_dir)? else {
+        let Some((m, certs)) = membership::load(&self.cfg.data_dir, self.store.sealer().as_ref())?
+        else {
             return Ok(());
         };
         let mut roles = self.roles.lock().await;
@@ -462,7 +466,7 @@ impl Runtime {
                     "--force-new-cluster needs a node that was a manager of a cluster",
                 )
             })?;
-        let (_, certs) = membership::load(&self.cfg.data_dir)
+        let (_, certs) = membership::load(&self.cfg.data_dir, self.store.sealer().as_ref())
             .map_err(internal)?
             .ok_or_else(|| internal("membership file vanished"))?;
         if let Some(r) = roles.take() {
@@ -481,7 +485,8 @@ impl Runtime {
             managers: vec![addr.clone()],
             ..m
         };
-        membership::save(&self.cfg.data_dir, &m, &certs).map_err(internal)?;
+        membership::save(&self.cfg.data_dir, &m, &certs, self.key_sealer().as_ref())
+            .map_err(internal)?;
         *roles = Some(
             self.start_manager(&m, certs, listener, false)
                 .await
@@ -571,8 +576,8 @@ impl Runtime {
         if m.role == target {
             return Ok(());
         }
-        let (_, certs) =
-            membership::load(&self.cfg.data_dir)?.context("the membership file vanished")?;
+        let (_, certs) = membership::load(&self.cfg.data_dir, self.store.sealer().as_ref())?
+            .context("the membership file vanished")?;
         tracing::info!(
             from = m.role.as_str(),
             to = target.as_str(),
@@ -599,7 +604,7 @@ impl Runtime {
                     listen_addr: None,
                     ..m
                 };
-                membership::save(&self.cfg.data_dir, &m, &certs)?;
+                membership::save(&self.cfg.data_dir, &m, &certs, self.key_sealer().as_ref())?;
                 *roles = Some(self.start_worker(&m, certs)?);
                 self.set_membership(Some(m));
             }
@@ -618,7 +623,7 @@ impl Runtime {
                 if let Some(r) = roles.take() {
                     r.stop().await;
                 }
-                membership::save(&self.cfg.data_dir, &m, &certs)?;
+                membership::save(&self.cfg.data_dir, &m, &certs, self.key_sealer().as_ref())?;
                 *roles = Some(self.start_manager(&m, certs, listener, false).await?);
                 self.set_membership(Some(m));
             }
@@ -649,8 +654,13 @@ impl Runtime {
         self.resume().await.map_err(|e| internal(format!("{e:#}")))
     }
 
+    /// What seals the node key on disk (see `state_key::node_key_sealer`).
+    fn key_sealer(&self) -> Option<shoal_store::Sealer> {
+        state_key::node_key_sealer(&self.store)
+    }
+
     /// Keep the data key wrapped or in the clear as the cluster's autolock setting says,
-    /// following rotations of the unlock key.
+    /// following rotations of the unlock key, and the node key sealed with it or not.
     async fn keep_data_key(self: Arc<Self>) {
         let mut changes = self.store.subscribe();
         let mut kept: Option<Option<String>> = None;
@@ -667,7 +677,7 @@ impl Runtime {
                 .clone();
             if let Some(key) = key {
                 if kept.as_ref() != Some(&wanted) {
-                    match state_key::keep(&self.cfg.data_dir, &key, wanted.as_deref()) {
+                    match self.keep_keys(&key, wanted.as_deref()).await {
                         Ok(()) => kept = Some(wanted),
                         Err(e) => {
                             tracing::error!(error = %format!("{e:#}"), "cannot store the data key")
@@ -679,6 +689,17 @@ impl Runtime {
                 return;
             }
         }
+    }
+
+    async fn keep_keys(&self, key: &DataKey, unlock_key: Option<&str>) -> anyhow::Result<()> {
+        // Under the roles lock: role changes and init write the certificates too.
+        let _roles = self.roles.lock().await;
+        let sealer = key.sealer()?;
+        if let Some((_, certs)) = membership::load(&self.cfg.data_dir, Some(&sealer))? {
+            let node_key = unlock_key.map(|_| &sealer);
+            membership::save_certs(&self.cfg.data_dir, &certs, node_key)?;
+        }
+        state_key::keep(&self.cfg.data_dir, key, unlock_key)
     }
 
     async fn shutdown(&self) {

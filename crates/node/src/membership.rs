@@ -3,6 +3,7 @@
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use shoal_api::NodeRole;
+use shoal_store::seal::{self, Sealer};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,26 +43,35 @@ fn write_atomic(path: &Path, data: &[u8]) -> anyhow::Result<()> {
     std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
 }
 
-pub fn save_certs(dir: &Path, certs: &Certs) -> anyhow::Result<()> {
+/// Save the certificates; the node key sealed with `key_sealer` if given (a manager of an
+/// autolocked cluster: its key then opens only once the manager is unlocked).
+pub fn save_certs(dir: &Path, certs: &Certs, key_sealer: Option<&Sealer>) -> anyhow::Result<()> {
     let certs_dir = dir.join("certs");
     std::fs::create_dir_all(&certs_dir)
         .with_context(|| format!("creating {}", certs_dir.display()))?;
     write_atomic(&file(&certs_dir, "ca.pem"), certs.ca_pem.as_bytes())?;
-    write_atomic(&file(&certs_dir, "node-key.pem"), certs.key_pem.as_bytes())?;
+    let key = seal::seal(key_sealer, certs.key_pem.as_bytes().to_vec())?;
+    write_atomic(&file(&certs_dir, "node-key.pem"), &key)?;
     write_atomic(&file(&certs_dir, "node.pem"), certs.cert_pem.as_bytes())
 }
 
 /// Save membership and certificates; the membership file is written last, so a crash in
 /// between leaves the node not joined rather than half-joined.
-pub fn save(dir: &Path, m: &Membership, certs: &Certs) -> anyhow::Result<()> {
-    save_certs(dir, certs)?;
+pub fn save(
+    dir: &Path,
+    m: &Membership,
+    certs: &Certs,
+    key_sealer: Option<&Sealer>,
+) -> anyhow::Result<()> {
+    save_certs(dir, certs, key_sealer)?;
     write_atomic(
         &file(dir, "membership.json"),
         &serde_json::to_vec_pretty(m)?,
     )
 }
 
-pub fn load(dir: &Path) -> anyhow::Result<Option<(Membership, Certs)>> {
+/// Membership and certificates; a sealed node key is opened with `sealer` (the data key).
+pub fn load(dir: &Path, sealer: Option<&Sealer>) -> anyhow::Result<Option<(Membership, Certs)>> {
     let path = file(dir, "membership.json");
     let Ok(bytes) = std::fs::read(&path) else {
         return Ok(None);
@@ -77,7 +87,13 @@ pub fn load(dir: &Path) -> anyhow::Result<Option<(Membership, Certs)>> {
         Certs {
             ca_pem: read("ca.pem")?,
             cert_pem: read("node.pem")?,
-            key_pem: read("node-key.pem")?,
+            key_pem: {
+                let path = file(&certs_dir, "node-key.pem");
+                let bytes =
+                    std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+                String::from_utf8(seal::open(sealer, &bytes)?.into_owned())
+                    .with_context(|| format!("{} is not PEM text", path.display()))?
+            },
         },
     )))
 }

@@ -115,7 +115,11 @@ pub async fn manager_loop(
                 key_pem: key.key_pem,
             };
             tls_set.apply(&next)?;
-            save_certs(&data_dir, &next)?;
+            save_certs(
+                &data_dir,
+                &next,
+                crate::state_key::node_key_sealer(&store).as_ref(),
+            )?;
             Ok::<_, anyhow::Error>(next)
         })();
         match renewed {
@@ -146,7 +150,8 @@ pub async fn worker_loop(
             let cfg = client_tls.borrow().clone();
             match renew_once(addr, &certs, cfg).await {
                 Ok((next, cfg)) => {
-                    if let Err(e) = save_certs(&data_dir, &next) {
+                    // Workers hold no cluster state: autolock is for managers.
+                    if let Err(e) = save_certs(&data_dir, &next, None) {
                         tracing::error!(error = %e, "saving renewed certificate failed");
                     }
                     client_tls.send_replace(cfg);

@@ -1,8 +1,9 @@
 //! This node's data key: it seals the state, the Raft log and snapshots on disk
-//! (`shoal_store::seal`). It lives in `certs/state-key`, readable by root only; on a cluster
-//! with autolock it is kept instead wrapped with the cluster's unlock key in
-//! `certs/state-key.locked`, so a manager that restarts cannot read its own state until an
-//! operator runs `shoal unlock`.
+//! (`shoal_store::seal`), and a manager's node key under autolock. It lives in
+//! `<data dir>/state-key`, readable by root only; on a cluster with autolock it is kept
+//! instead wrapped with the cluster's unlock key in `state-key.locked`, so a manager that
+//! restarts cannot read its own state nor its key until an operator runs `shoal unlock`. It
+//! stays when the node leaves its cluster (the state it sealed stays too).
 
 use anyhow::Context;
 use shoal_store::seal::KEY_LEN;
@@ -37,11 +38,11 @@ impl DataKey {
 }
 
 fn plain_path(data_dir: &Path) -> PathBuf {
-    data_dir.join("certs").join("state-key")
+    data_dir.join("state-key")
 }
 
 fn locked_path(data_dir: &Path) -> PathBuf {
-    data_dir.join("certs").join("state-key.locked")
+    data_dir.join("state-key.locked")
 }
 
 /// The key-encryption key an unlock key stands for.
@@ -104,6 +105,16 @@ pub fn load_or_create(data_dir: &Path) -> anyhow::Result<Found> {
     let key = DataKey(Sealer::new_key()?);
     write_atomic(&plain, &key.0)?;
     Ok(Found::Open(key))
+}
+
+/// What seals a manager's node key: the store's data key while its cluster is autolocked.
+pub fn node_key_sealer(store: &shoal_store::Store) -> Option<Sealer> {
+    let autolocked = store
+        .state()
+        .cluster
+        .as_ref()
+        .is_some_and(|c| c.autolock_key.is_some());
+    store.sealer().filter(|_| autolocked)
 }
 
 /// The data key from its locked file, with the unlock key given by an operator.
