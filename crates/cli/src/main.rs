@@ -45,6 +45,8 @@ enum Command {
     ClientCert(commands::cluster::ClientCertArgs),
     /// Unlock a manager of an autolocked cluster after a restart (key read from stdin)
     Unlock,
+    /// Change cluster-wide settings (--autolock=true|false)
+    Update(commands::cluster::UpdateArgs),
     /// Print (or rotate) the cluster's unlock key (autolock)
     UnlockKey(commands::cluster::UnlockKeyArgs),
     /// Show what the daemon knows of itself and its cluster
@@ -131,6 +133,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Command::Leave(args) => commands::cluster::leave(&client, args).await,
                 Command::ClientCert(args) => commands::cluster::client_cert(&client, args).await,
                 Command::Unlock => commands::cluster::unlock(&client).await,
+                Command::Update(args) => commands::cluster::update(&client, args).await,
                 Command::UnlockKey(args) => commands::cluster::unlock_key(&client, args).await,
                 Command::Info { format } => commands::cluster::info(&client, format).await,
                 Command::Service(cmd) => commands::service::run(&client, cmd).await,

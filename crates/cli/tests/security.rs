@@ -416,3 +416,47 @@ fn failed_join_is_logged_and_paced() {
     );
     assert!(m.log().contains("join refused"), "{}", m.log());
 }
+
+#[test]
+fn autolock_turns_on_and_off_on_a_running_cluster() {
+    let mut d = Daemon::start_cluster(bin());
+    let dir = d.data_dir();
+    let nothing = d.cli(&["update"]);
+    assert!(
+        !nothing.ok() && nothing.stderr.contains("nothing to update"),
+        "{nothing:?}"
+    );
+    let on = d.cli(&["update", "--autolock=true"]);
+    assert!(on.ok(), "{on:?}");
+    let key = on
+        .stdout
+        .split_whitespace()
+        .find(|w| w.starts_with("SWMKEY-1-"))
+        .expect("unlock key printed")
+        .to_string();
+    assert!(shoal_testkit::wait_until(
+        std::time::Duration::from_secs(10),
+        || { dir.join("state-key.locked").exists() }
+    ));
+    d.stop();
+    d.restart();
+    assert!(d.cli(&["info"]).stdout.contains("Locked"));
+    let (ok, said) = unlock(&d, &key);
+    assert!(ok, "{said}");
+
+    let off = d.cli(&["update", "--autolock=false"]);
+    assert!(off.ok(), "{off:?}");
+    let missing = d.cli(&["unlock-key"]);
+    assert!(
+        !missing.ok() && missing.stderr.contains("not enabled"),
+        "{missing:?}"
+    );
+    assert!(shoal_testkit::wait_until(
+        std::time::Duration::from_secs(10),
+        || { dir.join("state-key").exists() && !dir.join("state-key.locked").exists() }
+    ));
+    d.stop();
+    d.restart();
+    let ls = d.cli(&["service", "ls"]);
+    assert!(ls.ok(), "not locked any more: {ls:?}");
+}

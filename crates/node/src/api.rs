@@ -181,6 +181,7 @@ pub async fn worker_guard(State(rt): State<Arc<Runtime>>, req: Request, next: Ne
         "/v1/tasks",
         "/v1/cluster/join-token",
         "/v1/cluster/unlock-key",
+        "/v1/cluster/update",
         "/v1/clients",
     ]
     .iter()

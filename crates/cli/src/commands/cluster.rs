@@ -1,7 +1,10 @@
 use crate::client::{encode, Client};
 use crate::commands::daemon::parse_duration;
 use anyhow::Context;
-use shoal_manager::control::{IssueClient, IssuedClient, JoinTokenResponse, UnlockKeyResponse};
+use shoal_manager::control::{
+    ClusterUpdate, ClusterUpdateResponse, IssueClient, IssuedClient, JoinTokenResponse,
+    UnlockKeyResponse,
+};
 use shoal_node::{
     InfoResponse, InitRequest, InitResponse, JoinRequest, JoinResponse, LeaveRequest,
 };
@@ -142,6 +145,30 @@ fn print_unlock_key(key: &str) {
     println!(
         "Keep it in a password manager: without it, a restarted manager cannot read its state."
     );
+}
+
+#[derive(Debug, clap::Args)]
+pub struct UpdateArgs {
+    /// Turn autolock on (prints a new unlock key) or off
+    #[arg(long, value_name = "true|false", action = clap::ArgAction::Set)]
+    autolock: Option<bool>,
+}
+
+/// `shoal update`: cluster-wide settings (`docker swarm update`).
+pub async fn update(client: &Client, args: UpdateArgs) -> anyhow::Result<ExitCode> {
+    let r: ClusterUpdateResponse = client
+        .post(
+            "/v1/cluster/update",
+            &ClusterUpdate {
+                autolock: args.autolock,
+            },
+        )
+        .await?;
+    println!("Cluster updated.");
+    if let Some(key) = r.unlock_key {
+        print_unlock_key(&key);
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 #[derive(Debug, clap::Args)]

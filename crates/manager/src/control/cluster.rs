@@ -97,3 +97,51 @@ pub async fn unlock_key(
         .await?;
     Ok(Json(UnlockKeyResponse { key }))
 }
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterUpdate {
+    /// Turn autolock on (a new unlock key) or off.
+    #[serde(default)]
+    pub autolock: Option<bool>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClusterUpdateResponse {
+    /// The new unlock key, when autolock was just turned on.
+    pub unlock_key: Option<String>,
+}
+
+/// `shoal update --autolock=true|false`, like `docker swarm update --autolock`.
+pub async fn update(
+    State(s): State<ControlState>,
+    body: Result<Json<ClusterUpdate>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<ClusterUpdateResponse>, ApiError> {
+    let Json(req) = body?;
+    let Some(autolock) = req.autolock else {
+        return Err(ApiError::bad_request(
+            "nothing to update: give --autolock=true or --autolock=false",
+        ));
+    };
+    s.cluster()?;
+    let key = if autolock {
+        Some(shoal_store::seal::new_unlock_key().map_err(|e| ApiError::internal(e.to_string()))?)
+    } else {
+        None
+    };
+    let unlock_key = s
+        .store
+        .update(|tx| {
+            let mut c = cluster_record(tx)?;
+            if c.autolock_key.is_some() == autolock {
+                // Already so: keep the current key, nothing to write.
+                return Ok::<_, ApiError>(None);
+            }
+            c.autolock_key = key.clone();
+            tx.push(shoal_store::Op::SetCluster(Box::new(c)));
+            tracing::info!(autolock, "autolock changed");
+            Ok(key.clone())
+        })
+        .await?;
+    Ok(Json(ClusterUpdateResponse { unlock_key }))
+}

@@ -16,7 +16,7 @@ mod tasks;
 
 pub use auth::{authorize, require_operator};
 pub use clients::{IssueClient, IssuedClient};
-pub use cluster::{JoinTokenResponse, UnlockKeyResponse};
+pub use cluster::{ClusterUpdate, ClusterUpdateResponse, JoinTokenResponse, UnlockKeyResponse};
 pub use error::ApiError;
 pub use nodes::NodeUpdate;
 pub use services::{ScaleRequest, ServiceInfo, UpdateRequest};
@@ -65,6 +65,7 @@ pub fn router(state: ControlState) -> Router {
         .route("/v1/nodes/{id}/demote", post(nodes::demote))
         .route("/v1/cluster/join-token/{role}", get(cluster::join_token_of))
         .route("/v1/cluster/unlock-key", get(cluster::unlock_key))
+        .route("/v1/cluster/update", post(cluster::update))
         .route("/v1/clients", get(clients::list).post(clients::issue))
         .route("/v1/clients/{id}", axum::routing::delete(clients::revoke))
         .route("/v1/services", get(services::list).post(services::create))
