@@ -1,5 +1,7 @@
-//! A listener for one published port: binds it and accepts until closed.
+//! A listener for one published port: binds it and accepts until closed, holding a
+//! connection slot of the port and of the mesh for every connection it accepts.
 
+use crate::caps::{Throttle, WARN_INTERVAL};
 use crate::connection;
 use crate::error::MeshError;
 use crate::shared::Shared;
@@ -9,6 +11,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpSocket};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
 /// Listen queue length asked for; the kernel caps it at `net.core.somaxconn`.
@@ -25,6 +28,10 @@ pub(crate) struct Port {
     /// Lives as long as the listener, across table swaps, so rotation continues evenly.
     pub(crate) round_robin: RoundRobin,
     pub(crate) shared: Arc<Shared>,
+    /// One permit per connection this port may hold open.
+    slots: Arc<Semaphore>,
+    /// Warnings that the port is at its cap.
+    at_cap: Throttle,
 }
 
 /// An open published port. Dropping or closing it stops accepting; connections already
@@ -49,6 +56,8 @@ impl Listener {
         let port = Arc::new(Port {
             number,
             round_robin: RoundRobin::new(),
+            slots: Arc::new(Semaphore::new(shared.caps.per_port)),
+            at_cap: Throttle::new(WARN_INTERVAL),
             shared,
         });
         Ok(Listener {
@@ -83,19 +92,64 @@ fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
 async fn accept_loop(listener: TcpListener, port: Arc<Port>) {
     tracing::info!(port = port.number, "listening on published port");
     loop {
-        match listener.accept().await {
-            Ok((stream, peer)) => {
-                port.shared.stats.accepted();
-                let port = Arc::clone(&port);
-                tokio::spawn(async move { connection::serve(stream, peer, &port).await });
-            }
-            // The client gave up before we took the connection: nothing to do.
-            Err(e) if is_per_connection(&e) => {}
-            Err(e) => {
-                tracing::warn!(port = port.number, error = %e, "accept failed; backing off");
-                tokio::time::sleep(ACCEPT_BACKOFF).await;
+        // Slots first, then accept: at a cap new clients wait in the listen queue.
+        let slots = take_slots(&port).await;
+        loop {
+            match listener.accept().await {
+                Ok((stream, peer)) => {
+                    port.shared.stats.accepted();
+                    let port = Arc::clone(&port);
+                    tokio::spawn(async move {
+                        connection::serve(stream, peer, &port).await;
+                        drop(slots);
+                    });
+                    break;
+                }
+                // The client gave up before we took the connection: nothing to do.
+                Err(e) if is_per_connection(&e) => {}
+                Err(e) => {
+                    tracing::warn!(port = port.number, error = %e, "accept failed; backing off");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                }
             }
         }
+    }
+}
+
+/// A slot of the port, then one of the mesh (always in this order, so ports waiting for
+/// the mesh never hold each other up), waiting for a connection to end while at a cap.
+async fn take_slots(port: &Port) -> (OwnedSemaphorePermit, OwnedSemaphorePermit) {
+    let shared = &port.shared;
+    let own = take(&port.slots, || {
+        if port.at_cap.ready() {
+            tracing::warn!(
+                port = port.number,
+                cap = shared.caps.per_port,
+                "published port at its connection cap; new connections wait until one ends"
+            );
+        }
+    })
+    .await;
+    let mesh = take(&shared.slots, || {
+        if shared.at_cap.ready() {
+            tracing::warn!(
+                cap = shared.caps.total,
+                "routing mesh at its connection cap; new connections wait until one ends"
+            );
+        }
+    })
+    .await;
+    (own, mesh)
+}
+
+async fn take(slots: &Arc<Semaphore>, at_cap: impl FnOnce()) -> OwnedSemaphorePermit {
+    if slots.available_permits() == 0 {
+        at_cap();
+    }
+    match Arc::clone(slots).acquire_owned().await {
+        Ok(permit) => permit,
+        // Never closed: the semaphore lives as long as its port or mesh.
+        Err(_) => std::future::pending().await,
     }
 }
 

@@ -1,4 +1,6 @@
-use std::net::{IpAddr, SocketAddr};
+use crate::budget::MeshLimits;
+use shoal_mesh::MeshConfig;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -9,8 +11,11 @@ pub struct DaemonConfig {
     pub data_dir: PathBuf,
     /// Unix socket the local API listens on.
     pub socket: PathBuf,
-    /// Address the routing mesh listens on for published ports.
-    pub mesh_bind: IpAddr,
+    /// Address the routing mesh listens on for published ports, and its connection caps:
+    /// `run` sets the caps from the file-descriptor budget and `mesh_limits`.
+    pub mesh_bind: MeshConfig,
+    /// The operator's caps on the mesh's connections.
+    pub mesh_limits: MeshLimits,
     /// Longest wait for the data plane to drop a task before it is stopped anyway.
     pub drain_timeout: Duration,
     /// Plain-HTTP health endpoint for external load balancers (`GET /healthz`).

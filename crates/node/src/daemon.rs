@@ -641,6 +641,7 @@ impl Runtime {
 
 /// Run a node until SIGTERM or SIGINT.
 pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
+    let cfg = crate::limits::apply(cfg);
     std::fs::create_dir_all(cfg.logs_dir())
         .with_context(|| format!("cannot create data dir {}", cfg.data_dir.display()))?;
     let lock_path = cfg.data_dir.join("daemon.lock");

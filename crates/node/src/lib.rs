@@ -6,11 +6,13 @@
 //! depends on all the others.
 
 mod api;
+mod budget;
 mod config;
 mod daemon;
 mod forward;
 mod health;
 mod identity;
+mod limits;
 mod membership;
 pub mod raft_net;
 mod remote;
@@ -20,5 +22,8 @@ mod roles;
 pub use api::{
     ClientCert, InfoResponse, InitRequest, InitResponse, JoinRequest, JoinResponse, LeaveRequest,
 };
+pub use budget::MeshLimits;
 pub use config::DaemonConfig;
 pub use daemon::run;
+/// Where the routing mesh listens and its connection caps (part of [`DaemonConfig`]).
+pub use shoal_mesh::MeshConfig;

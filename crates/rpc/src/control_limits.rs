@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 /// Connections the control port holds open at once (default). Each node keeps one or two
 /// (its session with the leader, Raft between managers); remote CLIs open one per call.
-const MAX_CONNECTIONS: usize = 512;
+const MAX_CONNECTIONS: usize = 1024;
 
 /// Connections without a verified client certificate from one source address (default).
 const MAX_UNAUTHENTICATED_PER_IP: usize = 32;
