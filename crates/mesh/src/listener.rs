@@ -1,5 +1,5 @@
-//! A listener for one published port: binds it and accepts until closed, holding a
-//! connection slot of the port and of the mesh for every connection it accepts.
+//! A listener for one published port: binds it and accepts until closed; every connection
+//! holds a slot of the port and one of the mesh until it ends.
 
 use crate::caps::{Throttle, WARN_INTERVAL};
 use crate::connection;
@@ -10,7 +10,7 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::{TcpListener, TcpSocket};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
@@ -91,55 +91,54 @@ fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
 
 async fn accept_loop(listener: TcpListener, port: Arc<Port>) {
     tracing::info!(port = port.number, "listening on published port");
+    let shared = &port.shared;
     loop {
-        // Slots first, then accept: at a cap new clients wait in the listen queue.
-        let slots = take_slots(&port).await;
-        loop {
-            match listener.accept().await {
-                Ok((stream, peer)) => {
-                    port.shared.stats.accepted();
-                    let port = Arc::clone(&port);
-                    tokio::spawn(async move {
-                        connection::serve(stream, peer, &port).await;
-                        drop(slots);
-                    });
-                    break;
-                }
-                // The client gave up before we took the connection: nothing to do.
-                Err(e) if is_per_connection(&e) => {}
-                Err(e) => {
-                    tracing::warn!(port = port.number, error = %e, "accept failed; backing off");
-                    tokio::time::sleep(ACCEPT_BACKOFF).await;
-                }
+        // The port's slot before accepting: at its cap the port stops accepting and new
+        // clients wait in the listen queue.
+        let own = take(&port.slots, || {
+            if port.at_cap.ready() {
+                tracing::warn!(
+                    port = port.number,
+                    cap = shared.caps.per_port,
+                    "published port at its connection cap; new connections wait until one ends"
+                );
             }
-        }
+        })
+        .await;
+        let (stream, peer) = accept(&listener, port.number).await;
+        shared.stats.accepted();
+        // Then the mesh's, taken only for a connection in hand, so idle ports hold none: at
+        // the mesh-wide cap this port waits, holding this one connection, until a connection
+        // on any port ends.
+        let mesh = take(&shared.slots, || {
+            if shared.at_cap.ready() {
+                tracing::warn!(
+                    cap = shared.caps.total,
+                    "routing mesh at its connection cap; new connections wait until one ends"
+                );
+            }
+        })
+        .await;
+        let port = Arc::clone(&port);
+        tokio::spawn(async move {
+            connection::serve(stream, peer, &port).await;
+            drop((own, mesh));
+        });
     }
 }
 
-/// A slot of the port, then one of the mesh (always in this order, so ports waiting for
-/// the mesh never hold each other up), waiting for a connection to end while at a cap.
-async fn take_slots(port: &Port) -> (OwnedSemaphorePermit, OwnedSemaphorePermit) {
-    let shared = &port.shared;
-    let own = take(&port.slots, || {
-        if port.at_cap.ready() {
-            tracing::warn!(
-                port = port.number,
-                cap = shared.caps.per_port,
-                "published port at its connection cap; new connections wait until one ends"
-            );
+async fn accept(listener: &TcpListener, port: u16) -> (TcpStream, SocketAddr) {
+    loop {
+        match listener.accept().await {
+            Ok(accepted) => return accepted,
+            // The client gave up before we took the connection: nothing to do.
+            Err(e) if is_per_connection(&e) => {}
+            Err(e) => {
+                tracing::warn!(port, error = %e, "accept failed; backing off");
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+            }
         }
-    })
-    .await;
-    let mesh = take(&shared.slots, || {
-        if shared.at_cap.ready() {
-            tracing::warn!(
-                cap = shared.caps.total,
-                "routing mesh at its connection cap; new connections wait until one ends"
-            );
-        }
-    })
-    .await;
-    (own, mesh)
+    }
 }
 
 async fn take(slots: &Arc<Semaphore>, at_cap: impl FnOnce()) -> OwnedSemaphorePermit {

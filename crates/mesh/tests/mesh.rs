@@ -460,3 +460,26 @@ async fn ports_share_the_mesh_wide_cap() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn idle_ports_hold_no_mesh_slots() {
+    bounded(async {
+        let ports = [free_port(), free_port(), free_port(), free_port()];
+        let mesh = capped(2, 1);
+        let backend = echo().await;
+        let entries: Vec<(u16, &[SocketAddr])> = ports
+            .iter()
+            .map(|&p| (p, std::slice::from_ref(&backend)))
+            .collect();
+        assert!(mesh.apply(table(1, &entries)).await.is_empty());
+        // More ports than mesh slots: each still serves while the others are idle (in any
+        // order; listeners start in ascending order, so descending tries the last first).
+        let mut descending = ports;
+        descending.sort_unstable_by(|a, b| b.cmp(a));
+        for port in descending {
+            let mut s = TcpStream::connect((LOCALHOST, port)).await.unwrap();
+            echoed(&mut s, format!("port {port}").as_bytes()).await;
+        }
+    })
+    .await;
+}
