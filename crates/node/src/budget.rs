@@ -5,8 +5,9 @@ use shoal_mesh::{ConnectionCaps, FDS_PER_CONNECTION};
 
 /// Descriptors kept for the control plane besides the control port's connections: the
 /// local API socket and its clients, `/healthz`, task logs and task start-up, the Raft log
-/// and redb files and snapshots, outgoing gRPC channels, listening sockets, the runtime's
-/// own (epoll, signals).
+/// and redb files and snapshots, outgoing gRPC channels, listening sockets (and per
+/// published port the one connection it may hold while the mesh is at its cap), the
+/// runtime's own (epoll, signals).
 pub const CONTROL_PLANE_FDS: u64 = 256;
 
 /// Default cap on the connections of one published port (`--mesh-max-connections-per-port`).
