@@ -7,7 +7,7 @@
 //! address cannot take the port's every slot with handshakes it never finishes.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -35,8 +35,8 @@ pub struct ControlLimits {
     /// Open connections at once; at the cap the port stops accepting (clients wait in the
     /// listen queue) until one ends.
     pub max_connections: usize,
-    /// Open connections from one source address that have not shown a verified client
-    /// certificate; more are closed as soon as they are accepted.
+    /// Open connections from one source address (IPv6: one /64) that have not shown a
+    /// verified client certificate; more are closed as soon as they are accepted.
     pub max_unauthenticated_per_ip: usize,
     /// A TLS handshake not done by then is cut.
     pub handshake_timeout: Duration,
@@ -81,6 +81,7 @@ impl PerIp {
 
     /// A slot for one more connection from `ip`, or `None` if it has `cap` already.
     pub(crate) fn enter(&self, ip: IpAddr) -> Option<IpSlot> {
+        let ip = source(ip);
         let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
         let n = open.entry(ip).or_insert(0);
         if *n >= self.cap {
@@ -96,7 +97,19 @@ impl PerIp {
     #[cfg(test)]
     fn count(&self, ip: IpAddr) -> usize {
         let open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
-        open.get(&ip).copied().unwrap_or(0)
+        open.get(&source(ip)).copied().unwrap_or(0)
+    }
+}
+
+/// What counts as one source: an IPv4 address (also when mapped into IPv6), or an IPv6
+/// /64, the block one site usually holds whole.
+fn source(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !u128::from(u64::MAX))),
+        },
     }
 }
 
@@ -147,6 +160,7 @@ impl Throttle {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use std::net::Ipv4Addr;
@@ -168,7 +182,24 @@ mod tests {
         assert!(a3.is_some(), "a freed slot is taken again");
         drop((a2, a3));
         assert_eq!(per_ip.count(A), 0);
-        assert!(per_ip.open.lock().map(|m| m.is_empty()).unwrap_or(false));
+        assert!(per_ip.open.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn an_ipv6_slash_64_counts_as_one_source() {
+        let per_ip = PerIp::new(1);
+        let a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let same_64: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        let other_64: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
+        let _a = per_ip.enter(a);
+        assert!(per_ip.enter(same_64).is_none());
+        assert!(per_ip.enter(other_64).is_some());
+        let _v4 = per_ip.enter(A);
+        assert!(
+            per_ip.enter(mapped).is_none(),
+            "a mapped IPv4 address is that address"
+        );
     }
 
     #[test]
