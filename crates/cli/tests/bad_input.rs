@@ -506,3 +506,26 @@ fn zero_progress_deadline_names_the_deadline_flag() {
         )],
     );
 }
+
+#[test]
+fn zero_mesh_connection_caps_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    for flag in ["--mesh-max-connections", "--mesh-max-connections-per-port"] {
+        let out = std::process::Command::new(bin())
+            .args(["daemon", "--data-dir"])
+            .arg(&data)
+            .arg("--socket")
+            .arg(dir.path().join("shoal.sock"))
+            .args([flag, "0"])
+            .output()
+            .expect("run");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.lines().next().is_some_and(|l| l.contains(flag)),
+            "{stderr}"
+        );
+        assert!(!data.exists(), "nothing is created");
+    }
+}

@@ -11,9 +11,14 @@
 //! never waits on the control plane: a table, once applied, is served until the next one
 //! arrives, so the mesh keeps routing by its last table when managers are gone.
 //!
-//! Layers of one connection, in order: accept (`listener`), pick and connect with
-//! fall-through (`connection`), proxy both directions (`splice`, pipes from `pipe`).
+//! Layers of one connection, in order: a slot under the port's connection cap, accept, a
+//! slot under the mesh's (`listener`; at a cap the port stops accepting and clients wait in
+//! the listen queue), pick and connect with fall-through (`connection`), proxy both
+//! directions (`splice`, pipes from `pipe`). [`ConnectionCaps`] bound the file descriptors the mesh
+//! can take ([`FDS_PER_CONNECTION`] per connection), so a flood on one port cannot starve
+//! the other ports or the rest of the daemon.
 
+mod caps;
 mod connection;
 mod error;
 mod listener;
@@ -23,6 +28,7 @@ mod shared;
 mod splice;
 mod stats;
 
+pub use caps::{ConnectionCaps, FDS_PER_CONNECTION};
 pub use error::MeshError;
-pub use mesh::Mesh;
+pub use mesh::{Mesh, MeshConfig};
 pub use stats::MeshStats;

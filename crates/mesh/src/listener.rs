@@ -1,5 +1,7 @@
-//! A listener for one published port: binds it and accepts until closed.
+//! A listener for one published port: binds it and accepts until closed; every connection
+//! holds a slot of the port and one of the mesh until it ends.
 
+use crate::caps::{Throttle, WARN_INTERVAL};
 use crate::connection;
 use crate::error::MeshError;
 use crate::shared::Shared;
@@ -8,7 +10,8 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::{TcpListener, TcpSocket};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
 /// Listen queue length asked for; the kernel caps it at `net.core.somaxconn`.
@@ -25,6 +28,10 @@ pub(crate) struct Port {
     /// Lives as long as the listener, across table swaps, so rotation continues evenly.
     pub(crate) round_robin: RoundRobin,
     pub(crate) shared: Arc<Shared>,
+    /// One permit per connection this port may hold open.
+    slots: Arc<Semaphore>,
+    /// Warnings that the port is at its cap.
+    at_cap: Throttle,
 }
 
 /// An open published port. Dropping or closing it stops accepting; connections already
@@ -49,6 +56,8 @@ impl Listener {
         let port = Arc::new(Port {
             number,
             round_robin: RoundRobin::new(),
+            slots: Arc::new(Semaphore::new(shared.caps.per_port)),
+            at_cap: Throttle::new(WARN_INTERVAL),
             shared,
         });
         Ok(Listener {
@@ -82,20 +91,64 @@ fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
 
 async fn accept_loop(listener: TcpListener, port: Arc<Port>) {
     tracing::info!(port = port.number, "listening on published port");
+    let shared = &port.shared;
+    loop {
+        // The port's slot before accepting: at its cap the port stops accepting and new
+        // clients wait in the listen queue.
+        let own = take(&port.slots, || {
+            if port.at_cap.ready() {
+                tracing::warn!(
+                    port = port.number,
+                    cap = shared.caps.per_port,
+                    "published port at its connection cap; new connections wait until one ends"
+                );
+            }
+        })
+        .await;
+        let (stream, peer) = accept(&listener, port.number).await;
+        shared.stats.accepted();
+        // Then the mesh's, taken only for a connection in hand, so idle ports hold none: at
+        // the mesh-wide cap this port waits, holding this one connection, until a connection
+        // on any port ends.
+        let mesh = take(&shared.slots, || {
+            if shared.at_cap.ready() {
+                tracing::warn!(
+                    cap = shared.caps.total,
+                    "routing mesh at its connection cap; new connections wait until one ends"
+                );
+            }
+        })
+        .await;
+        let port = Arc::clone(&port);
+        tokio::spawn(async move {
+            connection::serve(stream, peer, &port).await;
+            drop((own, mesh));
+        });
+    }
+}
+
+async fn accept(listener: &TcpListener, port: u16) -> (TcpStream, SocketAddr) {
     loop {
         match listener.accept().await {
-            Ok((stream, peer)) => {
-                port.shared.stats.accepted();
-                let port = Arc::clone(&port);
-                tokio::spawn(async move { connection::serve(stream, peer, &port).await });
-            }
+            Ok(accepted) => return accepted,
             // The client gave up before we took the connection: nothing to do.
             Err(e) if is_per_connection(&e) => {}
             Err(e) => {
-                tracing::warn!(port = port.number, error = %e, "accept failed; backing off");
+                tracing::warn!(port, error = %e, "accept failed; backing off");
                 tokio::time::sleep(ACCEPT_BACKOFF).await;
             }
         }
+    }
+}
+
+async fn take(slots: &Arc<Semaphore>, at_cap: impl FnOnce()) -> OwnedSemaphorePermit {
+    if slots.available_permits() == 0 {
+        at_cap();
+    }
+    match Arc::clone(slots).acquire_owned().await {
+        Ok(permit) => permit,
+        // Never closed: the semaphore lives as long as its port or mesh.
+        Err(_) => std::future::pending().await,
     }
 }
 

@@ -1,5 +1,6 @@
 //! The mesh handle: applies endpoint tables and reports what it routes by.
 
+use crate::caps::ConnectionCaps;
 use crate::error::MeshError;
 use crate::listener::Listener;
 use crate::shared::Shared;
@@ -10,6 +11,25 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::watch;
+
+/// Where the mesh listens and how many connections it holds open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MeshConfig {
+    /// The address published ports are listened on: `0.0.0.0` in the daemon, `127.0.0.1`
+    /// in tests.
+    pub bind_ip: IpAddr,
+    pub caps: ConnectionCaps,
+}
+
+impl MeshConfig {
+    /// Listens on `bind_ip` with no connection caps ([`ConnectionCaps::UNCAPPED`]).
+    pub fn new(bind_ip: IpAddr) -> MeshConfig {
+        MeshConfig {
+            bind_ip,
+            caps: ConnectionCaps::UNCAPPED,
+        }
+    }
+}
 
 /// The routing mesh of one node. Cheap to clone; every clone drives the same listeners.
 /// Dropping the last clone closes the listeners; accepted connections run to their end.
@@ -29,13 +49,12 @@ struct Inner {
 }
 
 impl Mesh {
-    /// A mesh with no ports. `bind_ip` is the address published ports are listened on:
-    /// `0.0.0.0` in the daemon, `127.0.0.1` in tests.
-    pub fn new(bind_ip: IpAddr) -> Mesh {
+    /// A mesh with no ports yet.
+    pub fn new(config: MeshConfig) -> Mesh {
         Mesh {
             inner: Arc::new(Inner {
-                bind_ip,
-                shared: Arc::new(Shared::default()),
+                bind_ip: config.bind_ip,
+                shared: Arc::new(Shared::new(config.caps)),
                 listeners: Mutex::new(BTreeMap::new()),
                 applying: tokio::sync::Mutex::new(()),
                 acked: watch::Sender::new(0),

@@ -5,7 +5,7 @@
 
 use shoal_api::Protocol;
 use shoal_balance::{Endpoint, EndpointSet, EndpointTable, PortKey};
-use shoal_mesh::{Mesh, MeshError};
+use shoal_mesh::{ConnectionCaps, Mesh, MeshConfig, MeshError};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -118,7 +118,7 @@ async fn connections_are_spread_evenly_over_endpoints() {
     bounded(async {
         let backends = [named("a").await, named("b").await, named("c").await];
         let port = free_port();
-        let mesh = Mesh::new(LOCALHOST);
+        let mesh = Mesh::new(MeshConfig::new(LOCALHOST));
         assert!(mesh.apply(table(1, &[(port, &backends)])).await.is_empty());
         assert_eq!(mesh.listening(), vec![port]);
         assert_eq!(*mesh.acked().borrow(), 1);
@@ -141,7 +141,7 @@ async fn dead_endpoint_is_skipped_without_client_error() {
     bounded(async {
         let dead = SocketAddr::new(LOCALHOST, free_port());
         let port = free_port();
-        let mesh = Mesh::new(LOCALHOST);
+        let mesh = Mesh::new(MeshConfig::new(LOCALHOST));
         assert!(mesh
             .apply(table(1, &[(port, &[dead, named("a").await])]))
             .await
@@ -160,7 +160,7 @@ async fn connection_without_reachable_endpoint_is_closed() {
     bounded(async {
         let dead = SocketAddr::new(LOCALHOST, free_port());
         let (empty, all_dead) = (free_port(), free_port());
-        let mesh = Mesh::new(LOCALHOST);
+        let mesh = Mesh::new(MeshConfig::new(LOCALHOST));
         let errors = mesh
             .apply(table(1, &[(empty, &[]), (all_dead, &[dead])]))
             .await;
@@ -179,7 +179,7 @@ async fn table_swap_takes_endpoint_out_of_rotation_at_once() {
     bounded(async {
         let [a, b, c] = [named("a").await, named("b").await, named("c").await];
         let port = free_port();
-        let mesh = Mesh::new(LOCALHOST);
+        let mesh = Mesh::new(MeshConfig::new(LOCALHOST));
         let mut acked = mesh.acked();
         assert!(mesh.apply(table(1, &[(port, &[a, b, c])])).await.is_empty());
         assert_eq!(tally(port, 3).await.len(), 3);
@@ -197,7 +197,7 @@ async fn table_swap_takes_endpoint_out_of_rotation_at_once() {
 async fn removing_port_closes_listener_but_not_open_connections() {
     bounded(async {
         let port = free_port();
-        let mesh = Mesh::new(LOCALHOST);
+        let mesh = Mesh::new(MeshConfig::new(LOCALHOST));
         assert!(mesh
             .apply(table(1, &[(port, &[echo().await])]))
             .await
@@ -254,7 +254,7 @@ async fn exchange_backend() -> SocketAddr {
 async fn large_transfer_both_ways_with_half_close_arrives_intact() {
     bounded(async {
         let port = free_port();
-        let mesh = Mesh::new(LOCALHOST);
+        let mesh = Mesh::new(MeshConfig::new(LOCALHOST));
         assert!(mesh
             .apply(table(1, &[(port, &[exchange_backend().await])]))
             .await
@@ -282,7 +282,7 @@ async fn large_transfer_both_ways_with_half_close_arrives_intact() {
 async fn many_concurrent_keep_alive_clients_get_their_own_bytes() {
     bounded(async {
         let port = free_port();
-        let mesh = Mesh::new(LOCALHOST);
+        let mesh = Mesh::new(MeshConfig::new(LOCALHOST));
         assert!(mesh
             .apply(table(1, &[(port, &[echo().await, echo().await])]))
             .await
@@ -315,7 +315,7 @@ async fn bind_conflict_names_the_port_and_the_rest_routes() {
         let blocker = std::net::TcpListener::bind((LOCALHOST, 0)).unwrap();
         let taken = blocker.local_addr().unwrap().port();
         let port = free_port();
-        let mesh = Mesh::new(LOCALHOST);
+        let mesh = Mesh::new(MeshConfig::new(LOCALHOST));
 
         let errors = mesh.apply(table(1, &[(taken, &[a]), (port, &[a])])).await;
         assert_eq!(errors.len(), 1);
@@ -336,6 +336,150 @@ async fn bind_conflict_names_the_port_and_the_rest_routes() {
         both.sort_unstable();
         assert_eq!(mesh.listening(), both);
         assert_eq!(fetch(taken).await, "a");
+    })
+    .await;
+}
+
+/// A mesh on 127.0.0.1 holding at most `total` connections, `per_port` on any one port.
+fn capped(total: usize, per_port: usize) -> Mesh {
+    Mesh::new(MeshConfig {
+        bind_ip: LOCALHOST,
+        caps: ConnectionCaps { total, per_port },
+    })
+}
+
+/// Sends `message` and waits for it to come back through the mesh.
+async fn echoed(s: &mut TcpStream, message: &[u8]) {
+    let mut reply = vec![0u8; message.len()];
+    s.write_all(message).await.unwrap();
+    s.read_exact(&mut reply).await.unwrap();
+    assert_eq!(reply, message);
+}
+
+/// Whether `s` gets an answer within `wait` (true) or not yet (false).
+async fn answered_within(s: &mut TcpStream, wait: Duration) -> bool {
+    let mut byte = [0u8; 1];
+    timeout(wait, s.peek(&mut byte)).await.is_ok()
+}
+
+#[tokio::test]
+async fn port_at_its_cap_stops_accepting_until_a_connection_ends() {
+    bounded(async {
+        let port = free_port();
+        let mesh = capped(10, 2);
+        assert!(mesh
+            .apply(table(1, &[(port, &[echo().await])]))
+            .await
+            .is_empty());
+        let mut first = TcpStream::connect((LOCALHOST, port)).await.unwrap();
+        let mut second = TcpStream::connect((LOCALHOST, port)).await.unwrap();
+        echoed(&mut first, b"one").await;
+        echoed(&mut second, b"two").await;
+
+        // The third client is queued by the kernel, not accepted and not refused.
+        let mut third = TcpStream::connect((LOCALHOST, port)).await.unwrap();
+        third.write_all(b"three").await.unwrap();
+        assert!(
+            !answered_within(&mut third, Duration::from_millis(500)).await,
+            "a connection over the cap was served"
+        );
+        assert_eq!(mesh.stats().accepted, 2);
+
+        // One ends: its slot goes to the waiting client.
+        drop(first);
+        let mut reply = [0u8; 5];
+        third.read_exact(&mut reply).await.unwrap();
+        assert_eq!(&reply, b"three");
+        assert_eq!(mesh.stats().accepted, 3);
+        echoed(&mut second, b"still").await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn flooded_port_leaves_room_for_the_others() {
+    bounded(async {
+        let (flooded, other) = (free_port(), free_port());
+        let mesh = capped(4, 2);
+        let backend = echo().await;
+        assert!(mesh
+            .apply(table(1, &[(flooded, &[backend]), (other, &[backend])]))
+            .await
+            .is_empty());
+        let mut flood = Vec::new();
+        for _ in 0..20 {
+            flood.push(TcpStream::connect((LOCALHOST, flooded)).await.unwrap());
+        }
+        for i in 0..5 {
+            let mut s = TcpStream::connect((LOCALHOST, other)).await.unwrap();
+            echoed(&mut s, format!("other {i}").as_bytes()).await;
+        }
+        // The flood took the port's two slots and no more.
+        echoed(&mut flood[0], b"first").await;
+        echoed(&mut flood[1], b"second").await;
+        flood[2].write_all(b"third").await.unwrap();
+        assert!(
+            !answered_within(&mut flood[2], Duration::from_millis(500)).await,
+            "a connection over the port's cap was served"
+        );
+        assert_eq!(mesh.stats().accepted, 2 + 5);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn ports_share_the_mesh_wide_cap() {
+    bounded(async {
+        let (a, b) = (free_port(), free_port());
+        let mesh = capped(3, 2);
+        let backend = echo().await;
+        assert!(mesh
+            .apply(table(1, &[(a, &[backend]), (b, &[backend])]))
+            .await
+            .is_empty());
+        let mut on_a = Vec::new();
+        for i in 0..2 {
+            let mut s = TcpStream::connect((LOCALHOST, a)).await.unwrap();
+            echoed(&mut s, format!("a {i}").as_bytes()).await;
+            on_a.push(s);
+        }
+        let mut b1 = TcpStream::connect((LOCALHOST, b)).await.unwrap();
+        echoed(&mut b1, b"b1").await;
+
+        // Port b has a slot of its own left, but the mesh is full.
+        let mut b2 = TcpStream::connect((LOCALHOST, b)).await.unwrap();
+        b2.write_all(b"b2").await.unwrap();
+        assert!(
+            !answered_within(&mut b2, Duration::from_millis(500)).await,
+            "a connection over the mesh-wide cap was served"
+        );
+        drop(on_a.pop());
+        let mut reply = [0u8; 2];
+        b2.read_exact(&mut reply).await.unwrap();
+        assert_eq!(&reply, b"b2");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn idle_ports_hold_no_mesh_slots() {
+    bounded(async {
+        let ports = [free_port(), free_port(), free_port(), free_port()];
+        let mesh = capped(2, 1);
+        let backend = echo().await;
+        let entries: Vec<(u16, &[SocketAddr])> = ports
+            .iter()
+            .map(|&p| (p, std::slice::from_ref(&backend)))
+            .collect();
+        assert!(mesh.apply(table(1, &entries)).await.is_empty());
+        // More ports than mesh slots: each still serves while the others are idle (in any
+        // order; listeners start in ascending order, so descending tries the last first).
+        let mut descending = ports;
+        descending.sort_unstable_by(|a, b| b.cmp(a));
+        for port in descending {
+            let mut s = TcpStream::connect((LOCALHOST, port)).await.unwrap();
+            echoed(&mut s, format!("port {port}").as_bytes()).await;
+        }
     })
     .await;
 }

@@ -1,4 +1,7 @@
-use std::net::{IpAddr, SocketAddr};
+use crate::budget::MeshLimits;
+use shoal_mesh::MeshConfig;
+use shoal_rpc::server::ControlLimits;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -9,14 +12,20 @@ pub struct DaemonConfig {
     pub data_dir: PathBuf,
     /// Unix socket the local API listens on.
     pub socket: PathBuf,
-    /// Address the routing mesh listens on for published ports.
-    pub mesh_bind: IpAddr,
+    /// Address the routing mesh listens on for published ports, and its connection caps:
+    /// `run` sets the caps from the file-descriptor budget and `mesh_limits`.
+    pub mesh_bind: MeshConfig,
+    /// The operator's caps on the mesh's connections.
+    pub mesh_limits: MeshLimits,
     /// Longest wait for the data plane to drop a task before it is stopped anyway.
     pub drain_timeout: Duration,
     /// Plain-HTTP health endpoint for external load balancers (`GET /healthz`).
     pub health_addr: Option<SocketAddr>,
     /// Bytes kept free on the data dir's disk: cluster-state writes are refused below it.
     pub min_free_disk: u64,
+    /// Caps and timeouts of a manager's control port: `run` lowers its connection cap to
+    /// what the file-descriptor budget keeps for it.
+    pub control_limits: ControlLimits,
 }
 
 impl DaemonConfig {

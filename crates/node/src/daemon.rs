@@ -712,6 +712,7 @@ impl Runtime {
 /// Run a node until SIGTERM or SIGINT.
 pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
     crate::private::restrict_new_files();
+    let cfg = crate::limits::apply(cfg);
     std::fs::create_dir_all(cfg.logs_dir())
         .with_context(|| format!("cannot create data dir {}", cfg.data_dir.display()))?;
     crate::private::tighten(&cfg.data_dir)?;

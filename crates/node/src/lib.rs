@@ -6,11 +6,13 @@
 //! depends on all the others.
 
 mod api;
+mod budget;
 mod config;
 mod daemon;
 mod forward;
 mod health;
 mod identity;
+mod limits;
 mod membership;
 mod private;
 pub mod raft_net;
@@ -22,5 +24,8 @@ mod state_key;
 pub use api::{
     InfoResponse, InitRequest, InitResponse, JoinRequest, JoinResponse, LeaveRequest, UnlockRequest,
 };
+pub use budget::MeshLimits;
 pub use config::DaemonConfig;
 pub use daemon::run;
+/// Where the routing mesh listens and its connection caps (part of [`DaemonConfig`]).
+pub use shoal_mesh::MeshConfig;

@@ -235,11 +235,12 @@ pub async fn start_manager(s: ManagerStart<'_>) -> anyhow::Result<Roles> {
         shoal_manager::control::require_operator,
     ));
     let app = grpc.merge(api);
-    let server = tokio::spawn(shoal_rpc::server::serve(
+    let server = tokio::spawn(shoal_rpc::server::serve_with(
         s.listener,
         tls_set.server.subscribe(),
         app,
         stop_rest_rx.clone(),
+        s.cfg.control_limits,
     ));
 
     let leading = tokio::spawn(lead_while_leader(

@@ -6,9 +6,12 @@
 //! - [`token`]: Swarm-shaped join tokens, `SWMTKN-1-<CA digest>-<secret>`.
 //! - [`tls`]: rustls configurations (aws-lc-rs only), and the first-contact connector that
 //!   fetches the root CA and checks it against the token's digest.
+//! - [`server`]: the control port's TLS accept loop, with its connection caps and timeouts
+//!   ([`server::ControlLimits`]).
 //!
 //! Depends on `shoal-api` and `shoal-balance` for the types it carries; no business logic.
 
+mod control_limits;
 pub mod pki;
 pub mod server;
 pub mod tls;

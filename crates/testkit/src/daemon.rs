@@ -31,13 +31,27 @@ pub struct Daemon {
     netns: Option<String>,
     /// More `shoal daemon` flags.
     extra: Vec<String>,
+    /// Soft and hard `RLIMIT_NOFILE` the daemon starts with, if not the test's own.
+    fd_limit: Option<u64>,
     child: Option<Child>,
 }
 
 impl Daemon {
     /// Start a daemon (not yet in a cluster) and wait until its API answers.
     pub fn start(bin: &Path) -> Daemon {
-        Daemon::launch(bin, "127.0.0.1".into(), crate::free_port(), None)
+        Daemon::launch(bin, "127.0.0.1".into(), crate::free_port(), None, None)
+    }
+
+    /// Start a daemon (not yet in a cluster) whose soft and hard file-descriptor limits are
+    /// both `nofile` (set by `prlimit`, util-linux), so it cannot raise them.
+    pub fn start_with_fd_limit(bin: &Path, nofile: u64) -> Daemon {
+        Daemon::launch(
+            bin,
+            "127.0.0.1".into(),
+            crate::free_port(),
+            None,
+            Some(nofile),
+        )
     }
 
     /// Start a daemon inside network namespace `i` of `net`, listening on its address.
@@ -47,6 +61,7 @@ impl Daemon {
             net.ip(i).to_string(),
             2378,
             Some(net.ns(i).to_string()),
+            None,
         )
     }
 
@@ -55,42 +70,46 @@ impl Daemon {
     pub fn start_with(bin: &Path, extra: &[&str], prepare: impl FnOnce(&Path)) -> Daemon {
         let dir = tempfile::tempdir().expect("tempdir");
         prepare(&dir.path().join("data"));
-        Daemon::spawned(
-            bin,
-            dir,
-            "127.0.0.1".into(),
-            crate::free_port(),
-            None,
-            extra,
-        )
+        let mut d = Daemon::new(bin, dir, "127.0.0.1".into(), crate::free_port(), None, None);
+        d.extra = extra.iter().map(|a| a.to_string()).collect();
+        d.spawn();
+        d
     }
 
-    fn launch(bin: &Path, ip: String, health_port: u16, netns: Option<String>) -> Daemon {
+    fn launch(
+        bin: &Path,
+        ip: String,
+        health_port: u16,
+        netns: Option<String>,
+        fd_limit: Option<u64>,
+    ) -> Daemon {
         let dir = tempfile::tempdir().expect("tempdir");
-        Daemon::spawned(bin, dir, ip, health_port, netns, &[])
+        let mut d = Daemon::new(bin, dir, ip, health_port, netns, fd_limit);
+        d.spawn();
+        d
     }
 
-    fn spawned(
+    /// A daemon not started yet.
+    fn new(
         bin: &Path,
         dir: tempfile::TempDir,
         ip: String,
         health_port: u16,
         netns: Option<String>,
-        extra: &[&str],
+        fd_limit: Option<u64>,
     ) -> Daemon {
         let socket = dir.path().join("shoal.sock");
-        let mut d = Daemon {
+        Daemon {
             bin: bin.to_path_buf(),
             dir,
             socket,
             ip,
             health_port,
             netns,
-            extra: extra.iter().map(|a| a.to_string()).collect(),
+            extra: Vec::new(),
+            fd_limit,
             child: None,
-        };
-        d.spawn();
-        d
+        }
     }
 
     /// Start a daemon and make it a single-node cluster.
@@ -134,6 +153,14 @@ impl Daemon {
         out.stdout.trim().to_string()
     }
 
+    /// The manager's control port address (`IP:PORT`), once it is in a cluster.
+    pub fn control_addr(&self) -> String {
+        self.json(&["info", "--format", "json"])["managers"][0]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
     /// This node's ID.
     pub fn node_id(&self) -> String {
         self.json(&["info", "--format", "json"])["node_id"]
@@ -152,14 +179,21 @@ impl Daemon {
             .append(true)
             .open(self.dir.path().join("daemon.log"))
             .expect("daemon log");
-        let mut cmd = match &self.netns {
-            Some(ns) => {
-                let mut c = Command::new("ip");
-                c.args(["netns", "exec", ns]).arg(&self.bin);
-                c
-            }
-            None => Command::new(&self.bin),
-        };
+        // ip netns exec NS prlimit --nofile=N:N -- shoal daemon ...: each wrapper execs the next.
+        let mut argv: Vec<std::ffi::OsString> = Vec::new();
+        if let Some(ns) = &self.netns {
+            argv.extend(["ip", "netns", "exec", ns].map(Into::into));
+        }
+        if let Some(n) = self.fd_limit {
+            argv.extend([
+                "prlimit".into(),
+                format!("--nofile={n}:{n}").into(),
+                "--".into(),
+            ]);
+        }
+        argv.push(self.bin.clone().into());
+        let mut cmd = Command::new(&argv[0]);
+        cmd.args(&argv[1..]);
         let child = cmd
             .arg("daemon")
             .arg("--data-dir")
@@ -217,6 +251,14 @@ impl Daemon {
         }
     }
 
+    /// Run `shoal -H <socket> ARGS...`, giving up (and killing it) after `limit`: `None`
+    /// if it did not finish in time. For commands with short output.
+    pub fn cli_within(&self, args: &[&str], limit: Duration) -> Option<Output> {
+        let mut cmd = Command::new(&self.bin);
+        cmd.arg("-H").arg(&self.socket).args(args);
+        run_within(&mut cmd, limit)
+    }
+
     /// Run a CLI command that prints JSON and parse it.
     pub fn json(&self, args: &[&str]) -> serde_json::Value {
         let out = self.cli(args);
@@ -267,6 +309,29 @@ impl Daemon {
     pub fn restart(&mut self) {
         self.spawn();
     }
+}
+
+/// Run `cmd`, giving up (and killing it) after `limit`: `None` if it did not finish in
+/// time. For commands with short output (it is read once the command exits).
+pub fn run_within(cmd: &mut Command, limit: Duration) -> Option<Output> {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn command");
+    let done = crate::wait_until(limit, || matches!(child.try_wait(), Ok(Some(_))));
+    if !done {
+        let _ = child.kill();
+        let _ = child.wait();
+        return None;
+    }
+    let out = child.wait_with_output().expect("command output");
+    Some(Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    })
 }
 
 impl Drop for Daemon {

@@ -10,7 +10,7 @@ mod procs;
 pub mod netns;
 pub mod rate;
 
-pub use daemon::{Daemon, Output};
+pub use daemon::{run_within, Daemon, Output};
 pub use http::{http_get, http_get_at, ClientKind, Load, LoadReport};
 pub use netns::TestNet;
 pub use procs::{alive, processes_with_env};
@@ -24,6 +24,21 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("a free port")
+}
+
+/// Raises this process's soft file-descriptor limit to at least `wanted` (tests that open
+/// thousands of connections); panics if the hard limit does not allow it.
+pub fn raise_fd_limit(wanted: u64) {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).expect("getrlimit");
+    if soft >= wanted {
+        return;
+    }
+    assert!(
+        hard >= wanted,
+        "this test needs {wanted} file descriptors; the hard limit is {hard}"
+    );
+    setrlimit(Resource::RLIMIT_NOFILE, wanted, hard).expect("setrlimit");
 }
 
 /// Poll `f` every 100 ms until it returns true or `timeout` passes.

@@ -1,6 +1,6 @@
 use crate::client::DEFAULT_SOCKET;
 use shoal_api::duration;
-use shoal_node::DaemonConfig;
+use shoal_node::{DaemonConfig, MeshConfig, MeshLimits};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -17,6 +17,15 @@ pub struct DaemonArgs {
     /// Address the routing mesh listens on for published ports
     #[arg(long, default_value = "0.0.0.0")]
     mesh_bind: IpAddr,
+    /// Most client connections the routing mesh holds open at once, over all published
+    /// ports; more wait in the listen queue [default: as many as the file descriptor limit
+    /// allows, 6 descriptors each, after 1,280 kept for the control plane]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    mesh_max_connections: Option<u32>,
+    /// Most client connections on any one published port (never more than half the
+    /// mesh's cap) [default: 16384]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    mesh_max_connections_per_port: Option<u32>,
     /// Longest wait for the data plane to drop a task before stopping it anyway
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     drain_timeout: Duration,
@@ -82,10 +91,15 @@ pub async fn run(args: DaemonArgs) -> anyhow::Result<ExitCode> {
     shoal_node::run(DaemonConfig {
         data_dir: args.data_dir,
         socket: args.socket,
-        mesh_bind: args.mesh_bind,
+        mesh_bind: MeshConfig::new(args.mesh_bind),
+        mesh_limits: MeshLimits {
+            max_connections: args.mesh_max_connections.map(|n| n as usize),
+            max_connections_per_port: args.mesh_max_connections_per_port.map(|n| n as usize),
+        },
         drain_timeout: args.drain_timeout,
         health_addr,
         min_free_disk: args.min_free_disk,
+        control_limits: shoal_rpc::server::ControlLimits::default(),
     })
     .await?;
     Ok(ExitCode::SUCCESS)
