@@ -30,7 +30,11 @@ struct Member {
 
 async fn member(cluster: &shoal_api::Cluster, name: &str, timing: Timing) -> Member {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Arc::new(Store::open(&dir.path().join("state.redb")).expect("store"));
+    // Sealed at rest with a data key of its own, as a daemon's store is.
+    let sealer = shoal_store::Sealer::new(&shoal_store::Sealer::new_key().expect("data key"))
+        .expect("sealer");
+    let store =
+        Arc::new(Store::open_with(&dir.path().join("state.redb"), Some(sealer)).expect("store"));
     let key = pki::new_node_key().expect("key");
     let cert = ca::issue(cluster, &key.csr_pem, name, CertRole::Manager).expect("cert");
     let server = tls::server_config(&cluster.ca_cert_pem, &cert, &key.key_pem).expect("tls");

@@ -237,7 +237,9 @@ fn lock(s: &SharedRef) -> MutexGuard<'_, Shared> {
 
 /// The software of host `i`: open the store in `dir`, start the replica, answer calls.
 async fn run_host(i: usize, dir: PathBuf, shared: SharedRef) -> turmoil::Result {
-    let store = Arc::new(Store::open(&dir.join("state.redb"))?);
+    // Sealed at rest as a daemon's store is, with the same key across the host's restarts.
+    let sealer = shoal_store::Sealer::new(&[i as u8 + 1; shoal_store::seal::KEY_LEN])?;
+    let store = Arc::new(Store::open_with(&dir.join("state.redb"), Some(sealer))?);
     let life = {
         let mut sh = lock(&shared);
         sh.lives[i] += 1;

@@ -49,7 +49,10 @@ struct Member {
 
 async fn member(net: &Arc<Net>, name: &str) -> Member {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Arc::new(Store::open(&dir.path().join("state.redb")).expect("store"));
+    // Sealed at rest, as a daemon's store is: log entries and snapshots go through it.
+    let sealer = crate::Sealer::new(&crate::Sealer::new_key().expect("data key")).expect("sealer");
+    let store =
+        Arc::new(Store::open_with(&dir.path().join("state.redb"), Some(sealer)).expect("store"));
     let replica = Replica::start(
         ReplicaConfig {
             node: name.into(),
