@@ -1,11 +1,14 @@
 //! Endpoint sets and load-balancing algorithms for the data plane.
 //!
 //! Pure data and pure decisions: which published port maps to which ready endpoints, and in
-//! which order a connection should try them. No I/O, no clocks; the mesh (and later the VIP
-//! proxy and L7 router) drive it. Depends only on `shoal-api`.
+//! which order a connection should try them; the throttle for warnings of caps hit. No I/O,
+//! no clocks (callers give the time); the mesh, the control port (and later the VIP proxy
+//! and L7 router) drive it. Depends only on `shoal-api`.
 
 mod endpoint;
 mod round_robin;
+mod throttle;
 
 pub use endpoint::{Endpoint, EndpointSet, EndpointTable, PortKey};
 pub use round_robin::RoundRobin;
+pub use throttle::{Throttle, WARN_INTERVAL};

@@ -1,11 +1,11 @@
 //! A listener for one published port: binds it and accepts until closed; every connection
 //! holds a slot of the port and one of the mesh until it ends.
 
-use crate::caps::{Throttle, WARN_INTERVAL};
 use crate::connection;
 use crate::error::MeshError;
 use crate::shared::Shared;
 use shoal_balance::RoundRobin;
+use shoal_balance::{Throttle, WARN_INTERVAL};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -96,7 +96,7 @@ async fn accept_loop(listener: TcpListener, port: Arc<Port>) {
         // The port's slot before accepting: at its cap the port stops accepting and new
         // clients wait in the listen queue.
         let own = take(&port.slots, || {
-            if port.at_cap.ready() {
+            if port.at_cap.ready(std::time::Instant::now()) {
                 tracing::warn!(
                     port = port.number,
                     cap = shared.caps.per_port,
@@ -111,7 +111,7 @@ async fn accept_loop(listener: TcpListener, port: Arc<Port>) {
         // the mesh-wide cap this port waits, holding this one connection, until a connection
         // on any port ends.
         let mesh = take(&shared.slots, || {
-            if shared.at_cap.ready() {
+            if shared.at_cap.ready(std::time::Instant::now()) {
                 tracing::warn!(
                     cap = shared.caps.total,
                     "routing mesh at its connection cap; new connections wait until one ends"

@@ -1,9 +1,10 @@
 //! State shared by the mesh handle, its listeners and their connections.
 
-use crate::caps::{ConnectionCaps, Throttle, WARN_INTERVAL};
+use crate::caps::ConnectionCaps;
 use crate::pipe::PipePool;
 use crate::stats::Counters;
 use shoal_balance::EndpointTable;
+use shoal_balance::{Throttle, WARN_INTERVAL};
 use std::sync::{Arc, PoisonError, RwLock};
 use tokio::sync::Semaphore;
 

@@ -8,9 +8,8 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Connections the control port holds open at once (default). Each node keeps one or two
 /// (its session with the leader, Raft between managers); remote CLIs open one per call.
@@ -25,9 +24,6 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest wait for a complete HTTP/1.1 request head (default), counted from the end of the
 /// handshake or of the previous response: the header-read and keep-alive idle timeout.
 const HTTP1_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// How often a cap that stays hit is logged again.
-pub(crate) const WARN_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Caps and timeouts of one control port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,39 +122,6 @@ impl Drop for IpSlot {
     }
 }
 
-/// Lets a warning through at most once per interval, so a cap hit again and again under a
-/// flood logs a line now and then, not one per connection.
-#[derive(Debug)]
-pub(crate) struct Throttle {
-    start: Instant,
-    interval: Duration,
-    /// Milliseconds after `start` of the last warning let through, plus one (0: never).
-    last: AtomicU64,
-}
-
-impl Throttle {
-    pub(crate) fn new(interval: Duration) -> Throttle {
-        Throttle {
-            start: Instant::now(),
-            interval,
-            last: AtomicU64::new(0),
-        }
-    }
-
-    /// True if a warning may go out now.
-    pub(crate) fn ready(&self) -> bool {
-        let now = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX) + 1;
-        let last = self.last.load(Ordering::Relaxed);
-        let interval = u64::try_from(self.interval.as_millis()).unwrap_or(u64::MAX);
-        if last != 0 && now.saturating_sub(last) < interval {
-            return false;
-        }
-        self.last
-            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-            .is_ok()
-    }
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -200,15 +163,5 @@ mod tests {
             per_ip.enter(mapped).is_none(),
             "a mapped IPv4 address is that address"
         );
-    }
-
-    #[test]
-    fn throttle_lets_one_warning_through_per_interval() {
-        let throttle = Throttle::new(Duration::from_secs(3600));
-        assert!(throttle.ready());
-        assert!(!throttle.ready());
-        let every_time = Throttle::new(Duration::ZERO);
-        assert!(every_time.ready());
-        assert!(every_time.ready());
     }
 }

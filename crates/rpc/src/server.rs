@@ -4,12 +4,13 @@
 //! [`ControlLimits`].
 
 pub use crate::control_limits::ControlLimits;
-use crate::control_limits::{PerIp, Throttle, WARN_INTERVAL};
+use crate::control_limits::PerIp;
 use crate::tls::{peer_identity, PeerAddr, PeerIdentity};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::service::TowerToHyperService;
 use rustls::ServerConfig;
+use shoal_balance::{Throttle, WARN_INTERVAL};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -65,7 +66,7 @@ pub async fn serve_with(
             }
         };
         let Some(pending) = unauthenticated.enter(remote.ip()) else {
-            if address_full.ready() {
+            if address_full.ready(std::time::Instant::now()) {
                 tracing::warn!(
                     address = %remote.ip(),
                     cap = limits.max_unauthenticated_per_ip,
@@ -114,7 +115,7 @@ pub async fn serve_with(
 
 /// A connection slot, waiting for a connection to end while the port is at its cap.
 async fn take_slot(slots: &Arc<Semaphore>, full: &Throttle, cap: usize) -> OwnedSemaphorePermit {
-    if slots.available_permits() == 0 && full.ready() {
+    if slots.available_permits() == 0 && full.ready(std::time::Instant::now()) {
         tracing::warn!(
             cap,
             "control port at its connection cap; new connections wait until one ends"
