@@ -157,20 +157,7 @@ fn disk_full_refuses_writes_and_recovers_without_restart() {
     let mut refused = None;
     for i in 0..2000 {
         let name = format!("s{i}");
-        let out = d.cli(&[
-            "service",
-            "create",
-            "--detach",
-            "--replicas",
-            "0",
-            "--name",
-            &name,
-            "--env",
-            &env,
-            "--",
-            "shoal",
-            "whoami",
-        ]);
+        let out = create_stopped(&d, &name, &["--env", &env]);
         if !out.ok() {
             refused = Some((name, out));
             break;
@@ -183,25 +170,12 @@ fn disk_full_refuses_writes_and_recovers_without_restart() {
         "{out:?}"
     );
     // Still refused, cleanly, while the disk stays full.
-    let again = d.cli(&[
-        "service", "create", "--detach", "--name", "again", "--", "shoal", "whoami",
-    ]);
+    let again = create_stopped(&d, "again", &[]);
     assert!(again.stderr.contains("not enough disk space"), "{again:?}");
 
     // Room again: writes work at once, without a restart.
     std::fs::remove_file(&filler).expect("remove filler");
-    let after = d.cli(&[
-        "service",
-        "create",
-        "--detach",
-        "--replicas",
-        "0",
-        "--name",
-        "after",
-        "--",
-        "shoal",
-        "whoami",
-    ]);
+    let after = create_stopped(&d, "after", &[]);
     assert!(after.ok(), "{after:?}\n{}", d.log());
 
     // The refused writes never happened, before or after a restart.
@@ -221,6 +195,23 @@ fn disk_full_refuses_writes_and_recovers_without_restart() {
         d.stop();
         d.restart();
     }
+}
+
+/// `service create --detach --replicas 0 --name NAME EXTRA -- shoal whoami`: a write of the
+/// cluster state and nothing else.
+fn create_stopped(d: &Daemon, name: &str, extra: &[&str]) -> shoal_testkit::Output {
+    let mut args = vec![
+        "service",
+        "create",
+        "--detach",
+        "--replicas",
+        "0",
+        "--name",
+        name,
+    ];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["--", "shoal", "whoami"]);
+    d.cli(&args)
 }
 
 /// Every file of the node's data dir, as bytes, with its path.
