@@ -109,8 +109,8 @@ impl<E: Executor> Agent<E> {
         for t in &a.tasks {
             let s = &t.status;
             if s.state >= TaskState::Accepted && !s.state.is_terminal() {
-                if let (Some(pid), Some(start)) = (s.pid, s.pid_start) {
-                    self.executor.reap_stale(pid, start);
+                if let Some(runtime) = &s.runtime {
+                    self.executor.reap_stale(runtime);
                 }
                 let mut r = TaskReport::new(&t.id, TaskState::Shutdown, "daemon restarted");
                 r.err = Some("task process lost when the daemon stopped".into());
@@ -256,12 +256,12 @@ impl<E: Executor> Agent<E> {
             }
         };
         let mut r = TaskReport::new(&t.id, TaskState::Running, "started");
-        r.process = Some((running.pid, running.pid_start));
+        r.runtime = Some(running.runtime.clone());
         r.health = t.spec.health.as_ref().map(|_| Health::Starting);
         let first_port = endpoint.ports.first().map(|p| p.host_port);
         r.endpoint = Some(endpoint);
         self.report(vec![r]);
-        tracing::info!(task = %t.name(), pid = running.pid, "task started");
+        tracing::info!(task = %t.name(), runtime = %running.runtime.describe(), "task started");
 
         let mut exited = running.exited.clone();
         let tx = ev_tx.clone();

@@ -1,5 +1,6 @@
 //! The executor seam: how a task's workload is started and stopped.
 
+use shoal_api::RuntimeStatus;
 use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -36,9 +37,8 @@ impl ExitInfo {
 /// A started task.
 #[derive(Debug, Clone)]
 pub struct Running {
-    pub pid: u32,
-    /// Process start time (clock ticks since boot), so a reused PID is never mistaken for it.
-    pub pid_start: u64,
+    /// What runs the task: its process group or its container.
+    pub runtime: RuntimeStatus,
     /// Becomes `Some` once the task has exited.
     pub exited: watch::Receiver<Option<ExitInfo>>,
 }
@@ -76,5 +76,5 @@ pub trait Executor: Send + Sync + 'static {
     ) -> impl Future<Output = ExitInfo> + Send;
 
     /// Kill what is left of a task started before this daemon (re)started, if it still runs.
-    fn reap_stale(&self, pid: u32, pid_start: u64);
+    fn reap_stale(&self, runtime: &RuntimeStatus);
 }

@@ -3,7 +3,7 @@
 use crate::LaunchSpec;
 use shoal_api::task_log::log_path;
 use shoal_api::template::{expand, TemplateValues};
-use shoal_api::{PortConfig, SpecError, Task, TaskEndpoint};
+use shoal_api::{PortConfig, Runtime, SpecError, Task, TaskEndpoint};
 use std::path::Path;
 
 /// Who this node is, for task environment and templates.
@@ -58,8 +58,11 @@ pub fn launch_spec(
             env.push((k.to_string(), v.to_string()));
         }
     }
-    let mut argv = task.spec.command.clone();
-    for a in &task.spec.args {
+    let (mut argv, args) = match &task.spec.runtime {
+        Runtime::Process(p) => (p.command.clone(), &p.args),
+        Runtime::Container(c) => (c.entrypoint.clone().unwrap_or_default(), &c.args),
+    };
+    for a in args {
         argv.push(expand(a, &values)?);
     }
     Ok(LaunchSpec {
@@ -93,7 +96,8 @@ mod tests {
     #[test]
     fn env_names_the_task_and_gives_ports() {
         let mut spec = TaskTemplate::with_command(vec!["shoal".into()]);
-        spec.args = vec!["whoami".into(), "--name=r{{.Task.Slot}}".into()];
+        spec.process_mut().expect("process").args =
+            vec!["whoami".into(), "--name=r{{.Task.Slot}}".into()];
         spec.env = vec!["GREETING=hi {{.Service.Name}}".into(), "PORT=1".into()];
         let task = Task {
             id: "t1".into(),

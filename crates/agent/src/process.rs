@@ -12,6 +12,7 @@ use crate::log_writer::{LogRotation, RotatingLog};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use shoal_api::service::SELF_PROGRAM;
+use shoal_api::RuntimeStatus;
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
@@ -211,8 +212,10 @@ impl Executor for ProcessExecutor {
             let _ = tx.send(Some(info));
         });
         Ok(Running {
-            pid,
-            pid_start,
+            runtime: RuntimeStatus::Process {
+                pid,
+                start: pid_start,
+            },
             exited,
         })
     }
@@ -222,13 +225,17 @@ impl Executor for ProcessExecutor {
         if let Some(info) = *exited.borrow() {
             return info;
         }
-        signal_group(running.pid, signal);
+        let pid = match running.runtime {
+            RuntimeStatus::Process { pid, .. } => pid,
+            RuntimeStatus::Container { .. } => 0,
+        };
+        signal_group(pid, signal);
         let in_grace = tokio::time::timeout(grace, exited.wait_for(|e| e.is_some()))
             .await
             .is_ok();
         if !in_grace {
-            tracing::info!(pid = running.pid, "grace period over, killing task");
-            signal_group(running.pid, libc::SIGKILL);
+            tracing::info!(pid, "grace period over, killing task");
+            signal_group(pid, libc::SIGKILL);
             let _ = tokio::time::timeout(KILL_WAIT, exited.wait_for(|e| e.is_some()))
                 .await
                 .is_ok();
@@ -240,11 +247,14 @@ impl Executor for ProcessExecutor {
         })
     }
 
-    fn reap_stale(&self, pid: u32, pid_start: u64) {
+    fn reap_stale(&self, runtime: &RuntimeStatus) {
+        let RuntimeStatus::Process { pid, start } = *runtime else {
+            return;
+        };
         if pid == 0 {
             return;
         }
-        if process_start_time(pid) == Some(pid_start) {
+        if process_start_time(pid) == Some(start) {
             tracing::info!(
                 pid,
                 "killing task process left from before the daemon restarted"

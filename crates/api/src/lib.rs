@@ -12,8 +12,10 @@ pub mod id;
 pub mod limits;
 pub mod node;
 pub mod port;
+pub mod runtime;
 pub mod service;
 pub mod state;
+pub mod strict;
 pub mod task;
 pub mod task_log;
 pub mod template;
@@ -24,6 +26,7 @@ pub use constraint::Constraint;
 pub use error::SpecError;
 pub use node::{Availability, Node, NodeRole, NodeState};
 pub use port::{PortConfig, Protocol, PublishMode};
+pub use runtime::{ContainerSpec, ProcessSpec, Runtime, RuntimeKind, RuntimeStatus};
 pub use service::{
     HealthCheck, HealthProbe, RestartCondition, RestartPolicy, Service, ServiceMode, ServiceSpec,
     TaskTemplate,

@@ -6,6 +6,7 @@ use crate::limits::{
     MAX_CONSTRAINTS, MAX_ENV, MAX_EXEC_BYTES, MAX_EXPRESSION_LEN, MAX_PATH_LEN,
     MAX_PLACEMENT_PREFS, MAX_PORTS, MAX_REPLICAS, MIN_HEALTH_INTERVAL, MIN_HEALTH_TIMEOUT,
 };
+use crate::runtime::{ContainerSpec, ProcessSpec, Runtime};
 use crate::update::{ROLLBACK_FIELDS, UPDATE_FIELDS};
 use crate::{Constraint, PortConfig, SpecError};
 use serde::{Deserialize, Serialize};
@@ -13,7 +14,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase", deny_unknown_fields)]
+#[serde(rename_all = "lowercase")]
 pub enum ServiceMode {
     Replicated { replicas: u64 },
     Global,
@@ -58,7 +59,6 @@ impl RestartCondition {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RestartPolicy {
     #[serde(default)]
     pub condition: RestartCondition,
@@ -88,7 +88,7 @@ impl Default for RestartPolicy {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase", deny_unknown_fields)]
+#[serde(rename_all = "lowercase")]
 pub enum HealthProbe {
     /// A shell command run with the task's environment; exit 0 is healthy.
     Cmd { command: String },
@@ -99,7 +99,6 @@ pub enum HealthProbe {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct HealthCheck {
     pub probe: HealthProbe,
     #[serde(with = "millis", default = "default_health_interval")]
@@ -136,21 +135,15 @@ impl HealthCheck {
 
 /// What each task of the service runs.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct TaskTemplate {
-    /// Program and leading arguments (`["shoal", "whoami"]`).
+    /// What each task runs: a process (`command`, `args`) or a container (`image`...).
     #[serde(default)]
-    pub command: Vec<String>,
-    #[serde(default)]
-    pub args: Vec<String>,
+    pub runtime: Runtime,
     /// `KEY=VALUE` entries; `{{.Task.Slot}}`-style templates are expanded per task.
     #[serde(default)]
     pub env: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workdir: Option<String>,
-    /// Container image, for the container executor (not yet run by any executor).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub image: Option<String>,
     #[serde(default)]
     pub restart: RestartPolicy,
     #[serde(default = "default_stop_signal")]
@@ -182,22 +175,76 @@ fn default_stop_grace() -> Duration {
 }
 
 impl TaskTemplate {
+    /// A template that runs `command` as a process.
     pub fn with_command(command: Vec<String>) -> TaskTemplate {
-        TaskTemplate {
+        TaskTemplate::with_runtime(Runtime::Process(ProcessSpec {
             command,
+            args: Vec::new(),
+        }))
+    }
+
+    /// A template that runs `image` as a container with the image's own command.
+    pub fn with_image(image: impl Into<String>) -> TaskTemplate {
+        TaskTemplate::with_runtime(Runtime::Container(ContainerSpec {
+            image: image.into(),
+            ..ContainerSpec::default()
+        }))
+    }
+
+    fn with_runtime(runtime: Runtime) -> TaskTemplate {
+        TaskTemplate {
+            runtime,
             stop_signal: default_stop_signal(),
             stop_grace_period: default_stop_grace(),
             ..TaskTemplate::default()
         }
     }
 
-    /// The full argv: command followed by args.
+    /// The command line as given: a process's command and args; a container's entrypoint
+    /// override, if any, and args (empty when the image's own command runs).
     pub fn argv(&self) -> Vec<String> {
-        self.command
-            .iter()
-            .chain(self.args.iter())
-            .cloned()
-            .collect()
+        match &self.runtime {
+            Runtime::Process(p) => p.command.iter().chain(&p.args).cloned().collect(),
+            Runtime::Container(c) => c
+                .entrypoint
+                .iter()
+                .flatten()
+                .chain(&c.args)
+                .cloned()
+                .collect(),
+        }
+    }
+
+    /// The container image, for a container task.
+    pub fn image(&self) -> Option<&str> {
+        match &self.runtime {
+            Runtime::Container(c) => Some(&c.image),
+            Runtime::Process(_) => None,
+        }
+    }
+
+    /// The process to run, for a process task, to change.
+    pub fn process_mut(&mut self) -> Option<&mut ProcessSpec> {
+        match &mut self.runtime {
+            Runtime::Process(p) => Some(p),
+            Runtime::Container(_) => None,
+        }
+    }
+
+    /// The process to run, for a process task.
+    pub fn process(&self) -> Option<&ProcessSpec> {
+        match &self.runtime {
+            Runtime::Process(p) => Some(p),
+            Runtime::Container(_) => None,
+        }
+    }
+
+    /// Every word of the command line, whatever the runtime.
+    fn words(&self) -> Vec<&String> {
+        match &self.runtime {
+            Runtime::Process(p) => p.command.iter().chain(&p.args).collect(),
+            Runtime::Container(c) => c.entrypoint.iter().flatten().chain(&c.args).collect(),
+        }
     }
 }
 
@@ -206,18 +253,31 @@ impl TaskTemplate {
     /// port (http and tcp probes need one).
     fn validate(&self, mode: &ServiceMode, published: bool) -> Result<(), SpecError> {
         let t = self;
-        if t.command.is_empty() && t.image.is_none() {
-            return Err(SpecError::Other(
-                "service needs a command (shoal service create --name NAME -- COMMAND [ARG...])"
-                    .into(),
-            ));
+        match &t.runtime {
+            Runtime::Process(p) => {
+                if p.command.is_empty() {
+                    return Err(SpecError::Other(
+                        "service needs an image or a command (shoal service create --name NAME IMAGE [COMMAND...], or -- COMMAND [ARG...] for a process)"
+                            .into(),
+                    ));
+                }
+                if p.command.first().is_some_and(|c| c.is_empty()) {
+                    return Err(SpecError::invalid("command", "", "empty program name"));
+                }
+            }
+            Runtime::Container(c) => {
+                check_text("image", &c.image, MAX_PATH_LEN)?;
+                crate::runtime::validate_image(&c.image)?;
+            }
         }
-        if t.command.first().is_some_and(|c| c.is_empty()) {
-            return Err(SpecError::invalid("command", "", "empty program name"));
-        }
-        check_count("args", t.command.len() + t.args.len(), MAX_ARGS)?;
+        let words = t.words();
+        check_count("args", words.len(), MAX_ARGS)?;
         check_count("env", t.env.len(), MAX_ENV)?;
-        for c in &t.command {
+        for c in t
+            .process()
+            .map(|p| p.command.as_slice())
+            .unwrap_or_default()
+        {
             check_text("command", c, MAX_ARG_LEN)?;
         }
         for e in &t.env {
@@ -228,17 +288,15 @@ impl TaskTemplate {
             }
             crate::template::validate(e)?;
         }
-        for a in &t.args {
+        let args: Vec<&String> = match &t.runtime {
+            Runtime::Process(p) => p.args.iter().collect(),
+            Runtime::Container(c) => c.entrypoint.iter().flatten().chain(&c.args).collect(),
+        };
+        for a in args {
             check_text("args", a, MAX_ARG_LEN)?;
             crate::template::validate(a)?;
         }
-        let exec_bytes: usize = t
-            .command
-            .iter()
-            .chain(&t.args)
-            .chain(&t.env)
-            .map(String::len)
-            .sum();
+        let exec_bytes: usize = words.into_iter().chain(&t.env).map(String::len).sum();
         if exec_bytes > MAX_EXEC_BYTES {
             return Err(SpecError::invalid(
                 "command",
@@ -248,9 +306,6 @@ impl TaskTemplate {
         }
         if let Some(w) = &t.workdir {
             check_text("workdir", w, MAX_PATH_LEN)?;
-        }
-        if let Some(i) = &t.image {
-            check_text("image", i, MAX_PATH_LEN)?;
         }
         if signal_number(&t.stop_signal).is_none() {
             return Err(SpecError::invalid(
@@ -338,7 +393,6 @@ pub fn spread_key(pref: &str) -> Result<&str, SpecError> {
 
 /// What a user asks for: `shoal service create` sends one, `service inspect` shows one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ServiceSpec {
     pub name: String,
     #[serde(default)]
@@ -486,6 +540,10 @@ mod tests {
         }
     }
 
+    fn proc(s: &mut ServiceSpec) -> &mut ProcessSpec {
+        s.task.process_mut().expect("a process template")
+    }
+
     #[test]
     fn valid_spec_passes() {
         spec().validate().unwrap();
@@ -497,7 +555,10 @@ mod tests {
         let cases: Vec<(&str, Mutate)> = vec![
             ("name is missing", Box::new(|s| s.name.clear())),
             ("service name", Box::new(|s| s.name = "-bad".into())),
-            ("needs a command", Box::new(|s| s.task.command.clear())),
+            (
+                "needs an image or a command",
+                Box::new(|s| s.task.runtime = Runtime::default()),
+            ),
             (
                 "KEY=VALUE",
                 Box::new(|s| s.task.env.push("NOEQUALS".into())),
@@ -602,11 +663,11 @@ mod tests {
             ),
             (
                 "invalid args \"1001 entries\"",
-                Box::new(|s| s.task.args = vec!["a".into(); MAX_ARGS - 1]),
+                Box::new(|s| proc(s).args = vec!["a".into(); MAX_ARGS - 1]),
             ),
             (
                 "longer than 32768 bytes",
-                Box::new(|s| s.task.args = vec!["a".repeat(MAX_ARG_LEN + 1)]),
+                Box::new(|s| proc(s).args = vec!["a".repeat(MAX_ARG_LEN + 1)]),
             ),
             (
                 "at most 1048576 bytes together",
@@ -662,11 +723,11 @@ mod tests {
             ),
             (
                 "invalid args",
-                Box::new(|s| s.task.args = vec!["who\0ami".into()]),
+                Box::new(|s| proc(s).args = vec!["who\0ami".into()]),
             ),
             (
                 "invalid command",
-                Box::new(|s| s.task.command = vec!["sh\0".into()]),
+                Box::new(|s| proc(s).command = vec!["sh\0".into()]),
             ),
             (
                 "invalid workdir",
@@ -739,19 +800,20 @@ mod tests {
     }
 
     #[test]
-    fn spec_json_rejects_unknown_fields_and_fills_defaults() {
-        let json = r#"{"name":"web","task":{"command":["true"]}}"#;
+    fn spec_json_fills_defaults_and_strict_reading_rejects_unknown_fields() {
+        let json = r#"{"name":"web","task":{"runtime":{"process":{"command":["true"]}}}}"#;
         let s: ServiceSpec = serde_json::from_str(json).unwrap();
         assert_eq!(s.task.stop_grace_period, Duration::from_secs(10));
         assert_eq!(s.task.restart.delay, Duration::from_secs(5));
         assert_eq!(s.mode, ServiceMode::Replicated { replicas: 1 });
-        let bad = r#"{"name":"web","task":{"command":["true"]},"replicaz":3}"#;
-        assert!(serde_json::from_str::<ServiceSpec>(bad).is_err());
+        let bad =
+            r#"{"name":"web","task":{"runtime":{"process":{"command":["true"]}}},"replicaz":3}"#;
+        assert!(crate::strict::from_json::<ServiceSpec>(bad.as_bytes()).is_err());
     }
 
     #[test]
     fn placement_fields_default_and_validate() {
-        let json = r#"{"name":"web","task":{"command":["true"]}}"#;
+        let json = r#"{"name":"web","task":{"runtime":{"process":{"command":["true"]}}}}"#;
         let s: ServiceSpec = serde_json::from_str(json).unwrap();
         assert!(s.task.placement_prefs.is_empty());
         assert_eq!(s.task.max_replicas_per_node, 0);

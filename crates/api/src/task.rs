@@ -4,6 +4,7 @@
 //! wants) both only ever move forward through [`TaskState`]; [`TaskStatus::advance`] is the
 //! one guarded transition and refuses anything else.
 
+use crate::runtime::RuntimeStatus;
 use crate::service::TaskTemplate;
 use crate::Protocol;
 use serde::{Deserialize, Serialize};
@@ -142,12 +143,12 @@ pub struct TaskStatus {
     pub err: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i32>,
-    /// Process ID of the task's process group leader while it runs.
+    /// What runs the task (process or container), once started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pid: Option<u32>,
-    /// Start time of that process (clock ticks since boot), to tell a reused PID apart.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pid_start: Option<u64>,
+    pub runtime: Option<RuntimeStatus>,
+    /// The kernel killed the task for exceeding its memory limit.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub oom_killed: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<Health>,
 }
@@ -160,8 +161,8 @@ impl TaskStatus {
             message: message.into(),
             err: None,
             exit_code: None,
-            pid: None,
-            pid_start: None,
+            runtime: None,
+            oom_killed: false,
             health: None,
         }
     }
@@ -191,9 +192,11 @@ pub struct TaskReport {
     pub err: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i32>,
-    /// `(pid, start time)` of the task's process while it runs.
+    /// What runs the task, once started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub process: Option<(u32, u64)>,
+    pub runtime: Option<RuntimeStatus>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub oom_killed: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<Health>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -208,7 +211,8 @@ impl TaskReport {
             message: message.into(),
             err: None,
             exit_code: None,
-            process: None,
+            runtime: None,
+            oom_killed: false,
             health: None,
             endpoint: None,
         }
@@ -225,10 +229,10 @@ impl Task {
         if r.exit_code.is_some() {
             self.status.exit_code = r.exit_code;
         }
-        if let Some((pid, start)) = r.process {
-            self.status.pid = Some(pid);
-            self.status.pid_start = Some(start);
+        if r.runtime.is_some() {
+            self.status.runtime = r.runtime.clone();
         }
+        self.status.oom_killed |= r.oom_killed;
         if r.health.is_some() {
             self.status.health = r.health;
         }

@@ -72,7 +72,6 @@ impl UpdateOrder {
 
 /// How to roll out a change (also used, separately, for rollbacks).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct UpdateConfig {
     /// Tasks updated at once; 0 means all at once.
     #[serde(default = "one")]

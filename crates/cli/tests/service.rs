@@ -104,7 +104,9 @@ fn killed_task_is_replaced_after_the_restart_delay() {
     let port = free_port();
     let id = create_whoami(&d, "web", 1, port, &["--restart-delay", "1s"]);
     let task = &d.running_tasks("web")[0];
-    let pid = task["status"]["pid"].as_u64().expect("pid") as i32;
+    let pid = task["status"]["runtime"]["process"]["pid"]
+        .as_u64()
+        .expect("pid") as i32;
     let old_id = task["id"].as_str().unwrap_or_default().to_string();
     std::process::Command::new("kill")
         .arg("-9")
@@ -224,7 +226,9 @@ fn logs_and_inspect() {
         "{pretty}"
     );
     let task = &d.running_tasks("web")[0];
-    let pid = task["status"]["pid"].as_u64().expect("pid");
+    let pid = task["status"]["runtime"]["process"]["pid"]
+        .as_u64()
+        .expect("pid");
     let env = std::fs::read(format!("/proc/{pid}/environ")).expect("environ");
     let slot = task["slot"].as_u64().expect("slot");
     let want = format!("GREETING=hi-{slot}");

@@ -262,7 +262,7 @@ mod tests {
                     TaskState::Shutdown
                 } else if t.status.state < TaskState::Running {
                     TaskState::Running
-                } else if t.spec.command == ["false"] {
+                } else if t.spec.argv() == ["false"] {
                     TaskState::Failed
                 } else {
                     continue;
@@ -390,7 +390,11 @@ mod tests {
         let (_dir, r) = setup(s.clone());
         let mut now = 1000;
         converge(&r, &mut now);
-        update(&r, |s| s.task.command = vec!["false".into()], now);
+        update(
+            &r,
+            |s| s.task.process_mut().expect("process").command = vec!["false".into()],
+            now,
+        );
         let after = run(&r, &mut now, false, usize::MAX);
         let status = after.update_status.clone().unwrap();
         assert_eq!(status.state, UpdateState::RollbackStarted);
@@ -401,7 +405,7 @@ mod tests {
             status.message
         );
         assert_eq!(after.version, 3);
-        assert_eq!(after.spec.task.command, vec!["true".to_string()]);
+        assert_eq!(after.spec.task.argv(), vec!["true".to_string()]);
         // The rollback itself runs to completion.
         let done = run(&r, &mut now, false, usize::MAX);
         assert_eq!(

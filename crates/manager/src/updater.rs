@@ -1215,7 +1215,7 @@ mod tests {
             UpdateConfig::default(),
         );
         let mut previous = svc.spec.clone();
-        previous.task.command = vec!["old".into()];
+        previous.task.process_mut().expect("process").command = vec!["old".into()];
         previous.ports = vec![PortConfig::parse("80").unwrap()];
         svc.previous_spec = Some(previous.clone());
         svc.spec.ports = vec![PortConfig::parse("8080:80").unwrap()];

@@ -178,7 +178,9 @@ impl CreateArgs {
             },
         };
         let mut task = TaskTemplate::with_command(self.command[..1].to_vec());
-        task.args = self.command[1..].to_vec();
+        if let Some(p) = task.process_mut() {
+            p.args = self.command[1..].to_vec();
+        }
         task.env = self.env.clone();
         task.workdir = self.workdir.clone();
         task.constraints = self.constraint.clone();

@@ -5,7 +5,7 @@ use crate::client::{encode, Client};
 use crate::commands::daemon::parse_duration;
 use crate::progress::{wait_rollout, WaitOutcome};
 use shoal_api::{
-    FailureAction, HealthCheck, HealthProbe, PortConfig, RestartCondition, ServiceMode,
+    FailureAction, HealthCheck, HealthProbe, PortConfig, RestartCondition, Runtime, ServiceMode,
     UpdateConfig, UpdateOrder,
 };
 use shoal_manager::control::{ServiceInfo, UpdateRequest};
@@ -200,10 +200,16 @@ impl UpdateArgs {
         if let Some(c) = &self.command {
             let w = words(c);
             anyhow::ensure!(!w.is_empty(), "invalid --command: empty");
-            t.command = w;
+            let Some(p) = t.process_mut() else {
+                anyhow::bail!("--command changes a process service; use --entrypoint or --args for a container service");
+            };
+            p.command = w;
         }
         if let Some(a) = &self.args {
-            t.args = words(a);
+            match &mut t.runtime {
+                Runtime::Process(p) => p.args = words(a),
+                Runtime::Container(c) => c.args = words(a),
+            }
         }
         for k in &self.env_rm {
             t.env.retain(|e| e.split('=').next() != Some(k.as_str()));

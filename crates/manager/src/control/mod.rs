@@ -12,6 +12,7 @@ mod log_reader;
 mod logs;
 mod nodes;
 mod services;
+mod strict;
 mod tasks;
 
 pub use auth::{authorize, require_operator};
@@ -20,6 +21,7 @@ pub use cluster::{ClusterUpdate, ClusterUpdateResponse, JoinTokenResponse, Unloc
 pub use error::ApiError;
 pub use nodes::NodeUpdate;
 pub use services::{ScaleRequest, ServiceInfo, UpdateRequest};
+pub use strict::StrictJson;
 
 use axum::routing::{get, post};
 use axum::Router;

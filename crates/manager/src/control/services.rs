@@ -1,4 +1,4 @@
-use super::{ApiError, ControlState};
+use super::{ApiError, ControlState, StrictJson};
 use crate::checks::{command_exists, port_free};
 use crate::now_millis;
 use axum::extract::rejection::JsonRejection;
@@ -79,12 +79,11 @@ pub struct Created {
 
 pub async fn create(
     State(s): State<ControlState>,
-    body: Result<Json<ServiceSpec>, JsonRejection>,
+    StrictJson(spec): StrictJson<ServiceSpec>,
 ) -> Result<(StatusCode, Json<Created>), ApiError> {
-    let Json(spec) = body?;
     s.cluster()?;
     spec.validate()?;
-    if let Some(program) = spec.task.command.first() {
+    if let Some(program) = spec.task.process().and_then(|p| p.command.first()) {
         if !command_exists(program) {
             return Err(ApiError::bad_request(format!(
                 "command not found: {program} (give a path or a program on the daemon's PATH)"
@@ -279,12 +278,11 @@ fn rollout_part(spec: &ServiceSpec) -> ServiceSpec {
 pub async fn update(
     State(s): State<ControlState>,
     Path(key): Path<String>,
-    body: Result<Json<UpdateRequest>, JsonRejection>,
+    StrictJson(req): StrictJson<UpdateRequest>,
 ) -> Result<Json<ServiceInfo>, ApiError> {
-    let Json(req) = body?;
     s.cluster()?;
     req.spec.validate()?;
-    if let Some(program) = req.spec.task.command.first() {
+    if let Some(program) = req.spec.task.process().and_then(|p| p.command.first()) {
         if !command_exists(program) {
             return Err(ApiError::bad_request(format!(
                 "command not found: {program} (give a path or a program on the daemon's PATH)"

@@ -60,7 +60,7 @@ async fn call(
     (status, json)
 }
 
-const WEB: &str = r#"{"name":"web","mode":{"replicated":{"replicas":3}},"task":{"command":["shoal","whoami"]},"ports":[{"published":PORT,"target":80,"protocol":"tcp"}]}"#;
+const WEB: &str = r#"{"name":"web","mode":{"replicated":{"replicas":3}},"task":{"runtime":{"process":{"command":["shoal","whoami"]}}},"ports":[{"published":PORT,"target":80,"protocol":"tcp"}]}"#;
 
 /// The web spec published on a port that was free a moment ago.
 fn web_spec() -> (String, u16) {
@@ -202,7 +202,8 @@ async fn bad_requests_change_nothing() {
 #[tokio::test]
 async fn scaling_a_global_service_is_refused() {
     let (_d, r, _) = setup(true).await;
-    let global = r#"{"name":"g","mode":"global","task":{"command":["true"]}}"#;
+    let global =
+        r#"{"name":"g","mode":"global","task":{"runtime":{"process":{"command":["true"]}}}}"#;
     assert_eq!(
         call(&r, "POST", "/v1/services", global).await.0,
         StatusCode::CREATED
@@ -215,8 +216,7 @@ async fn scaling_a_global_service_is_refused() {
 #[tokio::test]
 async fn auto_assigns_published_ports_from_swarm_range() {
     let (_d, r, store) = setup(true).await;
-    let spec =
-        r#"{"name":"auto","task":{"command":["true"]},"ports":[{"target":80,"protocol":"tcp"}]}"#;
+    let spec = r#"{"name":"auto","task":{"runtime":{"process":{"command":["true"]}}},"ports":[{"target":80,"protocol":"tcp"}]}"#;
     assert_eq!(
         call(&r, "POST", "/v1/services", spec).await.0,
         StatusCode::CREATED
@@ -261,7 +261,7 @@ async fn huge_counts_and_raw_bytes_are_refused_by_the_api() {
         ),
         (
             "/v1/services",
-            x.replace("\"whoami\"]", "\"whoami\"],\"env\":[\"A=\\u0000\"]"),
+            x.replace("\"whoami\"]}}", "\"whoami\"]}},\"env\":[\"A=\\u0000\"]"),
             "NUL byte",
         ),
         (
@@ -272,8 +272,8 @@ async fn huge_counts_and_raw_bytes_are_refused_by_the_api() {
         (
             "/v1/services",
             x.replace(
-                "\"whoami\"]",
-                "\"whoami\"],\"health\":{\"probe\":\"tcp\",\"interval\":1}",
+                "\"whoami\"]}}",
+                "\"whoami\"]}},\"health\":{\"probe\":\"tcp\",\"interval\":1}",
             ),
             "invalid health-interval \"1ms\": must be at least 100ms",
         ),
@@ -303,4 +303,22 @@ async fn huge_counts_and_raw_bytes_are_refused_by_the_api() {
         version,
         "rejected requests wrote nothing"
     );
+}
+
+#[tokio::test]
+async fn unknown_fields_in_a_request_are_refused_by_name_and_nothing_is_written() {
+    let (_d, r, store) = setup(true).await;
+    let (web, _) = web_spec();
+    let typo = web.replace(r#""task":{"#, r#""task":{"comand":["x"],"#);
+    let (status, body) = call(&r, "POST", "/v1/services", &typo).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["message"], "unknown field `task.comand` in request");
+    assert!(store.state().services.is_empty());
+    let (status, _) = call(&r, "POST", "/v1/services", &web).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let update = format!(r#"{{"spec":{web},"forse":true}}"#);
+    let (status, body) = call(&r, "POST", "/v1/services/web/update", &update).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let msg = body["message"].as_str().unwrap_or_default();
+    assert!(msg.contains("unknown field `forse`"), "{msg}");
 }
