@@ -151,6 +151,11 @@ pub struct TaskStatus {
     pub oom_killed: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<Health>,
+    /// Unix milliseconds at which the task first became ready ([`Task::is_ready`]), if it
+    /// ever did. Kept once set: a rollout tells a task that failed before it ever served
+    /// from one that served and failed later.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_at: Option<u64>,
 }
 
 impl TaskStatus {
@@ -164,6 +169,7 @@ impl TaskStatus {
             runtime: None,
             oom_killed: false,
             health: None,
+            ready_at: None,
         }
     }
 }
@@ -238,6 +244,11 @@ impl Task {
         }
         if r.endpoint.is_some() {
             self.endpoint = r.endpoint.clone();
+        }
+        // Only now, with the health of this report applied: a task with a check reports
+        // `running` together with health `starting`.
+        if self.status.ready_at.is_none() && self.is_ready() {
+            self.status.ready_at = Some(now);
         }
         Ok(())
     }
@@ -455,6 +466,43 @@ mod tests {
         t.status.health = Some(Health::Healthy);
         t.set_desired(TaskState::Shutdown).unwrap();
         assert!(!t.is_ready(), "a task being stopped leaves the rotation");
+    }
+
+    #[test]
+    fn ready_at_is_the_first_report_that_makes_the_task_ready() {
+        let report = |state, health| {
+            let mut r = TaskReport::new("t1", state, "");
+            r.health = health;
+            r
+        };
+        // With a check: `running` comes with `starting`, so only the first healthy report.
+        let mut t = task();
+        t.apply_report(&report(TaskState::Running, Some(Health::Starting)), 5)
+            .unwrap();
+        assert_eq!(t.status.ready_at, None);
+        t.apply_report(&report(TaskState::Running, Some(Health::Healthy)), 7)
+            .unwrap();
+        assert_eq!(t.status.ready_at, Some(7));
+        t.apply_report(&report(TaskState::Running, Some(Health::Failing)), 8)
+            .unwrap();
+        t.apply_report(&report(TaskState::Running, Some(Health::Healthy)), 9)
+            .unwrap();
+        t.apply_report(&report(TaskState::Failed, None), 10)
+            .unwrap();
+        assert_eq!(t.status.ready_at, Some(7), "kept from the first time");
+        // Never healthy: never ready, also once dead.
+        let mut t = task();
+        t.apply_report(&report(TaskState::Running, Some(Health::Starting)), 5)
+            .unwrap();
+        t.apply_report(&report(TaskState::Running, Some(Health::Unhealthy)), 6)
+            .unwrap();
+        t.apply_report(&report(TaskState::Failed, None), 7).unwrap();
+        assert_eq!(t.status.ready_at, None);
+        // Without a check: ready on `running`.
+        let mut t = task();
+        t.apply_report(&report(TaskState::Running, None), 3)
+            .unwrap();
+        assert_eq!(t.status.ready_at, Some(3));
     }
 
     #[test]

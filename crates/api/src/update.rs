@@ -81,7 +81,8 @@ pub struct UpdateConfig {
     pub delay: Duration,
     #[serde(default)]
     pub failure_action: FailureAction,
-    /// How long a new task is watched after it starts; failing within it counts as a failure.
+    /// How long a new task is watched after it becomes ready; failing within it counts as a
+    /// failure (failing before it was ever ready always does).
     #[serde(with = "millis", default = "five_seconds")]
     pub monitor: Duration,
     /// Failures tolerated, as a fraction of the tasks updated (0 to 1).

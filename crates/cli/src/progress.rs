@@ -121,8 +121,10 @@ pub async fn wait_converged(
     }
 }
 
-/// Follow a rollout of `version` to its end. Converged only when it completed; a pause or a
-/// rollback (automatic, after failures) is an error naming why. A manual rollback
+/// Follow a rollout of `version` to its end. Converged only when it completed with every
+/// task of the version serving; a pause, a rollback (automatic, after failures), or a
+/// completion past failed tasks (`--update-failure-action continue`, or failures within the
+/// ratio whose slots still do not serve) is an error naming why. A manual rollback
 /// (`version` started as a rollback) succeeds when the rollback completes.
 pub async fn wait_rollout(
     client: &Client,
@@ -135,6 +137,8 @@ pub async fn wait_rollout(
     let mut last_overall = None;
     let mut last_state = None;
     let mut manual_rollback = None;
+    // Why an automatic rollback started: its completion status says only that it completed.
+    let mut rollback_reason: Option<String> = None;
     loop {
         let info: ServiceInfo = client.get(&format!("/v1/services/{service_id}")).await?;
         let tasks: Vec<Task> = client
@@ -162,23 +166,38 @@ pub async fn wait_rollout(
         if last_state != Some(status.state) {
             if status.state.is_rollback() && manual_rollback == Some(false) {
                 println!("rollback: {}", crate::table::escape(&status.message));
+                if status.state == RollbackStarted {
+                    rollback_reason = Some(status.message.clone());
+                }
             }
             last_state = Some(status.state);
         }
         let name = &svc.spec.name;
+        let finished = match status.state {
+            Completed => status.version == version,
+            RollbackCompleted => manual_rollback == Some(true),
+            _ => false,
+        };
         match status.state {
-            Completed if status.version == version => {
-                println!("verify: Service converged");
-                return Ok(WaitOutcome::Converged);
+            _ if finished && current < info.desired => {
+                let what = if status.state == Completed {
+                    "update"
+                } else {
+                    "rollback"
+                };
+                return Ok(WaitOutcome::TimedOut(format!(
+                    "{what} of service {name} completed with only {current} of {} tasks running: {}",
+                    info.desired, status.message
+                )));
             }
-            RollbackCompleted if manual_rollback == Some(true) => {
+            _ if finished => {
                 println!("verify: Service converged");
                 return Ok(WaitOutcome::Converged);
             }
             RollbackCompleted => {
                 return Ok(WaitOutcome::TimedOut(format!(
                     "update of service {name} failed and was rolled back: {}",
-                    status.message
+                    rollback_reason.as_deref().unwrap_or(&status.message)
                 )))
             }
             Paused => {

@@ -244,8 +244,9 @@ mod tests {
         (dir, Reconciler::new(store))
     }
 
-    /// The agent: assigned tasks start (tasks running `false` fail a second later), tasks
-    /// asked to stop stop a second later (their grace period).
+    /// The agent: assigned tasks start (tasks running `false` fail a second later, tasks
+    /// running `sick` never pass their health check and fail 4 seconds later), tasks asked
+    /// to stop stop a second later (their grace period).
     fn agent(r: &Reconciler, now: u64) {
         block(r.store.update(|tx| {
             let tasks: Vec<Task> = tx.state().tasks.values().cloned().collect();
@@ -264,9 +265,15 @@ mod tests {
                     TaskState::Running
                 } else if t.spec.argv() == ["false"] {
                     TaskState::Failed
+                } else if t.spec.argv() == ["sick"] && now >= t.status.timestamp + 4000 {
+                    t.status.health = Some(shoal_api::Health::Unhealthy);
+                    TaskState::Failed
                 } else {
                     continue;
                 };
+                if to == TaskState::Running && t.spec.argv() == ["sick"] {
+                    t.status.health = Some(shoal_api::Health::Starting);
+                }
                 t.advance(to, now, to.as_str()).unwrap();
                 tx.put_task(t);
             }
@@ -414,6 +421,47 @@ mod tests {
         );
         converge(&r, &mut now);
         assert_eq!(live_versions(&r), vec![3, 3]);
+    }
+
+    /// The rollout of a task that is never healthy, and takes longer than `monitor` to be
+    /// declared unhealthy, went on for good: each restart was a fresh task in flight.
+    #[test]
+    fn new_task_that_fails_before_ready_fails_the_update_at_once() {
+        for action in [FailureAction::Pause, FailureAction::Rollback] {
+            let mut s = spec(3, "true");
+            s.update.failure_action = action;
+            s.update.monitor = Duration::from_secs(3);
+            let (_dir, r) = setup(s);
+            let mut now = 1000;
+            converge(&r, &mut now);
+            let started = now;
+            update(
+                &r,
+                |s| s.task.process_mut().expect("process").command = vec!["sick".into()],
+                now,
+            );
+            let after = run(&r, &mut now, false, 1);
+            let status = after.update_status.unwrap();
+            let want = match action {
+                FailureAction::Rollback => UpdateState::RollbackStarted,
+                _ => UpdateState::Paused,
+            };
+            assert_eq!(status.state, want, "{action:?}: {}", status.message);
+            // The first new task's failure, not a progress deadline.
+            assert!(
+                now - started <= 10_000,
+                "{action:?}: took {}ms",
+                now - started
+            );
+            let sick = r
+                .store
+                .state()
+                .tasks
+                .values()
+                .filter(|t| t.spec.argv() == ["sick"])
+                .count();
+            assert_eq!(sick, 1, "{action:?}: one new task tried");
+        }
     }
 
     #[test]

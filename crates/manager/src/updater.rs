@@ -9,11 +9,13 @@
 //! reconciler commits its decisions in the same write as everything else of the pass.
 //!
 //! What the tasks tell us, and what we read from them:
-//! - a new task became ready at its `status.timestamp` while it is running (the time it
-//!   reached `running`; a health check turning healthy does not move the timestamp): the
-//!   `delay` between batches and the `monitor` window are counted from there;
-//! - a dead task ran from `created_at` to `status.timestamp` (the same reading the restart
-//!   policy's window uses), so "died within `monitor`" is `timestamp - created_at < monitor`.
+//! - a new task became ready at its `status.ready_at` (recorded from the first report that
+//!   made it ready; tasks stored without it: the `status.timestamp` of `running`): the `delay`
+//!   between batches and the `monitor` window are counted from there;
+//! - a dead task ended at its `status.timestamp`. As in Swarm, a new task that ends on its
+//!   own without ever having been ready (a process that exits at start, a health check that
+//!   never passes) fails the rollout at once, however long it took to fail; one that was
+//!   ready fails it only if it ended within `monitor` of becoming ready.
 
 use crate::orchestrator::{planned_replicas, replacement, Action, SlotKey};
 use shoal_api::port::{AUTO_PORT_MAX, AUTO_PORT_MIN};
@@ -86,14 +88,18 @@ enum Phase<'t> {
     /// A new-version task not ready yet, an old task still stopping, or a replacement on
     /// its way (the orchestrator's restart policy).
     InFlight,
-    /// Its new-version task was not ready within the progress deadline: a failure, no
-    /// longer in flight (so `continue` goes on), but the rollout cannot complete.
-    Stuck,
+    /// A new-version task of the slot failed the rollout (ended before it was ready or
+    /// within `monitor` of it, was rejected, or was not ready within the progress deadline)
+    /// and none is ready now. Counted in the failures; no longer in flight (so `continue`
+    /// goes on) and not waited for at the end: its restarts are the restart policy's.
+    Failed,
     /// Start-first: the new task died (or was stopped) while the old one still serves. The
     /// restart policy (`next`) decides when to try again; if it gives up, the old tasks stop.
+    /// After a counted `failure`, the retries go on but no longer hold the rollout up.
     Retry {
         next: crate::orchestrator::Plan,
         old: Vec<&'t Task>,
+        failed: bool,
     },
     /// The old version still serves: a batch may take it.
     OutOfDate(Vec<&'t Task>),
@@ -105,8 +111,18 @@ impl Phase<'_> {
     fn in_flight(&self) -> bool {
         match self {
             Phase::InFlight => true,
-            Phase::Retry { next, .. } => pending(next),
+            Phase::Retry { next, failed, .. } => pending(next) && !failed,
             _ => false,
+        }
+    }
+
+    /// The rollout cannot complete yet: something is in flight, left to replace, or (a
+    /// start-first retry the restart policy gave up) old tasks are still to stop.
+    fn busy(&self) -> bool {
+        match self {
+            Phase::OutOfDate(_) => true,
+            Phase::Retry { next, .. } if !pending(next) => true,
+            p => p.in_flight(),
         }
     }
 }
@@ -122,6 +138,12 @@ fn pending(next: &crate::orchestrator::Plan) -> bool {
 
 fn is_new(service: &Service, t: &Task) -> bool {
     t.spec_version >= service.version
+}
+
+/// When a ready task became ready (tasks stored before `ready_at` existed: when it reached
+/// `running`).
+fn ready_since(t: &Task) -> u64 {
+    t.status.ready_at.unwrap_or(t.status.timestamp)
 }
 
 /// The service's slots and their tasks, oldest first. Replicated: `1..=replicas`; global:
@@ -175,11 +197,16 @@ fn classify<'t>(
         .rev()
         .copied()
         .find(|t| t.is_wanted() && is_new(service, t));
+    // A dead new task that failed the rollout: the orchestrator's restarts of the slot (a
+    // fresh task each time) must not make the slot look in flight forever.
+    let failed = tasks
+        .iter()
+        .any(|t| is_new(service, t) && !t.is_live() && failure(t, config, now).is_some());
     if let Some(n) = newest_new {
         return if n.is_ready() {
             Phase::Updated(n)
-        } else if past_deadline(n, config, now) {
-            Phase::Stuck
+        } else if failed || past_deadline(n, config, now) {
+            Phase::Failed
         } else {
             Phase::InFlight
         };
@@ -197,7 +224,7 @@ fn classify<'t>(
             latest.filter(|l| order == UpdateOrder::StartFirst && is_new(service, l))
         {
             let next = replacement(service, key, Some(tried), now);
-            return Phase::Retry { next, old };
+            return Phase::Retry { next, old, failed };
         }
         return Phase::OutOfDate(old);
     }
@@ -207,6 +234,9 @@ fn classify<'t>(
         .any(|t| t.is_live() && !is_new(service, t) && t.desired_state == TaskState::Shutdown)
     {
         return Phase::InFlight;
+    }
+    if failed {
+        return Phase::Failed;
     }
     if pending(&replacement(service, key, latest, now)) {
         Phase::InFlight
@@ -218,8 +248,12 @@ fn classify<'t>(
 /// Why a new-version task counts as a failure of the rollout, and when it failed.
 fn failure(t: &Task, config: &UpdateConfig, now: u64) -> Option<(u64, String)> {
     let ended = t.status.timestamp;
-    let ran = ended.saturating_sub(t.created_at);
-    let early = ran < millis(config.monitor);
+    // Never ready: a failure however long it took (a health check that never passes can
+    // take longer than `monitor` to give up, and the restart makes a fresh task each time).
+    let early = t
+        .status
+        .ready_at
+        .is_none_or(|r| ended.saturating_sub(r) < millis(config.monitor));
     let detail = t
         .status
         .err
@@ -323,20 +357,14 @@ pub fn plan_update(service: &Service, tasks: &[&Task], now: u64) -> UpdatePlan {
     }
 
     // Done: nothing left to replace or waiting, and every new task watched for `monitor`.
-    let busy = phases.iter().any(|(_, p)| {
-        matches!(
-            p,
-            Phase::InFlight | Phase::Stuck | Phase::Retry { .. } | Phase::OutOfDate(_)
-        )
-    });
-    if !busy {
+    // Failed slots (only tolerated or `continue`d failures get here) are not waited for, or
+    // a task that never becomes ready would hold the rollout forever.
+    if !phases.iter().any(|(_, p)| p.busy()) {
         // The last new task to leave its window decides (deaths wake us anyway).
         let watched_until = phases
             .iter()
             .filter_map(|(_, p)| match p {
-                Phase::Updated(t) => {
-                    Some(t.status.timestamp.saturating_add(millis(config.monitor)))
-                }
+                Phase::Updated(t) => Some(ready_since(t).saturating_add(millis(config.monitor))),
                 _ => None,
             })
             .max()
@@ -344,15 +372,23 @@ pub fn plan_update(service: &Service, tasks: &[&Task], now: u64) -> UpdatePlan {
         if now < watched_until {
             plan.wake(watched_until);
         } else {
-            let (state, message) = if rolling_back {
+            let (state, done) = if rolling_back {
                 (UpdateState::RollbackCompleted, ROLLBACK_COMPLETED)
             } else {
                 (UpdateState::Completed, UPDATE_COMPLETED)
             };
+            let message = match failures.last() {
+                None => done.to_string(),
+                Some((_, why)) => {
+                    let n = failures.len();
+                    let s = if n == 1 { "" } else { "s" };
+                    format!("{done} with {n} failure{s} (last: {why})")
+                }
+            };
             plan.status = Some(UpdateStatus {
                 state,
                 completed_at: Some(now),
-                message: message.into(),
+                message,
                 ..status.clone()
             });
             return plan;
@@ -374,7 +410,7 @@ pub fn plan_update(service: &Service, tasks: &[&Task], now: u64) -> UpdatePlan {
     // Start-first retries follow the restart policy; if it gives up, the slot ends as a
     // stop-first one would: the old task stops too.
     for (_, p) in &phases {
-        if let Phase::Retry { next, old } = p {
+        if let Phase::Retry { next, old, .. } = p {
             if pending(next) {
                 plan.actions.extend(next.actions.iter().cloned());
                 if let Some(w) = next.wake_at {
@@ -406,7 +442,7 @@ pub fn plan_update(service: &Service, tasks: &[&Task], now: u64) -> UpdatePlan {
     let last_ready = phases
         .iter()
         .filter_map(|(_, p)| match p {
-            Phase::Updated(t) => Some(t.status.timestamp),
+            Phase::Updated(t) => Some(ready_since(t)),
             _ => None,
         })
         .max();
@@ -510,7 +546,7 @@ fn rollback_ports(state: &ClusterState, service: &Service, spec: &ServiceSpec) -
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shoal_api::{RestartCondition, ServiceSpec, TaskStatus, TaskTemplate};
+    use shoal_api::{Health, RestartCondition, ServiceSpec, TaskStatus, TaskTemplate};
     use std::time::Duration;
     use TaskState::*;
     use UpdateState::*;
@@ -600,10 +636,26 @@ mod tests {
         task(id, slot, 2, (state, Running), created, at)
     }
 
-    /// A new task that ended on its own with exit code 1.
+    /// A new task that ended on its own with exit code 1, never having been ready.
     fn failed(id: &str, slot: u64, created: u64, at: u64) -> Task {
         let mut t = task(id, slot, 2, (Failed, Shutdown), created, at);
         t.status.exit_code = Some(1);
+        t
+    }
+
+    /// A new task that became ready at `ready` and failed (exit code 1) at `at`.
+    fn failed_after_ready(id: &str, slot: u64, ready: u64, at: u64) -> Task {
+        let mut t = failed(id, slot, ready, at);
+        t.status.ready_at = Some(ready);
+        t
+    }
+
+    /// A new task whose health check never passed: the agent stopped it as unhealthy at `at`.
+    fn unhealthy(id: &str, slot: u64, created: u64, at: u64) -> Task {
+        let mut t = task(id, slot, 2, (Failed, Shutdown), created, at);
+        t.status.health = Some(Health::Unhealthy);
+        t.status.err = Some("task: unhealthy: health check failed".into());
+        t.status.exit_code = Some(0);
         t
     }
 
@@ -832,10 +884,10 @@ mod tests {
                 ..base()
             },
             Case {
-                name: "monitor: a new task dying 6s after it started is not",
+                name: "monitor: a new task dying 6s after it became ready is not",
                 tasks: vec![
                     stopping("a1", 1, true),
-                    failed("n1", 1, S, 7 * S),
+                    failed_after_ready("n1", 1, S, 7 * S),
                     old("a2", 2),
                     old("a3", 3),
                 ],
@@ -1027,6 +1079,8 @@ mod tests {
                 replicas: 2,
                 tasks: vec![old("a1", 1), failed("n1", 1, S, 2 * S), old("a2", 2)],
                 now: 3 * S,
+                // The failure is counted, so `continue` also goes on with slot 2.
+                creates: vec![2],
                 wake_at: Some(7 * S),
                 ..base()
             },
@@ -1040,7 +1094,7 @@ mod tests {
                 replicas: 2,
                 tasks: vec![old("a1", 1), failed("n1", 1, S, 2 * S), old("a2", 2)],
                 now: 7 * S,
-                creates: vec![1],
+                creates: vec![1, 2],
                 ..base()
             },
             Case {
@@ -1056,6 +1110,10 @@ mod tests {
                 ..base()
             },
         ];
+        check(cases);
+    }
+
+    fn check(cases: Vec<Case>) {
         for c in cases {
             let mut svc = service(
                 ServiceMode::Replicated {
@@ -1075,6 +1133,231 @@ mod tests {
             assert_eq!(plan.rollback, c.rollback, "{}", c.name);
             assert_eq!(plan.wake_at, c.wake_at, "{}", c.name);
         }
+    }
+
+    /// An update whose new task never became healthy (`--health-cmd false`, monitor 3s)
+    /// stayed `updating` for good: the task took longer than `monitor` to be declared
+    /// unhealthy, so its death was not counted, and the restart policy's fresh task each
+    /// time kept the slot in flight (and its progress deadline new).
+    #[test]
+    fn new_task_that_fails_before_ready_fails_the_update_at_once() {
+        let monitor3 = |failure_action| UpdateConfig {
+            monitor: Duration::from_secs(3),
+            failure_action,
+            ..UpdateConfig::default()
+        };
+        let cases = vec![
+            Case {
+                name: "unhealthy before ready, long after monitor: pause",
+                config: monitor3(FailureAction::Pause),
+                tasks: vec![
+                    stopping("a1", 1, true),
+                    unhealthy("n1", 1, S, 10 * S),
+                    old("a2", 2),
+                    old("a3", 3),
+                ],
+                now: 10 * S,
+                status: Some((Paused, "update paused: task web.1.n1 failed: task: unhealthy: health check failed")),
+                ..base()
+            },
+            Case {
+                name: "unhealthy before ready: rollback",
+                config: monitor3(FailureAction::Rollback),
+                tasks: vec![
+                    stopping("a1", 1, true),
+                    unhealthy("n1", 1, S, 10 * S),
+                    old("a2", 2),
+                    old("a3", 3),
+                ],
+                now: 10 * S,
+                status: Some((
+                    RollbackStarted,
+                    "update failed: task web.1.n1 failed: task: unhealthy: health check failed, rolling back",
+                )),
+                rollback: true,
+                ..base()
+            },
+            Case {
+                name: "unhealthy before ready: continue goes on to the next slot at once",
+                config: monitor3(FailureAction::Continue),
+                tasks: vec![
+                    stopping("a1", 1, true),
+                    unhealthy("n1", 1, S, 10 * S),
+                    old("a2", 2),
+                    old("a3", 3),
+                ],
+                now: 10 * S,
+                stops: vec!["a2"],
+                ..base()
+            },
+            Case {
+                name: "continue: the slot's restarted task starting again does not hold the rollout",
+                config: monitor3(FailureAction::Continue),
+                tasks: vec![
+                    stopping("a1", 1, true),
+                    unhealthy("n1", 1, S, 10 * S),
+                    {
+                        let mut t = new("n1b", 1, Running, 15 * S, 15 * S);
+                        t.status.health = Some(Health::Starting);
+                        t
+                    },
+                    old("a2", 2),
+                    old("a3", 3),
+                ],
+                now: 16 * S,
+                stops: vec!["a2"],
+                // The restarted task's progress deadline.
+                wake_at: Some(75 * S),
+                ..base()
+            },
+            Case {
+                name: "continue: completes without waiting for the failed slot, and says so",
+                config: monitor3(FailureAction::Continue),
+                replicas: 2,
+                tasks: vec![
+                    stopping("a1", 1, true),
+                    unhealthy("n1", 1, S, 10 * S),
+                    stopping("a2", 2, true),
+                    new("n2", 2, Running, 10 * S, 11 * S),
+                ],
+                now: 14 * S,
+                status: Some((
+                    Completed,
+                    "update completed with 1 failure (last: task web.1.n1 failed: task: unhealthy: health check failed)",
+                )),
+                ..base()
+            },
+            Case {
+                name: "exits before running: pause",
+                config: monitor3(FailureAction::Pause),
+                tasks: vec![stopping("a1", 1, true), {
+                    let mut t = task("n1", 1, 2, (Failed, Running), S, S + 200);
+                    t.status.exit_code = Some(2);
+                    t.status.err = Some("non-zero exit (2)".into());
+                    t
+                }, old("a2", 2), old("a3", 3)],
+                now: 2 * S,
+                status: Some((Paused, "update paused: task web.1.n1 failed: non-zero exit (2)")),
+                ..base()
+            },
+            Case {
+                name: "exits (code 0) before it was ready, after a long start: rollback",
+                config: monitor3(FailureAction::Rollback),
+                tasks: vec![
+                    stopping("a1", 1, true),
+                    task("n1", 1, 2, (Complete, Shutdown), S, 40 * S),
+                    old("a2", 2),
+                    old("a3", 3),
+                ],
+                now: 40 * S,
+                status: Some((
+                    RollbackStarted,
+                    "update failed: task web.1.n1 exited, rolling back",
+                )),
+                rollback: true,
+                ..base()
+            },
+            Case {
+                name: "rejected: continue goes on",
+                config: monitor3(FailureAction::Continue),
+                tasks: vec![stopping("a1", 1, true), {
+                    let mut t = task("n1", 1, 2, (Rejected, Shutdown), S, S);
+                    t.status.err = Some("command not found".into());
+                    t
+                }, old("a2", 2), old("a3", 3)],
+                now: 2 * S,
+                stops: vec!["a2"],
+                ..base()
+            },
+            Case {
+                name: "rejected: rollback",
+                config: monitor3(FailureAction::Rollback),
+                tasks: vec![stopping("a1", 1, true), {
+                    let mut t = task("n1", 1, 2, (Rejected, Shutdown), S, S);
+                    t.status.err = Some("command not found".into());
+                    t
+                }, old("a2", 2), old("a3", 3)],
+                now: 2 * S,
+                status: Some((
+                    RollbackStarted,
+                    "update failed: task web.1.n1 was rejected: command not found, rolling back",
+                )),
+                rollback: true,
+                ..base()
+            },
+            Case {
+                name: "never ready is a failure even with no monitor window",
+                config: UpdateConfig {
+                    monitor: Duration::ZERO,
+                    ..UpdateConfig::default()
+                },
+                tasks: vec![
+                    stopping("a1", 1, true),
+                    unhealthy("n1", 1, S, 10 * S),
+                    old("a2", 2),
+                    old("a3", 3),
+                ],
+                now: 10 * S,
+                status: Some((
+                    Paused,
+                    "update paused: task web.1.n1 failed: task: unhealthy: health check failed",
+                )),
+                ..base()
+            },
+            Case {
+                name: "ready, then failing within monitor of becoming ready: a failure",
+                config: monitor3(FailureAction::Pause),
+                tasks: vec![
+                    stopping("a1", 1, true),
+                    failed_after_ready("n1", 1, 8 * S, 10 * S),
+                    old("a2", 2),
+                    old("a3", 3),
+                ],
+                now: 10 * S,
+                status: Some((Paused, "update paused: task web.1.n1 failed: exit code 1")),
+                ..base()
+            },
+            Case {
+                name: "ready, then failing after the monitor window: not a failure, the slot waits for its restart",
+                config: monitor3(FailureAction::Pause),
+                tasks: vec![
+                    stopping("a1", 1, true),
+                    failed_after_ready("n1", 1, 2 * S, 6 * S),
+                    old("a2", 2),
+                    old("a3", 3),
+                ],
+                now: 7 * S,
+                ..base()
+            },
+            Case {
+                name: "ready, then unhealthy after the monitor window: not a failure either",
+                config: monitor3(FailureAction::Rollback),
+                tasks: vec![stopping("a1", 1, true), {
+                    let mut t = unhealthy("n1", 1, S, 9 * S);
+                    t.status.ready_at = Some(2 * S);
+                    t
+                }, old("a2", 2), old("a3", 3)],
+                now: 9 * S,
+                ..base()
+            },
+            Case {
+                name: "a rollback counts only its own new tasks, not the update's that failed",
+                config: monitor3(FailureAction::Rollback),
+                state: RollbackStarted,
+                tasks: vec![
+                    {
+                        let mut t = unhealthy("n1", 1, S, 10 * S);
+                        t.spec_version = 1;
+                        t
+                    },
+                    old("a2", 2),
+                    old("a3", 3),
+                ],
+                now: 10 * S,
+                ..base()
+            },
+        ];
+        check(cases);
     }
 
     #[test]

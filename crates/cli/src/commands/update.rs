@@ -6,7 +6,7 @@ use crate::commands::daemon::parse_duration;
 use crate::progress::{wait_rollout, WaitOutcome};
 use shoal_api::{
     FailureAction, HealthCheck, HealthProbe, PortConfig, RestartCondition, Runtime, ServiceMode,
-    UpdateConfig, UpdateOrder,
+    UpdateConfig, UpdateOrder, UpdateState,
 };
 use shoal_manager::control::{ServiceInfo, UpdateRequest};
 use std::process::ExitCode;
@@ -363,13 +363,15 @@ async fn follow(
     if detach {
         return Ok(ExitCode::SUCCESS);
     }
-    if info
-        .service
-        .update_status
-        .as_ref()
-        .is_none_or(|u| u.version != info.service.version)
-    {
-        // Only the replica count changed: a scale, not a rollout.
+    if info.service.update_status.as_ref().is_none_or(|u| {
+        u.version != info.service.version
+            || matches!(
+                u.state,
+                UpdateState::Completed | UpdateState::RollbackCompleted
+            )
+    }) {
+        // Only the replica count changed: a scale, not a rollout (a rollout's status would
+        // be in progress; a finished one's says nothing about the new replicas).
         return match crate::progress::wait_converged(client, &info.service.id, timeout).await? {
             WaitOutcome::Converged => Ok(ExitCode::SUCCESS),
             WaitOutcome::TimedOut(why) => anyhow::bail!("{why}"),
