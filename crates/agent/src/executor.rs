@@ -1,20 +1,30 @@
-//! The executor seam: how a task's workload is started and stopped.
+//! The executor seam: how a task's workload is prepared, started, stopped, removed and, after
+//! a daemon restart, adopted again. One executor per runtime (process, container); the agent
+//! drives each task through a [`crate::Controller`] chosen from the [`crate::Registry`].
 
-use shoal_api::RuntimeStatus;
+use shoal_api::{RuntimeKind, RuntimeStatus};
 use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::time::Duration;
 use tokio::sync::watch;
+
+/// A boxed future, so executors of different runtimes sit behind one `dyn Executor`.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Everything needed to start one task.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LaunchSpec {
     pub task_id: String,
+    /// A process's program and arguments; a container's command (the image's CMD when
+    /// empty), after the entrypoint in `container`.
     pub argv: Vec<String>,
     pub env: Vec<(String, String)>,
     pub workdir: Option<String>,
     /// File that receives the task's stdout and stderr.
     pub log_path: PathBuf,
+    /// What a container task needs beyond the above.
+    pub container: Option<crate::ContainerLaunch>,
 }
 
 /// How a task ended.
@@ -23,13 +33,24 @@ pub struct ExitInfo {
     /// Exit status, or 128 + signal number when killed by a signal (shell convention).
     pub code: i32,
     pub signal: Option<i32>,
+    /// The kernel killed it for going over its memory limit.
+    pub oom_killed: bool,
 }
 
 impl ExitInfo {
+    pub fn code(code: i32) -> ExitInfo {
+        ExitInfo {
+            code,
+            signal: None,
+            oom_killed: false,
+        }
+    }
+
     pub fn describe(&self) -> String {
-        match self.signal {
-            Some(s) => format!("task: killed by signal {s}"),
-            None => format!("task: non-zero exit ({})", self.code),
+        match (self.oom_killed, self.signal) {
+            (true, _) => format!("task: killed: out of memory (exit {})", self.code),
+            (false, Some(s)) => format!("task: killed by signal {s}"),
+            (false, None) => format!("task: non-zero exit ({})", self.code),
         }
     }
 }
@@ -41,6 +62,16 @@ pub struct Running {
     pub runtime: RuntimeStatus,
     /// Becomes `Some` once the task has exited.
     pub exited: watch::Receiver<Option<ExitInfo>>,
+    /// Health as the runtime itself checks it (a container's HEALTHCHECK), if it does.
+    pub health: Option<watch::Receiver<Option<shoal_api::Health>>>,
+}
+
+/// A task made ready to start (PREPARING done): what `start` needs.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub spec: LaunchSpec,
+    /// The created but not yet started workload, when the runtime creates one first.
+    pub runtime: Option<RuntimeStatus>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -61,20 +92,56 @@ pub enum ExecError {
     },
     #[error("task {task}: empty command")]
     EmptyCommand { task: String },
+    /// What the container engine refused, in its own words.
+    #[error("task {task}: {message}")]
+    Engine { task: String, message: String },
+    #[error("task {task}: this node cannot run {runtime} tasks ({why})")]
+    NoRuntime {
+        task: String,
+        runtime: &'static str,
+        why: String,
+    },
 }
 
-/// Starts and stops task workloads. Every implementation runs [`crate::conformance`].
-pub trait Executor: Send + Sync + 'static {
-    fn start(&self, spec: &LaunchSpec) -> impl Future<Output = Result<Running, ExecError>> + Send;
+/// Prepares, starts and stops task workloads of one runtime. Every implementation runs
+/// [`crate::conformance`].
+pub trait Executor: Send + Sync + std::fmt::Debug + 'static {
+    fn kind(&self) -> RuntimeKind;
+
+    /// PREPARING: make the task startable (a container's image present, the container
+    /// created). An error rejects the task.
+    fn prepare<'a>(&'a self, spec: &'a LaunchSpec) -> BoxFuture<'a, Result<Prepared, ExecError>>;
+
+    /// STARTING: start what `prepare` made ready.
+    fn start(&self, prepared: Prepared) -> BoxFuture<'_, Result<Running, ExecError>>;
 
     /// Send `signal`, wait up to `grace`, then kill whatever is left. Returns how it ended.
-    fn stop(
-        &self,
-        running: &Running,
+    fn stop<'a>(
+        &'a self,
+        running: &'a Running,
         signal: i32,
         grace: Duration,
-    ) -> impl Future<Output = ExitInfo> + Send;
+    ) -> BoxFuture<'a, ExitInfo>;
 
-    /// Kill what is left of a task started before this daemon (re)started, if it still runs.
-    fn reap_stale(&self, runtime: &RuntimeStatus);
+    /// Remove what is left of a task that will not run again (a container and its state).
+    fn remove<'a>(&'a self, runtime: &'a RuntimeStatus) -> BoxFuture<'a, ()>;
+
+    /// After this daemon restarted: take a task started before back if it still runs
+    /// (`Some`), or clean up what is left of it (`None`: the task is lost).
+    fn adopt<'a>(
+        &'a self,
+        task_id: &'a str,
+        runtime: &'a RuntimeStatus,
+    ) -> BoxFuture<'a, Option<Running>>;
+
+    /// Workloads this executor runs for this node, by task ID, whether or not assigned.
+    fn list(&self) -> BoxFuture<'_, Vec<(String, RuntimeStatus)>> {
+        Box::pin(async { Vec::new() })
+    }
+
+    /// Whether a task keeps running when the daemon stops (a container does, so a daemon
+    /// restart does not restart it; a process goes with the daemon).
+    fn survives_daemon(&self) -> bool {
+        false
+    }
 }

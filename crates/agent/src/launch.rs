@@ -1,19 +1,45 @@
 //! From an assigned task to the exact command, environment and ports to start it with.
 
 use crate::LaunchSpec;
+use shoal_api::task::EndpointPort;
 use shoal_api::task_log::log_path;
 use shoal_api::template::{expand, TemplateValues};
 use shoal_api::{PortConfig, Runtime, SpecError, Task, TaskEndpoint};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Who this node is, for task environment and templates.
 #[derive(Debug, Clone)]
 pub struct NodeIdentity {
     pub id: String,
+    /// The cluster this node belongs to (labels of its containers name it).
+    pub cluster_id: String,
     pub hostname: String,
     /// Address the node's tasks are reached at.
     pub addr: String,
 }
+
+/// What a container task needs beyond a process's argv, env and workdir.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ContainerLaunch {
+    pub image: String,
+    /// Replaces the image's ENTRYPOINT when set.
+    pub entrypoint: Option<Vec<String>>,
+    /// Labels naming cluster, node, service, task and slot, plus the service's own.
+    pub labels: BTreeMap<String, String>,
+    /// Target port → host port, per protocol.
+    pub ports: Vec<EndpointPort>,
+    pub stop_signal: String,
+}
+
+/// Label keys every container of a task carries (the node finds its containers by them).
+pub const LABEL_NODE: &str = "com.shoal.node.id";
+pub const LABEL_TASK: &str = "com.shoal.task.id";
+pub const LABEL_SERVICE: &str = "com.shoal.service.name";
+pub const LABEL_SERVICE_ID: &str = "com.shoal.service.id";
+pub const LABEL_SLOT: &str = "com.shoal.task.slot";
+pub const LABEL_TASK_NAME: &str = "com.shoal.task.name";
+pub const LABEL_CLUSTER: &str = "com.shoal.cluster.id";
 
 /// Build the launch spec: argv and env with templates expanded, plus the variables that
 /// name the task and give it its ports (`PORT` is the first target's host port,
@@ -65,13 +91,48 @@ pub fn launch_spec(
     for a in args {
         argv.push(expand(a, &values)?);
     }
+    let container = match &task.spec.runtime {
+        Runtime::Container(c) => {
+            let mut labels = BTreeMap::new();
+            labels.insert(LABEL_NODE.to_string(), node.id.clone());
+            labels.insert(LABEL_TASK.to_string(), task.id.clone());
+            labels.insert(LABEL_TASK_NAME.to_string(), task.name());
+            labels.insert(LABEL_SERVICE.to_string(), task.service_name.clone());
+            labels.insert(LABEL_SERVICE_ID.to_string(), task.service_id.clone());
+            labels.insert(LABEL_SLOT.to_string(), task.slot.to_string());
+            if !node.cluster_id.is_empty() {
+                labels.insert(LABEL_CLUSTER.to_string(), node.cluster_id.clone());
+            }
+            Some(ContainerLaunch {
+                image: c.image.clone(),
+                entrypoint: c.entrypoint.clone(),
+                labels,
+                ports: endpoint.ports.clone(),
+                stop_signal: task.spec.stop_signal.clone(),
+            })
+        }
+        Runtime::Process(_) => None,
+    };
     Ok(LaunchSpec {
         task_id: task.id.clone(),
-        argv,
+        argv: match container {
+            // The entrypoint goes to the engine apart; argv is the command after it.
+            Some(_) => argv.split_off(entry_len(task)),
+            None => argv,
+        },
         env,
         workdir: task.spec.workdir.clone(),
         log_path: log_path(logs_dir, &task.id, 0),
+        container,
     })
+}
+
+/// How many words of the expanded argv are the container entrypoint.
+fn entry_len(task: &Task) -> usize {
+    match &task.spec.runtime {
+        Runtime::Container(c) => c.entrypoint.as_ref().map_or(0, Vec::len),
+        Runtime::Process(_) => 0,
+    }
 }
 
 /// Targets that need a host port, each once (a TCP and a UDP port on one target share it).
@@ -118,6 +179,7 @@ mod tests {
         };
         let node = NodeIdentity {
             id: "n1".into(),
+            cluster_id: "c1".into(),
             hostname: "h".into(),
             addr: "127.0.0.1".into(),
         };

@@ -10,6 +10,7 @@
 
 mod agent;
 pub mod conformance;
+mod controller;
 mod dispatcher;
 mod executor;
 mod health;
@@ -18,10 +19,11 @@ mod log_cleanup;
 mod log_writer;
 mod process;
 
-pub use agent::{Agent, AgentConfig};
+pub use agent::{Agent, AgentConfig, AgentStop};
+pub use controller::{Controller, Registry};
 pub use dispatcher::{Assignments, Dispatcher, TaskReport};
-pub use executor::{ExecError, Executor, ExitInfo, LaunchSpec, Running};
-pub use launch::launch_spec;
+pub use executor::{BoxFuture, ExecError, Executor, ExitInfo, LaunchSpec, Prepared, Running};
+pub use launch::{launch_spec, ContainerLaunch};
 pub use log_cleanup::{remove_task_logs, sweep_task_logs};
 pub use log_writer::{LogRotation, RotatingLog, LOG_MAX_FILES, LOG_MAX_SIZE};
 pub use process::ProcessExecutor;

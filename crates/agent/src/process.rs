@@ -7,12 +7,12 @@
 //! kills any leftover group it recorded ([`Executor::reap_stale`]).
 #![allow(unsafe_code)]
 
-use crate::executor::{ExecError, Executor, ExitInfo, LaunchSpec, Running};
+use crate::executor::{BoxFuture, ExecError, Executor, ExitInfo, LaunchSpec, Prepared, Running};
 use crate::log_writer::{LogRotation, RotatingLog};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use shoal_api::service::SELF_PROGRAM;
-use shoal_api::RuntimeStatus;
+use shoal_api::{RuntimeKind, RuntimeStatus};
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
@@ -115,7 +115,50 @@ fn signal_group(pid: u32, signal: i32) {
 }
 
 impl Executor for ProcessExecutor {
-    async fn start(&self, spec: &LaunchSpec) -> Result<Running, ExecError> {
+    fn kind(&self) -> RuntimeKind {
+        RuntimeKind::Process
+    }
+
+    fn prepare<'a>(&'a self, spec: &'a LaunchSpec) -> BoxFuture<'a, Result<Prepared, ExecError>> {
+        Box::pin(async move {
+            Ok(Prepared {
+                spec: spec.clone(),
+                runtime: None,
+            })
+        })
+    }
+
+    fn start(&self, prepared: Prepared) -> BoxFuture<'_, Result<Running, ExecError>> {
+        Box::pin(async move { self.spawn(&prepared.spec) })
+    }
+
+    fn stop<'a>(
+        &'a self,
+        running: &'a Running,
+        signal: i32,
+        grace: Duration,
+    ) -> BoxFuture<'a, ExitInfo> {
+        Box::pin(self.stop_group(running, signal, grace))
+    }
+
+    fn remove<'a>(&'a self, _runtime: &'a RuntimeStatus) -> BoxFuture<'a, ()> {
+        // A process leaves nothing but its log, which the agent manages.
+        Box::pin(async {})
+    }
+
+    fn adopt<'a>(
+        &'a self,
+        _task_id: &'a str,
+        runtime: &'a RuntimeStatus,
+    ) -> BoxFuture<'a, Option<Running>> {
+        // The process died with the daemon (PR_SET_PDEATHSIG); kill whatever is left.
+        self.reap_stale(runtime);
+        Box::pin(async { None })
+    }
+}
+
+impl ProcessExecutor {
+    fn spawn(&self, spec: &LaunchSpec) -> Result<Running, ExecError> {
         let program = spec.argv.first().ok_or_else(|| ExecError::EmptyCommand {
             task: spec.task_id.clone(),
         })?;
@@ -190,13 +233,11 @@ impl Executor for ProcessExecutor {
                         .code()
                         .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)),
                     signal: status.signal(),
+                    oom_killed: false,
                 },
                 Err(e) => {
                     tracing::warn!(pid, error = %e, "waiting for task process failed");
-                    ExitInfo {
-                        code: -1,
-                        signal: None,
-                    }
+                    ExitInfo::code(-1)
                 }
             };
             // Grandchildren left in the group go with the leader.
@@ -217,10 +258,11 @@ impl Executor for ProcessExecutor {
                 start: pid_start,
             },
             exited,
+            health: None,
         })
     }
 
-    async fn stop(&self, running: &Running, signal: i32, grace: Duration) -> ExitInfo {
+    async fn stop_group(&self, running: &Running, signal: i32, grace: Duration) -> ExitInfo {
         let mut exited = running.exited.clone();
         if let Some(info) = *exited.borrow() {
             return info;
@@ -244,6 +286,7 @@ impl Executor for ProcessExecutor {
         info.unwrap_or(ExitInfo {
             code: 137,
             signal: Some(libc::SIGKILL),
+            oom_killed: false,
         })
     }
 
@@ -272,7 +315,12 @@ mod tests {
     async fn passes_the_conformance_suite() {
         let dir = tempfile::tempdir().expect("tempdir");
         let exe = ProcessExecutor::new(PathBuf::from("/bin/true"));
-        crate::conformance::run_all(&exe, dir.path()).await;
+        let fixture = crate::conformance::Fixture {
+            dir: dir.path(),
+            workdir: dir.path().display().to_string(),
+            container: None,
+        };
+        crate::conformance::run_all(&exe, &fixture).await;
     }
 
     #[tokio::test]
@@ -296,8 +344,9 @@ mod tests {
             env: vec![],
             workdir: None,
             log_path: dir.path().join("t.log"),
+            container: None,
         };
-        let running = exe.start(&spec).await.expect("start");
+        let running = exe.spawn(&spec).expect("start");
         let mut exited = running.exited.clone();
         tokio::time::timeout(Duration::from_secs(30), exited.wait_for(|e| e.is_some()))
             .await

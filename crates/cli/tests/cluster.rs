@@ -753,7 +753,7 @@ fn failing_update_rolls_back_by_itself_and_the_cli_exits_non_zero() {
     let inspect = c.m().json(&["service", "inspect", "web"]);
     assert_eq!(inspect[0]["update_status"]["state"], "rollback_completed");
     assert_eq!(
-        inspect[0]["spec"]["task"]["args"],
+        inspect[0]["spec"]["task"]["runtime"]["process"]["args"],
         serde_json::json!(["whoami"])
     );
     let running = c.m().running_tasks("web");
@@ -761,7 +761,7 @@ fn failing_update_rolls_back_by_itself_and_the_cli_exits_non_zero() {
     assert!(
         running
             .iter()
-            .all(|t| t["spec"]["args"] == serde_json::json!(["whoami"])),
+            .all(|t| t["spec"]["runtime"]["process"]["args"] == serde_json::json!(["whoami"])),
         "{running:?}"
     );
 }

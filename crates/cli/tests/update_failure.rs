@@ -183,7 +183,7 @@ fn new_task_exiting_at_start_pauses_the_update_at_once() {
     let svc = inspect(&d);
     assert_eq!(svc["update_status"]["state"], "paused", "{svc:#}");
     assert_eq!(
-        svc["spec"]["task"]["args"],
+        svc["spec"]["task"]["runtime"]["process"]["args"],
         json!(["whoami", "--no-such-flag"])
     );
     mesh_answers(port);

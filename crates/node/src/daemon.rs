@@ -11,6 +11,7 @@ use crate::roles::{self, DataPlaneStatus, Roles};
 use crate::state_key::{self, DataKey};
 use crate::DaemonConfig;
 use anyhow::{bail, Context};
+use shoal_agent::AgentStop;
 use shoal_api::{Node, NodeRole};
 use shoal_manager::ca::{self, join_token};
 use shoal_manager::control::{router as control_router, ApiError, ControlState};
@@ -225,7 +226,7 @@ impl Runtime {
             match written.await {
                 Ok(()) => Ok(r),
                 Err(e) => {
-                    r.stop().await;
+                    r.stop(AgentStop::Daemon).await;
                     Err(e)
                 }
             }
@@ -377,7 +378,7 @@ impl Runtime {
             }));
         }
         if let Some(r) = roles.take() {
-            r.stop().await;
+            r.stop(AgentStop::Leave).await;
         }
         if m.role == NodeRole::Manager {
             self.forget_cluster_state().await?;
@@ -470,7 +471,7 @@ impl Runtime {
             .map_err(internal)?
             .ok_or_else(|| internal("membership file vanished"))?;
         if let Some(r) = roles.take() {
-            r.stop().await;
+            r.stop(AgentStop::Daemon).await;
         }
         let listener = bind_control(&m).await.map_err(internal)?;
         let addr = roles::control_addr(&m, &listener).map_err(internal)?;
@@ -593,7 +594,7 @@ impl Runtime {
                     .map(|c| c.managers.clone())
                     .unwrap_or_else(|| m.managers.clone());
                 if let Some(r) = roles.take() {
-                    r.stop().await;
+                    r.stop(AgentStop::Daemon).await;
                 }
                 self.forget_cluster_state()
                     .await
@@ -621,7 +622,7 @@ impl Runtime {
                 };
                 let listener = bind_control(&m).await?;
                 if let Some(r) = roles.take() {
-                    r.stop().await;
+                    r.stop(AgentStop::Daemon).await;
                 }
                 membership::save(&self.cfg.data_dir, &m, &certs, self.key_sealer().as_ref())?;
                 *roles = Some(self.start_manager(&m, certs, listener, false).await?);
@@ -704,7 +705,7 @@ impl Runtime {
 
     async fn shutdown(&self) {
         if let Some(r) = self.roles.lock().await.take() {
-            r.stop().await;
+            r.stop(AgentStop::Daemon).await;
         }
     }
 }

@@ -12,7 +12,7 @@ use crate::renew::{self, ManagerTls};
 use crate::DaemonConfig;
 use anyhow::Context;
 use shoal_agent::launch::NodeIdentity;
-use shoal_agent::{Agent, AgentConfig, Dispatcher, ProcessExecutor};
+use shoal_agent::{Agent, AgentConfig, AgentStop, Dispatcher, ProcessExecutor, Registry};
 use shoal_api::NodeRole;
 use shoal_balance::EndpointTable;
 use shoal_manager::ca::CaService;
@@ -48,7 +48,7 @@ pub struct Roles {
     /// The role the cluster wants this node to have, as its manager session says.
     pub wanted_role: watch::Receiver<Option<NodeRole>>,
     stop_decisions: watch::Sender<bool>,
-    stop_agent: watch::Sender<bool>,
+    stop_agent: watch::Sender<AgentStop>,
     stop_rest: watch::Sender<bool>,
     decisions: Vec<JoinHandle<()>>,
     agent: JoinHandle<()>,
@@ -63,8 +63,10 @@ impl std::fmt::Debug for Roles {
 
 impl Roles {
     /// Stop deciding first (so tasks stopped next are not replaced on the way out), then
-    /// stop the tasks, then the sessions, servers and data plane.
-    pub async fn stop(self) {
+    /// stop the tasks, then the sessions, servers and data plane. The daemon stopping or
+    /// changing role leaves containers running for the next agent to adopt; `Leave` stops
+    /// and removes every task.
+    pub async fn stop(self, how: AgentStop) {
         self.stop_decisions.send_replace(true);
         for h in self.decisions {
             let _ = h.await;
@@ -73,7 +75,7 @@ impl Roles {
             // Another manager takes over before this one's tasks stop.
             r.step_down().await;
         }
-        self.stop_agent.send_replace(true);
+        self.stop_agent.send_replace(how);
         let _ = self.agent.await;
         // Give the last reports a moment to reach a manager.
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
@@ -101,19 +103,20 @@ fn agent<D: Dispatcher>(
     c: &Common<'_>,
     dispatcher: Arc<D>,
     drained: watch::Receiver<u64>,
-) -> anyhow::Result<Agent<ProcessExecutor>> {
+) -> anyhow::Result<Agent> {
     let exe = std::env::current_exe().context("cannot find the shoal binary")?;
     Ok(Agent::new(
         AgentConfig {
             node: NodeIdentity {
                 id: c.node_id.to_string(),
+                cluster_id: c.membership.cluster_id.clone(),
                 hostname: c.hostname.to_string(),
                 addr: c.membership.advertise_addr.clone(),
             },
             logs_dir: c.cfg.logs_dir(),
             drain_timeout: c.cfg.drain_timeout,
         },
-        Arc::new(ProcessExecutor::new(exe)),
+        Registry::new().with(Arc::new(ProcessExecutor::new(exe))),
         dispatcher,
         drained,
     ))
@@ -180,7 +183,7 @@ pub async fn start_manager(s: ManagerStart<'_>) -> anyhow::Result<Roles> {
     };
     let store = s.store;
     let (stop_decisions, stop_decisions_rx) = watch::channel(false);
-    let (stop_agent, stop_agent_rx) = watch::channel(false);
+    let (stop_agent, stop_agent_rx) = watch::channel(AgentStop::Run);
     let (stop_rest, stop_rest_rx) = watch::channel(false);
 
     let addr = control_addr(s.membership, &s.listener)?;
@@ -378,7 +381,7 @@ pub fn start_worker(
         status,
     };
     let (stop_decisions, _) = watch::channel(false);
-    let (stop_agent, stop_agent_rx) = watch::channel(false);
+    let (stop_agent, stop_agent_rx) = watch::channel(AgentStop::Run);
     let (stop_rest, stop_rest_rx) = watch::channel(false);
     let managers = membership
         .managers
