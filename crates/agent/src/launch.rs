@@ -68,13 +68,17 @@ pub fn launch_spec(
         ("SHOAL_NODE_ID".into(), node.id.clone()),
         ("SHOAL_NODE_HOSTNAME".into(), node.hostname.clone()),
     ];
+    // A process listens on its host port; a container on its target port, which the
+    // engine publishes on the host port.
+    let in_container = matches!(task.spec.runtime, Runtime::Container(_));
+    let listen = |p: &EndpointPort| if in_container { p.target } else { p.host_port };
     if let Some(first) = endpoint.ports.first() {
-        env.push(("PORT".into(), first.host_port.to_string()));
+        env.push(("PORT".into(), listen(first).to_string()));
     }
     for p in &endpoint.ports {
         let key = format!("SHOAL_PORT_{}", p.target);
         if !env.iter().any(|(k, _)| *k == key) {
-            env.push((key, p.host_port.to_string()));
+            env.push((key, listen(p).to_string()));
         }
     }
     for entry in &task.spec.env {

@@ -26,6 +26,9 @@ pub struct DaemonConfig {
     /// Caps and timeouts of a manager's control port: `run` lowers its connection cap to
     /// what the file-descriptor budget keeps for it.
     pub control_limits: ControlLimits,
+    /// The Docker Engine that runs container tasks (`unix:///var/run/docker.sock`); a node
+    /// whose engine does not answer runs process tasks only.
+    pub docker_host: String,
 }
 
 impl DaemonConfig {

@@ -346,7 +346,7 @@ impl Runtime {
             NodeRole::Worker => {
                 membership::save(&self.cfg.data_dir, &m, &certs, self.key_sealer().as_ref())
                     .map_err(internal)?;
-                self.start_worker(&m, certs)
+                self.start_worker(&m, certs).await
             }
         };
         *roles = Some(started.map_err(internal)?);
@@ -422,7 +422,7 @@ impl Runtime {
         .await
     }
 
-    fn start_worker(&self, m: &Membership, certs: Certs) -> anyhow::Result<Roles> {
+    async fn start_worker(&self, m: &Membership, certs: Certs) -> anyhow::Result<Roles> {
         roles::start_worker(
             &self.cfg,
             &self.node_id,
@@ -431,6 +431,7 @@ impl Runtime {
             certs,
             self.status.clone(),
         )
+        .await
     }
 
     /// After a restart: resume the roles the node had.
@@ -445,7 +446,7 @@ impl Runtime {
                 let listener = bind_control(&m).await?;
                 self.start_manager(&m, certs, listener, false).await?
             }
-            NodeRole::Worker => self.start_worker(&m, certs)?,
+            NodeRole::Worker => self.start_worker(&m, certs).await?,
         };
         tracing::info!(role = m.role.as_str(), cluster = %m.cluster_id, "resumed cluster membership");
         self.set_membership(Some(m));
@@ -606,7 +607,7 @@ impl Runtime {
                     ..m
                 };
                 membership::save(&self.cfg.data_dir, &m, &certs, self.key_sealer().as_ref())?;
-                *roles = Some(self.start_worker(&m, certs)?);
+                *roles = Some(self.start_worker(&m, certs).await?);
                 self.set_membership(Some(m));
             }
             NodeRole::Manager => {

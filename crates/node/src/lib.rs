@@ -27,5 +27,6 @@ pub use api::{
 pub use budget::MeshLimits;
 pub use config::DaemonConfig;
 pub use daemon::run;
+pub use shoal_agent::docker_host;
 /// Where the routing mesh listens and its connection caps (part of [`DaemonConfig`]).
 pub use shoal_mesh::MeshConfig;

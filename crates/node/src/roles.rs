@@ -12,8 +12,12 @@ use crate::renew::{self, ManagerTls};
 use crate::DaemonConfig;
 use anyhow::Context;
 use shoal_agent::launch::NodeIdentity;
-use shoal_agent::{Agent, AgentConfig, AgentStop, Dispatcher, ProcessExecutor, Registry};
+use shoal_agent::{
+    Agent, AgentConfig, AgentStop, ContainerExecutor, Dispatcher, LogRotation, ProcessExecutor,
+    Registry,
+};
 use shoal_api::NodeRole;
+use shoal_api::RuntimeKind;
 use shoal_balance::EndpointTable;
 use shoal_manager::ca::CaService;
 use shoal_manager::control::{router as control_router, ControlState};
@@ -98,13 +102,34 @@ struct Common<'a> {
 }
 
 /// The agent, stopping tasks once `drained` (the cluster-wide acknowledged endpoint-table
-/// version) has caught up with their removal.
-fn agent<D: Dispatcher>(
+/// version) has caught up with their removal. Processes always run; containers when the
+/// node's Docker Engine answers.
+async fn agent<D: Dispatcher>(
     c: &Common<'_>,
     dispatcher: Arc<D>,
     drained: watch::Receiver<u64>,
 ) -> anyhow::Result<Agent> {
     let exe = std::env::current_exe().context("cannot find the shoal binary")?;
+    let logs_dir = c.cfg.logs_dir();
+    let registry = Registry::new().with(Arc::new(ProcessExecutor::new(exe)));
+    let registry = match ContainerExecutor::connect(
+        &c.cfg.docker_host,
+        c.node_id,
+        c.hostname,
+        &logs_dir,
+        LogRotation::default(),
+    )
+    .await
+    {
+        Ok(exec) => {
+            tracing::info!(engine = %exec.engine_version(), host = %c.cfg.docker_host, "container engine found");
+            registry.with(Arc::new(exec))
+        }
+        Err(why) => {
+            tracing::info!(reason = %why, "no container engine: this node runs process tasks only");
+            registry.without(RuntimeKind::Container, why)
+        }
+    };
     Ok(Agent::new(
         AgentConfig {
             node: NodeIdentity {
@@ -113,10 +138,10 @@ fn agent<D: Dispatcher>(
                 hostname: c.hostname.to_string(),
                 addr: c.membership.advertise_addr.clone(),
             },
-            logs_dir: c.cfg.logs_dir(),
+            logs_dir,
             drain_timeout: c.cfg.drain_timeout,
         },
-        Registry::new().with(Arc::new(ProcessExecutor::new(exe))),
+        registry,
         dispatcher,
         drained,
     ))
@@ -281,7 +306,7 @@ pub async fn start_manager(s: ManagerStart<'_>) -> anyhow::Result<Roles> {
     ));
     let wanted_role = remote.wanted_role();
     let drained = remote.cluster_acked();
-    let agent = tokio::spawn(agent(&c, remote, drained)?.run(stop_agent_rx));
+    let agent = tokio::spawn(agent(&c, remote, drained).await?.run(stop_agent_rx));
     let renewal = tokio::spawn(renew::manager_loop(
         store,
         s.cfg.data_dir.clone(),
@@ -365,7 +390,7 @@ async fn lead_while_leader(
     }
 }
 
-pub fn start_worker(
+pub async fn start_worker(
     cfg: &DaemonConfig,
     node_id: &str,
     hostname: &str,
@@ -417,7 +442,7 @@ pub fn start_worker(
     ));
     let drained = remote.cluster_acked();
     let wanted_role = remote.wanted_role();
-    let agent = tokio::spawn(agent(&c, remote, drained)?.run(stop_agent_rx));
+    let agent = tokio::spawn(agent(&c, remote, drained).await?.run(stop_agent_rx));
     let renewal = tokio::spawn(renew::worker_loop(
         cfg.data_dir.clone(),
         managers,

@@ -7,6 +7,7 @@ mod daemon;
 mod http;
 mod procs;
 
+pub mod docker;
 pub mod netns;
 pub mod rate;
 

@@ -37,6 +37,10 @@ pub struct DaemonArgs {
     /// (bytes, or with a K, M or G suffix, powers of 1024)
     #[arg(long, default_value = "64M", value_parser = parse_size)]
     min_free_disk: u64,
+    /// The Docker Engine that runs container tasks [default: $DOCKER_HOST, else
+    /// unix:///var/run/docker.sock]; without one the node runs process tasks only
+    #[arg(long)]
+    docker_host: Option<String>,
     /// Log filter (e.g. info, debug, shoal_mesh=debug)
     #[arg(long, env = "SHOAL_LOG", default_value = "info")]
     log_level: String,
@@ -100,6 +104,7 @@ pub async fn run(args: DaemonArgs) -> anyhow::Result<ExitCode> {
         health_addr,
         min_free_disk: args.min_free_disk,
         control_limits: shoal_rpc::server::ControlLimits::default(),
+        docker_host: shoal_node::docker_host(args.docker_host.as_deref()),
     })
     .await?;
     Ok(ExitCode::SUCCESS)

@@ -7,8 +7,8 @@ use serde::Deserialize;
 use shoal_api::duration;
 use shoal_api::id::short;
 use shoal_api::{
-    HealthCheck, HealthProbe, PortConfig, RestartCondition, ServiceMode, ServiceSpec, Task,
-    TaskState, TaskTemplate,
+    HealthCheck, HealthProbe, PortConfig, RestartCondition, Runtime, ServiceMode, ServiceSpec,
+    Task, TaskState, TaskTemplate,
 };
 use shoal_manager::control::{ScaleRequest, ServiceInfo};
 use std::collections::BTreeMap;
@@ -17,7 +17,8 @@ use std::time::Duration;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum ServiceCmd {
-    /// Create a service: shoal service create --name web --replicas 3 --publish 8080:80 -- shoal whoami
+    /// Create a service: shoal service create --name web --replicas 3 --publish 8080:80 nginx
+    /// (a container), or ... -- shoal whoami (a process)
     Create(Box<CreateArgs>),
     /// List services
     Ls {
@@ -107,6 +108,9 @@ pub struct CreateArgs {
     /// Working directory of the task
     #[arg(short, long)]
     workdir: Option<String>,
+    /// Replace the image's entrypoint (split on spaces; container services)
+    #[arg(long)]
+    entrypoint: Option<String>,
     /// Placement constraint, e.g. node.labels.zone==a
     #[arg(long)]
     constraint: Vec<String>,
@@ -158,14 +162,108 @@ pub struct CreateArgs {
     timeout: Duration,
     #[command(flatten)]
     rollout: super::update::RolloutFlags,
-    /// Program and arguments, after `--`
+    /// IMAGE [COMMAND] [ARG...] for a container service, as with docker; `-- COMMAND
+    /// [ARG...]` (a command after `--` with no image before it) for a process service
     #[arg(
         trailing_var_arg = true,
         allow_hyphen_values = true,
-        required = true,
-        value_name = "COMMAND"
+        value_name = "IMAGE [COMMAND] [ARG...]"
     )]
-    command: Vec<String>,
+    image: Vec<String>,
+}
+
+/// The runtime `service create` asks for: `IMAGE [COMMAND...]` is a container (a `--`
+/// right after the image only separates its command); `-- COMMAND...`, a command after
+/// `--` with no image before it, is a process.
+fn runtime_of(words: &[String], process: bool) -> anyhow::Result<TaskTemplate> {
+    match words.split_first() {
+        Some((program, args)) if process => {
+            let mut t = TaskTemplate::with_command(vec![program.clone()]);
+            if let Some(p) = t.process_mut() {
+                p.args = args.to_vec();
+            }
+            Ok(t)
+        }
+        Some((image, cmd)) => {
+            let mut t = TaskTemplate::with_image(image.clone());
+            if let Runtime::Container(c) = &mut t.runtime {
+                let cmd = cmd.strip_prefix(&["--".to_string()]).unwrap_or(cmd);
+                c.args = cmd.to_vec();
+            }
+            Ok(t)
+        }
+        None => anyhow::bail!(
+            "service needs an image (shoal service create [OPTIONS] IMAGE [COMMAND] [ARG...]) or a command (-- COMMAND [ARG...] for a process)"
+        ),
+    }
+}
+
+/// Whether the positional `words` came right after a `--` on the command line (the parser
+/// drops a leading `--`, so only the raw arguments tell).
+fn after_double_dash(raw: &[String], words: &[String]) -> bool {
+    !words.is_empty()
+        && raw.ends_with(words)
+        && raw.len() > words.len()
+        && raw[raw.len() - words.len() - 1] == "--"
+}
+
+/// What a service runs, for tables: the image, or `-- COMMAND` for a process.
+pub fn what_runs(t: &TaskTemplate) -> String {
+    match &t.runtime {
+        Runtime::Container(c) => c.image.clone(),
+        Runtime::Process(_) => format!("-- {}", t.argv().join(" ")),
+    }
+}
+
+#[cfg(test)]
+mod runtime_tests {
+    use super::*;
+
+    fn words(text: &str) -> Vec<String> {
+        text.split_whitespace().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn image_or_process_from_the_command_line() {
+        let cases = [
+            (
+                "shoal service create --name w -- shoal whoami",
+                "shoal whoami",
+                None,
+            ),
+            (
+                "shoal service create --name w nginx",
+                "nginx",
+                Some(("nginx", "")),
+            ),
+            (
+                "shoal service create --name w alpine ping docker.com",
+                "alpine ping docker.com",
+                Some(("alpine", "ping docker.com")),
+            ),
+            (
+                "shoal service create --name w alpine -- ping -c 3 x",
+                "alpine -- ping -c 3 x",
+                Some(("alpine", "ping -c 3 x")),
+            ),
+        ];
+        for (line, parsed, want) in cases {
+            let (raw, w) = (words(line), words(parsed));
+            let t = runtime_of(&w, after_double_dash(&raw, &w)).expect(line);
+            match want {
+                None => assert_eq!(
+                    t.process().map(|p| p.command.clone()),
+                    Some(words("shoal")),
+                    "{line}"
+                ),
+                Some((image, args)) => {
+                    assert_eq!(t.image(), Some(image), "{line}");
+                    assert_eq!(t.argv(), words(args), "{line}");
+                }
+            }
+        }
+        assert!(runtime_of(&[], false).is_err());
+    }
 }
 
 impl CreateArgs {
@@ -177,9 +275,13 @@ impl CreateArgs {
                 replicas: r.unwrap_or(1),
             },
         };
-        let mut task = TaskTemplate::with_command(self.command[..1].to_vec());
-        if let Some(p) = task.process_mut() {
-            p.args = self.command[1..].to_vec();
+        let raw: Vec<String> = std::env::args().collect();
+        let mut task = runtime_of(&self.image, after_double_dash(&raw, &self.image))?;
+        if let Some(e) = &self.entrypoint {
+            let Runtime::Container(c) = &mut task.runtime else {
+                anyhow::bail!("--entrypoint needs an image; a process service runs its command");
+            };
+            c.entrypoint = Some(e.split_whitespace().map(str::to_string).collect());
         }
         task.env = self.env.clone();
         task.workdir = self.workdir.clone();
@@ -322,15 +424,12 @@ async fn ls(client: &Client, format: Format, quiet: bool) -> anyhow::Result<Exit
                 svc.spec.name.clone(),
                 mode.to_string(),
                 replicas,
-                truncate(&svc.spec.task.argv().join(" "), 30),
+                truncate(&what_runs(&svc.spec.task), 30),
                 ports.join(", "),
             ]
         })
         .collect();
-    table::print(
-        &["ID", "NAME", "MODE", "REPLICAS", "COMMAND", "PORTS"],
-        &rows,
-    );
+    table::print(&["ID", "NAME", "MODE", "REPLICAS", "IMAGE", "PORTS"], &rows);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -432,6 +531,7 @@ async fn ps(
         rows.push(vec![
             id,
             name,
+            truncate(&what_runs(&t.spec), 30),
             hostname(&t.node_id),
             t.desired_state.title(),
             current,
@@ -443,6 +543,7 @@ async fn ps(
         &[
             "ID",
             "NAME",
+            "IMAGE",
             "NODE",
             "DESIRED STATE",
             "CURRENT STATE",
@@ -497,8 +598,22 @@ fn print_pretty(info: &ServiceInfo) {
         pretty_line(format_args!("Placement:"));
         pretty_line(format_args!(" Constraints:\t{}", t.constraints.join(", ")));
     }
-    pretty_line(format_args!("Task:"));
-    pretty_line(format_args!(" Command:\t{}", t.argv().join(" ")));
+    match &t.runtime {
+        Runtime::Container(c) => {
+            pretty_line(format_args!("ContainerSpec:"));
+            pretty_line(format_args!(" Image:\t\t{}", c.image));
+            if let Some(e) = &c.entrypoint {
+                pretty_line(format_args!(" Command:\t{}", e.join(" ")));
+            }
+            if !c.args.is_empty() {
+                pretty_line(format_args!(" Args:\t\t{}", c.args.join(" ")));
+            }
+        }
+        Runtime::Process(_) => {
+            pretty_line(format_args!("Task:"));
+            pretty_line(format_args!(" Command:\t{}", t.argv().join(" ")));
+        }
+    }
     if !t.env.is_empty() {
         pretty_line(format_args!(" Env:\t\t{}", t.env.join(" ")));
     }

@@ -127,6 +127,12 @@ impl RolloutFlags {
 #[derive(Debug, clap::Args)]
 pub struct UpdateArgs {
     service: String,
+    /// Run this image (a container service)
+    #[arg(long)]
+    image: Option<String>,
+    /// Replace the image's entrypoint (split on spaces; "" for the image's own)
+    #[arg(long)]
+    entrypoint: Option<String>,
     /// Replace the program and its leading arguments (split on spaces)
     #[arg(long)]
     command: Option<String>,
@@ -197,6 +203,20 @@ fn words(text: &str) -> Vec<String> {
 impl UpdateArgs {
     fn apply(&self, spec: &mut shoal_api::ServiceSpec) -> anyhow::Result<()> {
         let t = &mut spec.task;
+        if let Some(image) = &self.image {
+            let Runtime::Container(c) = &mut t.runtime else {
+                anyhow::bail!("--image changes a container service; this service runs a process (use --command)");
+            };
+            c.image = image.clone();
+        }
+        if let Some(e) = &self.entrypoint {
+            let Runtime::Container(c) = &mut t.runtime else {
+                anyhow::bail!(
+                    "--entrypoint changes a container service; use --command for a process"
+                );
+            };
+            c.entrypoint = Some(words(e)).filter(|w| !w.is_empty());
+        }
         if let Some(c) = &self.command {
             let w = words(c);
             anyhow::ensure!(!w.is_empty(), "invalid --command: empty");

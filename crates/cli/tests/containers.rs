@@ -1,0 +1,295 @@
+//! Services of containers on the real Docker Engine of this machine, driven through the real
+//! CLI, with images built here from our own binary (`shoal_testkit::docker`). Without an
+//! engine these tests skip and say why, unless `SHOAL_REQUIRE_DOCKER=1` (set by `.ci/run`).
+
+use shoal_testkit::docker::{self, Images};
+use shoal_testkit::{free_port, http_get, wait_until, Daemon, Load};
+use std::collections::HashSet;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+fn bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_shoal"))
+}
+
+/// Generous: image work on a busy 2-core machine.
+const WAIT: Duration = Duration::from_secs(60);
+
+/// A single-node cluster whose containers are removed however the test ends.
+struct Node {
+    d: Daemon,
+    id: String,
+    images: Images,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        docker::remove_node_containers(&self.id);
+    }
+}
+
+fn node() -> Option<Node> {
+    if !docker::available() {
+        return None;
+    }
+    let images = docker::images(bin());
+    let d = Daemon::start_cluster(bin());
+    let id = d.node_id();
+    Some(Node { d, id, images })
+}
+
+impl Node {
+    fn create(&self, name: &str, image: &str, extra: &[&str]) {
+        let mut args = vec!["service", "create", "--name", name];
+        args.extend_from_slice(extra);
+        args.push(image);
+        let out = self.d.cli(&args);
+        assert!(out.ok(), "{out:?}\n{}", self.d.log());
+    }
+
+    fn tasks(&self, service: &str) -> Vec<serde_json::Value> {
+        self.d
+            .json(&["service", "ps", service, "--format", "json"])
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Container IDs of the service's running tasks.
+    fn running_containers(&self, service: &str) -> HashSet<String> {
+        self.tasks(service)
+            .iter()
+            .filter(|t| t["status"]["state"] == "running" && t["desired_state"] == "running")
+            .filter_map(|t| t["status"]["runtime"]["container"]["id"].as_str())
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn containers(&self) -> usize {
+        docker::containers_of_node(&self.id).len()
+    }
+}
+
+fn names(port: u16, n: usize) -> HashSet<String> {
+    (0..n)
+        .filter_map(|_| http_get(port, "/").ok())
+        .filter_map(|body| {
+            body.lines()
+                .find_map(|l| l.strip_prefix("Name: ").map(str::to_string))
+        })
+        .collect()
+}
+
+#[test]
+fn a_published_container_service_answers_round_robin_scales_and_leaves_nothing() {
+    let Some(n) = node() else { return };
+    let port = free_port();
+    let publish = format!("{port}:80");
+    n.create(
+        "web",
+        &n.images.v1,
+        &["--replicas", "3", "--publish", &publish],
+    );
+    assert!(
+        wait_until(WAIT, || names(port, 9).len() == 3),
+        "three replicas answer: {:?}\n{}",
+        names(port, 9),
+        n.d.log()
+    );
+    let ls = n.d.cli(&["service", "ls"]).stdout;
+    assert!(
+        ls.contains("IMAGE") && ls.contains("shoal-test/app-1"),
+        "{ls}"
+    );
+    let ps = n.d.cli(&["service", "ps", "web"]).stdout;
+    assert!(ps.contains("shoal-test/app-1"), "{ps}");
+    let ids = n.running_containers("web");
+    assert_eq!(ids.len(), 3);
+    let c = docker::inspect(ids.iter().next().expect("one"));
+    let labels = &c["Config"]["Labels"];
+    assert_eq!(labels["com.shoal.service.name"], "web");
+    assert_eq!(labels["com.shoal.node.id"], n.id.as_str());
+    assert!(labels["com.shoal.task.slot"].is_string());
+    assert_eq!(c["HostConfig"]["RestartPolicy"]["Name"], "no");
+
+    assert!(n.d.cli(&["service", "scale", "web=1"]).ok());
+    assert!(
+        wait_until(WAIT, || n.containers() == 1),
+        "scaled down: {} containers",
+        n.containers()
+    );
+    assert!(n.d.cli(&["service", "scale", "web=2"]).ok());
+    assert!(wait_until(WAIT, || names(port, 6).len() == 2));
+    assert!(n.d.cli(&["service", "rm", "web"]).ok());
+    assert!(
+        wait_until(WAIT, || n.containers() == 0),
+        "service rm leaves no container: {}",
+        n.containers()
+    );
+}
+
+#[test]
+fn a_killed_container_is_replaced() {
+    let Some(n) = node() else { return };
+    n.create("solo", &n.images.v1, &["--restart-delay", "0s"]);
+    assert!(wait_until(WAIT, || n.running_containers("solo").len() == 1));
+    let first = n.running_containers("solo");
+    let id = first.iter().next().expect("one").clone();
+    let out = Command::new("docker")
+        .args(["kill", &id])
+        .output()
+        .expect("docker kill");
+    assert!(out.status.success());
+    assert!(
+        wait_until(WAIT, || {
+            let now = n.running_containers("solo");
+            now.len() == 1 && now != first
+        }),
+        "replaced: {:?}",
+        n.tasks("solo")
+    );
+    let ps = n.d.cli(&["service", "ps", "solo"]).stdout;
+    assert!(ps.contains("\\_ solo.1"), "history row: {ps}");
+    assert!(ps.contains("killed by signal 9"), "{ps}");
+    assert!(
+        wait_until(WAIT, || n.containers() == 1),
+        "the dead container is removed"
+    );
+}
+
+#[test]
+fn a_missing_image_is_rejected_with_the_engines_message() {
+    let Some(n) = node() else { return };
+    n.create("ghost", "shoal-test/no-such-image:9", &["--detach"]);
+    let rejected = || {
+        n.tasks("ghost")
+            .into_iter()
+            .find(|t| t["status"]["state"] == "rejected")
+    };
+    assert!(
+        wait_until(WAIT, || rejected().is_some()),
+        "{:?}",
+        n.tasks("ghost")
+    );
+    let task = rejected().expect("rejected task");
+    let err = task["status"]["err"].as_str().unwrap_or_default();
+    assert!(
+        err.contains("shoal-test/no-such-image:9") && err.contains("could not be pulled"),
+        "{err}"
+    );
+    assert_eq!(n.containers(), 0, "nothing half-created");
+}
+
+#[test]
+fn daemon_kill9_and_restart_adopts_the_same_containers() {
+    let Some(mut n) = node() else { return };
+    let port = free_port();
+    let publish = format!("{port}:80");
+    n.create(
+        "web",
+        &n.images.v1,
+        &["--replicas", "2", "--publish", &publish],
+    );
+    assert!(wait_until(WAIT, || n.running_containers("web").len() == 2));
+    let before = n.running_containers("web");
+    let started: Vec<String> = before
+        .iter()
+        .map(|id| docker::inspect(id)["State"]["StartedAt"].to_string())
+        .collect();
+    let tasks_before = n.tasks("web").len();
+    n.d.kill9();
+    n.d.restart();
+    assert!(
+        wait_until(WAIT, || names(port, 6).len() == 2),
+        "serving again after the restart\n{}",
+        n.d.log()
+    );
+    assert!(wait_until(WAIT, || n.running_containers("web") == before));
+    let after: Vec<String> = before
+        .iter()
+        .map(|id| docker::inspect(id)["State"]["StartedAt"].to_string())
+        .collect();
+    assert_eq!(started, after, "the same containers, not restarted");
+    assert_eq!(n.containers(), 2, "no duplicate");
+    assert_eq!(n.tasks("web").len(), tasks_before, "no replacement task");
+    assert!(n.d.log().contains("task adopted after restart"));
+}
+
+#[test]
+fn rolling_update_between_image_tags_under_load_fails_no_request() {
+    let Some(n) = node() else { return };
+    for order in ["stop-first", "start-first"] {
+        let port = free_port();
+        let publish = format!("{port}:80");
+        let name = format!("roll-{order}");
+        n.create(
+            &name,
+            &n.images.v1,
+            &[
+                "--replicas",
+                "3",
+                "--publish",
+                &publish,
+                "--update-order",
+                order,
+            ],
+        );
+        assert!(wait_until(WAIT, || names(port, 9).len() == 3));
+        let load = Load::start(port);
+        std::thread::sleep(Duration::from_millis(300));
+        let out =
+            n.d.cli(&["service", "update", "--image", &n.images.v2, &name]);
+        assert!(out.ok(), "{out:?}");
+        std::thread::sleep(Duration::from_millis(300));
+        let report = load.finish();
+        assert!(report.sent > 20, "{report:?}");
+        assert_eq!(report.failed, 0, "{order}: {report:?}");
+        let live = n.running_containers(&name);
+        assert_eq!(live.len(), 3);
+        for id in &live {
+            let env = docker::inspect(id)["Config"]["Env"].to_string();
+            assert!(env.contains("APP_VERSION=2"), "{order}: {env}");
+        }
+        assert!(n.d.cli(&["service", "rm", &name]).ok());
+    }
+}
+
+#[test]
+fn an_update_to_an_image_whose_health_check_fails_rolls_back_and_exits_non_zero() {
+    let Some(n) = node() else { return };
+    let port = free_port();
+    let publish = format!("{port}:80");
+    n.create(
+        "hc",
+        &n.images.healthy,
+        &["--replicas", "2", "--publish", &publish],
+    );
+    assert!(wait_until(WAIT, || {
+        n.tasks("hc")
+            .iter()
+            .filter(|t| t["status"]["health"] == "healthy")
+            .count()
+            == 2
+    }));
+    let out = n.d.cli(&[
+        "service",
+        "update",
+        "--image",
+        &n.images.sick,
+        "--update-failure-action",
+        "rollback",
+        "hc",
+    ]);
+    assert_eq!(out.code, 1, "{out:?}");
+    let svc = n.d.json(&["service", "inspect", "hc"]);
+    assert_eq!(
+        svc[0]["update_status"]["state"], "rollback_completed",
+        "{svc:#}"
+    );
+    assert_eq!(
+        svc[0]["spec"]["task"]["runtime"]["container"]["image"],
+        n.images.healthy.as_str()
+    );
+    assert!(wait_until(WAIT, || names(port, 6).len() == 2));
+}
