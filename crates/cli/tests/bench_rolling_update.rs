@@ -33,9 +33,8 @@
 //! Each attempt's details go to stderr: p99 per 100 ms of every change window, the
 //! slowest requests, each task's timeline and the daemons' warnings.
 
-use shoal_testkit::{netns, wait_until, ClientKind, Daemon, RateLoad, RateReport, TestNet};
+use shoal_testkit::{wait_until, ClientKind, Cluster, RateLoad, RateReport};
 use std::fmt::Write as _;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -59,63 +58,6 @@ const WORKERS: usize = 8;
 
 fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_shoal"))
-}
-
-/// One manager (node 0) and two workers, joined; as in tests/cluster.rs.
-struct Cluster {
-    // Daemons first: they must stop before the namespaces go.
-    nodes: Vec<Daemon>,
-    net: TestNet,
-}
-
-impl Cluster {
-    fn start(workers: usize) -> Cluster {
-        assert!(
-            netns::available(),
-            "the benchmark needs root and iproute2 (network namespaces)"
-        );
-        let net = TestNet::create(workers + 1).expect("test network");
-        let manager = Daemon::start_in(bin(), &net, 0);
-        manager.init();
-        let token = manager.worker_token();
-        let mut nodes = vec![manager];
-        for i in 1..=workers {
-            let w = Daemon::start_in(bin(), &net, i);
-            let remote = format!("{}:2377", net.ip(0));
-            let advertise = net.ip(i).to_string();
-            let out = w.cli(&[
-                "join",
-                "--token",
-                &token,
-                &remote,
-                "--advertise-addr",
-                &advertise,
-            ]);
-            assert!(out.ok(), "join failed: {out:?}\n{}", w.log());
-            nodes.push(w);
-        }
-        let c = Cluster { nodes, net };
-        let ready = wait_until(Duration::from_secs(10), || {
-            let nodes = c.m().json(&["node", "ls", "--format", "json"]);
-            nodes
-                .as_array()
-                .is_some_and(|a| a.iter().filter(|n| n["state"] == "ready").count() == workers + 1)
-        });
-        assert!(
-            ready,
-            "all nodes ready: {}",
-            c.m().cli(&["node", "ls"]).stdout
-        );
-        c
-    }
-
-    fn m(&self) -> &Daemon {
-        &self.nodes[0]
-    }
-
-    fn addr(&self, i: usize) -> SocketAddr {
-        SocketAddr::from((self.net.ip(i), PORT))
-    }
 }
 
 /// What changes while the load runs.
@@ -416,7 +358,7 @@ fn daemon_warnings(c: &Cluster) -> String {
 }
 
 fn run_case(change: Change, kind: ClientKind) -> Row {
-    let c = Cluster::start(2);
+    let c = Cluster::start(bin(), 1, 2);
     create_web(&c, change == Change::Update { start_first: true });
     let workers = [c.nodes[1].node_id(), c.nodes[2].node_id()];
     let rate = rate(kind);
@@ -425,7 +367,7 @@ fn run_case(change: Change, kind: ClientKind) -> Row {
 
     // Which node's published port takes the load: the manager's unless `LOAD_NODE` says.
     let entry = usize::try_from(env_u32("LOAD_NODE", 0)).unwrap_or(0).min(2);
-    let load = RateLoad::start(c.addr(entry), kind, rate, WORKERS);
+    let load = RateLoad::start(c.addr(entry, PORT), kind, rate, WORKERS);
     std::thread::sleep(WARM_UP);
     let _warm_up = load.mark();
     let cpu0 = cpu.sample();

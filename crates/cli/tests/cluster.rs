@@ -2,7 +2,7 @@
 //! with its own address, driven through the real CLI.
 
 use shoal_testkit::{
-    http_get_at, netns, processes_with_env, wait_until, ClientKind, Daemon, Load, TestNet,
+    http_get_at, processes_with_env, wait_until, ClientKind, Cluster, Daemon, Load,
 };
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -15,100 +15,38 @@ fn bin() -> &'static Path {
 
 const PORT: u16 = 8080;
 
-struct Cluster {
-    // Daemons first: they must stop before the namespaces go.
-    nodes: Vec<Daemon>,
-    net: TestNet,
+/// A manager (node 0) and `workers` workers, joined.
+fn cluster(workers: usize) -> Cluster {
+    Cluster::start(bin(), 1, workers)
 }
 
-impl Cluster {
-    /// A manager (node 0) and `workers` workers, joined.
-    fn start(workers: usize) -> Cluster {
-        Cluster::start_with(workers, &[])
+/// Running tasks of `service` per node ID.
+fn per_node(c: &Cluster, service: &str) -> HashMap<String, usize> {
+    let mut per = HashMap::new();
+    for t in c.m().running_tasks(service) {
+        *per.entry(t["node_id"].as_str().unwrap_or_default().to_string())
+            .or_default() += 1;
     }
+    per
+}
 
-    /// Like `start`, with extra `shoal init` flags.
-    fn start_with(workers: usize, init: &[&str]) -> Cluster {
-        assert!(
-            netns::available(),
-            "multi-node tests need root and iproute2 (network namespaces)"
-        );
-        let net = TestNet::create(workers + 1).expect("test network");
-        let manager = Daemon::start_in(bin(), &net, 0);
-        manager.init_with(init);
-        let token = manager.worker_token();
-        let mut nodes = vec![manager];
-        for i in 1..=workers {
-            let w = Daemon::start_in(bin(), &net, i);
-            let remote = format!("{}:2377", net.ip(0));
-            let out = w.cli(&[
-                "join",
-                "--token",
-                &token,
-                &remote,
-                "--advertise-addr",
-                &net.ip(i).to_string(),
-            ]);
-            assert!(out.ok(), "join failed: {out:?}\n{}", w.log());
-            nodes.push(w);
-        }
-        let c = Cluster { nodes, net };
-        let ready = wait_until(Duration::from_secs(10), || c.ready_nodes() == workers + 1);
-        assert!(
-            ready,
-            "all nodes ready: {}",
-            c.m().cli(&["node", "ls"]).stdout
-        );
-        c
-    }
-
-    fn m(&self) -> &Daemon {
-        &self.nodes[0]
-    }
-
-    fn ready_nodes(&self) -> usize {
-        let nodes = self.m().json(&["node", "ls", "--format", "json"]);
-        nodes
-            .as_array()
-            .map_or(0, |a| a.iter().filter(|n| n["state"] == "ready").count())
-    }
-
-    fn addr(&self, i: usize) -> SocketAddr {
-        SocketAddr::from((self.net.ip(i), PORT))
-    }
-
-    fn node_id(&self, i: usize) -> String {
-        self.nodes[i].node_id()
-    }
-
-    /// Running tasks of `service` per node ID.
-    fn spread(&self, service: &str) -> HashMap<String, usize> {
-        let mut per = HashMap::new();
-        for t in self.m().running_tasks(service) {
-            *per.entry(t["node_id"].as_str().unwrap_or_default().to_string())
-                .or_default() += 1;
-        }
-        per
-    }
-
-    fn create_web(&self, replicas: u32) {
-        let publish = format!("{PORT}:80");
-        let r = replicas.to_string();
-        let out = self.m().cli(&[
-            "service",
-            "create",
-            "--name",
-            "web",
-            "--replicas",
-            &r,
-            "--publish",
-            &publish,
-            "--",
-            "shoal",
-            "whoami",
-        ]);
-        assert!(out.ok(), "create: {out:?}\n{}", self.m().log());
-    }
+fn create_web(c: &Cluster, replicas: u32) {
+    let publish = format!("{PORT}:80");
+    let r = replicas.to_string();
+    let out = c.m().cli(&[
+        "service",
+        "create",
+        "--name",
+        "web",
+        "--replicas",
+        &r,
+        "--publish",
+        &publish,
+        "--",
+        "shoal",
+        "whoami",
+    ]);
+    assert!(out.ok(), "create: {out:?}\n{}", c.m().log());
 }
 
 /// Task names answering `n` requests sent to `addr`.
@@ -123,24 +61,9 @@ fn names(addr: SocketAddr, n: usize) -> HashSet<String> {
         .collect()
 }
 
-/// Live tasks per slot of `service` (desired running or not): never more than one wanted.
-fn wanted_per_slot(d: &Daemon, service: &str) -> HashMap<u64, usize> {
-    let mut per = HashMap::new();
-    for t in d.tasks(service) {
-        let live = !matches!(
-            t["status"]["state"].as_str(),
-            Some("complete" | "shutdown" | "failed" | "rejected" | "remove" | "orphaned")
-        );
-        if live && t["desired_state"] == "running" {
-            *per.entry(t["slot"].as_u64().unwrap_or(0)).or_default() += 1;
-        }
-    }
-    per
-}
-
 #[test]
 fn join_spread_and_mesh_on_every_node() {
-    let c = Cluster::start(2);
+    let c = cluster(2);
     let m = c.m();
     let ls = m.cli(&["node", "ls"]).stdout;
     assert_eq!(ls.matches("Ready").count(), 3, "{ls}");
@@ -168,7 +91,7 @@ fn join_spread_and_mesh_on_every_node() {
         assert!(!out.ok() && out.stderr.contains(want), "{token}: {out:?}");
         assert_eq!(out.stderr.trim_end().lines().count(), 1, "{}", out.stderr);
     }
-    assert_eq!(c.ready_nodes(), 3, "rejected joins changed nothing");
+    assert_eq!(c.ready(0), 3, "rejected joins changed nothing");
     let live_rm = m.cli(&["node", "rm", &c.node_id(1)]);
     assert!(
         !live_rm.ok() && live_rm.stderr.contains("not down"),
@@ -197,13 +120,13 @@ fn join_spread_and_mesh_on_every_node() {
     );
 
     // Six replicas spread 2/2/2, reachable through every node's mesh.
-    c.create_web(6);
-    let spread = c.spread("web");
+    create_web(&c, 6);
+    let spread = per_node(&c, "web");
     assert_eq!(spread.len(), 3, "{spread:?}");
     assert!(spread.values().all(|n| *n == 2), "{spread:?}");
     let mut all = HashSet::new();
     for i in 0..3 {
-        let seen = names(c.addr(i), 18);
+        let seen = names(c.addr(i, PORT), 18);
         assert_eq!(
             seen.len(),
             6,
@@ -271,55 +194,59 @@ fn join_spread_and_mesh_on_every_node() {
 
 #[test]
 fn killed_worker_tasks_are_replaced_within_five_seconds() {
-    let mut c = Cluster::start(2);
-    c.create_web(6);
+    let mut c = cluster(2);
+    create_web(&c, 6);
     let victim = c.node_id(2);
     let t0 = Instant::now();
     c.nodes[2].kill9();
     let replaced = wait_until(Duration::from_secs(10), || {
-        let spread = c.spread("web");
+        let spread = per_node(&c, "web");
         spread.values().sum::<usize>() == 6 && !spread.contains_key(&victim)
     });
     let took = t0.elapsed();
     assert!(
         replaced,
         "tasks replaced: {:?}\n{}",
-        c.spread("web"),
+        per_node(&c, "web"),
         c.m().log()
     );
     assert!(took < Duration::from_secs(5), "replacement took {took:?}");
     eprintln!("node kill -9 to 6 running replacements: {took:?}");
     let ls = c.m().cli(&["node", "ls"]).stdout;
     assert!(ls.contains("Down"), "{ls}");
-    assert_eq!(names(c.addr(0), 24).len(), 6);
+    assert_eq!(names(c.addr(0, PORT), 24).len(), 6);
 }
 
 #[test]
 fn cut_link_marks_node_down_and_heals_to_one_task_per_slot() {
-    let c = Cluster::start(2);
-    c.create_web(6);
+    let c = cluster(2);
+    create_web(&c, 6);
     let cut = c.node_id(1);
     c.net.cut(1).expect("cut");
     let moved = wait_until(Duration::from_secs(10), || {
-        let spread = c.spread("web");
+        let spread = per_node(&c, "web");
         spread.values().sum::<usize>() == 6 && !spread.contains_key(&cut)
     });
-    assert!(moved, "tasks moved off the cut node: {:?}", c.spread("web"));
+    assert!(
+        moved,
+        "tasks moved off the cut node: {:?}",
+        per_node(&c, "web")
+    );
     assert!(c.m().cli(&["node", "ls"]).stdout.contains("Down"));
     assert_eq!(
-        names(c.addr(0), 24).len(),
+        names(c.addr(0, PORT), 24).len(),
         6,
         "the mesh routes only to reachable tasks"
     );
     c.net.restore(1).expect("restore");
-    let healed = wait_until(Duration::from_secs(10), || c.ready_nodes() == 3);
+    let healed = wait_until(Duration::from_secs(10), || c.ready(0) == 3);
     assert!(healed);
     // The node's old tasks are shut down; never two live tasks in a slot.
     let settled = wait_until(Duration::from_secs(10), || {
-        let per = wanted_per_slot(c.m(), "web");
+        let per = c.m().wanted_per_slot("web");
         per.len() == 6 && per.values().all(|n| *n == 1)
     });
-    assert!(settled, "{:?}", wanted_per_slot(c.m(), "web"));
+    assert!(settled, "{:?}", c.m().wanted_per_slot("web"));
     let old_live = c
         .m()
         .tasks("web")
@@ -345,8 +272,8 @@ fn cut_link_marks_node_down_and_heals_to_one_task_per_slot() {
 
 #[test]
 fn drain_under_load_fails_no_request() {
-    let c = Cluster::start(2);
-    c.create_web(6);
+    let c = cluster(2);
+    create_web(&c, 6);
     let loads = both_loads(&c);
     std::thread::sleep(Duration::from_millis(500));
     let drained = c.node_id(2);
@@ -356,7 +283,7 @@ fn drain_under_load_fails_no_request() {
     assert!(out.ok(), "{out:?}");
     assert!(out.stdout.contains("drained"), "{}", out.stdout);
     std::thread::sleep(Duration::from_millis(500));
-    let spread = c.spread("web");
+    let spread = per_node(&c, "web");
     assert!(
         !spread.contains_key(&drained) && spread.values().sum::<usize>() == 6,
         "{spread:?}"
@@ -368,13 +295,13 @@ fn drain_under_load_fails_no_request() {
         .cli(&["node", "update", "--availability", "active", &drained])
         .ok());
     assert!(c.m().cli(&["service", "scale", "web=9"]).ok());
-    assert!(c.spread("web").contains_key(&drained));
+    assert!(per_node(&c, "web").contains_key(&drained));
 }
 
 #[test]
 fn removed_node_is_refused_and_its_tasks_orphaned() {
-    let mut c = Cluster::start(2);
-    c.create_web(3);
+    let mut c = cluster(2);
+    create_web(&c, 3);
     let gone = c.node_id(2);
     c.nodes[2].kill9();
     assert!(wait_until(Duration::from_secs(10), || c
@@ -417,8 +344,8 @@ fn haproxy_in_front_of_the_nodes() {
         haproxy.is_ok(),
         "haproxy is required (scripts/test installs it)"
     );
-    let c = Cluster::start(2);
-    c.create_web(3);
+    let c = cluster(2);
+    create_web(&c, 3);
     let front = shoal_testkit::free_port();
     let cfg = c.m().dir.path().join("haproxy.cfg");
     let mut servers = String::new();
@@ -484,7 +411,7 @@ fn haproxy_in_front_of_the_nodes() {
 
 #[test]
 fn manager_restart_does_not_restart_worker_tasks() {
-    let mut c = Cluster::start(2);
+    let mut c = cluster(2);
     let publish = format!("{PORT}:80");
     let out = c.m().cli(&[
         "service",
@@ -519,13 +446,13 @@ fn manager_restart_does_not_restart_worker_tasks() {
     // Without a manager the workers keep their tasks and their meshes keep routing.
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(
-        names(c.addr(1), 16).len(),
+        names(c.addr(1, PORT), 16).len(),
         4,
         "worker mesh serves its last table"
     );
     c.nodes[0].restart();
     assert!(
-        wait_until(Duration::from_secs(10), || c.ready_nodes() == 3),
+        wait_until(Duration::from_secs(10), || c.ready(0) == 3),
         "workers reconnected"
     );
     let mut after: Vec<String> = c
@@ -548,7 +475,7 @@ fn manager_restart_does_not_restart_worker_tasks() {
 
 #[test]
 fn certificates_renew_before_they_expire() {
-    let c = Cluster::start_with(1, &["--cert-expiry", "12s"]);
+    let c = Cluster::start_with(bin(), 1, 1, &["--cert-expiry", "12s"]);
     let cert = |i: usize| {
         std::fs::read_to_string(c.nodes[i].data_dir().join("certs/node.pem")).unwrap_or_default()
     };
@@ -565,7 +492,7 @@ fn certificates_renew_before_they_expire() {
     );
     // Past the first certificates' expiry, the worker still talks to the manager.
     std::thread::sleep(Duration::from_secs(13).saturating_sub(t0.elapsed()));
-    assert!(wait_until(Duration::from_secs(3), || c.ready_nodes() == 2));
+    assert!(wait_until(Duration::from_secs(3), || c.ready(0) == 2));
     let out = c.m().cli(&[
         "service", "create", "--name", "g", "--mode", "global", "--", "sleep", "100000",
     ]);
@@ -577,7 +504,7 @@ fn certificates_renew_before_they_expire() {
 
 #[test]
 fn global_services_follow_nodes_and_host_ports_bind_where_tasks_run() {
-    let c = Cluster::start(2);
+    let c = cluster(2);
     let out = c.m().cli(&[
         "service", "create", "--name", "g", "--mode", "global", "--", "sleep", "100000",
     ]);
@@ -638,8 +565,8 @@ fn global_services_follow_nodes_and_host_ports_bind_where_tasks_run() {
 /// Steady traffic of both client kinds, through two different nodes' meshes.
 fn both_loads(c: &Cluster) -> (Load, Load) {
     (
-        Load::start_kind(c.addr(0), ClientKind::PerRequest),
-        Load::start_kind(c.addr(1), ClientKind::KeepAlive),
+        Load::start_kind(c.addr(0, PORT), ClientKind::PerRequest),
+        Load::start_kind(c.addr(1, PORT), ClientKind::KeepAlive),
     )
 }
 
@@ -682,7 +609,7 @@ fn versions(c: &Cluster) -> Vec<u64> {
 
 /// A five-replica rolling update under both client kinds: no request may fail.
 fn rolling_update_under_load(create_flags: &[&str]) {
-    let c = Cluster::start(2);
+    let c = cluster(2);
     create_web5(&c, create_flags);
     let loads = both_loads(&c);
     std::thread::sleep(Duration::from_millis(300));
@@ -718,7 +645,7 @@ fn rolling_update_start_first_under_load_fails_no_request() {
 
 #[test]
 fn failing_update_rolls_back_by_itself_and_the_cli_exits_non_zero() {
-    let c = Cluster::start(2);
+    let c = cluster(2);
     create_web5(
         &c,
         &[

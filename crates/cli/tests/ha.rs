@@ -2,9 +2,7 @@
 //! through the real CLI. Leader kills, partitions, promotion, demotion and disaster
 //! recovery.
 
-use shoal_testkit::{netns, wait_until, ClientKind, Daemon, Load, TestNet};
-use std::collections::{BTreeMap, HashMap};
-use std::net::SocketAddr;
+use shoal_testkit::{wait_until, ClientKind, Cluster, Load};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,123 +15,9 @@ fn bin() -> &'static Path {
 
 const PORT: u16 = 8080;
 
-struct Cluster {
-    nodes: Vec<Daemon>,
-    net: TestNet,
-}
-
-impl Cluster {
-    /// Node 0 inits; nodes 1..managers join with the manager token, the rest as workers.
-    fn start(managers: usize, workers: usize) -> Cluster {
-        assert!(
-            netns::available(),
-            "multi-node tests need root and iproute2 (network namespaces)"
-        );
-        let net = TestNet::create(managers + workers).expect("test network");
-        let first = Daemon::start_in(bin(), &net, 0);
-        first.init();
-        let tokens = [token(&first, "manager"), token(&first, "worker")];
-        let mut nodes = vec![first];
-        for i in 1..managers + workers {
-            let d = Daemon::start_in(bin(), &net, i);
-            let t = &tokens[usize::from(i >= managers)];
-            let listen = format!("{}:2377", net.ip(i));
-            let remote = format!("{}:2377", net.ip(0));
-            let out = d.cli(&[
-                "join",
-                "--token",
-                t,
-                "--listen-addr",
-                &listen,
-                "--advertise-addr",
-                &net.ip(i).to_string(),
-                &remote,
-            ]);
-            assert!(out.ok(), "join failed: {out:?}\n{}", d.log());
-            nodes.push(d);
-        }
-        let c = Cluster { nodes, net };
-        c.wait_managers(managers, Duration::from_secs(20));
-        let all = managers + workers;
-        assert!(
-            wait_until(Duration::from_secs(15), || c.ready(0) == all),
-            "nodes ready: {}",
-            c.nodes[0].cli(&["node", "ls"]).stdout
-        );
-        c
-    }
-
-    /// Nodes (by `node ls` from node `via`) in state ready.
-    fn ready(&self, via: usize) -> usize {
-        let out = self.nodes[via].cli(&["node", "ls", "--format", "json"]);
-        serde_json::from_str::<serde_json::Value>(&out.stdout)
-            .ok()
-            .and_then(|v| v.as_array().cloned())
-            .map_or(0, |a| a.iter().filter(|n| n["state"] == "ready").count())
-    }
-
-    /// MANAGER STATUS per node ID, as node `via` reports it.
-    fn manager_status(&self, via: usize) -> BTreeMap<String, String> {
-        let out = self.nodes[via].cli(&["node", "ls", "--format", "json"]);
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(&out.stdout) else {
-            return BTreeMap::new();
-        };
-        v.as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|n| {
-                Some((
-                    n["id"].as_str()?.to_string(),
-                    n["manager_status"].as_str()?.to_string(),
-                ))
-            })
-            .collect()
-    }
-
-    fn wait_managers(&self, n: usize, within: Duration) {
-        let ok = wait_until(within, || {
-            let s = self.manager_status(0);
-            s.len() == n
-                && s.values().filter(|v| *v == "Leader").count() == 1
-                && s.values().filter(|v| *v == "Reachable").count() == n - 1
-        });
-        let logs: Vec<String> = self
-            .nodes
-            .iter()
-            .map(|d| {
-                let log = d.log();
-                let lines: Vec<&str> = log.lines().filter(|l| !l.contains("openraft")).collect();
-                lines[lines.len().saturating_sub(25)..].join("\n")
-            })
-            .collect();
-        assert!(
-            ok,
-            "{n} managers, one leader: {}\n{}",
-            self.nodes[0].cli(&["node", "ls"]).stdout,
-            logs.join("\n-----\n")
-        );
-    }
-
-    /// Index of the node the running nodes name as leader.
-    fn leader(&self) -> Option<usize> {
-        let ids: Vec<String> = self.nodes.iter().map(|d| d.node_id()).collect();
-        for (i, d) in self.nodes.iter().enumerate() {
-            if !d.running() {
-                continue;
-            }
-            let s = self.manager_status(i);
-            if let Some((id, _)) = s.iter().find(|(_, v)| *v == "Leader") {
-                return ids.iter().position(|x| x == id);
-            }
-        }
-        None
-    }
-}
-
-fn token(d: &Daemon, role: &str) -> String {
-    let out = d.cli(&["join-token", role, "-q"]);
-    assert!(out.ok(), "join-token: {out:?}");
-    out.stdout.trim().to_string()
+/// `managers` managers (node 0 first) and `workers` workers, joined.
+fn cluster(managers: usize, workers: usize) -> Cluster {
+    Cluster::start(bin(), managers, workers)
 }
 
 /// Run the CLI against a daemon socket (usable from another thread).
@@ -171,21 +55,6 @@ fn create_empty(socket: &Path, name: &str) -> (bool, String) {
             "echo",
         ],
     )
-}
-
-/// Live tasks wanted running per slot: never more than one.
-fn wanted_per_slot(d: &Daemon, service: &str) -> HashMap<u64, usize> {
-    let mut per = HashMap::new();
-    for t in d.tasks(service) {
-        let live = !matches!(
-            t["status"]["state"].as_str(),
-            Some("complete" | "shutdown" | "failed" | "rejected" | "remove" | "orphaned")
-        );
-        if live && t["desired_state"] == "running" {
-            *per.entry(t["slot"].as_u64().unwrap_or(0)).or_default() += 1;
-        }
-    }
-    per
 }
 
 #[derive(Default)]
@@ -232,7 +101,7 @@ fn writer(sockets: Vec<PathBuf>, stop: Arc<AtomicBool>, acked: Arc<Mutex<Acked>>
 #[test]
 fn killing_the_leader_repeatedly_loses_no_acknowledged_write_and_the_mesh_keeps_serving() {
     // Three managers and a worker the load goes through.
-    let mut c = Cluster::start(3, 1);
+    let mut c = cluster(3, 1);
     let out = c.nodes[0].cli(&[
         "service",
         "create",
@@ -247,10 +116,7 @@ fn killing_the_leader_repeatedly_loses_no_acknowledged_write_and_the_mesh_keeps_
         "whoami",
     ]);
     assert!(out.ok(), "create web: {out:?}");
-    let load = Load::start_kind(
-        SocketAddr::from((c.net.ip(3), PORT)),
-        ClientKind::PerRequest,
-    );
+    let load = Load::start_kind(c.addr(3, PORT), ClientKind::PerRequest);
 
     let stop = Arc::new(AtomicBool::new(false));
     let acked = Arc::new(Mutex::new(Acked::default()));
@@ -315,14 +181,15 @@ fn killing_the_leader_repeatedly_loses_no_acknowledged_write_and_the_mesh_keeps_
         assert_eq!(s.as_array().map(Vec::len), Some(names.len()));
     }
     let converged = wait_until(Duration::from_secs(20), || {
-        wanted_per_slot(&c.nodes[leader], "web")
+        c.nodes[leader]
+            .wanted_per_slot("web")
             .values()
             .all(|n| *n == 1)
     });
     assert!(
         converged,
         "a slot of web has two live tasks: {:?}",
-        wanted_per_slot(&c.nodes[leader], "web")
+        c.nodes[leader].wanted_per_slot("web")
     );
     eprintln!(
         "{} creates acknowledged, {} writes refused; load: {} sent, {} failed",
@@ -342,7 +209,7 @@ fn killing_the_leader_repeatedly_loses_no_acknowledged_write_and_the_mesh_keeps_
 
 #[test]
 fn a_partitioned_leader_refuses_writes_while_the_majority_goes_on() {
-    let c = Cluster::start(3, 0);
+    let c = cluster(3, 0);
     let leader = c.leader().expect("leader");
     c.net.cut(leader).expect("cut");
     let started = Instant::now();
@@ -429,7 +296,7 @@ fn a_partitioned_leader_refuses_writes_while_the_majority_goes_on() {
 
 #[test]
 fn promote_demote_and_recover_from_lost_quorum_with_force_new_cluster() {
-    let mut c = Cluster::start(1, 2);
+    let mut c = cluster(1, 2);
     let ids: Vec<String> = c.nodes.iter().map(|d| d.node_id()).collect();
     let out = c.nodes[0].cli(&[
         "service",
@@ -510,7 +377,7 @@ fn bench_leader_kill_to_first_committed_write() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10);
-    let mut c = Cluster::start(3, 0);
+    let mut c = cluster(3, 0);
     let mut times = Vec::new();
     for run in 0..runs {
         c.wait_managers(3, Duration::from_secs(30));
@@ -558,7 +425,7 @@ fn bench_leader_kill_to_first_committed_write() {
 /// services (which run as root) and read the manager join token.
 #[test]
 fn demoted_and_removed_manager_certificates_lose_operator_rights() {
-    let c = Cluster::start(2, 0);
+    let c = cluster(2, 0);
     let ids: Vec<String> = c.nodes.iter().map(|d| d.node_id()).collect();
     // Node 1's manager certificate, kept as someone holding a copy of it would.
     let kept = c.nodes[0].dir.path().join("kept-manager-cert");

@@ -1,5 +1,6 @@
 //! A real daemon process in a temporary directory.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -148,7 +149,12 @@ impl Daemon {
 
     /// The worker join token, from this manager.
     pub fn worker_token(&self) -> String {
-        let out = self.cli(&["join-token", "worker", "-q"]);
+        self.join_token("worker")
+    }
+
+    /// The join token for `role` (`worker` or `manager`), from this manager.
+    pub fn join_token(&self, role: &str) -> String {
+        let out = self.cli(&["join-token", role, "-q"]);
         assert!(out.ok(), "join-token failed: {out:?}");
         out.stdout.trim().to_string()
     }
@@ -280,6 +286,21 @@ impl Daemon {
             .into_iter()
             .filter(|t| t["status"]["state"] == "running" && t["desired_state"] == "running")
             .collect()
+    }
+
+    /// Live tasks wanted running, per slot of `service` (a converged slot has one).
+    pub fn wanted_per_slot(&self, service: &str) -> HashMap<u64, usize> {
+        let mut per = HashMap::new();
+        for t in self.tasks(service) {
+            let live = !matches!(
+                t["status"]["state"].as_str(),
+                Some("complete" | "shutdown" | "failed" | "rejected" | "remove" | "orphaned")
+            );
+            if live && t["desired_state"] == "running" {
+                *per.entry(t["slot"].as_u64().unwrap_or(0)).or_default() += 1;
+            }
+        }
+        per
     }
 
     /// Kill the daemon with SIGKILL (its tasks die with it).

@@ -1,8 +1,9 @@
 //! Test harness: real `shoal` daemons in temporary directories, driven through the real
-//! CLI, plus small helpers to send traffic and inspect task processes, and [`netns`]: several
-//! "hosts" on one machine as network namespaces on a private bridge. Dev-only: nothing in the
-//! product depends on it.
+//! CLI, plus small helpers to send traffic and inspect task processes; [`netns`]: several
+//! "hosts" on one machine as network namespaces on a private bridge; and [`Cluster`]: a
+//! multi-node cluster of daemons on them. Dev-only: nothing in the product depends on it.
 
+mod cluster;
 mod daemon;
 mod http;
 mod procs;
@@ -11,6 +12,7 @@ pub mod docker;
 pub mod netns;
 pub mod rate;
 
+pub use cluster::Cluster;
 pub use daemon::{run_within, Daemon, Output};
 pub use http::{http_get, http_get_at, ClientKind, Load, LoadReport};
 pub use netns::TestNet;

@@ -5,6 +5,12 @@
 //! next term (its log at least as new, and no leader heard from recently). Only with a
 //! majority of yeses does it start a real election. A node cut off from the majority thus
 //! never raises its term, and does not depose a healthy leader when it comes back.
+//!
+//! A leader that stops hands over by asking one voter to take over (timeout-now): that
+//! voter's loop then runs at once, and again once per lease until a leader is elected,
+//! with pre-votes in which recent contact does not count. It stays the only driver of the
+//! node's elections meanwhile, so one attempt never cuts short another whose votes are
+//! still on their way, and a voter whose log is behind never raises the term.
 
 use super::{Replica, Rpc};
 use openraft::{LogId, ServerState};
@@ -91,10 +97,17 @@ async fn pre_vote(r: &Replica, transfer: bool) -> bool {
             }
         });
     }
-    let mut yes = 1;
+    // Decided as soon as the answers so far settle it: a slow or unreachable voter does
+    // not hold up the others' yes.
+    let (mut yes, mut no) = (1, 0);
     while let Some(granted) = calls.join_next().await {
         if granted.unwrap_or(false) {
             yes += 1;
+        } else {
+            no += 1;
+        }
+        if yes * 2 > voters.len() || no * 2 >= voters.len() {
+            break;
         }
     }
     yes * 2 > voters.len()
@@ -118,45 +131,34 @@ pub(crate) async fn run(r: Arc<Replica>, mut stop: watch::Receiver<bool>) {
             _ = tokio::time::sleep(tick) => {},
             _ = stop.wait_for(|s| *s) => return,
         }
-        if r.raft.metrics().borrow().state == ServerState::Leader {
+        let m = r.raft.metrics().borrow().clone();
+        if m.state == ServerState::Leader {
             r.contact.leader_seen();
             continue;
         }
-        let quiet = |d: Option<Duration>| d.is_none_or(|d| d >= timeout);
-        if !quiet(r.contact.since_leader()) || !quiet(last_try.map(|t| t.elapsed())) {
-            continue;
+        let transfer = r.contact.transfer_wanted(m.current_leader);
+        if transfer {
+            // Once per lease: a vote is answered or timed out by then, and the other
+            // voters' leases on the old leader have run out.
+            if last_try.is_some_and(|t| t.elapsed() < r.timing.lease) {
+                continue;
+            }
+        } else {
+            let quiet = |d: Option<Duration>| d.is_none_or(|d| d >= timeout);
+            if !quiet(r.contact.since_leader()) || !quiet(last_try.map(|t| t.elapsed())) {
+                continue;
+            }
         }
         timeout = random_timeout(&r);
         last_try = Some(Instant::now());
-        if pre_vote(&r, false).await {
-            tracing::info!(node = %r.me.node, "no leader heard from: starting an election");
+        // Stopped while asking (a graceful stop): do not run after all.
+        if pre_vote(&r, transfer).await && !*stop.borrow() {
+            if transfer {
+                tracing::info!(node = %r.me.node, "asked to take over leadership: starting an election");
+            } else {
+                tracing::info!(node = %r.me.node, "no leader heard from: starting an election");
+            }
             elect(&r).await;
         }
     }
-}
-
-/// The leader asked this node to take over: elect now, retrying while the other voters'
-/// leases on the old leader run out.
-pub(crate) fn transfer_to_me(r: &Replica) {
-    let raft = r.raft.clone();
-    let deadline = Instant::now() + r.timing.election_max * 3;
-    // Once per lease: the other voters refuse until the old leader's lease runs out, and
-    // every attempt is a new term.
-    let retry = r.timing.lease;
-    let old = raft.metrics().borrow().current_leader;
-    let node = r.me.node.clone();
-    tokio::spawn(async move {
-        while Instant::now() < deadline {
-            let m = raft.metrics().borrow().clone();
-            let other = m.current_leader.is_some_and(|l| Some(l) != old);
-            if m.state == ServerState::Leader || other {
-                return;
-            }
-            if let Err(e) = raft.trigger().elect().await {
-                tracing::warn!(node = %node, error = %e, "cannot start an election");
-                return;
-            }
-            tokio::time::sleep(retry).await;
-        }
-    });
 }

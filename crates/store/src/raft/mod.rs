@@ -197,11 +197,20 @@ impl GroupStatus {
     }
 }
 
-/// Last times heard: from a leader (followers) and from each peer (any role).
+/// Last times heard: from a leader (followers) and from each peer (any role); and a
+/// leader's request that this node take over.
 #[derive(Debug)]
 pub(crate) struct Contact {
     leader: Mutex<Option<Instant>>,
     peers: Mutex<HashMap<u64, Instant>>,
+    transfer: Mutex<Option<Transfer>>,
+}
+
+/// Asked to take over from `from` (the leader then), until `until`.
+#[derive(Debug, Clone, Copy)]
+struct Transfer {
+    from: Option<u64>,
+    until: Instant,
 }
 
 impl Contact {
@@ -209,7 +218,27 @@ impl Contact {
         Contact {
             leader: Mutex::new(Some(Instant::now())),
             peers: Mutex::new(HashMap::new()),
+            transfer: Mutex::new(None),
         }
+    }
+
+    /// The leader `from` asked this node to take over, for `within`.
+    fn transfer_asked(&self, from: Option<u64>, within: Duration) {
+        let until = Instant::now() + within;
+        *self.transfer.lock().unwrap_or_else(|p| p.into_inner()) = Some(Transfer { from, until });
+        self.leader_lost();
+    }
+
+    /// Is this node still to take over, `leader` being the leader it knows now? Not once
+    /// the time is up or another leader is elected.
+    pub(crate) fn transfer_wanted(&self, leader: Option<u64>) -> bool {
+        let mut t = self.transfer.lock().unwrap_or_else(|p| p.into_inner());
+        let wanted =
+            t.is_some_and(|t| Instant::now() < t.until && leader.is_none_or(|l| Some(l) == t.from));
+        if !wanted {
+            *t = None;
+        }
+        wanted
     }
 
     pub(crate) fn leader_seen(&self) {
@@ -534,41 +563,70 @@ impl Replica {
             .map(|l| l.index)
     }
 
-    /// Hand leadership to the most up-to-date voter, then stop: used on a graceful stop.
+    /// On a graceful stop: stop campaigning and, if leading, hand leadership to a voter
+    /// that holds the whole log. The replica still answers the others until
+    /// [`Replica::shutdown`].
     pub async fn step_down(&self) {
-        if !self.is_leader() {
+        // A node on its way out must not run for leader: its log is the most complete, so
+        // once the followers' leases run out it could win back the leadership it is handing
+        // over, then leave the group without a leader.
+        self.stop.send_replace(true);
+        let alone = self.status().voters.iter().all(|p| p.node == self.me.node);
+        if !self.is_leader() || alone {
             return;
         }
-        let status = self.status();
-        let target = status
-            .voters
-            .iter()
-            .filter(|p| p.node != self.me.node)
-            .max_by_key(|p| self.matched(&p.node).unwrap_or(0))
-            .cloned();
-        let Some(target) = target else {
-            return;
-        };
-        // Stop heartbeats so the followers' leases run out, then tell the target to run.
+        // Only a voter with every entry this leader has can win: wait (briefly) for one to
+        // catch up. Without one, just go quiet and let the others elect the most
+        // up-to-date of them: a target whose log is behind would only raise the term.
+        let target = self.caught_up_voter(self.timing.election_min).await;
         self.raft.runtime_config().heartbeat(false);
-        let _ = tokio::time::timeout(
-            Duration::from_millis(500),
-            self.transport
-                .call(&target.addr, Rpc::TimeoutNow, b"{}".to_vec()),
-        )
-        .await;
-        let deadline = Instant::now() + self.timing.election_max * 3;
+        if let Some(t) = &target {
+            let _ = tokio::time::timeout(
+                Duration::from_millis(500),
+                self.transport
+                    .call(&t.addr, Rpc::TimeoutNow, b"{}".to_vec()),
+            )
+            .await;
+        }
+        let wait = self.timing.election_max * 3;
+        let deadline = Instant::now() + wait;
         let mut metrics = self.raft.metrics();
         while Instant::now() < deadline {
-            if metrics
-                .borrow()
-                .current_leader
-                .is_some_and(|l| l != self.id)
-            {
-                tracing::info!(to = %target, "leadership transferred");
+            let leader = metrics.borrow().current_leader;
+            if let Some(l) = leader.filter(|l| *l != self.id) {
+                let to = self
+                    .status()
+                    .leader
+                    .map_or_else(|| format!("raft id {l}"), |p| p.to_string());
+                tracing::info!(to = %to, "leadership transferred");
                 return;
             }
             let _ = tokio::time::timeout(Duration::from_millis(50), metrics.changed()).await;
+        }
+        tracing::warn!(
+            asked = %target.map_or_else(|| "none caught up".to_string(), |t| t.to_string()),
+            waited_ms = wait.as_millis() as u64,
+            "no new leader seen before stopping; the other managers elect one"
+        );
+    }
+
+    /// Another voter that has every entry of this leader's log, waiting up to `within`
+    /// for one; the first found.
+    async fn caught_up_voter(&self, within: Duration) -> Option<Peer> {
+        let deadline = Instant::now() + within;
+        let mut metrics = self.raft.metrics();
+        loop {
+            let last = metrics.borrow().last_log_index;
+            let found = self
+                .status()
+                .voters
+                .into_iter()
+                .filter(|p| p.node != self.me.node)
+                .find(|p| self.matched(&p.node) >= last);
+            if found.is_some() || Instant::now() >= deadline {
+                return found;
+            }
+            let _ = tokio::time::timeout(self.timing.heartbeat, metrics.changed()).await;
         }
     }
 
@@ -663,8 +721,9 @@ impl Replica {
             }
             Rpc::TimeoutNow => {
                 self.admit(from, rpc, None)?;
-                self.contact.leader_lost();
-                election::transfer_to_me(self);
+                let leader = self.raft.metrics().borrow().current_leader;
+                self.contact
+                    .transfer_asked(leader, self.timing.election_max * 3);
                 encode(&true)
             }
         }

@@ -251,3 +251,59 @@ async fn removed_manager_certificate_cannot_vote() {
         .await
         .expect("write after the refused votes");
 }
+
+/// A leader's graceful stop hands leadership to another voter before it returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_leader_hands_leadership_over() {
+    let net = Arc::new(Net::default());
+    let (a, b, c) = three_voters(&net, Some("n0")).await;
+    put(&a, "n1").await.expect("write");
+    let term = a.replica.status().term;
+    a.replica.step_down().await;
+    assert!(!a.replica.is_leader(), "the stopping leader still leads");
+    let i = wait_leader(&[&b, &c], Duration::from_millis(500)).await;
+    let new = [&b, &c][i];
+    assert!(new.replica.status().term > term);
+    put(new, "n2").await.expect("write on the new leader");
+}
+
+/// The only manager has no one to hand over to: its stop does not wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lone_leader_stops_at_once() {
+    let net = Arc::new(Net::default());
+    let a = member(&net, "a").await;
+    a.replica.bootstrap().await.expect("bootstrap");
+    wait_leader(&[&a], Duration::from_secs(3)).await;
+    let started = Instant::now();
+    a.replica.step_down().await;
+    assert!(
+        started.elapsed() < Duration::from_millis(100),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+/// A manager stopping gracefully kept running for leader: under load, the leader stopping
+/// won back the leadership it was handing over, then left the group without one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_manager_does_not_run_for_leader() {
+    let net = Arc::new(Net::default());
+    let (a, b, c) = three_voters(&net, None).await;
+    // c misses a write a and b commit, so b would win any election c takes part in.
+    net.cut.lock().expect("lock").insert("c".into());
+    put(&a, "n1").await.expect("write");
+    b.replica.step_down().await;
+    // The leader goes and c comes back: b, on its way out, must not run.
+    {
+        let mut cut = net.cut.lock().expect("lock");
+        cut.insert("a".into());
+        cut.remove("c");
+    }
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < deadline {
+        assert!(!b.replica.is_leader(), "a stopping manager was elected");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // c, behind, cannot win b's vote: nobody leads until the others are back.
+    assert!(!c.replica.is_leader());
+}
