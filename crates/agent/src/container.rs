@@ -407,16 +407,13 @@ impl Executor for ContainerExecutor {
                 });
             };
             self.ensure_image(task, &c.image).await?;
-            let name = c
-                .labels
-                .get(crate::launch::LABEL_TASK_NAME)
-                .cloned()
-                .unwrap_or_else(|| format!("shoal-{task}"));
+            // Named like Swarm's (`web.1.<task id>`); unnamed, the engine picks a name.
+            let name = c.labels.get(crate::launch::LABEL_TASK_NAME).cloned();
             let created = self
                 .docker
                 .create_container(
                     Some(CreateContainerOptions {
-                        name: Some(name),
+                        name,
                         ..Default::default()
                     }),
                     self.create_body(spec),

@@ -293,3 +293,140 @@ fn an_update_to_an_image_whose_health_check_fails_rolls_back_and_exits_non_zero(
     );
     assert!(wait_until(WAIT, || names(port, 6).len() == 2));
 }
+
+/// Three nodes on this machine's loopback sharing its one engine: each node touches only
+/// the containers labelled with its own node ID. Each mesh binds its own loopback address
+/// (127.0.0.1-3), so all three can publish the same port. Tasks run on the two workers; a
+/// client reaches both through the manager's mesh, which forwards to the workers' host
+/// ports.
+#[test]
+fn container_tasks_on_two_nodes_are_reached_through_a_third_nodes_mesh() {
+    if !docker::available() {
+        return;
+    }
+    let images = docker::images(bin());
+    let start = |ip: &str| Daemon::start_at(bin(), ip);
+    let m = start("127.0.0.1");
+    m.init();
+    let token = m.worker_token();
+    let workers: Vec<Daemon> = ["127.0.0.2", "127.0.0.3"]
+        .iter()
+        .map(|mesh| {
+            let w = start(mesh);
+            let listen = format!("{mesh}:{}", free_port());
+            let out = w.cli(&[
+                "join",
+                "--token",
+                &token,
+                "--listen-addr",
+                &listen,
+                "--advertise-addr",
+                mesh,
+                &m.control_addr(),
+            ]);
+            assert!(out.ok(), "join: {out:?}\n{}", w.log());
+            w
+        })
+        .collect();
+    let ids: Vec<String> = workers.iter().map(Daemon::node_id).collect();
+    let _cleanup: Vec<Cleanup> = ids
+        .iter()
+        .chain([m.node_id()].iter())
+        .map(|id| Cleanup(id.clone()))
+        .collect();
+    for id in &ids {
+        let out = m.cli(&["node", "update", "--label-add", "role=web", id]);
+        assert!(out.ok(), "{out:?}");
+    }
+    let port = free_port();
+    let publish = format!("{port}:80");
+    let out = m.cli(&[
+        "service",
+        "create",
+        "--name",
+        "web",
+        "--replicas",
+        "4",
+        "--publish",
+        &publish,
+        "--constraint",
+        "node.labels.role==web",
+        &images.v1,
+    ]);
+    assert!(out.ok(), "{out:?}\n{}", m.log());
+    for id in &ids {
+        assert!(
+            wait_until(WAIT, || docker::containers_of_node(id).len() == 2),
+            "two containers labelled with node {id}"
+        );
+    }
+    assert!(docker::containers_of_node(&m.node_id()).is_empty());
+    // Through the manager's mesh (127.0.0.1), which runs none of the tasks.
+    let via = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let seen: HashSet<String> = (0..16)
+        .filter_map(|_| shoal_testkit::http_get_at(via, "/").ok())
+        .filter_map(|b| {
+            b.lines()
+                .find_map(|l| l.strip_prefix("Name: ").map(str::to_string))
+        })
+        .collect();
+    assert_eq!(
+        seen.len(),
+        4,
+        "all four tasks answer through the third node: {seen:?}"
+    );
+    assert!(m.cli(&["service", "rm", "web"]).ok());
+    for id in &ids {
+        assert!(
+            wait_until(WAIT, || docker::containers_of_node(id).is_empty()),
+            "node {id} removed its containers"
+        );
+    }
+}
+
+/// Removes a node's containers however the test ends.
+struct Cleanup(String);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        docker::remove_node_containers(&self.0);
+    }
+}
+
+/// The executor conformance suite every executor passes, against the real engine.
+#[test]
+fn the_container_executor_passes_the_conformance_suite() {
+    if !docker::available() {
+        return;
+    }
+    let images = docker::images(bin());
+    let node_id = format!("conformance-{}", std::process::id());
+    let _cleanup = Cleanup(node_id.clone());
+    let logs = tempfile::tempdir().expect("logs");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let exec = shoal_agent::ContainerExecutor::connect(
+            &shoal_agent::docker_host(None),
+            &node_id,
+            "conformance",
+            logs.path(),
+            shoal_agent::LogRotation::default(),
+        )
+        .await
+        .expect("engine");
+        let mut labels = std::collections::BTreeMap::new();
+        labels.insert("com.shoal.node.id".to_string(), node_id.clone());
+        let fixture = shoal_agent::conformance::Fixture {
+            dir: logs.path(),
+            workdir: "/tmp".into(),
+            container: Some(shoal_agent::ContainerLaunch {
+                image: images.v1.clone(),
+                entrypoint: None,
+                labels,
+                ports: vec![],
+                stop_signal: "SIGTERM".into(),
+            }),
+        };
+        shoal_agent::conformance::run_all(&exec, &fixture).await;
+    });
+}

@@ -43,6 +43,12 @@ impl Daemon {
         Daemon::launch(bin, "127.0.0.1".into(), crate::free_port(), None, None)
     }
 
+    /// Start a daemon on loopback address `ip` (its mesh and health endpoint bind there), so
+    /// several daemons on this machine's own network can publish the same port.
+    pub fn start_at(bin: &Path, ip: &str) -> Daemon {
+        Daemon::launch(bin, ip.to_string(), crate::free_port(), None, None)
+    }
+
     /// Start a daemon (not yet in a cluster) whose soft and hard file-descriptor limits are
     /// both `nofile` (set by `prlimit`, util-linux), so it cannot raise them.
     pub fn start_with_fd_limit(bin: &Path, nofile: u64) -> Daemon {
