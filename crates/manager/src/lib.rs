@@ -17,6 +17,7 @@ pub mod leader;
 pub mod liveness;
 pub mod managers;
 pub mod orchestrator;
+pub mod plan;
 pub mod reconciler;
 pub mod reports;
 pub mod restart;
