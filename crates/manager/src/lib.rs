@@ -8,6 +8,7 @@
 //! Depends on `shoal-api`, `shoal-store`, `shoal-balance` and `shoal-rpc`; never on the agent
 //! or the data plane, which it reaches only through the store and the endpoint tables.
 
+pub mod announcement;
 pub mod ca;
 mod checks;
 pub mod control;

@@ -11,7 +11,7 @@ use crate::roles::{self, DataPlaneStatus, Roles};
 use crate::state_key::{self, DataKey};
 use crate::DaemonConfig;
 use anyhow::{bail, Context};
-use shoal_api::{Node, NodeRole};
+use shoal_api::{EngineInfo, Node, NodeRole};
 use shoal_manager::ca::{self, join_token};
 use shoal_manager::control::{router as control_router, ApiError, ControlState};
 use shoal_manager::leader::leader_of;
@@ -35,6 +35,8 @@ pub struct Runtime {
     pub store: Arc<Store>,
     pub node_id: String,
     pub hostname: String,
+    /// The node's container engine, reported to the leader with the node's description.
+    engine: Option<EngineInfo>,
     membership: Mutex<Option<Membership>>,
     roles: tokio::sync::Mutex<Option<Roles>>,
     status: watch::Sender<DataPlaneStatus>,
@@ -417,6 +419,7 @@ impl Runtime {
             status: self.status.clone(),
             bootstrap,
             forward_tls: self.forward_tls.clone(),
+            engine: self.engine.clone(),
         })
         .await
     }
@@ -429,6 +432,7 @@ impl Runtime {
             m,
             certs,
             self.status.clone(),
+            self.engine.clone(),
         )
     }
 
@@ -754,6 +758,8 @@ pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
         store: store.clone(),
         node_id: node_id.clone(),
         hostname,
+        // No engine yet: the container executor fills this once it finds the Docker Engine.
+        engine: None,
         membership: Mutex::new(None),
         roles: tokio::sync::Mutex::new(None),
         status,
