@@ -511,3 +511,63 @@ fn resources_and_the_node_description_show_like_docker() {
         "no engine, empty ENGINE VERSION: {ls}"
     );
 }
+
+#[test]
+fn a_task_no_node_can_take_stays_pending_and_says_why() {
+    let d = Daemon::start_cluster(bin());
+    let why = "no suitable node (1 node lacks memory)";
+    let out = d.cli(&[
+        "service",
+        "create",
+        "--name",
+        "big",
+        "--reserve-memory",
+        "64T",
+        "--timeout",
+        "2s",
+        "--",
+        "sleep",
+        "600",
+    ]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stdout.contains(&format!("1/1: {why}")),
+        "progress names it: {}",
+        out.stdout
+    );
+    assert!(
+        out.stderr.contains("did not converge") && out.stderr.contains(why),
+        "{}",
+        out.stderr
+    );
+    let ps = d.cli(&["service", "ps", "big"]).stdout;
+    assert!(
+        ps.contains("Pending") && ps.contains(&format!("\"{why}\"")),
+        "{ps}"
+    );
+    let out = d.cli(&[
+        "service",
+        "create",
+        "--name",
+        "wide",
+        "--limit-cpu",
+        "1000",
+        "-d",
+        "--",
+        "sleep",
+        "600",
+    ]);
+    assert!(out.ok(), "{out:?}");
+    assert!(wait_until(Duration::from_secs(10), || {
+        d.tasks("wide").iter().any(|t| {
+            t["pending_reason"] == "no suitable node (1 node has fewer CPUs than the limit of 1000)"
+        })
+    }));
+    // Asking for less lets it run.
+    let out = d.cli(&["service", "update", "--reserve-memory", "0", "-d", "big"]);
+    assert!(out.ok(), "{out:?}");
+    assert!(wait_until(Duration::from_secs(15), || d
+        .running_tasks("big")
+        .len()
+        == 1));
+}
