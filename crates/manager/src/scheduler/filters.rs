@@ -7,7 +7,7 @@
 //! 3. runtime: it runs the task's runtime (a container task needs a container engine);
 //! 4. resources: a CPU limit not above its CPUs, and room for the task's CPU and memory
 //!    reservations next to those of the live tasks it has;
-//! 5. host ports: no other live task on it binds one of the task's host-mode ports;
+//! 5. host ports: no live task on it binds one of the task's host-mode ports;
 //! 6. max replicas: it runs fewer live tasks of the service than `max_replicas_per_node`.
 
 use super::load::{host_ports, Load};
@@ -56,7 +56,10 @@ impl Rejection {
             Rejection::Cpu => pick("lacks CPU", "lack CPU"),
             Rejection::Memory => pick("lacks memory", "lack memory"),
             Rejection::HostPorts(ports) => {
-                format!("already {} host-mode port {ports}", pick("uses", "use"))
+                format!(
+                    "{} host-mode port {ports} already in use",
+                    pick("has", "have")
+                )
             }
             Rejection::MaxReplicas(max) => format!(
                 "already {} the maximum of {max} {} of the service",
@@ -204,7 +207,7 @@ mod tests {
             ),
             (
                 vec![(HostPorts("8080/tcp, 53/udp".into()), 1)],
-                "no suitable node (1 node already uses host-mode port 8080/tcp, 53/udp)",
+                "no suitable node (1 node has host-mode port 8080/tcp, 53/udp already in use)",
             ),
             (
                 vec![(MaxReplicas(1), 2), (Cpu, 3)],

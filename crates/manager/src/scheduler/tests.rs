@@ -312,7 +312,7 @@ fn host_mode_ports_never_collide_on_a_node() {
         .collect();
     assert_eq!(pending.len(), 1);
     assert!(
-        pending[0] == "no suitable node (2 nodes already use host-mode port 8080/tcp)",
+        pending[0] == "no suitable node (2 nodes have host-mode port 8080/tcp already in use)",
         "{}",
         pending[0]
     );
@@ -547,7 +547,7 @@ fn filter_table() {
                 .collect(),
             service: keep(),
             task: Box::new(move |t| t.ports = vec![host_8080()]),
-            want: Err("no suitable node (2 nodes already use host-mode port 8080/tcp)"),
+            want: Err("no suitable node (2 nodes have host-mode port 8080/tcp already in use)"),
         },
         Case {
             name: "max replicas per node",
