@@ -67,6 +67,14 @@ pub fn docker_host(flag: Option<&str>) -> String {
         .unwrap_or_else(|| DEFAULT_DOCKER_HOST.to_string())
 }
 
+/// The version of the engine at `host`, or why none answers there.
+pub async fn engine_version(host: &str) -> Result<String, String> {
+    let logs = std::env::temp_dir();
+    ContainerExecutor::connect(host, "", "", &logs, LogRotation::default())
+        .await
+        .map(|e| e.version)
+}
+
 impl ContainerExecutor {
     /// Connect to the engine at `host` (`unix:///path` or a bare socket path) and ask its
     /// version; an error says why this node cannot run containers.
@@ -171,6 +179,9 @@ impl ContainerExecutor {
             stop_signal: Some(c.stop_signal.clone()),
             host_config: Some(HostConfig {
                 port_bindings: (!bindings.is_empty()).then_some(bindings),
+                nano_cpus: positive(c.limits.nano_cpus),
+                memory: positive(c.limits.memory_bytes),
+                pids_limit: positive(c.limits.pids),
                 // shoal's restart policy applies, never the engine's.
                 restart_policy: Some(RestartPolicy {
                     name: Some(RestartPolicyNameEnum::NO),
@@ -299,6 +310,11 @@ impl ContainerExecutor {
             .and_then(|h| h.test)
             .is_some_and(|t| t.first().is_some_and(|w| w != "NONE"))
     }
+}
+
+/// A limit for the engine: `None` (unlimited) for 0.
+fn positive(n: u64) -> Option<i64> {
+    (n > 0).then(|| i64::try_from(n).unwrap_or(i64::MAX))
 }
 
 /// The engine's own words for an error (the message of its JSON answer when it sent one).

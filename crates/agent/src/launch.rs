@@ -30,6 +30,8 @@ pub struct ContainerLaunch {
     /// Target port → host port, per protocol.
     pub ports: Vec<EndpointPort>,
     pub stop_signal: String,
+    /// CPU, memory and PID limits the engine enforces (0: none).
+    pub limits: shoal_api::resources::ResourceLimits,
 }
 
 /// Label keys every container of a task carries (the node finds its containers by them).
@@ -113,6 +115,7 @@ pub fn launch_spec(
                 labels,
                 ports: endpoint.ports.clone(),
                 stop_signal: task.spec.stop_signal.clone(),
+                limits: task.spec.resources.limits,
             })
         }
         Runtime::Process(_) => None,

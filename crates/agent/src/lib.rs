@@ -21,7 +21,7 @@ mod log_writer;
 mod process;
 
 pub use agent::{Agent, AgentConfig, AgentStop};
-pub use container::{docker_host, ContainerExecutor, DEFAULT_DOCKER_HOST};
+pub use container::{docker_host, engine_version, ContainerExecutor, DEFAULT_DOCKER_HOST};
 pub use controller::{Controller, Registry};
 pub use dispatcher::{Assignments, Dispatcher, TaskReport};
 pub use executor::{BoxFuture, ExecError, Executor, ExitInfo, LaunchSpec, Prepared, Running};

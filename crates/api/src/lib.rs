@@ -6,12 +6,14 @@
 
 pub mod cluster;
 pub mod constraint;
+pub mod description;
 pub mod duration;
 pub mod error;
 pub mod id;
 pub mod limits;
 pub mod node;
 pub mod port;
+pub mod resources;
 pub mod runtime;
 pub mod service;
 pub mod state;
@@ -23,9 +25,11 @@ pub mod update;
 
 pub use cluster::{ClientRecord, Cluster};
 pub use constraint::Constraint;
+pub use description::{EngineInfo, NodeDescription};
 pub use error::SpecError;
 pub use node::{Availability, Node, NodeRole, NodeState};
 pub use port::{PortConfig, Protocol, PublishMode};
+pub use resources::{ResourceLimits, ResourceReservations, Resources};
 pub use runtime::{ContainerSpec, ProcessSpec, Runtime, RuntimeKind, RuntimeStatus};
 pub use service::{
     HealthCheck, HealthProbe, RestartCondition, RestartPolicy, Service, ServiceMode, ServiceSpec,

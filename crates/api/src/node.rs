@@ -1,5 +1,6 @@
 //! Cluster members.
 
+use crate::NodeDescription;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -85,7 +86,12 @@ pub struct Node {
     pub addr: String,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// The shoal version that created the record (the field keeps its first name so
+    /// replicas of every version read it); the container engine's is in `description`.
     pub engine_version: String,
+    /// What the node reports about itself (capacity, runtimes, engine).
+    #[serde(default)]
+    pub description: NodeDescription,
     pub created_at: u64,
     pub updated_at: u64,
     /// Managers: the control address (`ip:port`) other managers and agents reach it at.
@@ -107,6 +113,7 @@ impl Node {
             addr,
             labels: BTreeMap::new(),
             engine_version: env!("CARGO_PKG_VERSION").to_string(),
+            description: NodeDescription::default(),
             created_at: now,
             updated_at: now,
             control_addr: None,

@@ -66,6 +66,20 @@ impl RuntimeKind {
     }
 }
 
+impl std::str::FromStr for RuntimeKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<RuntimeKind, String> {
+        match s {
+            "process" => Ok(RuntimeKind::Process),
+            "container" => Ok(RuntimeKind::Container),
+            other => Err(format!(
+                "unknown runtime {other:?}: expected process or container"
+            )),
+        }
+    }
+}
+
 /// What runs a started task, as its node reported it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -8,7 +8,7 @@ use crate::limits::{
 };
 use crate::runtime::{ContainerSpec, ProcessSpec, Runtime};
 use crate::update::{ROLLBACK_FIELDS, UPDATE_FIELDS};
-use crate::{Constraint, PortConfig, SpecError};
+use crate::{Constraint, PortConfig, Resources, SpecError};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
@@ -161,6 +161,9 @@ pub struct TaskTemplate {
     /// Most live tasks of the service one node may run (0 = unlimited; replicated only).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub max_replicas_per_node: u64,
+    /// CPU, memory and PID limits, and the CPU and memory each task reserves on its node.
+    #[serde(default, skip_serializing_if = "Resources::is_none")]
+    pub resources: Resources,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -342,6 +345,7 @@ impl TaskTemplate {
                 format!("at most {MAX_REPLICAS}"),
             ));
         }
+        t.resources.validate()?;
         if let Some(h) = &t.health {
             h.validate(published)?;
         }
@@ -593,6 +597,17 @@ mod tests {
             (
                 "published twice",
                 Box::new(|s| s.ports.push(PortConfig::parse("8080:81").unwrap())),
+            ),
+            (
+                "invalid limit-memory \"1MiB\": at least 6MiB",
+                Box::new(|s| s.task.resources.limits.memory_bytes = 1 << 20),
+            ),
+            (
+                "below the CPU reservation",
+                Box::new(|s| {
+                    s.task.resources.limits.nano_cpus = 1;
+                    s.task.resources.reservations.nano_cpus = 2;
+                }),
             ),
             (
                 "health-cmd",

@@ -49,6 +49,14 @@ fn slot_states(info: &ServiceInfo, tasks: &[Task]) -> BTreeMap<String, String> {
         if t.status.state == TaskState::Running && !serving(t) {
             s = "starting (health check pending)".into();
         }
+        // As in Docker, a task no node takes shows why instead of its state.
+        if let Some(reason) = t
+            .pending_reason
+            .as_ref()
+            .filter(|_| t.status.state <= TaskState::Pending)
+        {
+            s.clone_from(reason);
+        }
         out.insert(k, s);
     }
     out

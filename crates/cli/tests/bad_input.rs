@@ -508,6 +508,43 @@ fn zero_progress_deadline_names_the_deadline_flag() {
 }
 
 #[test]
+fn bad_resource_flags_are_refused_naming_the_flag() {
+    let d = cluster_with_web();
+    let create = |extra: &[&'static str]| {
+        let mut args = vec!["service", "create", "--name", "x", "-d"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--", "true"]);
+        args
+    };
+    refused_all(
+        &d,
+        &[
+            (create(&["--limit-memory", "12XB"]), "--limit-memory"),
+            (create(&["--reserve-memory", "lots"]), "--reserve-memory"),
+            (create(&["--limit-cpu", "1,5"]), "--limit-cpu"),
+            (create(&["--reserve-cpu", "-1"]), "--reserve-cpu"),
+            (create(&["--limit-pids", "many"]), "--limit-pids"),
+            (
+                create(&["--limit-memory", "4M"]),
+                "invalid limit-memory \"4MiB\": at least 6MiB",
+            ),
+            (
+                create(&["--limit-memory", "256M", "--reserve-memory", "512M"]),
+                "invalid limit-memory \"256MiB\": below the memory reservation of 512MiB",
+            ),
+            (
+                create(&["--limit-cpu", "0.5", "--reserve-cpu", "1"]),
+                "invalid limit-cpu \"0.5\": below the CPU reservation of 1",
+            ),
+            (
+                vec!["service", "update", "--limit-memory", "1M", "-d", "web"],
+                "invalid limit-memory \"1MiB\"",
+            ),
+        ],
+    );
+}
+
+#[test]
 fn zero_mesh_connection_caps_are_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");

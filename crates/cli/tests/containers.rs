@@ -89,7 +89,18 @@ fn a_published_container_service_answers_round_robin_scales_and_leaves_nothing()
     n.create(
         "web",
         &n.images.v1,
-        &["--replicas", "3", "--publish", &publish],
+        &[
+            "--replicas",
+            "3",
+            "--publish",
+            &publish,
+            "--limit-memory",
+            "64M",
+            "--limit-cpu",
+            "0.5",
+            "--limit-pids",
+            "100",
+        ],
     );
     assert!(
         wait_until(WAIT, || names(port, 9).len() == 3),
@@ -112,6 +123,13 @@ fn a_published_container_service_answers_round_robin_scales_and_leaves_nothing()
     assert_eq!(labels["com.shoal.node.id"], n.id.as_str());
     assert!(labels["com.shoal.task.slot"].is_string());
     assert_eq!(c["HostConfig"]["RestartPolicy"]["Name"], "no");
+    assert_eq!(
+        c["HostConfig"]["Memory"],
+        64 << 20,
+        "limits reach the engine"
+    );
+    assert_eq!(c["HostConfig"]["NanoCpus"], 500_000_000);
+    assert_eq!(c["HostConfig"]["PidsLimit"], 100);
 
     assert!(n.d.cli(&["service", "scale", "web=1"]).ok());
     assert!(
@@ -425,6 +443,7 @@ fn the_container_executor_passes_the_conformance_suite() {
                 labels,
                 ports: vec![],
                 stop_signal: "SIGTERM".into(),
+                limits: Default::default(),
             }),
         };
         shoal_agent::conformance::run_all(&exec, &fixture).await;

@@ -445,3 +445,129 @@ fn crash_loop_backs_off() {
         "four restarts within {elapsed:?}"
     );
 }
+
+#[test]
+fn resources_and_the_node_description_show_like_docker() {
+    let d = Daemon::start_cluster(bin());
+    let out = d.cli(&[
+        "service",
+        "create",
+        "--name",
+        "r",
+        "--limit-cpu",
+        "1.5",
+        "--limit-memory",
+        "512M",
+        "--limit-pids",
+        "100",
+        "--reserve-cpu",
+        "0.001",
+        "--reserve-memory",
+        "8m",
+        "--",
+        "sleep",
+        "600",
+    ]);
+    assert!(out.ok(), "{out:?}\n{}", d.log());
+    let pretty = d.cli(&["service", "inspect", "--pretty", "r"]).stdout;
+    let want = "Resources:\n Reservations:\n  CPU:\t\t0.001\n  Memory:\t8MiB\n Limits:\n  CPU:\t\t1.5\n  Memory:\t512MiB\n  PIDs:\t\t100\n";
+    assert!(pretty.contains(want), "{pretty}");
+    let out = d.cli(&["service", "update", "--limit-memory", "1g", "-d", "r"]);
+    assert!(out.ok(), "{out:?}");
+    let r = &d.json(&["service", "inspect", "r"])[0]["spec"]["task"]["resources"];
+    assert_eq!(r["limits"]["memory_bytes"], 1u64 << 30, "{r}");
+    assert_eq!(r["limits"]["nano_cpus"], 1_500_000_000u64, "{r}");
+    assert_eq!(r["reservations"]["memory_bytes"], 8u64 << 20, "{r}");
+
+    // The node reports itself once its session opens; no container engine here.
+    let me = d.node_id();
+    assert!(wait_until(Duration::from_secs(10), || {
+        d.json(&["node", "inspect", &me])[0]["description"]["nano_cpus"]
+            .as_u64()
+            .is_some_and(|n| n >= 1_000_000_000)
+    }));
+    let node = &d.json(&["node", "inspect", &me])[0]["description"];
+    assert!(
+        node["memory_bytes"].as_u64().is_some_and(|m| m > 0),
+        "{node}"
+    );
+    assert_eq!(node["runtimes"], serde_json::json!(["process"]), "{node}");
+    assert!(node.get("engine").is_none(), "{node}");
+    let pretty = d.cli(&["node", "inspect", "--pretty", &me]).stdout;
+    for line in [
+        "Resources:\n CPUs:\t\t\t",
+        "\n Memory:\t\t",
+        "\nRuntimes:\t\tprocess\n",
+        "\nEngine Version:\t\t\n",
+        "\nShoal Version:\t\t",
+        "\nManager Status:\t\tLeader\n",
+    ] {
+        assert!(pretty.contains(line), "{line:?} in {pretty}");
+    }
+    let ls = d.cli(&["node", "ls"]).stdout;
+    let row = ls.lines().nth(1).unwrap_or_default();
+    assert!(
+        ls.starts_with("ID") && ls.contains("ENGINE VERSION") && row.trim_end().ends_with("Leader"),
+        "no engine, empty ENGINE VERSION: {ls}"
+    );
+}
+
+#[test]
+fn a_task_no_node_can_take_stays_pending_and_says_why() {
+    let d = Daemon::start_cluster(bin());
+    let why = "no suitable node (1 node lacks memory)";
+    let out = d.cli(&[
+        "service",
+        "create",
+        "--name",
+        "big",
+        "--reserve-memory",
+        "64T",
+        "--timeout",
+        "2s",
+        "--",
+        "sleep",
+        "600",
+    ]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stdout.contains(&format!("1/1: {why}")),
+        "progress names it: {}",
+        out.stdout
+    );
+    assert!(
+        out.stderr.contains("did not converge") && out.stderr.contains(why),
+        "{}",
+        out.stderr
+    );
+    let ps = d.cli(&["service", "ps", "big"]).stdout;
+    assert!(
+        ps.contains("Pending") && ps.contains(&format!("\"{why}\"")),
+        "{ps}"
+    );
+    let out = d.cli(&[
+        "service",
+        "create",
+        "--name",
+        "wide",
+        "--limit-cpu",
+        "1000",
+        "-d",
+        "--",
+        "sleep",
+        "600",
+    ]);
+    assert!(out.ok(), "{out:?}");
+    assert!(wait_until(Duration::from_secs(10), || {
+        d.tasks("wide").iter().any(|t| {
+            t["pending_reason"] == "no suitable node (1 node has fewer CPUs than the limit of 1000)"
+        })
+    }));
+    // Asking for less lets it run.
+    let out = d.cli(&["service", "update", "--reserve-memory", "0", "-d", "big"]);
+    assert!(out.ok(), "{out:?}");
+    assert!(wait_until(Duration::from_secs(15), || d
+        .running_tasks("big")
+        .len()
+        == 1));
+}

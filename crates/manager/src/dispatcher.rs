@@ -2,9 +2,11 @@
 //!
 //! A session streams the node's assignments and the cluster's endpoint table whenever they
 //! change (full snapshots, idempotent), so a reconnecting agent simply picks up the current
-//! state without restarting its tasks. Heartbeats feed [`crate::liveness`]; status reports
+//! state without restarting its tasks. What the node says when its session opens (address,
+//! hostname, description: see [`crate::announcement`]) updates its record. Heartbeats feed [`crate::liveness`]; status reports
 //! are applied to the store, each node only for its own tasks.
 
+use crate::announcement::Announcement;
 use crate::ca::{member, reachable_addr};
 use crate::endpoints::endpoint_table;
 use crate::leader::{require_leader, store_status};
@@ -81,28 +83,23 @@ impl dispatcher_server::Dispatcher for DispatcherService {
     ) -> Result<Response<Self::SessionStream>, Status> {
         require_leader(&self.store)?;
         let node = member(&self.store, &req)?;
-        let addr = reachable_addr(&req, &req.get_ref().addr);
-        let hostname = shoal_api::node::clean_hostname(&req.get_ref().hostname);
+        let said = Announcement {
+            addr: reachable_addr(&req, &req.get_ref().addr),
+            hostname: shoal_api::node::clean_hostname(&req.get_ref().hostname),
+            description: Announcement::description(&node.id, &req.get_ref().description_json),
+        };
         let now = now_millis();
         self.sessions.beat(&node.id, None, now);
         let node_id = node.id.clone();
         self.store
             .update(|tx| {
-                if let Some(mut n) = tx.state().nodes.get(&node_id).cloned() {
-                    let new_addr = addr.as_ref().filter(|a| **a != n.addr);
-                    let new_hostname =
-                        Some(&hostname).filter(|h| !h.is_empty() && **h != n.hostname);
-                    if n.state != NodeState::Ready || new_addr.is_some() || new_hostname.is_some() {
-                        n.state = NodeState::Ready;
-                        if let Some(a) = new_addr {
-                            n.addr = a.clone();
-                        }
-                        if let Some(h) = new_hostname {
-                            n.hostname = h.clone();
-                        }
-                        n.updated_at = now;
-                        tx.put_node(n);
-                    }
+                let changed = tx
+                    .state()
+                    .nodes
+                    .get(&node_id)
+                    .and_then(|n| said.apply(n, now));
+                if let Some(n) = changed {
+                    tx.put_node(n);
                 }
                 Ok::<_, StoreError>(())
             })

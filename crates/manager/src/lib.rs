@@ -8,6 +8,7 @@
 //! Depends on `shoal-api`, `shoal-store`, `shoal-balance` and `shoal-rpc`; never on the agent
 //! or the data plane, which it reaches only through the store and the endpoint tables.
 
+pub mod announcement;
 pub mod ca;
 mod checks;
 pub mod control;
@@ -17,6 +18,7 @@ pub mod leader;
 pub mod liveness;
 pub mod managers;
 pub mod orchestrator;
+pub mod plan;
 pub mod reconciler;
 pub mod reports;
 pub mod restart;

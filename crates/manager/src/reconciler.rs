@@ -1,7 +1,8 @@
 //! The reconciler: runs the planners on every change and commits their decisions.
 
 use crate::now_millis;
-use crate::orchestrator::{plan_cluster, Action, SlotKey, UpdateChange};
+use crate::orchestrator::plan_cluster;
+use crate::plan::{Action, SlotKey, UpdateChange};
 use crate::scheduler::{schedule, Decision};
 use crate::updater::rolled_back;
 use shoal_api::{id, Task, TaskState, TaskStatus, UpdateState};

@@ -17,7 +17,7 @@
 //!   never passes) fails the rollout at once, however long it took to fail; one that was
 //!   ready fails it only if it ended within `monitor` of becoming ready.
 
-use crate::orchestrator::{planned_replicas, replacement, Action, SlotKey};
+use crate::plan::{planned_replicas, replacement, stop, Action, Plan, SlotKey};
 use shoal_api::port::{AUTO_PORT_MAX, AUTO_PORT_MIN};
 use shoal_api::{
     duration, ClusterState, FailureAction, PortConfig, Protocol, PublishMode, Service, ServiceMode,
@@ -97,7 +97,7 @@ enum Phase<'t> {
     /// restart policy (`next`) decides when to try again; if it gives up, the old tasks stop.
     /// After a counted `failure`, the retries go on but no longer hold the rollout up.
     Retry {
-        next: crate::orchestrator::Plan,
+        next: Plan,
         old: Vec<&'t Task>,
         failed: bool,
     },
@@ -128,7 +128,7 @@ impl Phase<'_> {
 }
 
 /// The orchestrator's plan for a slot creates a task now or later.
-fn pending(next: &crate::orchestrator::Plan) -> bool {
+fn pending(next: &Plan) -> bool {
     next.wake_at.is_some()
         || next
             .actions
@@ -475,13 +475,6 @@ pub fn plan_update(service: &Service, tasks: &[&Task], now: u64) -> UpdatePlan {
         });
     }
     plan
-}
-
-fn stop(t: &Task) -> Action {
-    Action::SetDesired {
-        task_id: t.id.clone(),
-        state: TaskState::Shutdown,
-    }
 }
 
 /// The service after an automatic rollback: `previous_spec` back in place as a new version,

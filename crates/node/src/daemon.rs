@@ -12,7 +12,7 @@ use crate::state_key::{self, DataKey};
 use crate::DaemonConfig;
 use anyhow::{bail, Context};
 use shoal_agent::AgentStop;
-use shoal_api::{Node, NodeRole};
+use shoal_api::{EngineInfo, Node, NodeRole};
 use shoal_manager::ca::{self, join_token};
 use shoal_manager::control::{router as control_router, ApiError, ControlState};
 use shoal_manager::leader::leader_of;
@@ -36,6 +36,8 @@ pub struct Runtime {
     pub store: Arc<Store>,
     pub node_id: String,
     pub hostname: String,
+    /// The node's container engine, reported to the leader with the node's description.
+    engine: Option<EngineInfo>,
     membership: Mutex<Option<Membership>>,
     roles: tokio::sync::Mutex<Option<Roles>>,
     status: watch::Sender<DataPlaneStatus>,
@@ -418,6 +420,7 @@ impl Runtime {
             status: self.status.clone(),
             bootstrap,
             forward_tls: self.forward_tls.clone(),
+            engine: self.engine.clone(),
         })
         .await
     }
@@ -430,6 +433,7 @@ impl Runtime {
             m,
             certs,
             self.status.clone(),
+            self.engine.clone(),
         )
         .await
     }
@@ -756,6 +760,12 @@ pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
         store: store.clone(),
         node_id: node_id.clone(),
         hostname,
+        // Reported with the node's description; the agent connects its own container
+        // executor to the same engine.
+        engine: shoal_agent::engine_version(&cfg.docker_host)
+            .await
+            .ok()
+            .map(|version| EngineInfo { version }),
         membership: Mutex::new(None),
         roles: tokio::sync::Mutex::new(None),
         status,

@@ -9,6 +9,7 @@ mod api;
 mod budget;
 mod config;
 mod daemon;
+mod describe;
 mod forward;
 mod health;
 mod identity;

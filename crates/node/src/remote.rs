@@ -8,7 +8,7 @@
 
 use rustls::ClientConfig;
 use shoal_agent::{Assignments, Dispatcher, TaskReport};
-use shoal_api::{NodeRole, Task};
+use shoal_api::{NodeDescription, NodeRole, Task};
 use shoal_balance::EndpointTable;
 use shoal_manager::leader::leader_of;
 use shoal_rpc::proto::dispatcher_client::DispatcherClient;
@@ -30,6 +30,8 @@ pub struct RemoteConfig {
     pub managers: Vec<SocketAddr>,
     pub hostname: String,
     pub addr: String,
+    /// What the node tells the leader about itself when a session opens.
+    pub description: NodeDescription,
 }
 
 #[derive(Debug)]
@@ -199,6 +201,8 @@ async fn run_session(
         .session(SessionRequest {
             hostname: cfg.hostname.clone(),
             addr: cfg.addr.clone(),
+            // Plain data always encodes; empty would read as "not reported".
+            description_json: serde_json::to_vec(&cfg.description).unwrap_or_default(),
         })
         .await
         .map_err(SessionError::from)?

@@ -4,6 +4,7 @@
 //! one mTLS port), the reconciler, node liveness, and its own agent and mesh fed straight
 //! from the store. Worker: a manager session feeding its agent and mesh.
 
+use crate::describe::describe;
 use crate::forward::{self, Forward};
 use crate::membership::{Certs, Membership};
 use crate::raft_net::{self, GrpcTransport};
@@ -16,8 +17,8 @@ use shoal_agent::{
     Agent, AgentConfig, AgentStop, ContainerExecutor, Dispatcher, LogRotation, ProcessExecutor,
     Registry,
 };
-use shoal_api::NodeRole;
 use shoal_api::RuntimeKind;
+use shoal_api::{EngineInfo, NodeRole};
 use shoal_balance::EndpointTable;
 use shoal_manager::ca::CaService;
 use shoal_manager::control::{router as control_router, ControlState};
@@ -99,6 +100,17 @@ struct Common<'a> {
     hostname: &'a str,
     membership: &'a Membership,
     status: watch::Sender<DataPlaneStatus>,
+    engine: Option<EngineInfo>,
+}
+
+/// The session this node keeps with the leader, and what it tells it about itself.
+fn session_config(c: &Common<'_>, managers: Vec<std::net::SocketAddr>) -> RemoteConfig {
+    RemoteConfig {
+        managers,
+        hostname: c.hostname.to_string(),
+        addr: c.membership.advertise_addr.clone(),
+        description: describe(c.engine.clone()),
+    }
 }
 
 /// The agent, stopping tasks once `drained` (the cluster-wide acknowledged endpoint-table
@@ -185,6 +197,8 @@ pub struct ManagerStart<'a> {
     pub bootstrap: bool,
     /// Where the client TLS for forwarding API calls to the leader is published.
     pub forward_tls: watch::Sender<Option<Arc<rustls::ClientConfig>>>,
+    /// The node's container engine, if it has one.
+    pub engine: Option<EngineInfo>,
 }
 
 /// The control address other managers and agents reach this manager at.
@@ -205,6 +219,7 @@ pub async fn start_manager(s: ManagerStart<'_>) -> anyhow::Result<Roles> {
         hostname: s.hostname,
         membership: s.membership,
         status: s.status,
+        engine: s.engine,
     };
     let store = s.store;
     let (stop_decisions, stop_decisions_rx) = watch::channel(false);
@@ -289,11 +304,7 @@ pub async fn start_manager(s: ManagerStart<'_>) -> anyhow::Result<Roles> {
             .filter(|m| m.to_string() != addr),
     );
     let remote = RemoteDispatcher::start(
-        RemoteConfig {
-            managers,
-            hostname: s.hostname.to_string(),
-            addr: s.membership.advertise_addr.clone(),
-        },
+        session_config(&c, managers),
         tls_set.grpc.subscribe(),
         mesh.acked(),
         stop_rest_rx.clone(),
@@ -397,6 +408,7 @@ pub async fn start_worker(
     membership: &Membership,
     certs: Certs,
     status: watch::Sender<DataPlaneStatus>,
+    engine: Option<EngineInfo>,
 ) -> anyhow::Result<Roles> {
     let c = Common {
         cfg,
@@ -404,6 +416,7 @@ pub async fn start_worker(
         hostname,
         membership,
         status,
+        engine,
     };
     let (stop_decisions, _) = watch::channel(false);
     let (stop_agent, stop_agent_rx) = watch::channel(AgentStop::Run);
@@ -425,11 +438,7 @@ pub async fn start_worker(
     let (client_tls, client_tls_rx) = watch::channel(client_cfg);
     let mesh = Mesh::new(cfg.mesh_bind);
     let remote = RemoteDispatcher::start(
-        RemoteConfig {
-            managers: managers.clone(),
-            hostname: hostname.to_string(),
-            addr: membership.advertise_addr.clone(),
-        },
+        session_config(&c, managers.clone()),
         client_tls_rx,
         mesh.acked(),
         stop_rest_rx.clone(),

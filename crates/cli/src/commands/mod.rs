@@ -1,6 +1,7 @@
 pub mod cluster;
 pub mod daemon;
 pub mod node;
+pub mod resources;
 pub mod service;
 pub mod update;
 pub mod workload;

@@ -1,6 +1,7 @@
 use super::{print_json, Format};
 use crate::client::{encode, Client};
 use crate::table::{self, escape, pretty_line};
+use shoal_api::resources::{format_bytes, format_cpus};
 use shoal_api::Node;
 use shoal_node::InfoResponse;
 use std::process::ExitCode;
@@ -113,7 +114,7 @@ pub async fn run(client: &Client, cmd: NodeCmd) -> anyhow::Result<ExitCode> {
                             title(n.state.as_str()),
                             title(n.availability.as_str()),
                             manager.to_string(),
-                            n.engine_version.clone(),
+                            engine_version(n),
                         ]
                     })
                     .collect();
@@ -140,36 +141,52 @@ pub async fn run(client: &Client, cmd: NodeCmd) -> anyhow::Result<ExitCode> {
                 print_json(&found)?;
             } else {
                 for n in found {
-                    pretty_line(format_args!("ID:\t\t\t{}", n.id));
-                    pretty_line(format_args!("Hostname:\t\t{}", n.hostname));
-                    pretty_line(format_args!("Status:"));
-                    pretty_line(format_args!(" State:\t\t\t{}", title(n.state.as_str())));
-                    pretty_line(format_args!(
-                        " Availability:\t\t{}",
-                        title(n.availability.as_str())
-                    ));
-                    pretty_line(format_args!(" Address:\t\t{}", n.addr));
-                    pretty_line(format_args!(
-                        "Manager Status:\t\t{}",
-                        if n.role == shoal_api::NodeRole::Manager {
-                            "Leader"
-                        } else {
-                            ""
-                        }
-                    ));
-                    pretty_line(format_args!("Role:\t\t\t{}", n.role.as_str()));
-                    if !n.labels.is_empty() {
-                        pretty_line(format_args!("Labels:"));
-                        for (k, v) in &n.labels {
-                            pretty_line(format_args!(" - {k}={v}"));
-                        }
-                    }
-                    pretty_line(format_args!("Engine Version:\t\t{}", n.engine_version));
+                    print_pretty(&n);
                 }
             }
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The Docker Engine's version: `node ls`'s ENGINE VERSION, empty without an engine.
+fn engine_version(n: &Node) -> String {
+    n.description
+        .engine
+        .as_ref()
+        .map(|e| e.version.clone())
+        .unwrap_or_default()
+}
+
+/// `node inspect --pretty`, laid out as Docker's.
+fn print_pretty(n: &Node) {
+    let d = &n.description;
+    pretty_line(format_args!("ID:\t\t\t{}", n.id));
+    pretty_line(format_args!("Hostname:\t\t{}", n.hostname));
+    pretty_line(format_args!("Status:"));
+    pretty_line(format_args!(" State:\t\t\t{}", title(n.state.as_str())));
+    pretty_line(format_args!(
+        " Availability:\t\t{}",
+        title(n.availability.as_str())
+    ));
+    pretty_line(format_args!(" Address:\t\t{}", n.addr));
+    if let Some(m) = &n.manager_status {
+        pretty_line(format_args!("Manager Status:\t\t{m}"));
+    }
+    pretty_line(format_args!("Role:\t\t\t{}", n.role.as_str()));
+    if !n.labels.is_empty() {
+        pretty_line(format_args!("Labels:"));
+        for (k, v) in &n.labels {
+            pretty_line(format_args!(" - {k}={v}"));
+        }
+    }
+    pretty_line(format_args!("Resources:"));
+    pretty_line(format_args!(" CPUs:\t\t\t{}", format_cpus(d.nano_cpus)));
+    pretty_line(format_args!(" Memory:\t\t{}", format_bytes(d.memory_bytes)));
+    let runtimes: Vec<&str> = d.runtimes.iter().map(|r| r.as_str()).collect();
+    pretty_line(format_args!("Runtimes:\t\t{}", runtimes.join(", ")));
+    pretty_line(format_args!("Engine Version:\t\t{}", engine_version(n)));
+    pretty_line(format_args!("Shoal Version:\t\t{}", n.engine_version));
 }
 
 fn title(s: &str) -> String {

@@ -6,9 +6,10 @@ use crate::table::{self, ago, pretty_line, truncate};
 use serde::Deserialize;
 use shoal_api::duration;
 use shoal_api::id::short;
+use shoal_api::resources::{format_bytes, format_cpus};
 use shoal_api::{
-    HealthCheck, HealthProbe, PortConfig, RestartCondition, Runtime, ServiceMode, ServiceSpec,
-    Task, TaskState, TaskTemplate,
+    HealthCheck, HealthProbe, PortConfig, Resources, RestartCondition, Runtime, ServiceMode,
+    ServiceSpec, Task, TaskState, TaskTemplate,
 };
 use shoal_manager::control::{ScaleRequest, ServiceInfo};
 use std::collections::BTreeMap;
@@ -162,6 +163,8 @@ pub struct CreateArgs {
     timeout: Duration,
     #[command(flatten)]
     rollout: super::update::RolloutFlags,
+    #[command(flatten)]
+    resources: super::resources::ResourceFlags,
     /// IMAGE [COMMAND] [ARG...] for a container service, as with docker; `-- COMMAND
     /// [ARG...]` (a command after `--` with no image before it) for a process service
     #[arg(
@@ -294,6 +297,7 @@ impl CreateArgs {
         task.restart.window = self.restart_window;
         task.stop_signal = self.stop_signal.clone();
         task.stop_grace_period = self.stop_grace_period;
+        self.resources.apply(&mut task.resources);
         let probe = match (&self.health_cmd, &self.health_http, self.health_tcp) {
             (Some(c), _, _) => Some(HealthProbe::Cmd { command: c.clone() }),
             (_, Some(p), _) => Some(HealthProbe::Http { path: p.clone() }),
@@ -690,6 +694,7 @@ fn print_pretty(info: &ServiceInfo) {
             pretty_line(format_args!(" Message:\t{}", u.message));
         }
     }
+    print_resources(&t.resources);
     pretty_line(format_args!("Endpoint Mode:\tvip"));
     if !svc.ports.is_empty() {
         pretty_line(format_args!("Ports:"));
@@ -708,6 +713,42 @@ fn print_pretty(info: &ServiceInfo) {
                     "ingress"
                 }
             ));
+        }
+    }
+}
+
+/// The `Resources:` block of `service inspect --pretty`, as Docker prints it.
+fn print_resources(r: &Resources) {
+    if r.is_none() {
+        return;
+    }
+    pretty_line(format_args!("Resources:"));
+    let (res, lim) = (&r.reservations, &r.limits);
+    if !res.is_none() {
+        pretty_line(format_args!(" Reservations:"));
+        if res.nano_cpus > 0 {
+            pretty_line(format_args!("  CPU:\t\t{}", format_cpus(res.nano_cpus)));
+        }
+        if res.memory_bytes > 0 {
+            pretty_line(format_args!(
+                "  Memory:\t{}",
+                format_bytes(res.memory_bytes)
+            ));
+        }
+    }
+    if !lim.is_none() {
+        pretty_line(format_args!(" Limits:"));
+        if lim.nano_cpus > 0 {
+            pretty_line(format_args!("  CPU:\t\t{}", format_cpus(lim.nano_cpus)));
+        }
+        if lim.memory_bytes > 0 {
+            pretty_line(format_args!(
+                "  Memory:\t{}",
+                format_bytes(lim.memory_bytes)
+            ));
+        }
+        if lim.pids > 0 {
+            pretty_line(format_args!("  PIDs:\t\t{}", lim.pids));
         }
     }
 }

@@ -185,6 +185,8 @@ pub struct UpdateArgs {
     stop_signal: Option<String>,
     #[command(flatten)]
     rollout: RolloutFlags,
+    #[command(flatten)]
+    resources: super::resources::ResourceFlags,
     /// Replace every task even if the spec is unchanged
     #[arg(long)]
     force: bool,
@@ -332,6 +334,7 @@ impl UpdateArgs {
         if let Some(s) = &self.stop_signal {
             t.stop_signal = s.clone();
         }
+        self.resources.apply(&mut spec.task.resources);
         self.rollout.apply(&mut spec.update, &mut spec.rollback)?;
         spec.validate()?;
         Ok(())

@@ -351,6 +351,7 @@ async fn session(
         client.session(SessionRequest {
             hostname: member.hostname.clone(),
             addr: NODE_ADDR.into(),
+            description_json: Vec::new(),
         }),
     )
     .await?
