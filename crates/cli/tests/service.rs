@@ -448,7 +448,13 @@ fn crash_loop_backs_off() {
 
 #[test]
 fn resources_and_the_node_description_show_like_docker() {
-    let d = Daemon::start_cluster(bin());
+    // A node pointed at an engine that is not there: it runs processes only.
+    let d = Daemon::start_with(
+        bin(),
+        &["--docker-host", "unix:///nonexistent/docker.sock"],
+        |_| {},
+    );
+    d.init();
     let out = d.cli(&[
         "service",
         "create",
