@@ -13,7 +13,7 @@ use crate::executor::{BoxFuture, ExecError, Executor, ExitInfo, LaunchSpec, Prep
 use crate::launch::{LABEL_NODE, LABEL_TASK};
 use crate::log_writer::{LogRotation, RotatingLog};
 use bollard::models::{
-    ContainerCreateBody, HealthStatusEnum, HostConfig, PortBinding, RestartPolicy,
+    ContainerCreateBody, HealthConfig, HealthStatusEnum, HostConfig, PortBinding, RestartPolicy,
     RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{
@@ -175,10 +175,21 @@ impl ContainerExecutor {
             env: Some(env),
             working_dir: spec.workdir.clone(),
             labels: Some(c.labels.clone().into_iter().collect()),
+            user: c.user.clone(),
+            hostname: c.hostname.clone(),
+            tty: Some(c.tty),
+            healthcheck: c.no_healthcheck.then(|| HealthConfig {
+                test: Some(vec!["NONE".into()]),
+                ..Default::default()
+            }),
             exposed_ports: (!exposed.is_empty()).then_some(exposed),
             stop_signal: Some(c.stop_signal.clone()),
             host_config: Some(HostConfig {
                 port_bindings: (!bindings.is_empty()).then_some(bindings),
+                init: c.init.then_some(true),
+                readonly_rootfs: c.read_only.then_some(true),
+                cap_add: (!c.cap_add.is_empty()).then(|| c.cap_add.clone()),
+                cap_drop: (!c.cap_drop.is_empty()).then(|| c.cap_drop.clone()),
                 nano_cpus: positive(c.limits.nano_cpus),
                 memory: positive(c.limits.memory_bytes),
                 pids_limit: positive(c.limits.pids),

@@ -32,6 +32,16 @@ pub struct ContainerLaunch {
     pub stop_signal: String,
     /// CPU, memory and PID limits the engine enforces (0: none).
     pub limits: shoal_api::resources::ResourceLimits,
+    pub user: Option<String>,
+    /// With its templates expanded.
+    pub hostname: Option<String>,
+    pub init: bool,
+    pub read_only: bool,
+    pub tty: bool,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    /// Turn the image's HEALTHCHECK off.
+    pub no_healthcheck: bool,
 }
 
 /// Label keys every container of a task carries (the node finds its containers by them).
@@ -99,7 +109,8 @@ pub fn launch_spec(
     }
     let container = match &task.spec.runtime {
         Runtime::Container(c) => {
-            let mut labels = BTreeMap::new();
+            // The service's container labels first: shoal's own names win.
+            let mut labels = c.labels.clone();
             labels.insert(LABEL_NODE.to_string(), node.id.clone());
             labels.insert(LABEL_TASK.to_string(), task.id.clone());
             labels.insert(LABEL_TASK_NAME.to_string(), task.name());
@@ -116,6 +127,18 @@ pub fn launch_spec(
                 ports: endpoint.ports.clone(),
                 stop_signal: task.spec.stop_signal.clone(),
                 limits: task.spec.resources.limits,
+                user: c.user.clone(),
+                hostname: c
+                    .hostname
+                    .as_ref()
+                    .map(|h| expand(h, &values))
+                    .transpose()?,
+                init: c.init,
+                read_only: c.read_only,
+                tty: c.tty,
+                cap_add: c.cap_add.clone(),
+                cap_drop: c.cap_drop.clone(),
+                no_healthcheck: c.no_healthcheck,
             })
         }
         Runtime::Process(_) => None,

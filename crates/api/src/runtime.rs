@@ -47,6 +47,67 @@ pub struct ContainerSpec {
     /// Replaces the image's CMD (`IMAGE COMMAND ARG...`); empty keeps it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub args: Vec<String>,
+    /// The user the container runs as (`--user`, `name|uid[:group|gid]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// The container's hostname (`--hostname`, `{{.Task.Slot}}`-style templates allowed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    /// Run an init process as PID 1 that reaps zombies and forwards signals (`--init`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub init: bool,
+    /// Mount the container's root file system read-only (`--read-only`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub read_only: bool,
+    /// Allocate a pseudo-TTY (`--tty`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tty: bool,
+    /// Labels on the container itself (`--container-label`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub labels: std::collections::BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cap_add: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cap_drop: Vec<String>,
+    /// Turn off the image's HEALTHCHECK (`--no-healthcheck`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_healthcheck: bool,
+}
+
+impl ContainerSpec {
+    /// Check the options a user gave.
+    pub fn validate(&self) -> Result<(), crate::SpecError> {
+        use crate::limits::{check_labels, check_text, MAX_ARG_LEN};
+        validate_image(&self.image)?;
+        if let Some(u) = &self.user {
+            check_text("user", u, MAX_ARG_LEN)?;
+            if u.is_empty() || u.contains(char::is_whitespace) {
+                return Err(crate::SpecError::invalid(
+                    "user",
+                    u.as_str(),
+                    "expected name|uid[:group|gid]",
+                ));
+            }
+        }
+        if let Some(h) = &self.hostname {
+            check_text("hostname", h, 253)?;
+            crate::template::validate(h)?;
+        }
+        check_labels(self.labels.iter())?;
+        for cap in self.cap_add.iter().chain(&self.cap_drop) {
+            let ok = !cap.is_empty()
+                && cap.len() <= 64
+                && cap.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !ok {
+                return Err(crate::SpecError::invalid(
+                    "capability",
+                    cap.as_str(),
+                    "expected a capability name such as NET_ADMIN or ALL",
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The kinds of runtime, for capability checks and executor choice.

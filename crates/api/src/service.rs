@@ -270,7 +270,7 @@ impl TaskTemplate {
             }
             Runtime::Container(c) => {
                 check_text("image", &c.image, MAX_PATH_LEN)?;
-                crate::runtime::validate_image(&c.image)?;
+                c.validate()?;
             }
         }
         let words = t.words();

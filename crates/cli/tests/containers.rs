@@ -443,9 +443,78 @@ fn the_container_executor_passes_the_conformance_suite() {
                 labels,
                 ports: vec![],
                 stop_signal: "SIGTERM".into(),
-                limits: Default::default(),
+                ..Default::default()
             }),
         };
         shoal_agent::conformance::run_all(&exec, &fixture).await;
     });
+}
+
+/// `docker service create` options reach the container; a host-mode port is bound by the
+/// engine on the task's node.
+#[test]
+fn container_options_and_host_mode_publishing_reach_the_container() {
+    let Some(n) = node() else { return };
+    let port = free_port();
+    let env_file = tempfile::NamedTempFile::new().expect("env file");
+    std::fs::write(env_file.path(), "# comment\nFROM_FILE=yes\n").expect("write env file");
+    let publish = format!("mode=host,published={port},target=8080");
+    let env_path = env_file.path().display().to_string();
+    n.create(
+        "opts",
+        &n.images.healthy,
+        &[
+            "--publish",
+            &publish,
+            "--env",
+            "PORT=8080",
+            "--env-file",
+            &env_path,
+            "--user",
+            "nobody",
+            "--hostname",
+            "web-{{.Task.Slot}}",
+            "--init",
+            "--read-only",
+            "--container-label",
+            "team=a",
+            "--cap-add",
+            "NET_ADMIN",
+            "--cap-drop",
+            "MKNOD",
+            "--no-healthcheck",
+        ],
+    );
+    assert!(
+        wait_until(WAIT, || names(port, 2).len() == 1),
+        "host-mode port answers\n{}",
+        n.d.log()
+    );
+    let id = n
+        .running_containers("opts")
+        .into_iter()
+        .next()
+        .expect("running");
+    let c = docker::inspect(&id);
+    assert_eq!(c["Config"]["User"], "nobody");
+    assert_eq!(c["Config"]["Hostname"], "web-1");
+    assert_eq!(c["Config"]["Labels"]["team"], "a");
+    assert_eq!(
+        c["Config"]["Healthcheck"]["Test"],
+        serde_json::json!(["NONE"])
+    );
+    assert!(c["Config"]["Env"].to_string().contains("FROM_FILE=yes"));
+    assert_eq!(c["HostConfig"]["Init"], true);
+    assert_eq!(c["HostConfig"]["ReadonlyRootfs"], true);
+    assert!(c["HostConfig"]["CapAdd"].to_string().contains("NET_ADMIN"));
+    assert!(c["HostConfig"]["CapDrop"].to_string().contains("MKNOD"));
+    let task = &n.tasks("opts")[0];
+    assert!(task["status"]["health"].is_null(), "no check: {task}");
+    // A process service cannot take container options: one line, nothing created.
+    let out = n.d.cli(&[
+        "service", "create", "--name", "p", "--user", "nobody", "--", "shoal", "whoami",
+    ]);
+    assert!(!out.ok());
+    assert!(out.stderr.contains("need an image"), "{}", out.stderr);
+    assert_eq!(out.stderr.trim_end().lines().count(), 1, "{}", out.stderr);
 }

@@ -112,6 +112,11 @@ pub struct CreateArgs {
     /// Replace the image's entrypoint (split on spaces; container services)
     #[arg(long)]
     entrypoint: Option<String>,
+    /// Read environment variables from a file of KEY=VALUE lines
+    #[arg(long)]
+    env_file: Vec<std::path::PathBuf>,
+    #[command(flatten)]
+    container: ContainerFlags,
     /// Placement constraint, e.g. node.labels.zone==a
     #[arg(long)]
     constraint: Vec<String>,
@@ -210,6 +215,96 @@ fn after_double_dash(raw: &[String], words: &[String]) -> bool {
         && raw[raw.len() - words.len() - 1] == "--"
 }
 
+/// Options of a container service, as `docker service create` names them.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ContainerFlags {
+    /// Username or UID (format: name|uid[:group|gid])
+    #[arg(short, long)]
+    user: Option<String>,
+    /// Container hostname ({{.Task.Slot}}, {{.Node.Hostname}} templates allowed)
+    #[arg(long)]
+    hostname: Option<String>,
+    /// Run an init inside the container that forwards signals and reaps processes
+    #[arg(long)]
+    init: bool,
+    /// Mount the container's root filesystem as read only
+    #[arg(long)]
+    read_only: bool,
+    /// Allocate a pseudo-TTY
+    #[arg(short, long)]
+    tty: bool,
+    /// Container label KEY=VALUE
+    #[arg(long)]
+    container_label: Vec<String>,
+    /// Add Linux capabilities
+    #[arg(long)]
+    cap_add: Vec<String>,
+    /// Drop Linux capabilities
+    #[arg(long)]
+    cap_drop: Vec<String>,
+    /// Disable any container-specified HEALTHCHECK
+    #[arg(long)]
+    no_healthcheck: bool,
+}
+
+impl ContainerFlags {
+    fn any(&self) -> bool {
+        self.user.is_some()
+            || self.hostname.is_some()
+            || self.init
+            || self.read_only
+            || self.tty
+            || !self.container_label.is_empty()
+            || !self.cap_add.is_empty()
+            || !self.cap_drop.is_empty()
+            || self.no_healthcheck
+    }
+
+    fn apply(&self, task: &mut TaskTemplate) -> anyhow::Result<()> {
+        let Runtime::Container(c) = &mut task.runtime else {
+            anyhow::ensure!(
+                !self.any(),
+                "--user, --hostname, --init, --read-only, --tty, --container-label, --cap-add, --cap-drop and --no-healthcheck need an image: a process service runs on the node itself"
+            );
+            return Ok(());
+        };
+        c.user = self.user.clone();
+        c.hostname = self.hostname.clone();
+        c.init = self.init;
+        c.read_only = self.read_only;
+        c.tty = self.tty;
+        for l in &self.container_label {
+            let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
+            c.labels.insert(k.to_string(), v.to_string());
+        }
+        c.cap_add = self.cap_add.clone();
+        c.cap_drop = self.cap_drop.clone();
+        c.no_healthcheck = self.no_healthcheck;
+        Ok(())
+    }
+}
+
+/// `KEY=VALUE` lines of `--env-file`s, in order; blank lines and `#` comments skipped, a
+/// bare `KEY` takes its value from this environment (as docker does).
+fn env_files(files: &[std::path::PathBuf]) -> anyhow::Result<Vec<String>> {
+    let mut env = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(f)
+            .map_err(|e| anyhow::anyhow!("cannot read --env-file {}: {e}", f.display()))?;
+        for line in text.lines().map(str::trim) {
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            if line.contains('=') {
+                env.push(line.to_string());
+            } else if let Ok(v) = std::env::var(line) {
+                env.push(format!("{line}={v}"));
+            }
+        }
+    }
+    Ok(env)
+}
+
 /// What a service runs, for tables: the image, or `-- COMMAND` for a process.
 pub fn what_runs(t: &TaskTemplate) -> String {
     match &t.runtime {
@@ -280,13 +375,15 @@ impl CreateArgs {
         };
         let raw: Vec<String> = std::env::args().collect();
         let mut task = runtime_of(&self.image, after_double_dash(&raw, &self.image))?;
+        self.container.apply(&mut task)?;
         if let Some(e) = &self.entrypoint {
             let Runtime::Container(c) = &mut task.runtime else {
                 anyhow::bail!("--entrypoint needs an image; a process service runs its command");
             };
             c.entrypoint = Some(e.split_whitespace().map(str::to_string).collect());
         }
-        task.env = self.env.clone();
+        task.env = env_files(&self.env_file)?;
+        task.env.extend(self.env.iter().cloned());
         task.workdir = self.workdir.clone();
         task.constraints = self.constraint.clone();
         task.placement_prefs = self.placement_pref.clone();
