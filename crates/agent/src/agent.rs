@@ -400,14 +400,7 @@ impl Agent {
         l: &mut Live,
         ev_tx: &mpsc::Sender<Event>,
     ) {
-        let id = t.id.clone();
-        let tx = ev_tx.clone();
-        let r = running.clone();
-        l.watchers.push(tokio::spawn(async move {
-            if let Some(info) = Controller::wait(&r).await {
-                let _ = tx.send(Event::Exited(id, info)).await;
-            }
-        }));
+        self.watch_exit_only(&t.id, running, l, ev_tx);
         if let Some(mut health) = running.health.clone() {
             let id = t.id.clone();
             let tx = ev_tx.clone();

@@ -9,12 +9,14 @@
 //! again by its labels. This node touches only containers labelled with its own node ID,
 //! so several nodes may share one engine.
 
-use crate::executor::{BoxFuture, ExecError, Executor, ExitInfo, LaunchSpec, Prepared, Running};
+use crate::executor::{
+    signal_then_kill, BoxFuture, ExecError, Executor, ExitInfo, LaunchSpec, Prepared, Running,
+};
 use crate::launch::{LABEL_NODE, LABEL_TASK};
 use crate::log_writer::{LogRotation, RotatingLog};
 use bollard::models::{
-    ContainerCreateBody, HealthConfig, HealthStatusEnum, HostConfig, PortBinding, RestartPolicy,
-    RestartPolicyNameEnum,
+    ContainerCreateBody, ContainerInspectResponse, HealthConfig, HealthStatusEnum, HostConfig,
+    PortBinding, RestartPolicy, RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{
     CreateContainerOptions, CreateImageOptions, KillContainerOptions, ListContainersOptions,
@@ -268,7 +270,13 @@ impl ContainerExecutor {
     /// in the container listens, and then drops what it cannot forward: a task reported
     /// running too early would lose the mesh's first connections to it. Probed on the
     /// container's own address, where a port nobody listens on refuses.
-    async fn wait_listening(&self, id: &str, ports: &[EndpointPort], running: &Running) {
+    async fn wait_listening(
+        &self,
+        ip: Option<std::net::IpAddr>,
+        id: &str,
+        ports: &[EndpointPort],
+        running: &Running,
+    ) {
         let Some(target) = ports
             .iter()
             .find(|p| p.protocol == shoal_api::Protocol::Tcp)
@@ -276,7 +284,7 @@ impl ContainerExecutor {
         else {
             return;
         };
-        let Some(ip) = self.container_ip(id).await else {
+        let Some(ip) = ip else {
             return;
         };
         let deadline = tokio::time::Instant::now() + LISTEN_WAIT;
@@ -299,28 +307,27 @@ impl ContainerExecutor {
             }
         }
     }
+}
 
-    /// The container's address on its network (the default bridge).
-    async fn container_ip(&self, id: &str) -> Option<std::net::IpAddr> {
-        let c = self.docker.inspect_container(id, None).await.ok()?;
-        c.network_settings?
-            .networks?
-            .values()
-            .filter_map(|n| n.ip_address.as_deref())
-            .find_map(|ip| ip.parse().ok())
-    }
+/// The container's address on its network (the default bridge).
+fn container_ip(c: &ContainerInspectResponse) -> Option<std::net::IpAddr> {
+    c.network_settings
+        .as_ref()?
+        .networks
+        .as_ref()?
+        .values()
+        .filter_map(|n| n.ip_address.as_deref())
+        .find_map(|ip| ip.parse().ok())
+}
 
-    /// Whether the container checks its own health (an image HEALTHCHECK or the service's
-    /// command check), so the agent follows the engine's verdict.
-    async fn has_health_check(&self, id: &str) -> bool {
-        let Ok(c) = self.docker.inspect_container(id, None).await else {
-            return false;
-        };
-        c.config
-            .and_then(|c| c.healthcheck)
-            .and_then(|h| h.test)
-            .is_some_and(|t| t.first().is_some_and(|w| w != "NONE"))
-    }
+/// Whether the container checks its own health (an image HEALTHCHECK not turned off), so
+/// the agent follows the engine's verdict.
+fn checks_own_health(c: &ContainerInspectResponse) -> bool {
+    c.config
+        .as_ref()
+        .and_then(|c| c.healthcheck.as_ref())
+        .and_then(|h| h.test.as_ref())
+        .is_some_and(|t| t.first().is_some_and(|w| w != "NONE"))
 }
 
 /// A limit for the engine: `None` (unlimited) for 0.
@@ -415,10 +422,6 @@ fn is_not_found(e: &bollard::errors::Error) -> bool {
     )
 }
 
-fn logs_dir(log_path: &Path) -> &Path {
-    log_path.parent().unwrap_or(Path::new("."))
-}
-
 impl Executor for ContainerExecutor {
     fn kind(&self) -> RuntimeKind {
         RuntimeKind::Container
@@ -464,20 +467,21 @@ impl Executor for ContainerExecutor {
                     message: "container was not created".into(),
                 });
             };
-            let log =
-                RotatingLog::open(logs_dir(&spec.log_path), task, self.logs).map_err(|source| {
-                    ExecError::Log {
-                        task: task.clone(),
-                        path: spec.log_path.display().to_string(),
-                        source,
-                    }
-                })?;
+            let log = RotatingLog::open(spec.logs_dir(), task, self.logs).map_err(|source| {
+                ExecError::Log {
+                    task: task.clone(),
+                    path: spec.log_path.display().to_string(),
+                    source,
+                }
+            })?;
             self.docker
                 .start_container(&id, None::<StartContainerOptions>)
                 .await
                 .map_err(|e| self.engine_err(task, "cannot start container", e))?;
             let mut running = self.follow(&id, Some(log), 0);
-            if !self.has_health_check(&id).await {
+            // One look at the started container: its health check and its address.
+            let started = self.docker.inspect_container(&id, None).await.ok();
+            if !started.as_ref().is_some_and(checks_own_health) {
                 running.health = None;
             }
             let ports = spec
@@ -485,7 +489,8 @@ impl Executor for ContainerExecutor {
                 .as_ref()
                 .map(|c| c.ports.clone())
                 .unwrap_or_default();
-            self.wait_listening(&id, &ports, &running).await;
+            let ip = started.as_ref().and_then(container_ip);
+            self.wait_listening(ip, &id, &ports, &running).await;
             Ok(running)
         })
     }
@@ -497,37 +502,17 @@ impl Executor for ContainerExecutor {
         grace: Duration,
     ) -> BoxFuture<'a, ExitInfo> {
         Box::pin(async move {
-            let mut exited = running.exited.clone();
-            if let Some(info) = *exited.borrow() {
-                return info;
-            }
             let RuntimeStatus::Container { id } = &running.runtime else {
                 return ExitInfo::code(-1);
             };
-            let kill = |sig: i32| {
-                self.docker.kill_container(
-                    id,
-                    Some(KillContainerOptions {
-                        signal: signal_name(sig),
-                    }),
-                )
-            };
-            // A container that already stopped answers 409: its exit follows anyway.
-            let _ = kill(signal).await;
-            let in_grace = tokio::time::timeout(grace, exited.wait_for(|e| e.is_some()))
-                .await
-                .is_ok();
-            if !in_grace {
-                tracing::info!(container = %id, "grace period over, killing container");
-                let _ = kill(libc::SIGKILL).await;
-                let _ = tokio::time::timeout(KILL_WAIT, exited.wait_for(|e| e.is_some())).await;
-            }
-            let info = *exited.borrow();
-            info.unwrap_or(ExitInfo {
-                code: 137,
-                signal: Some(libc::SIGKILL),
-                oom_killed: false,
+            signal_then_kill(running, signal, grace, KILL_WAIT, |sig| async move {
+                let opts = KillContainerOptions {
+                    signal: signal_name(sig),
+                };
+                // A container that already stopped answers 409: its exit follows anyway.
+                let _ = self.docker.kill_container(id, Some(opts)).await;
             })
+            .await
         })
     }
 
@@ -576,11 +561,7 @@ impl Executor for ContainerExecutor {
                 self.remove(runtime).await;
                 return None;
             }
-            let has_check = c
-                .config
-                .and_then(|c| c.healthcheck)
-                .and_then(|h| h.test)
-                .is_some_and(|t| t.first().is_some_and(|w| w != "NONE"));
+            let has_check = checks_own_health(&c);
             // Output from now on; what came while the daemon was down is not copied.
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)

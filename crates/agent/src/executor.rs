@@ -27,6 +27,13 @@ pub struct LaunchSpec {
     pub container: Option<crate::ContainerLaunch>,
 }
 
+impl LaunchSpec {
+    /// The directory of the task's log files.
+    pub fn logs_dir(&self) -> &std::path::Path {
+        self.log_path.parent().unwrap_or(std::path::Path::new("."))
+    }
+}
+
 /// How a task ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ExitInfo {
@@ -53,6 +60,41 @@ impl ExitInfo {
             (false, None) => format!("task: non-zero exit ({})", self.code),
         }
     }
+}
+
+/// Stop a running task the way every executor does: `send` it `signal`, wait up to `grace`
+/// for its exit, then `send` SIGKILL and wait up to `kill_wait`. Returns how it ended (a
+/// kill when no exit was seen); a task that already ended is not signalled.
+pub(crate) async fn signal_then_kill<F, Fut>(
+    running: &Running,
+    signal: i32,
+    grace: Duration,
+    kill_wait: Duration,
+    send: F,
+) -> ExitInfo
+where
+    F: Fn(i32) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let mut exited = running.exited.clone();
+    if let Some(info) = *exited.borrow() {
+        return info;
+    }
+    send(signal).await;
+    let in_grace = tokio::time::timeout(grace, exited.wait_for(|e| e.is_some()))
+        .await
+        .is_ok();
+    if !in_grace {
+        tracing::info!(runtime = %running.runtime.describe(), "grace period over, killing task");
+        send(libc::SIGKILL).await;
+        let _ = tokio::time::timeout(kill_wait, exited.wait_for(|e| e.is_some())).await;
+    }
+    let info = *exited.borrow();
+    info.unwrap_or(ExitInfo {
+        code: 137,
+        signal: Some(libc::SIGKILL),
+        oom_killed: false,
+    })
 }
 
 /// A started task.

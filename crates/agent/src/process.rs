@@ -7,7 +7,9 @@
 //! kills any leftover group it recorded ([`Executor::reap_stale`]).
 #![allow(unsafe_code)]
 
-use crate::executor::{BoxFuture, ExecError, Executor, ExitInfo, LaunchSpec, Prepared, Running};
+use crate::executor::{
+    signal_then_kill, BoxFuture, ExecError, Executor, ExitInfo, LaunchSpec, Prepared, Running,
+};
 use crate::log_writer::{LogRotation, RotatingLog};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
@@ -16,7 +18,7 @@ use shoal_api::{RuntimeKind, RuntimeStatus};
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
@@ -95,10 +97,6 @@ async fn copy_output(mut from: pipe::Receiver, mut log: RotatingLog) {
     }
 }
 
-fn logs_dir(log_path: &Path) -> &Path {
-    log_path.parent().unwrap_or(Path::new("."))
-}
-
 /// Start time of a process in clock ticks since boot (field 22 of /proc/PID/stat).
 pub fn process_start_time(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -167,8 +165,7 @@ impl ProcessExecutor {
             path: spec.log_path.display().to_string(),
             source,
         };
-        let log = RotatingLog::open(logs_dir(&spec.log_path), &spec.task_id, self.logs)
-            .map_err(log_err)?;
+        let log = RotatingLog::open(spec.logs_dir(), &spec.task_id, self.logs).map_err(log_err)?;
         let (output, stdout) = output_pipe().map_err(log_err)?;
         let stderr = stdout.try_clone().map_err(log_err)?;
         let resolved = if program == SELF_PROGRAM {
@@ -263,31 +260,14 @@ impl ProcessExecutor {
     }
 
     async fn stop_group(&self, running: &Running, signal: i32, grace: Duration) -> ExitInfo {
-        let mut exited = running.exited.clone();
-        if let Some(info) = *exited.borrow() {
-            return info;
-        }
         let pid = match running.runtime {
             RuntimeStatus::Process { pid, .. } => pid,
             RuntimeStatus::Container { .. } => 0,
         };
-        signal_group(pid, signal);
-        let in_grace = tokio::time::timeout(grace, exited.wait_for(|e| e.is_some()))
-            .await
-            .is_ok();
-        if !in_grace {
-            tracing::info!(pid, "grace period over, killing task");
-            signal_group(pid, libc::SIGKILL);
-            let _ = tokio::time::timeout(KILL_WAIT, exited.wait_for(|e| e.is_some()))
-                .await
-                .is_ok();
-        }
-        let info = *exited.borrow();
-        info.unwrap_or(ExitInfo {
-            code: 137,
-            signal: Some(libc::SIGKILL),
-            oom_killed: false,
+        signal_then_kill(running, signal, grace, KILL_WAIT, |sig| async move {
+            signal_group(pid, sig)
         })
+        .await
     }
 
     fn reap_stale(&self, runtime: &RuntimeStatus) {
