@@ -362,7 +362,7 @@ async fn copy_logs(
     let mut failed = false;
     while let Some(item) = stream.next().await {
         let Ok(out) = item else { return };
-        if let Err(e) = log.write(&out.into_bytes()) {
+        if let Err(e) = log.write_output(&out.into_bytes(), crate::now_nanos()) {
             if !failed {
                 tracing::warn!(log = %log.path().display(), error = %e, "cannot write container output; dropping it");
             }

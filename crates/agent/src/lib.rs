@@ -17,6 +17,8 @@ mod executor;
 mod health;
 pub mod launch;
 mod log_cleanup;
+mod log_reader;
+mod log_serve;
 mod log_writer;
 mod process;
 
@@ -27,5 +29,13 @@ pub use dispatcher::{Assignments, Dispatcher, TaskReport};
 pub use executor::{BoxFuture, ExecError, Executor, ExitInfo, LaunchSpec, Prepared, Running};
 pub use launch::{launch_spec, ContainerLaunch};
 pub use log_cleanup::{remove_task_logs, sweep_task_logs};
+pub use log_serve::serve_logs;
 pub use log_writer::{LogRotation, RotatingLog, LOG_MAX_FILES, LOG_MAX_SIZE};
 pub use process::ProcessExecutor;
+
+/// The time now in unix nanoseconds (0 before 1970, the maximum past 2262).
+pub(crate) fn now_nanos() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}

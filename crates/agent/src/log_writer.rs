@@ -1,8 +1,10 @@
 //! A task's log file with rotation, like Docker's `max-size` / `max-file`: once the file
 //! would grow past `max_size` it becomes `<id>.log.1` (older parts move up one, the oldest
-//! beyond `max_files` is deleted) and a new `<id>.log` starts.
+//! beyond `max_files` is deleted) and a new `<id>.log` starts. Output written with
+//! [`RotatingLog::write_output`] has each line stamped with the time it arrived
+//! (`shoal_api::task_log::format_time`).
 
-use shoal_api::task_log::log_path;
+use shoal_api::task_log::{format_time, log_path};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -38,6 +40,8 @@ pub struct RotatingLog {
     limits: LogRotation,
     file: File,
     size: u64,
+    /// The next output byte starts a line (gets a time stamp).
+    at_line_start: bool,
 }
 
 impl RotatingLog {
@@ -56,7 +60,24 @@ impl RotatingLog {
             limits,
             file,
             size,
+            at_line_start: true,
         })
+    }
+
+    /// Append a task's output, each line starting with the time `now` (unix nanoseconds)
+    /// at which its first bytes arrived.
+    pub fn write_output(&mut self, bytes: &[u8], now: i64) -> io::Result<()> {
+        let stamp = format_time(now);
+        let mut out = Vec::with_capacity(bytes.len() + stamp.len() + 1);
+        for piece in bytes.split_inclusive(|b| *b == b'\n') {
+            if self.at_line_start {
+                out.extend_from_slice(stamp.as_bytes());
+                out.push(b' ');
+            }
+            out.extend_from_slice(piece);
+            self.at_line_start = piece.ends_with(b"\n");
+        }
+        self.write(&out)
     }
 
     /// The file being written.
@@ -208,6 +229,31 @@ mod tests {
             .collect();
         assert_eq!(all, "ab\ncd\nefgh\nij0123456789012345\n");
         assert!(files(dir.path()).iter().all(|(_, t)| t.len() <= 10));
+    }
+
+    #[test]
+    fn output_lines_are_stamped_once_each() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut log = RotatingLog::open(dir.path(), "t", LogRotation::default()).expect("open");
+        log.write_output(b"one\ntw", 1).expect("write");
+        log.write_output(b"o\n", 2).expect("write");
+        log.write_output(b"three\n", 3).expect("write");
+        let text = std::fs::read_to_string(dir.path().join("t.log")).expect("read");
+        let lines: Vec<(Option<i64>, String)> = text
+            .lines()
+            .map(|l| {
+                let (t, rest) = shoal_api::task_log::split_stamp(l.as_bytes());
+                (t, String::from_utf8_lossy(rest).into_owned())
+            })
+            .collect();
+        assert_eq!(
+            lines,
+            vec![
+                (Some(1), "one".into()),
+                (Some(1), "two".into()),
+                (Some(3), "three".into())
+            ]
+        );
     }
 
     #[test]

@@ -81,7 +81,7 @@ async fn copy_output(mut from: pipe::Receiver, mut log: RotatingLog) {
         match from.read(&mut buf).await {
             Ok(0) => return,
             Ok(n) => {
-                if let Err(e) = log.write(&buf[..n]) {
+                if let Err(e) = log.write_output(&buf[..n], crate::now_nanos()) {
                     if !failed {
                         tracing::warn!(log = %log.path().display(), error = %e, "cannot write task output; dropping it");
                     }
@@ -337,9 +337,18 @@ mod tests {
         assert!(!dir.path().join("t.log.2").exists(), "at most two files");
         assert!(older.len() <= 1000 && newer.len() <= 1000);
         let both = older + &newer;
-        assert!(both.ends_with("line-500\nerr-500\n"), "{both}");
-        assert!(both
+        // Every line stamped with its time, then the output.
+        let lines: Vec<&str> = both
             .lines()
+            .map(|l| {
+                let (time, rest) = shoal_api::task_log::split_stamp(l.as_bytes());
+                assert!(time.is_some(), "unstamped: {l}");
+                std::str::from_utf8(rest).expect("utf-8")
+            })
+            .collect();
+        assert_eq!(lines[lines.len() - 2..], ["line-500", "err-500"]);
+        assert!(lines
+            .iter()
             .all(|l| l.starts_with("line-") || l.starts_with("err-")));
     }
 

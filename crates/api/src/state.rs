@@ -50,6 +50,18 @@ impl ClusterState {
         }
     }
 
+    /// A task by ID, or by a prefix of its ID only one task has.
+    pub fn find_task(&self, key: &str) -> Option<&Task> {
+        if let Some(t) = self.tasks.get(key) {
+            return Some(t);
+        }
+        let mut m = self.tasks.values().filter(|t| t.id.starts_with(key));
+        match (m.next(), m.next()) {
+            (Some(t), None) => Some(t),
+            _ => None,
+        }
+    }
+
     pub fn tasks_of<'a>(&'a self, service_id: &'a str) -> impl Iterator<Item = &'a Task> + 'a {
         self.tasks
             .values()

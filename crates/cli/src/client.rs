@@ -180,19 +180,30 @@ impl Client {
         }
     }
 
-    /// Copy a streamed response body to `out` as it arrives.
-    pub async fn stream(
+    /// Hand each line of a streamed response body (without its newline) to `on_line`, as
+    /// the lines arrive.
+    pub async fn stream_lines(
         &self,
         path: &str,
-        out: &mut (impl std::io::Write + Send),
+        mut on_line: impl FnMut(&[u8]) -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
         let mut body = self.send(Method::GET, path, None).await?.into_body();
+        let mut partial: Vec<u8> = Vec::new();
         while let Some(frame) = body.frame().await {
             let frame = frame.context("reading the daemon's stream")?;
-            if let Some(data) = frame.data_ref() {
-                out.write_all(data)?;
-                out.flush()?;
+            let Some(data) = frame.data_ref() else {
+                continue;
+            };
+            partial.extend_from_slice(data);
+            let mut used = 0;
+            while let Some(nl) = partial[used..].iter().position(|b| *b == b'\n') {
+                on_line(&partial[used..used + nl])?;
+                used += nl + 1;
             }
+            partial.drain(..used);
+        }
+        if !partial.is_empty() {
+            on_line(&partial)?;
         }
         Ok(())
     }

@@ -692,3 +692,173 @@ fn failing_update_rolls_back_by_itself_and_the_cli_exits_non_zero() {
         "{running:?}"
     );
 }
+
+/// `service logs` lines as (task ID, text), for a service whose task IDs are known.
+fn log_lines(out: &str, tasks: &[serde_json::Value]) -> Vec<(String, String)> {
+    out.lines()
+        .filter_map(|l| {
+            let (prefix, text) = l.split_once("    | ")?;
+            let short = prefix.split('@').next()?.rsplit('.').next()?;
+            let task = tasks
+                .iter()
+                .filter_map(|t| t["id"].as_str())
+                .find(|id| id.starts_with(short))?;
+            Some((task.to_string(), text.to_string()))
+        })
+        .collect()
+}
+
+#[test]
+fn logs_come_from_every_node() {
+    let mut c = cluster(2);
+    let out = c.m().cli(&[
+        "service",
+        "create",
+        "--name",
+        "talk",
+        "--replicas",
+        "3",
+        "--replicas-max-per-node",
+        "1",
+        "--env",
+        "SLOT={{.Task.Slot}}",
+        "--",
+        "sh",
+        "-c",
+        "echo hello from $SLOT; while sleep 0.2; do echo tick $SLOT; done",
+    ]);
+    assert!(out.ok(), "create: {out:?}");
+    let tasks = c.m().running_tasks("talk");
+    assert_eq!(tasks.len(), 3, "{tasks:?}");
+    let node_of: HashMap<String, String> = tasks
+        .iter()
+        .map(|t| {
+            let s = |k: &str| t[k].as_str().unwrap_or_default().to_string();
+            (s("id"), s("node_id"))
+        })
+        .collect();
+
+    // Every task's first line, whichever node it runs on, read through the manager.
+    let mut lines = Vec::new();
+    let all_there = wait_until(Duration::from_secs(30), || {
+        let out = c.m().cli(&["service", "logs", "talk"]);
+        lines = log_lines(&out.stdout, &tasks);
+        out.ok() && lines.iter().filter(|(_, l)| l.starts_with("hello")).count() == 3
+    });
+    assert!(all_there, "{lines:?}\n{}", c.m().log());
+    let nodes: HashSet<&String> = lines.iter().map(|(t, _)| &node_of[t]).collect();
+    assert_eq!(nodes.len(), 3, "lines from every node: {lines:?}");
+
+    // One task's log, by task ID: a task on a worker.
+    let (on_worker, _) = node_of
+        .iter()
+        .find(|(_, n)| **n == c.node_id(2))
+        .expect("a task on worker 2");
+    let one = c
+        .m()
+        .cli(&["service", "logs", &on_worker[..12], "--tail", "1"]);
+    assert!(one.ok(), "{one:?}");
+    let only = log_lines(&one.stdout, &tasks);
+    assert_eq!(only.len(), 1, "{}", one.stdout);
+    assert_eq!(&only[0].0, on_worker);
+
+    // --raw: the output alone; --timestamps: the time first.
+    let raw = c
+        .m()
+        .cli(&["service", "logs", "talk", "--raw", "--tail", "1"]);
+    assert!(raw.ok(), "{raw:?}");
+    assert_eq!(raw.stdout.lines().count(), 3, "{}", raw.stdout);
+    assert!(
+        raw.stdout.lines().all(|l| l.starts_with("tick ")),
+        "{}",
+        raw.stdout
+    );
+    let stamped = c.m().cli(&["service", "logs", "talk", "-t", "--tail", "1"]);
+    assert!(stamped.ok(), "{stamped:?}");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_nanos() as i64;
+    for l in stamped.stdout.lines() {
+        let (time, rest) = l.split_once(' ').expect("time first");
+        let t = shoal_api::task_log::parse_time(time).expect("an RFC 3339 time");
+        assert!((now - t).abs() < 600_000_000_000, "{l}");
+        assert!(rest.starts_with("talk."), "{l}");
+    }
+
+    // --since: a time to come shows nothing; ten minutes back shows the first lines.
+    let future = shoal_api::task_log::format_time(now + 3_600_000_000_000);
+    let none = c.m().cli(&["service", "logs", "talk", "--since", &future]);
+    assert!(none.ok() && none.stdout.is_empty(), "{none:?}");
+    let recent = c.m().cli(&["service", "logs", "talk", "--since", "10m"]);
+    let recent = log_lines(&recent.stdout, &tasks);
+    assert_eq!(
+        recent
+            .iter()
+            .filter(|(_, l)| l.starts_with("hello"))
+            .count(),
+        3
+    );
+
+    // -f: tasks started after the follower (a forced update replaces each) show up too;
+    // with --since now, a first line can only come from a new task.
+    let mut follower = std::process::Command::new(bin())
+        .arg("-H")
+        .arg(c.m().socket())
+        .args(["service", "logs", "-f", "--raw", "--since", "0s", "talk"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("follower");
+    let stdout = follower.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let out = c.m().cli(&["service", "update", "--force", "-d", "talk"]);
+    assert!(out.ok(), "{out:?}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut seen = false;
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match rx.recv_timeout(left) {
+            Ok(l) if l.starts_with("hello from") => {
+                seen = true;
+                break;
+            }
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    let _ = follower.kill();
+    let _ = follower.wait();
+    let _ = reader.join();
+    assert!(seen, "the follower never saw the new task's output");
+
+    // A node that is down: the others' lines, and one error naming it; exit status 1.
+    c.nodes[2].kill9();
+    assert!(
+        wait_until(Duration::from_secs(30), || c
+            .m()
+            .cli(&["node", "ls"])
+            .stdout
+            .contains("Down")),
+        "{}",
+        c.m().cli(&["node", "ls"]).stdout
+    );
+    let partial = c.m().cli(&["service", "logs", "talk", "--tail", "1"]);
+    assert_eq!(partial.code, 1, "{partial:?}");
+    assert!(
+        partial.stderr.contains("cannot read the logs on node"),
+        "{}",
+        partial.stderr
+    );
+    let rest = log_lines(&partial.stdout, &c.m().tasks("talk"));
+    assert!(rest.len() >= 2, "{}", partial.stdout);
+}

@@ -11,19 +11,22 @@ use crate::ca::{member, reachable_addr};
 use crate::endpoints::endpoint_table;
 use crate::leader::{require_leader, store_status};
 use crate::liveness::Sessions;
+use crate::log_broker::{LogBroker, LogEvent, Subscribed};
 use crate::now_millis;
 use std::time::Duration;
 
 /// How often an idle session checks that this manager still leads.
 const LEADERSHIP_CHECK: Duration = Duration::from_millis(500);
 use crate::reports::apply_reports;
+use shoal_api::task_log::LogLine;
 use shoal_api::{ClusterState, NodeState, Task, TaskReport, TaskState};
 use shoal_balance::EndpointTable;
 use shoal_rpc::proto::{
-    dispatcher_server, Empty, HeartbeatRequest, HeartbeatResponse, SessionMessage, SessionRequest,
-    StatusReport,
+    self, dispatcher_server, Empty, HeartbeatRequest, HeartbeatResponse, LogChunk, LogSubscription,
+    SessionMessage, SessionRequest, StatusReport,
 };
 use shoal_store::{Store, StoreError};
+use std::collections::BTreeMap;
 use std::pin::Pin;
 use std::sync::Arc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -35,6 +38,8 @@ pub struct DispatcherService {
     pub sessions: Arc<Sessions>,
     /// The endpoint-table version every reachable node routes by (see `liveness::track_acks`).
     pub cluster_acked: tokio::sync::watch::Receiver<u64>,
+    /// Log readers waiting for lines from the nodes.
+    pub logs: Arc<LogBroker>,
 }
 
 /// The tasks a node's agent is given: those assigned to it, from `assigned` on.
@@ -72,6 +77,53 @@ async fn mark_ready(store: &Store, node_id: &str, now: u64) -> Result<(), StoreE
 
 type SessionStream =
     Pin<Box<dyn tokio_stream::Stream<Item = Result<SessionMessage, Status>> + Send>>;
+type LogSubscriptionsStream =
+    Pin<Box<dyn tokio_stream::Stream<Item = Result<LogSubscription, Status>> + Send>>;
+
+/// What changed for `node` between the subscriptions it was sent and `now`: new or grown
+/// ones to send, and the IDs of those gone.
+fn subscription_changes(
+    node: &str,
+    sent: &BTreeMap<String, Vec<String>>,
+    now: &BTreeMap<String, Subscribed>,
+) -> (Vec<LogSubscription>, Vec<String>) {
+    let mut send = Vec::new();
+    for s in now.values() {
+        let Some(tasks) = s.tasks.get(node) else {
+            continue;
+        };
+        if sent.get(&s.id) != Some(tasks) {
+            send.push(LogSubscription {
+                id: s.id.clone(),
+                task_ids: tasks.clone(),
+                tail: s
+                    .request
+                    .tail
+                    .map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX)),
+                since_unix_nanos: s.request.since.unwrap_or(0),
+                follow: s.request.follow,
+                close: false,
+            });
+        }
+    }
+    let gone = sent
+        .keys()
+        .filter(|id| now.get(*id).is_none_or(|s| !s.tasks.contains_key(node)))
+        .cloned()
+        .collect();
+    (send, gone)
+}
+
+fn log_lines(lines: Vec<proto::LogLine>) -> Vec<LogLine> {
+    lines
+        .into_iter()
+        .map(|l| LogLine {
+            task_id: l.task_id,
+            time: (l.time_unix_nanos != 0).then_some(l.time_unix_nanos),
+            line: l.line,
+        })
+        .collect()
+}
 
 #[tonic::async_trait]
 impl dispatcher_server::Dispatcher for DispatcherService {
@@ -196,6 +248,105 @@ impl dispatcher_server::Dispatcher for DispatcherService {
             .as_ref()
             .map_or(1000, |c| c.heartbeat_period_ms);
         Ok(Response::new(HeartbeatResponse { period_ms }))
+    }
+
+    type LogSubscriptionsStream = LogSubscriptionsStream;
+
+    async fn log_subscriptions(
+        &self,
+        req: Request<Empty>,
+    ) -> Result<Response<Self::LogSubscriptionsStream>, Status> {
+        require_leader(&self.store)?;
+        let node = member(&self.store, &req)?;
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let store = self.store.clone();
+        let broker = self.logs.clone();
+        let (n, mut subs) = broker.listen(&node.id);
+        tokio::spawn(async move {
+            let mut sent: BTreeMap<String, Vec<String>> = BTreeMap::new();
+            loop {
+                if let Err(s) = require_leader(&store) {
+                    let _ = tx.send(Err(s)).await;
+                    break;
+                }
+                // A node marked down (missed heartbeats: a cut link shows no close) sends
+                // nothing more; readers waiting for it hear so.
+                let down = store
+                    .state()
+                    .nodes
+                    .get(&node.id)
+                    .is_none_or(|n| n.state == NodeState::Down);
+                if down {
+                    break;
+                }
+                let now = subs.borrow_and_update().clone();
+                let (send, gone) = subscription_changes(&node.id, &sent, &now);
+                for id in gone {
+                    sent.remove(&id);
+                    let close = LogSubscription {
+                        id,
+                        close: true,
+                        ..LogSubscription::default()
+                    };
+                    if tx.send(Ok(close)).await.is_err() {
+                        break;
+                    }
+                }
+                for s in send {
+                    sent.insert(s.id.clone(), s.task_ids.clone());
+                    if tx.send(Ok(s)).await.is_err() {
+                        break;
+                    }
+                }
+                tokio::select! {
+                    r = subs.changed() => if r.is_err() { break },
+                    _ = tx.closed() => break,
+                    _ = tokio::time::sleep(LEADERSHIP_CHECK) => {},
+                }
+            }
+            broker.unlisten(&node.id, n);
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn publish_logs(
+        &self,
+        req: Request<tonic::Streaming<LogChunk>>,
+    ) -> Result<Response<Empty>, Status> {
+        let node = member(&self.store, &req)?;
+        let mut chunks = req.into_inner();
+        let Some(first) = chunks.message().await? else {
+            return Ok(Response::new(Empty {}));
+        };
+        let id = first.subscription_id;
+        let Some(to) = self.logs.sender(&id, &node.id) else {
+            // The reader has gone: ending the call tells the node to stop.
+            return Ok(Response::new(Empty {}));
+        };
+        let mut lines = first.lines;
+        loop {
+            if !lines.is_empty() {
+                let event = LogEvent::Lines {
+                    node: node.id.clone(),
+                    lines: log_lines(std::mem::take(&mut lines)),
+                };
+                if to.send(event).await.is_err() {
+                    return Ok(Response::new(Empty {}));
+                }
+            }
+            match chunks.message().await {
+                Ok(Some(chunk)) => lines = chunk.lines,
+                Ok(None) => {
+                    self.logs.finished(&id, &node.id, None);
+                    return Ok(Response::new(Empty {}));
+                }
+                Err(s) => {
+                    let why = format!("the node stopped sending: {}", s.message());
+                    self.logs.finished(&id, &node.id, Some(why));
+                    return Err(s);
+                }
+            }
+        }
     }
 
     async fn report_status(&self, req: Request<StatusReport>) -> Result<Response<Empty>, Status> {

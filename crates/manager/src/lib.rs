@@ -16,6 +16,7 @@ pub mod dispatcher;
 pub mod endpoints;
 pub mod leader;
 pub mod liveness;
+pub mod log_broker;
 pub mod managers;
 pub mod orchestrator;
 pub mod plan;

@@ -49,6 +49,8 @@ pub struct Runtime {
     data_key: Mutex<Option<DataKey>>,
     /// Held while a failed unlock waits, so guesses run one at a time.
     failed_unlocks: tokio::sync::Mutex<()>,
+    /// Readers of task logs waiting for the nodes (while this node leads).
+    logs: Arc<shoal_manager::log_broker::LogBroker>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -421,6 +423,7 @@ impl Runtime {
             bootstrap,
             forward_tls: self.forward_tls.clone(),
             engine: self.engine.clone(),
+            logs: self.logs.clone(),
         })
         .await
     }
@@ -773,6 +776,7 @@ pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
         forward_tls: watch::channel(None).0,
         data_key: Mutex::new(data_key),
         failed_unlocks: tokio::sync::Mutex::new(()),
+        logs: Arc::default(),
     });
     if !store.is_locked() {
         rt.resume().await?;
@@ -781,7 +785,7 @@ pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
 
     let app = control_router(ControlState {
         store: store.clone(),
-        logs_dir: cfg.logs_dir(),
+        logs: rt.logs.clone(),
     })
     .layer(axum::middleware::from_fn_with_state(
         Forward {

@@ -4,17 +4,23 @@
 //! turns its messages into assignments and endpoint tables, and sends heartbeats with the
 //! endpoint version the local data plane routes by. Reports are queued and sent in order,
 //! retried until a manager takes them, so nothing is lost across reconnects. Tasks keep
-//! running and the mesh keeps its last table while no manager answers.
+//! running and the mesh keeps its last table while no manager answers. Beside the session,
+//! the node listens for log subscriptions and serves each from its own log files.
 
 use rustls::ClientConfig;
 use shoal_agent::{Assignments, Dispatcher, TaskReport};
+use shoal_api::task_log::LogRequest;
 use shoal_api::{NodeDescription, NodeRole, Task};
 use shoal_balance::EndpointTable;
 use shoal_manager::leader::leader_of;
 use shoal_rpc::proto::dispatcher_client::DispatcherClient;
-use shoal_rpc::proto::{HeartbeatRequest, SessionRequest, StatusReport};
+use shoal_rpc::proto::{
+    Empty, HeartbeatRequest, LogChunk, LogSubscription, SessionRequest, StatusReport,
+};
 use shoal_rpc::tls;
+use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -32,6 +38,8 @@ pub struct RemoteConfig {
     pub addr: String,
     /// What the node tells the leader about itself when a session opens.
     pub description: NodeDescription,
+    /// Where this node's task logs are, served to log subscriptions.
+    pub logs_dir: PathBuf,
 }
 
 #[derive(Debug)]
@@ -66,6 +74,11 @@ impl RemoteDispatcher {
             reports,
         });
         let (channel_tx, channel_rx) = watch::channel::<Option<Channel>>(None);
+        tokio::spawn(log_loop(
+            cfg.logs_dir.clone(),
+            channel_rx.clone(),
+            stop.clone(),
+        ));
         tokio::spawn(session_loop(
             d.clone(),
             cfg,
@@ -312,4 +325,114 @@ async fn report_loop(
             }
         }
     }
+}
+
+/// Listen for log subscriptions on the current session's channel, serving each from this
+/// node's log files; over again whenever the session moves (to a new leader).
+async fn log_loop(
+    dir: PathBuf,
+    mut channel: watch::Receiver<Option<Channel>>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let current = channel.borrow_and_update().clone();
+        if let Some(ch) = current {
+            tokio::select! {
+                r = serve_subscriptions(&dir, ch) => {
+                    if let Err(s) = r {
+                        tracing::debug!(error = %s.message(), "log subscriptions ended");
+                    }
+                }
+                _ = stop.wait_for(|s| *s) => return,
+            }
+        }
+        // A new session (or, after an error, a short pause) before listening again.
+        tokio::select! {
+            r = channel.changed() => if r.is_err() { return },
+            _ = tokio::time::sleep(BACKOFF_MAX) => {},
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+/// One subscriptions stream: each subscription is served by its own task, told about more
+/// tasks while following, stopped when the leader closes it or the stream ends.
+async fn serve_subscriptions(dir: &std::path::Path, ch: Channel) -> Result<(), tonic::Status> {
+    let mut subs = DispatcherClient::new(ch.clone())
+        .log_subscriptions(Empty {})
+        .await?
+        .into_inner();
+    let mut serving: HashMap<String, (watch::Sender<Vec<String>>, tokio::task::JoinHandle<()>)> =
+        HashMap::new();
+    let result = loop {
+        let sub = match subs.message().await {
+            Ok(Some(sub)) => sub,
+            Ok(None) => break Ok(()),
+            Err(s) => break Err(s),
+        };
+        serving.retain(|_, (_, task)| !task.is_finished());
+        if sub.close {
+            if let Some((_, task)) = serving.remove(&sub.id) {
+                task.abort();
+            }
+            continue;
+        }
+        if let Some((tasks, _)) = serving.get(&sub.id) {
+            tasks.send_replace(sub.task_ids);
+            continue;
+        }
+        let (tasks, tasks_rx) = watch::channel(sub.task_ids.clone());
+        let task = tokio::spawn(publish_logs(
+            dir.to_path_buf(),
+            ch.clone(),
+            sub.clone(),
+            tasks_rx,
+        ));
+        serving.insert(sub.id, (tasks, task));
+    };
+    for (_, (_, task)) in serving {
+        task.abort();
+    }
+    result
+}
+
+/// Send one subscription's lines to the leader, as they are read.
+async fn publish_logs(
+    dir: PathBuf,
+    ch: Channel,
+    sub: LogSubscription,
+    tasks: watch::Receiver<Vec<String>>,
+) {
+    let request = LogRequest {
+        tail: usize::try_from(sub.tail).ok(),
+        since: (sub.since_unix_nanos != 0).then_some(sub.since_unix_nanos),
+        follow: sub.follow,
+    };
+    let (lines_tx, lines_rx) = mpsc::channel(4);
+    let reader = tokio::spawn(shoal_agent::serve_logs(dir, tasks, request, lines_tx));
+    let id = sub.id;
+    // The first message names the subscription, even when there is nothing to send.
+    let first = LogChunk {
+        subscription_id: id.clone(),
+        lines: Vec::new(),
+    };
+    let chunks = tokio_stream::StreamExt::map(
+        tokio_stream::wrappers::ReceiverStream::new(lines_rx),
+        move |batch: Vec<shoal_api::task_log::LogLine>| LogChunk {
+            subscription_id: id.clone(),
+            lines: batch
+                .into_iter()
+                .map(|l| shoal_rpc::proto::LogLine {
+                    task_id: l.task_id,
+                    time_unix_nanos: l.time.unwrap_or(0),
+                    line: l.line,
+                })
+                .collect(),
+        },
+    );
+    let stream = tokio_stream::StreamExt::chain(tokio_stream::once(first), chunks);
+    if let Err(s) = DispatcherClient::new(ch).publish_logs(stream).await {
+        tracing::debug!(error = %s.message(), "publishing logs failed");
+    }
+    reader.abort();
 }

@@ -24,6 +24,7 @@ use shoal_manager::ca::CaService;
 use shoal_manager::control::{router as control_router, ControlState};
 use shoal_manager::dispatcher::DispatcherService;
 use shoal_manager::liveness::{self, Sessions};
+use shoal_manager::log_broker::LogBroker;
 use shoal_manager::now_millis;
 use shoal_manager::reconciler::Reconciler;
 use shoal_mesh::Mesh;
@@ -110,6 +111,7 @@ fn session_config(c: &Common<'_>, managers: Vec<std::net::SocketAddr>) -> Remote
         hostname: c.hostname.to_string(),
         addr: c.membership.advertise_addr.clone(),
         description: describe(c.engine.clone()),
+        logs_dir: c.cfg.logs_dir(),
     }
 }
 
@@ -199,6 +201,8 @@ pub struct ManagerStart<'a> {
     pub forward_tls: watch::Sender<Option<Arc<rustls::ClientConfig>>>,
     /// The node's container engine, if it has one.
     pub engine: Option<EngineInfo>,
+    /// Log readers waiting for the nodes (shared with the daemon's own API).
+    pub logs: Arc<LogBroker>,
 }
 
 /// The control address other managers and agents reach this manager at.
@@ -259,12 +263,13 @@ pub async fn start_manager(s: ManagerStart<'_>) -> anyhow::Result<Roles> {
             store: store.clone(),
             sessions: sessions.clone(),
             cluster_acked: cluster_acked_rx,
+            logs: s.logs.clone(),
         }))
         .add_service(raft_net::server(store.clone()))
         .into_axum_router();
     let api = control_router(ControlState {
         store: store.clone(),
-        logs_dir: s.cfg.logs_dir(),
+        logs: s.logs.clone(),
     })
     .layer(axum::middleware::from_fn_with_state(
         Forward {

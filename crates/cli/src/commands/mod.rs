@@ -1,5 +1,6 @@
 pub mod cluster;
 pub mod daemon;
+pub mod logs;
 pub mod node;
 pub mod resources;
 pub mod service;

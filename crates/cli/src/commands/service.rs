@@ -61,15 +61,8 @@ pub enum ServiceCmd {
         #[arg(long, default_value = "60s", value_parser = parse_duration)]
         timeout: Duration,
     },
-    /// Show a service's task output
-    Logs {
-        service: String,
-        #[arg(short, long)]
-        follow: bool,
-        /// Lines from the end of each task's log
-        #[arg(long, short = 'n')]
-        tail: Option<usize>,
-    },
+    /// Show the output of a service's tasks, or of one task, from every node
+    Logs(super::logs::LogsArgs),
     /// Change a service and roll the change out: shoal service update --env-add K=V web
     Update(Box<super::update::UpdateArgs>),
     /// Return a service to its previous spec
@@ -459,19 +452,7 @@ pub async fn run(client: &Client, cmd: ServiceCmd) -> anyhow::Result<ExitCode> {
             detach,
             timeout,
         } => scale(client, &pairs, detach, timeout).await,
-        ServiceCmd::Logs {
-            service,
-            follow,
-            tail,
-        } => {
-            let mut path = format!("/v1/services/{}/logs?follow={follow}", encode(&service));
-            if let Some(n) = tail {
-                path.push_str(&format!("&tail={n}"));
-            }
-            let mut out = std::io::stdout();
-            client.stream(&path, &mut out).await?;
-            Ok(ExitCode::SUCCESS)
-        }
+        ServiceCmd::Logs(args) => super::logs::logs(client, &args).await,
         ServiceCmd::Update(args) => super::update::update(client, &args).await,
         ServiceCmd::Rollback {
             service,

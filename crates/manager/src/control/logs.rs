@@ -1,29 +1,25 @@
-//! `GET /v1/services/{id}/logs?tail=N&follow=true`: task output, prefixed like Docker's.
+//! `GET /v1/services/{id}/logs` and `GET /v1/tasks/{id}/logs`: task output from every node,
+//! as newline-delimited JSON, one object per line of output.
 //!
-//! Output is streamed a block at a time from each task's log files (rotated parts first),
-//! never read whole: memory stays bounded whatever the size of the logs. `tail` reads
-//! backwards from the end of each task's log.
+//! The lines come from the nodes that hold them, through the [`LogBroker`]: this handler
+//! reads no log file itself. Each object names the task (`web.1.<short id>`), its node's
+//! hostname, the time the line was written and the line; a node that cannot send is
+//! reported as `{"error": ...}` and the others go on. Following picks up the service's new
+//! tasks (scale, updates, restarts) on any node, and ends when the service is removed.
 
-use super::log_reader::{Cursor, LogSet, READ_BLOCK};
 use super::{ApiError, ControlState};
+use crate::log_broker::{LogEvent, TasksByNode};
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
-use serde::Deserialize;
-use shoal_api::{id::short, ClusterState, Task};
-use std::collections::HashMap;
-use std::path::PathBuf;
-use std::time::Duration;
+use serde::{Deserialize, Serialize};
+use shoal_api::task_log::{format_time, parse_unix_seconds, LogLine, LogRequest};
+use shoal_api::{id::short, ClusterState};
+use std::collections::{BTreeSet, HashMap};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-const FOLLOW_POLL: Duration = Duration::from_millis(200);
-
-/// A line longer than this is sent in pieces (each ended with a newline), so one endless
-/// line cannot grow the server's memory.
-pub const MAX_LINE: usize = 64 * 1024;
-
-/// Chunks of output queued for the client at most (each about [`READ_BLOCK`] bytes).
+/// Chunks of output queued for the client at most.
 const QUEUED_CHUNKS: usize = 8;
 
 #[derive(Debug, Deserialize)]
@@ -32,90 +28,104 @@ pub struct LogQuery {
     tail: Option<usize>,
     #[serde(default)]
     follow: bool,
+    /// Unix seconds, with an optional fraction (`1764522000.5`), as in Docker's API.
+    since: Option<String>,
 }
 
-fn prefix(state: &ClusterState, t: &Task) -> String {
-    let host = t
-        .node_id
-        .as_ref()
-        .and_then(|n| state.nodes.get(n))
-        .map(|n| n.hostname.as_str())
-        .unwrap_or("");
-    format!("{}.{}@{}    | ", t.slot_name(), short(&t.id), host)
+/// One line of output as the API sends it.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LogRecord {
+    pub task_id: String,
+    /// `web.1.<short task id>`.
+    pub task: String,
+    /// Hostname of the task's node.
+    pub node: String,
+    /// RFC 3339 in UTC; absent for a line written before lines were stamped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<String>,
+    pub line: String,
 }
 
-/// Complete lines of `bytes`, each prefixed; returns how many bytes were consumed.
-fn prefixed_lines(prefix: &str, bytes: &[u8], out: &mut Vec<u8>) -> usize {
-    let mut used = 0;
-    while let Some(nl) = bytes[used..].iter().position(|b| *b == b'\n') {
-        out.extend_from_slice(prefix.as_bytes());
-        out.extend_from_slice(&bytes[used..used + nl + 1]);
-        used += nl + 1;
-    }
-    used
+/// A node that could not send its tasks' output.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LogError {
+    pub error: String,
 }
 
-/// Where one task's log has been read to, and the start of a line not complete yet.
-#[derive(Debug, Default)]
-struct Reading {
-    cursor: Option<Cursor>,
-    partial: Vec<u8>,
+/// Whose logs: a service's tasks, or one task.
+#[derive(Debug, Clone)]
+enum Target {
+    Service(String),
+    Task(String),
 }
 
-/// The client went away.
-#[derive(Debug)]
-struct Gone;
+/// A task's name and node, for its records.
+#[derive(Debug, Clone)]
+struct Named {
+    task: String,
+    node_id: String,
+    node: String,
+}
 
-/// Send the task's output from where `reading` stands (or from its last `tail` lines, on a
-/// first read) to the end of its log as it is now.
-async fn send_task_log(
-    dir: &std::path::Path,
-    task_id: &str,
-    prefix: &str,
-    tail: Option<usize>,
-    reading: &mut Reading,
-    tx: &mpsc::Sender<Result<Bytes, std::io::Error>>,
-) -> Result<(), Gone> {
-    let set = LogSet::open(dir, task_id);
-    let start = match (reading.cursor, tail) {
-        (Some(c), _) => set.position(c).unwrap_or(0),
-        (None, Some(n)) => match set.tail_start(n) {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::warn!(task = task_id, error = %e, "cannot read task log");
-                return Ok(());
-            }
-        },
-        (None, None) => 0,
+/// The target's tasks by node (oldest first), and their names; none once it is gone.
+fn view(state: &ClusterState, target: &Target) -> Option<(TasksByNode, HashMap<String, Named>)> {
+    let mut tasks: Vec<&shoal_api::Task> = match target {
+        Target::Service(id) => {
+            state.services.get(id)?;
+            state.tasks_of(id).collect()
+        }
+        Target::Task(id) => vec![state.tasks.get(id)?],
     };
-    let end = set.len();
-    let mut pos = start;
-    let mut buf = vec![0u8; READ_BLOCK];
-    while pos < end {
-        let n = match set.read_at(pos, &mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) => {
-                tracing::warn!(task = task_id, error = %e, "cannot read task log");
-                break;
-            }
+    tasks.sort_by_key(|t| t.created_at);
+    let mut by_node = TasksByNode::new();
+    let mut names = HashMap::new();
+    for t in tasks {
+        let Some(node_id) = &t.node_id else { continue };
+        by_node
+            .entry(node_id.clone())
+            .or_default()
+            .push(t.id.clone());
+        let node = state
+            .nodes
+            .get(node_id)
+            .map_or_else(|| short(node_id).to_string(), |n| n.hostname.clone());
+        names.insert(
+            t.id.clone(),
+            Named {
+                task: format!("{}.{}", t.slot_name(), short(&t.id)),
+                node_id: node_id.clone(),
+                node,
+            },
+        );
+    }
+    Some((by_node, names))
+}
+
+/// The lines a node sent, as JSON lines; lines of tasks it was not asked for are dropped.
+fn encode(node: &str, lines: Vec<LogLine>, names: &HashMap<String, Named>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for l in lines {
+        let Some(n) = names.get(&l.task_id).filter(|n| n.node_id == node) else {
+            continue;
         };
-        pos += n as u64;
-        reading.partial.extend_from_slice(&buf[..n]);
-        let mut out = Vec::with_capacity(reading.partial.len() + READ_BLOCK / 4);
-        let used = prefixed_lines(prefix, &reading.partial, &mut out);
-        reading.partial.drain(..used);
-        if reading.partial.len() > MAX_LINE {
-            out.extend_from_slice(prefix.as_bytes());
-            out.append(&mut reading.partial);
+        let record = LogRecord {
+            task_id: l.task_id,
+            task: n.task.clone(),
+            node: n.node.clone(),
+            time: l.time.map(format_time),
+            line: String::from_utf8_lossy(&l.line).into_owned(),
+        };
+        if serde_json::to_writer(&mut out, &record).is_ok() {
             out.push(b'\n');
         }
-        if !out.is_empty() && tx.send(Ok(Bytes::from(out))).await.is_err() {
-            return Err(Gone);
-        }
     }
-    reading.cursor = set.cursor(pos).or(reading.cursor);
-    Ok(())
+    out
+}
+
+fn error_line(message: String) -> Vec<u8> {
+    let mut out = serde_json::to_vec(&LogError { error: message }).unwrap_or_default();
+    out.push(b'\n');
+    out
 }
 
 pub async fn service_logs(
@@ -124,41 +134,109 @@ pub async fn service_logs(
     Query(q): Query<LogQuery>,
 ) -> Result<Response, ApiError> {
     let state = s.cluster()?;
-    let service_id = state
+    let service = state
         .find_service(&key)
-        .ok_or_else(|| ApiError::not_found(format!("service {key} not found")))?
-        .id
-        .clone();
+        .ok_or_else(|| ApiError::not_found(format!("service {key} not found")))?;
+    stream_logs(s, Target::Service(service.id.clone()), q)
+}
+
+pub async fn task_logs(
+    State(s): State<ControlState>,
+    Path(key): Path<String>,
+    Query(q): Query<LogQuery>,
+) -> Result<Response, ApiError> {
+    let state = s.cluster()?;
+    let task = state
+        .find_task(&key)
+        .ok_or_else(|| ApiError::not_found(format!("task {key} not found")))?;
+    stream_logs(s, Target::Task(task.id.clone()), q)
+}
+
+fn stream_logs(s: ControlState, target: Target, q: LogQuery) -> Result<Response, ApiError> {
+    let since = match &q.since {
+        Some(text) => Some(parse_unix_seconds(text).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "invalid since {text:?}: expected unix seconds such as 1764522000.5"
+            ))
+        })?),
+        None => None,
+    };
+    let request = LogRequest {
+        tail: q.tail,
+        since,
+        follow: q.follow,
+    };
+    let state = s.cluster()?;
+    let (tasks, mut names) =
+        view(&state, &target).ok_or_else(|| ApiError::not_found("no longer there".to_string()))?;
+    let mut sub = s.logs.subscribe(tasks.clone(), request);
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(QUEUED_CHUNKS);
-    let dir: PathBuf = s.logs_dir.clone();
     let store = s.store.clone();
     tokio::spawn(async move {
-        let mut readings: HashMap<String, Reading> = HashMap::new();
-        let mut first = true;
+        let mut waiting: BTreeSet<String> = tasks.keys().cloned().collect();
+        let mut asked = tasks;
+        let mut changes = store.subscribe();
+        if !request.follow && waiting.is_empty() {
+            return;
+        }
         loop {
-            let state = store.state();
-            let mut tasks: Vec<&Task> = state.tasks_of(&service_id).collect();
-            tasks.sort_by_key(|t| t.created_at);
-            for t in tasks {
-                let reading = readings.entry(t.id.clone()).or_default();
-                let tail = if first { q.tail } else { None };
-                let sent = send_task_log(&dir, &t.id, &prefix(&state, t), tail, reading, &tx).await;
-                if sent.is_err() {
-                    return;
+            let out = tokio::select! {
+                event = sub.events.recv() => match event {
+                    Some(LogEvent::Lines { node, lines }) => encode(&node, lines, &names),
+                    _ => return,
+                },
+                notice = sub.notices.recv() => {
+                    let Some(notice) = notice else { return };
+                    let (node, out) = match notice {
+                        LogEvent::Unavailable { node, reason } => {
+                            let host = store
+                                .state()
+                                .nodes
+                                .get(&node)
+                                .map_or_else(|| node.clone(), |n| n.hostname.clone());
+                            let msg = format!("cannot read the logs on node {host}: {reason}");
+                            (node, error_line(msg))
+                        }
+                        LogEvent::Done { node } | LogEvent::Lines { node, .. } => (node, Vec::new()),
+                    };
+                    waiting.remove(&node);
+                    if !out.is_empty() && tx.send(Ok(Bytes::from(out))).await.is_err() {
+                        return;
+                    }
+                    if !request.follow && waiting.is_empty() {
+                        // Every node's lines were queued before it said it was done.
+                        while let Ok(LogEvent::Lines { node, lines }) = sub.events.try_recv() {
+                            let out = encode(&node, lines, &names);
+                            if tx.send(Ok(Bytes::from(out))).await.is_err() {
+                                return;
+                            }
+                        }
+                        return;
+                    }
+                    continue;
                 }
-            }
-            first = false;
-            if !q.follow || !state.services.contains_key(&service_id) {
-                return;
-            }
-            tokio::time::sleep(FOLLOW_POLL).await;
-            if tx.is_closed() {
+                r = changes.changed(), if request.follow => {
+                    if r.is_err() {
+                        return;
+                    }
+                    let state = changes.borrow_and_update().clone();
+                    let Some((now, more)) = view(&state, &target) else { return };
+                    names.extend(more);
+                    if now != asked {
+                        sub.update(now.clone());
+                        asked = now;
+                    }
+                    continue;
+                }
+                _ = tx.closed() => return,
+            };
+            if !out.is_empty() && tx.send(Ok(Bytes::from(out))).await.is_err() {
                 return;
             }
         }
     });
     Response::builder()
-        .header("content-type", "text/plain; charset=utf-8")
+        .header("content-type", "application/x-ndjson")
         .body(Body::from_stream(ReceiverStream::new(rx)))
         .map_err(|e| ApiError::internal(e.to_string()))
 }
@@ -166,63 +244,47 @@ pub async fn service_logs(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shoal_api::task_log::log_path;
 
     #[test]
-    fn only_complete_lines_are_sent() {
-        let mut out = Vec::new();
-        let used = prefixed_lines("p | ", b"one\ntwo\nthr", &mut out);
-        assert_eq!(used, 8);
-        assert_eq!(out, b"p | one\np | two\n");
-    }
-
-    /// Everything `send_task_log` sends, with a receiver draining as it goes.
-    async fn collect(dir: &std::path::Path, tail: Option<usize>, reading: &mut Reading) -> String {
-        let (tx, mut rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(QUEUED_CHUNKS);
-        let drain = tokio::spawn(async move {
-            let mut all = Vec::new();
-            while let Some(Ok(b)) = rx.recv().await {
-                all.extend_from_slice(&b);
-            }
-            all
-        });
-        send_task_log(dir, "t", "p | ", tail, reading, &tx)
-            .await
-            .expect("receiver open");
-        drop(tx);
-        String::from_utf8(drain.await.expect("drain")).expect("utf-8")
-    }
-
-    #[tokio::test]
-    async fn tail_and_follow_read_across_rotated_parts() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::write(log_path(dir.path(), "t", 1), "a\nb\nc").expect("write");
-        std::fs::write(log_path(dir.path(), "t", 0), "c\nd\ne").expect("write");
-        let mut reading = Reading::default();
-        let out = collect(dir.path(), Some(2), &mut reading).await;
-        assert_eq!(out, "p | cc\np | d\n");
-        // The log grows and rotates: a follower goes on from where it stood.
-        std::fs::write(log_path(dir.path(), "t", 2), "a\nb\nc").expect("write");
-        std::fs::rename(log_path(dir.path(), "t", 0), log_path(dir.path(), "t", 1))
-            .expect("rotate");
-        std::fs::write(log_path(dir.path(), "t", 0), "\nf\n").expect("write");
-        let out = collect(dir.path(), None, &mut reading).await;
-        assert_eq!(out, "p | e\np | f\n");
-        // Without tail, everything from the start of the oldest part.
-        let out = collect(dir.path(), None, &mut Reading::default()).await;
-        assert_eq!(out, "p | a\np | b\np | cc\np | d\np | e\np | f\n");
-    }
-
-    #[tokio::test]
-    async fn an_endless_line_is_sent_in_pieces() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let long = "x".repeat(3 * MAX_LINE);
-        std::fs::write(log_path(dir.path(), "t", 0), format!("{long}\nend\n")).expect("write");
-        let out = collect(dir.path(), None, &mut Reading::default()).await;
-        let lines: Vec<&str> = out.lines().collect();
-        assert!(lines.len() >= 3, "{}", lines.len());
-        assert!(lines.iter().all(|l| l.len() <= MAX_LINE + READ_BLOCK + 4));
-        assert_eq!(out.matches('x').count(), 3 * MAX_LINE);
-        assert_eq!(lines.last(), Some(&"p | end"));
+    fn lines_are_named_and_strangers_dropped() {
+        let mut names = HashMap::new();
+        names.insert(
+            "t1".to_string(),
+            Named {
+                task: "web.1.t1".into(),
+                node_id: "n1".into(),
+                node: "host1".into(),
+            },
+        );
+        let lines = vec![
+            LogLine {
+                task_id: "t1".into(),
+                time: Some(0),
+                line: b"hello".to_vec(),
+            },
+            LogLine {
+                task_id: "t2".into(),
+                time: None,
+                line: b"not asked".to_vec(),
+            },
+        ];
+        let out = encode("n1", lines.clone(), &names);
+        let records: Vec<LogRecord> = out
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_slice(l).expect("json"))
+            .collect();
+        assert_eq!(
+            records,
+            vec![LogRecord {
+                task_id: "t1".into(),
+                task: "web.1.t1".into(),
+                node: "host1".into(),
+                time: Some("1970-01-01T00:00:00.000000000Z".into()),
+                line: "hello".into(),
+            }]
+        );
+        // Another node cannot speak for t1.
+        assert!(encode("n2", lines, &names).is_empty());
     }
 }

@@ -8,7 +8,6 @@ mod auth;
 mod clients;
 mod cluster;
 mod error;
-mod log_reader;
 mod logs;
 mod nodes;
 mod services;
@@ -19,6 +18,7 @@ pub use auth::{authorize, require_operator};
 pub use clients::{IssueClient, IssuedClient};
 pub use cluster::{ClusterUpdate, ClusterUpdateResponse, JoinTokenResponse, UnlockKeyResponse};
 pub use error::ApiError;
+pub use logs::{LogError, LogRecord};
 pub use nodes::NodeUpdate;
 pub use services::{ScaleRequest, ServiceInfo, UpdateRequest};
 pub use strict::StrictJson;
@@ -26,15 +26,14 @@ pub use strict::StrictJson;
 use axum::routing::{get, post};
 use axum::Router;
 use shoal_store::Store;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 /// What the handlers share.
 #[derive(Debug, Clone)]
 pub struct ControlState {
     pub store: Arc<Store>,
-    /// Where agents keep task output, one `<task id>.log` per task.
-    pub logs_dir: PathBuf,
+    /// Where log readers meet the nodes that hold the logs.
+    pub logs: Arc<crate::log_broker::LogBroker>,
 }
 
 fn no_cluster() -> ApiError {
@@ -81,6 +80,7 @@ pub fn router(state: ControlState) -> Router {
         .route("/v1/services/{id}/logs", get(logs::service_logs))
         .route("/v1/tasks", get(tasks::list))
         .route("/v1/tasks/{id}", get(tasks::inspect))
+        .route("/v1/tasks/{id}/logs", get(logs::task_logs))
         .with_state(state)
 }
 

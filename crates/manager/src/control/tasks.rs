@@ -82,14 +82,8 @@ pub async fn inspect(
     Path(id): Path<String>,
 ) -> Result<Json<Task>, ApiError> {
     let state = s.cluster()?;
-    let found = state.tasks.get(&id).or_else(|| {
-        let mut m = state.tasks.values().filter(|t| t.id.starts_with(&id));
-        match (m.next(), m.next()) {
-            (Some(t), None) => Some(t),
-            _ => None,
-        }
-    });
-    found
+    state
+        .find_task(&id)
         .cloned()
         .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("task {id} not found")))

@@ -36,7 +36,7 @@ async fn setup(init: bool) -> (tempfile::TempDir, Router, Arc<Store>) {
     }
     let router = router(ControlState {
         store: store.clone(),
-        logs_dir: dir.path().to_path_buf(),
+        logs: Default::default(),
     });
     (dir, router, store)
 }
