@@ -4,7 +4,7 @@ use crate::controller::{Controller, Registry};
 use crate::dispatcher::{Assignments, Dispatcher, TaskReport};
 use crate::executor::{ExitInfo, LaunchSpec, Running};
 use crate::health::run_checks;
-use crate::launch::{launch_spec, targets, NodeIdentity};
+use crate::launch::{launch_spec, node_check, targets, NodeIdentity};
 use crate::log_cleanup::{remove_task_logs, sweep_task_logs};
 use shoal_api::service::signal_number;
 use shoal_api::task::EndpointPort;
@@ -378,7 +378,7 @@ impl Agent {
             endpoint,
             spec,
         } = s;
-        let has_check = t.spec.health.is_some() || running.health.is_some();
+        let has_check = node_check(&t.spec).is_some() || running.health.is_some();
         let mut r = TaskReport::new(&t.id, TaskState::Running, "started");
         r.runtime = Some(running.runtime.clone());
         r.health = has_check.then_some(Health::Starting);
@@ -426,9 +426,9 @@ impl Agent {
                 }
             }));
         }
-        // The service's own check, unless the runtime runs it (a container's command check).
-        let runtime_checks = running.health.is_some();
-        if let Some(check) = t.spec.health.clone().filter(|_| !runtime_checks) {
+        // The service's check that runs on the node (a container's engine runs a command
+        // check itself, and its verdict comes in above).
+        if let Some(check) = node_check(&t.spec) {
             let (htx, mut hrx) = mpsc::channel::<(String, Health, String)>(16);
             l.watchers.push(tokio::spawn(run_checks(
                 t.id.clone(),

@@ -12,11 +12,14 @@
 use crate::executor::{
     signal_then_kill, BoxFuture, ExecError, Executor, ExitInfo, LaunchSpec, Prepared, Running,
 };
+use crate::launch::ContainerHealth;
 use crate::launch::{LABEL_NODE, LABEL_TASK};
 use crate::log_writer::{LogRotation, RotatingLog};
 use bollard::models::{
     ContainerCreateBody, ContainerInspectResponse, HealthConfig, HealthStatusEnum, HostConfig,
-    PortBinding, RestartPolicy, RestartPolicyNameEnum,
+    Mount, MountBindOptions, MountTmpfsOptions, MountType, MountVolumeOptions,
+    MountVolumeOptionsDriverConfig, PortBinding, ResourcesUlimits, RestartPolicy,
+    RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{
     CreateContainerOptions, CreateImageOptions, KillContainerOptions, ListContainersOptions,
@@ -180,10 +183,7 @@ impl ContainerExecutor {
             user: c.user.clone(),
             hostname: c.hostname.clone(),
             tty: Some(c.tty),
-            healthcheck: c.no_healthcheck.then(|| HealthConfig {
-                test: Some(vec!["NONE".into()]),
-                ..Default::default()
-            }),
+            healthcheck: health_config(&c.health),
             exposed_ports: (!exposed.is_empty()).then_some(exposed),
             stop_signal: Some(c.stop_signal.clone()),
             host_config: Some(HostConfig {
@@ -192,6 +192,17 @@ impl ContainerExecutor {
                 readonly_rootfs: c.read_only.then_some(true),
                 cap_add: (!c.cap_add.is_empty()).then(|| c.cap_add.clone()),
                 cap_drop: (!c.cap_drop.is_empty()).then(|| c.cap_drop.clone()),
+                mounts: (!c.mounts.is_empty()).then(|| c.mounts.iter().map(engine_mount).collect()),
+                ulimits: (!c.ulimits.is_empty()).then(|| {
+                    c.ulimits
+                        .iter()
+                        .map(|u| ResourcesUlimits {
+                            name: Some(u.name.clone()),
+                            soft: Some(u.soft),
+                            hard: Some(u.hard),
+                        })
+                        .collect()
+                }),
                 nano_cpus: positive(c.limits.nano_cpus),
                 memory: positive(c.limits.memory_bytes),
                 pids_limit: positive(c.limits.pids),
@@ -328,6 +339,81 @@ fn checks_own_health(c: &ContainerInspectResponse) -> bool {
         .and_then(|c| c.healthcheck.as_ref())
         .and_then(|h| h.test.as_ref())
         .is_some_and(|t| t.first().is_some_and(|w| w != "NONE"))
+}
+
+/// The container's `Healthcheck`: `None` keeps the image's.
+fn health_config(h: &ContainerHealth) -> Option<HealthConfig> {
+    let nanos = |d: Duration| Some(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+    match h {
+        ContainerHealth::Image => None,
+        ContainerHealth::Off => Some(HealthConfig {
+            test: Some(vec!["NONE".into()]),
+            ..Default::default()
+        }),
+        ContainerHealth::Cmd {
+            command,
+            interval,
+            timeout,
+            retries,
+            start_period,
+        } => Some(HealthConfig {
+            test: Some(vec!["CMD-SHELL".into(), command.clone()]),
+            interval: nanos(*interval),
+            timeout: nanos(*timeout),
+            // 0 would mean the engine's default (3); shoal counts 0 as 1, as on the node.
+            retries: Some(i64::from((*retries).max(1))),
+            start_period: nanos(*start_period),
+            ..Default::default()
+        }),
+    }
+}
+
+/// A mount as the engine takes it.
+fn engine_mount(m: &shoal_api::Mount) -> Mount {
+    use shoal_api::MountType as Kind;
+    let volume = m.kind == Kind::Volume
+        && (m.volume_nocopy
+            || m.volume_driver.is_some()
+            || !m.volume_labels.is_empty()
+            || !m.volume_options.is_empty());
+    let tmpfs = m.kind == Kind::Tmpfs && (m.tmpfs_size > 0 || m.tmpfs_mode.is_some());
+    Mount {
+        target: Some(m.target.clone()),
+        source: (!m.source.is_empty()).then(|| m.source.clone()),
+        typ: Some(match m.kind {
+            Kind::Bind => MountType::BIND,
+            Kind::Volume => MountType::VOLUME,
+            Kind::Tmpfs => MountType::TMPFS,
+        }),
+        read_only: m.read_only.then_some(true),
+        bind_options: m
+            .bind_propagation
+            .as_deref()
+            .and_then(|p| p.parse().ok())
+            .map(|p| MountBindOptions {
+                propagation: Some(p),
+                ..Default::default()
+            }),
+        volume_options: volume.then(|| MountVolumeOptions {
+            no_copy: m.volume_nocopy.then_some(true),
+            labels: (!m.volume_labels.is_empty())
+                .then(|| m.volume_labels.clone().into_iter().collect()),
+            driver_config: (m.volume_driver.is_some() || !m.volume_options.is_empty()).then(|| {
+                MountVolumeOptionsDriverConfig {
+                    name: m.volume_driver.clone(),
+                    options: (!m.volume_options.is_empty())
+                        .then(|| m.volume_options.clone().into_iter().collect()),
+                }
+            }),
+            ..Default::default()
+        }),
+        tmpfs_options: tmpfs.then(|| MountTmpfsOptions {
+            size_bytes: positive(m.tmpfs_size),
+            mode: m.tmpfs_mode.map(i64::from),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
 }
 
 /// A limit for the engine: `None` (unlimited) for 0.

@@ -4,9 +4,13 @@ use crate::LaunchSpec;
 use shoal_api::task::EndpointPort;
 use shoal_api::task_log::log_path;
 use shoal_api::template::{expand, TemplateValues};
-use shoal_api::{PortConfig, Runtime, SpecError, Task, TaskEndpoint};
+use shoal_api::{
+    HealthCheck, HealthProbe, Mount, PortConfig, Runtime, SpecError, Task, TaskEndpoint,
+    TaskTemplate, Ulimit,
+};
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::time::Duration;
 
 /// Who this node is, for task environment and templates.
 #[derive(Debug, Clone)]
@@ -40,8 +44,64 @@ pub struct ContainerLaunch {
     pub tty: bool,
     pub cap_add: Vec<String>,
     pub cap_drop: Vec<String>,
-    /// Turn the image's HEALTHCHECK off.
-    pub no_healthcheck: bool,
+    /// The health check the engine runs in the container.
+    pub health: ContainerHealth,
+    /// With the templates of their source and target expanded.
+    pub mounts: Vec<Mount>,
+    pub ulimits: Vec<Ulimit>,
+}
+
+/// The health check a container's engine runs for it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum ContainerHealth {
+    /// The image's HEALTHCHECK, if it has one.
+    #[default]
+    Image,
+    /// None: `--no-healthcheck`, or the service's check runs on the node instead.
+    Off,
+    /// The service's command check, run in the container by the engine (as Swarm does).
+    Cmd {
+        command: String,
+        interval: Duration,
+        timeout: Duration,
+        retries: u32,
+        start_period: Duration,
+    },
+}
+
+/// Where a task's health is checked. A container's engine runs a command check itself,
+/// in the container, so the command sees the container's file system, as with Swarm; an
+/// http or tcp check runs on the node against the task's host port, and replaces the
+/// image's HEALTHCHECK. `--no-healthcheck` turns off both. A process's check runs on the
+/// node.
+pub fn health_plan(t: &TaskTemplate) -> (ContainerHealth, Option<HealthCheck>) {
+    let Runtime::Container(c) = &t.runtime else {
+        return (ContainerHealth::Image, t.health.clone());
+    };
+    if c.no_healthcheck {
+        return (ContainerHealth::Off, None);
+    }
+    match &t.health {
+        None => (ContainerHealth::Image, None),
+        Some(h) => match &h.probe {
+            HealthProbe::Cmd { command } => (
+                ContainerHealth::Cmd {
+                    command: command.clone(),
+                    interval: h.interval,
+                    timeout: h.timeout,
+                    retries: h.retries,
+                    start_period: h.start_period,
+                },
+                None,
+            ),
+            HealthProbe::Http { .. } | HealthProbe::Tcp => (ContainerHealth::Off, Some(h.clone())),
+        },
+    }
+}
+
+/// The check the agent runs on the node for a task, if any (see [`health_plan`]).
+pub fn node_check(t: &TaskTemplate) -> Option<HealthCheck> {
+    health_plan(t).1
 }
 
 /// Label keys every container of a task carries (the node finds its containers by them).
@@ -138,7 +198,19 @@ pub fn launch_spec(
                 tty: c.tty,
                 cap_add: c.cap_add.clone(),
                 cap_drop: c.cap_drop.clone(),
-                no_healthcheck: c.no_healthcheck,
+                health: health_plan(&task.spec).0,
+                mounts: c
+                    .mounts
+                    .iter()
+                    .map(|m| {
+                        Ok(Mount {
+                            source: expand(&m.source, &values)?,
+                            target: expand(&m.target, &values)?,
+                            ..m.clone()
+                        })
+                    })
+                    .collect::<Result<_, SpecError>>()?,
+                ulimits: c.ulimits.clone(),
             })
         }
         Runtime::Process(_) => None,
@@ -230,5 +302,117 @@ mod tests {
         assert_eq!(get("GREETING").as_deref(), Some("hi web"));
         assert_eq!(get("PORT").as_deref(), Some("1"), "the spec may override");
         assert_eq!(l.log_path, Path::new("/tmp/t1.log"));
+    }
+
+    #[test]
+    fn a_command_check_of_a_container_runs_in_it_and_others_on_the_node() {
+        let cmd = HealthCheck::new(HealthProbe::Cmd {
+            command: "test -f /ready".into(),
+        });
+        let http = HealthCheck::new(HealthProbe::Http { path: "/".into() });
+        let container = |health: Option<&HealthCheck>, off: bool| {
+            let mut t = TaskTemplate::with_image("nginx");
+            t.health = health.cloned();
+            if let Runtime::Container(c) = &mut t.runtime {
+                c.no_healthcheck = off;
+            }
+            t
+        };
+        let mut process = TaskTemplate::with_command(vec!["shoal".into()]);
+        process.health = Some(cmd.clone());
+        let in_container = ContainerHealth::Cmd {
+            command: "test -f /ready".into(),
+            interval: cmd.interval,
+            timeout: cmd.timeout,
+            retries: cmd.retries,
+            start_period: cmd.start_period,
+        };
+        let cases = [
+            (
+                "process: on the node",
+                process,
+                ContainerHealth::Image,
+                Some(&cmd),
+            ),
+            (
+                "no check: the image's",
+                container(None, false),
+                ContainerHealth::Image,
+                None,
+            ),
+            (
+                "cmd: in the container",
+                container(Some(&cmd), false),
+                in_container,
+                None,
+            ),
+            (
+                "http: on the node, image's off",
+                container(Some(&http), false),
+                ContainerHealth::Off,
+                Some(&http),
+            ),
+            (
+                "--no-healthcheck: none",
+                container(None, true),
+                ContainerHealth::Off,
+                None,
+            ),
+            (
+                "--no-healthcheck wins",
+                container(Some(&cmd), true),
+                ContainerHealth::Off,
+                None,
+            ),
+        ];
+        for (name, t, engine, node) in cases {
+            assert_eq!(health_plan(&t), (engine, node.cloned()), "{name}");
+        }
+    }
+
+    #[test]
+    fn mount_templates_are_expanded_per_task() {
+        let mut spec = TaskTemplate::with_image("nginx");
+        if let Runtime::Container(c) = &mut spec.runtime {
+            c.mounts.push(
+                Mount::parse("type=volume,source=data-{{.Task.Slot}},target=/d/{{.Service.Name}}")
+                    .expect("mount"),
+            );
+            c.ulimits
+                .push(Ulimit::parse("nofile=10:20").expect("ulimit"));
+        }
+        let task = Task {
+            id: "t1".into(),
+            service_id: "s1".into(),
+            service_name: "web".into(),
+            slot: 3,
+            node_id: Some("n1".into()),
+            spec_version: 1,
+            spec,
+            ports: vec![],
+            desired_state: TaskState::Running,
+            status: TaskStatus::new(TaskState::Assigned, 0, ""),
+            endpoint: None,
+            created_at: 0,
+            attempt: 0,
+            quick_exits: 0,
+            pending_reason: None,
+        };
+        let node = NodeIdentity {
+            id: "n1".into(),
+            cluster_id: String::new(),
+            hostname: "h".into(),
+            addr: "127.0.0.1".into(),
+        };
+        let ep = TaskEndpoint {
+            addr: "127.0.0.1".into(),
+            ports: vec![],
+        };
+        let l = launch_spec(&task, &node, &ep, Path::new("/tmp")).expect("launch");
+        let c = l.container.expect("container");
+        assert_eq!(c.mounts[0].source, "data-3");
+        assert_eq!(c.mounts[0].target, "/d/web");
+        assert_eq!(c.ulimits[0].to_string(), "nofile=10:20");
+        assert_eq!(c.health, ContainerHealth::Image);
     }
 }

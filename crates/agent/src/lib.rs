@@ -27,7 +27,7 @@ pub use container::{docker_host, engine_version, ContainerExecutor, DEFAULT_DOCK
 pub use controller::{Controller, Registry};
 pub use dispatcher::{Assignments, Dispatcher, TaskReport};
 pub use executor::{BoxFuture, ExecError, Executor, ExitInfo, LaunchSpec, Prepared, Running};
-pub use launch::{launch_spec, ContainerLaunch};
+pub use launch::{launch_spec, ContainerHealth, ContainerLaunch};
 pub use log_cleanup::{remove_task_logs, sweep_task_logs};
 pub use log_serve::serve_logs;
 pub use log_writer::{LogRotation, RotatingLog, LOG_MAX_FILES, LOG_MAX_SIZE};

@@ -11,6 +11,7 @@ pub mod duration;
 pub mod error;
 pub mod id;
 pub mod limits;
+pub mod mount;
 pub mod node;
 pub mod port;
 pub mod resources;
@@ -21,12 +22,14 @@ pub mod strict;
 pub mod task;
 pub mod task_log;
 pub mod template;
+pub mod ulimit;
 pub mod update;
 
 pub use cluster::{ClientRecord, Cluster};
 pub use constraint::Constraint;
 pub use description::{EngineInfo, NodeDescription};
 pub use error::SpecError;
+pub use mount::{Mount, MountType};
 pub use node::{Availability, Node, NodeRole, NodeState};
 pub use port::{PortConfig, Protocol, PublishMode};
 pub use resources::{ResourceLimits, ResourceReservations, Resources};
@@ -37,6 +40,7 @@ pub use service::{
 };
 pub use state::ClusterState;
 pub use task::{Health, Task, TaskEndpoint, TaskReport, TaskState, TaskStatus, TransitionError};
+pub use ulimit::Ulimit;
 pub use update::{FailureAction, UpdateConfig, UpdateOrder, UpdateState, UpdateStatus};
 
 /// Dead tasks kept per slot (Swarm's `--task-history-limit` default).

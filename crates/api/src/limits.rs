@@ -31,6 +31,8 @@ pub const MAX_PLACEMENT_PREFS: usize = 16;
 pub const MAX_EXPRESSION_LEN: usize = 1024;
 /// Most published ports of one service.
 pub const MAX_PORTS: usize = 100;
+/// Most mounts of one container.
+pub const MAX_MOUNTS: usize = 100;
 /// Longest working directory, image name or health check HTTP path, in bytes.
 pub const MAX_PATH_LEN: usize = 4096;
 /// Shortest health check interval: a `cmd` probe forks a shell every interval.

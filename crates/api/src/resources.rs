@@ -135,6 +135,49 @@ pub fn format_bytes(bytes: u64) -> String {
     format!("{text}{}", UNITS[unit])
 }
 
+/// A size as Docker reads one: `64M` → 67108864, `1.5g`, `512MiB`, `4096`: bytes, or
+/// k, m, g, t (powers of 1024), upper or lower case, optionally followed by `b` or `ib`.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let bad = || {
+        format!(
+            "invalid size {text:?}: expected bytes, or a number with b, k, m, g or t (512m, 1.5g)"
+        )
+    };
+    let t = text.trim();
+    let end = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(end);
+    let unit = unit.to_ascii_lowercase();
+    let (letter, rest) = unit.split_at(unit.len().min(1));
+    let shift = match letter {
+        "k" => 10,
+        "m" => 20,
+        "g" => 30,
+        "t" => 40,
+        _ => 0,
+    };
+    let suffix = if shift == 0 { unit.as_str() } else { rest };
+    let known = matches!(suffix, "" | "b") || (shift > 0 && matches!(suffix, "i" | "ib"));
+    if !known {
+        return Err(bad());
+    }
+    let (whole, frac) = number.split_once('.').unwrap_or((number, ""));
+    if whole.is_empty() || (number.contains('.') && frac.is_empty()) || frac.len() > 9 {
+        return Err(bad());
+    }
+    let whole: u128 = whole.parse().map_err(|_| bad())?;
+    let frac_value: u128 = if frac.is_empty() {
+        0
+    } else {
+        frac.parse().map_err(|_| bad())?
+    };
+    let scale = 10u128.pow(frac.len() as u32);
+    // Like Docker, a fraction of a byte is dropped.
+    let bytes = (whole << shift) + ((frac_value << shift) / scale);
+    u64::try_from(bytes).map_err(|_| bad())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,5 +267,33 @@ mod tests {
         let r: Resources =
             serde_json::from_str(r#"{"limits":{"memory_bytes":7340032}}"#).expect("json");
         assert_eq!(r.limits.memory_bytes, 7 * MIB);
+    }
+
+    #[test]
+    fn sizes_parse_with_binary_suffixes() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("64M"), Ok(64 << 20));
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_size("2kb"), Ok(2048));
+        assert_eq!(parse_size("512m"), Ok(512 << 20));
+        assert_eq!(parse_size("1.5g"), Ok(3 << 29));
+        assert_eq!(parse_size("7b"), Ok(7));
+        assert_eq!(parse_size("1Ki"), Ok(1024));
+        assert_eq!(parse_size("2T"), Ok(2 << 40));
+        for bad in [
+            "",
+            "M",
+            "12X",
+            "12XB",
+            "-1",
+            "1.",
+            ".5g",
+            "1.2.3m",
+            "12ib",
+            "12mbb",
+            "99999999999999999999G",
+        ] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -72,6 +72,12 @@ pub struct ContainerSpec {
     /// Turn off the image's HEALTHCHECK (`--no-healthcheck`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub no_healthcheck: bool,
+    /// Bind mounts, volumes and tmpfs mounts (`--mount`), each at its own target.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mounts: Vec<crate::Mount>,
+    /// Per-process resource limits (`--ulimit`), one per name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ulimits: Vec<crate::Ulimit>,
 }
 
 impl ContainerSpec {
@@ -103,6 +109,30 @@ impl ContainerSpec {
                     "capability",
                     cap.as_str(),
                     "expected a capability name such as NET_ADMIN or ALL",
+                ));
+            }
+        }
+        crate::limits::check_count("mounts", self.mounts.len(), crate::limits::MAX_MOUNTS)?;
+        for (i, m) in self.mounts.iter().enumerate() {
+            m.validate()?;
+            if self.mounts[..i]
+                .iter()
+                .any(|other| other.target_key() == m.target_key())
+            {
+                return Err(crate::SpecError::invalid(
+                    "mount",
+                    m.to_string(),
+                    format!("another mount has target {}", m.target),
+                ));
+            }
+        }
+        for (i, u) in self.ulimits.iter().enumerate() {
+            u.validate()?;
+            if self.ulimits[..i].iter().any(|other| other.name == u.name) {
+                return Err(crate::SpecError::invalid(
+                    "ulimit",
+                    u.to_string(),
+                    format!("another ulimit sets {}", u.name),
                 ));
             }
         }
@@ -287,5 +317,46 @@ mod tests {
             let err = validate_image(bad).expect_err(bad);
             assert!(err.to_string().starts_with("invalid image"), "{err}");
         }
+    }
+
+    #[test]
+    fn container_mounts_and_ulimits_are_checked_together() {
+        let mut c = ContainerSpec {
+            image: "nginx".into(),
+            ..Default::default()
+        };
+        for m in [
+            "type=bind,source=/srv,target=/data",
+            "type=tmpfs,target=/tmp",
+        ] {
+            c.mounts.push(crate::Mount::parse(m).expect(m));
+        }
+        c.ulimits
+            .push(crate::Ulimit::parse("nofile=1024:2048").expect("ulimit"));
+        c.validate().expect("valid");
+
+        let mut dup = c.clone();
+        dup.mounts
+            .push(crate::Mount::parse("type=volume,source=v1,target=/data/").expect("volume"));
+        let err = dup.validate().expect_err("same target").to_string();
+        assert_eq!(
+            err,
+            r#"invalid mount "type=volume,source=v1,target=/data/": another mount has target /data/"#
+        );
+
+        let mut dup = c.clone();
+        dup.ulimits
+            .push(crate::Ulimit::parse("nofile=10").expect("ulimit"));
+        let err = dup.validate().expect_err("same name").to_string();
+        assert!(err.contains("another ulimit sets nofile"), "{err}");
+
+        // A stored mount is checked like a parsed one.
+        let mut bad = c.clone();
+        bad.mounts[0].source = "relative".into();
+        let err = bad.validate().expect_err("relative source").to_string();
+        assert!(
+            err.contains(r#"bind source "relative" is not an absolute path"#),
+            "{err}"
+        );
     }
 }

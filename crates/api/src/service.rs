@@ -271,6 +271,12 @@ impl TaskTemplate {
             Runtime::Container(c) => {
                 check_text("image", &c.image, MAX_PATH_LEN)?;
                 c.validate()?;
+                if c.no_healthcheck && t.health.is_some() {
+                    return Err(SpecError::Other(
+                        "--no-healthcheck turns health checks off: drop it or the --health-* check"
+                            .into(),
+                    ));
+                }
             }
         }
         let words = t.words();
@@ -722,6 +728,29 @@ mod tests {
             mutate(&mut s);
             refused(&s, want);
         }
+    }
+
+    #[test]
+    fn container_mounts_are_bounded_and_no_healthcheck_excludes_a_check() {
+        let mut s = spec();
+        s.task.runtime = Runtime::Container(crate::ContainerSpec {
+            image: "nginx".into(),
+            mounts: (0..=crate::limits::MAX_MOUNTS)
+                .map(|i| crate::Mount::parse(&format!("type=tmpfs,target=/t{i}")).expect("mount"))
+                .collect(),
+            ..Default::default()
+        });
+        refused(&s, "invalid mounts \"101 entries\"");
+        let Runtime::Container(c) = &mut s.task.runtime else {
+            unreachable!()
+        };
+        c.mounts.truncate(1);
+        c.no_healthcheck = true;
+        s.validate().expect("valid");
+        s.task.health = Some(HealthCheck::new(HealthProbe::Cmd {
+            command: "true".into(),
+        }));
+        refused(&s, "--no-healthcheck turns health checks off");
     }
 
     #[test]

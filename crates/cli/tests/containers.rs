@@ -5,6 +5,7 @@
 use shoal_testkit::docker::{self, Images};
 use shoal_testkit::{free_port, http_get, wait_until, Daemon, Load};
 use std::collections::HashSet;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -177,7 +178,7 @@ fn a_killed_container_is_replaced() {
 }
 
 #[test]
-fn a_missing_image_is_rejected_with_the_engines_message() {
+fn a_missing_image_or_bind_source_is_rejected_with_the_engines_message() {
     let Some(n) = node() else { return };
     n.create("ghost", "shoal-test/no-such-image:9", &["--detach"]);
     let rejected = || {
@@ -195,6 +196,28 @@ fn a_missing_image_is_rejected_with_the_engines_message() {
     assert!(
         err.contains("shoal-test/no-such-image:9") && err.contains("could not be pulled"),
         "{err}"
+    );
+    assert_eq!(n.containers(), 0, "nothing half-created");
+
+    // A bind mount of a path the node lacks: the engine refuses to create the container.
+    let missing = format!("/nonexistent-shoal-test-{}", std::process::id());
+    let mount = format!("type=bind,source={missing},target=/data");
+    n.create("nobind", &n.images.v1, &["--detach", "--mount", &mount]);
+    let rejected = || {
+        n.tasks("nobind")
+            .into_iter()
+            .any(|t| t["status"]["state"] == "rejected")
+    };
+    assert!(
+        wait_until(WAIT, rejected),
+        "{:?}\n{}",
+        n.tasks("nobind"),
+        n.d.log()
+    );
+    let ps = n.d.cli(&["service", "ps", "--no-trunc", "nobind"]).stdout;
+    assert!(
+        ps.contains(&format!("bind source path does not exist: {missing}")),
+        "{ps}"
     );
     assert_eq!(n.containers(), 0, "nothing half-created");
 }
@@ -460,6 +483,21 @@ fn container_options_and_host_mode_publishing_reach_the_container() {
     std::fs::write(env_file.path(), "# comment\nFROM_FILE=yes\n").expect("write env file");
     let publish = format!("mode=host,published={port},target=8080");
     let env_path = env_file.path().display().to_string();
+    // A directory of the node to bind (readable by the container's user), a named volume
+    // (which the engine keeps after the container: removed at the end) and a tmpfs.
+    let data = tempfile::tempdir().expect("bind source");
+    std::fs::write(data.path().join("hello"), "from the node\n").expect("write bind file");
+    std::fs::set_permissions(data.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let bind = format!(
+        "type=bind,source={},target=/data,readonly",
+        data.path().display()
+    );
+    let volume = format!("shoal-test-opts-{}", std::process::id());
+    let _volume = VolumeCleanup {
+        node: n.id.clone(),
+        name: volume.clone(),
+    };
+    let named = format!("type=volume,source={volume},target=/cache,volume-label=team=a");
     n.create(
         "opts",
         &n.images.healthy,
@@ -483,6 +521,14 @@ fn container_options_and_host_mode_publishing_reach_the_container() {
             "--cap-drop",
             "MKNOD",
             "--no-healthcheck",
+            "--mount",
+            &bind,
+            "--mount",
+            &named,
+            "--mount",
+            "type=tmpfs,target=/scratch,tmpfs-size=1m",
+            "--ulimit",
+            "nofile=1024:2048",
         ],
     );
     assert!(
@@ -510,11 +556,156 @@ fn container_options_and_host_mode_publishing_reach_the_container() {
     assert!(c["HostConfig"]["CapDrop"].to_string().contains("MKNOD"));
     let task = &n.tasks("opts")[0];
     assert!(task["status"]["health"].is_null(), "no check: {task}");
+
+    // Mounts and ulimits as the engine took them, and as the container sees them.
+    let mount = |target: &str| {
+        c["HostConfig"]["Mounts"]
+            .as_array()
+            .and_then(|all| all.iter().find(|m| m["Target"] == target).cloned())
+            .unwrap_or_else(|| panic!("no mount at {target}: {:#}", c["HostConfig"]))
+    };
+    let (b, v, t) = (mount("/data"), mount("/cache"), mount("/scratch"));
+    assert_eq!(b["Type"], "bind");
+    assert_eq!(b["Source"], data.path().display().to_string());
+    assert_eq!(b["ReadOnly"], true);
+    assert_eq!(v["Type"], "volume");
+    assert_eq!(v["Source"], volume.as_str());
+    assert_eq!(v["VolumeOptions"]["Labels"]["team"], "a");
+    assert_eq!(t["Type"], "tmpfs");
+    assert_eq!(t["TmpfsOptions"]["SizeBytes"], 1 << 20);
+    let mounted = c["Mounts"].to_string();
+    assert!(mounted.contains(&volume), "{mounted}");
+    assert!(
+        docker::volume_exists(&volume),
+        "the engine created the volume"
+    );
+    assert_eq!(
+        c["HostConfig"]["Ulimits"],
+        serde_json::json!([{"Name": "nofile", "Soft": 1024, "Hard": 2048}])
+    );
+    let inside =
+        |script: &str| docker::exec_sh(&id, script).unwrap_or_else(|e| panic!("{script}: {e}"));
+    assert_eq!(
+        inside("read -r line < /data/hello; echo \"$line\""),
+        "from the node\n"
+    );
+    assert_eq!(inside("ulimit -n"), "1024\n");
+    assert_eq!(
+        inside("echo w > /scratch/f && read -r x < /scratch/f && echo \"$x\""),
+        "w\n",
+        "the tmpfs is writable on a read-only root"
+    );
+    assert!(
+        docker::exec_sh(&id, "echo x > /data/hello").is_err(),
+        "the bind mount is read-only"
+    );
+
+    let pretty = n.d.cli(&["service", "inspect", "--pretty", "opts"]).stdout;
+    assert!(
+        pretty.contains("Target:\t/cache") && pretty.contains("Ulimits:\tnofile=1024:2048"),
+        "{pretty}"
+    );
+
     // A process service cannot take container options: one line, nothing created.
-    let out = n.d.cli(&[
-        "service", "create", "--name", "p", "--user", "nobody", "--", "shoal", "whoami",
-    ]);
-    assert!(!out.ok());
-    assert!(out.stderr.contains("need an image"), "{}", out.stderr);
-    assert_eq!(out.stderr.trim_end().lines().count(), 1, "{}", out.stderr);
+    for option in [["--user", "nobody"], ["--mount", "type=tmpfs,target=/t"]] {
+        let mut args = vec!["service", "create", "--name", "p"];
+        args.extend(option);
+        args.extend(["--", "shoal", "whoami"]);
+        let out = n.d.cli(&args);
+        assert!(!out.ok());
+        assert!(out.stderr.contains("need an image"), "{}", out.stderr);
+        assert_eq!(out.stderr.trim_end().lines().count(), 1, "{}", out.stderr);
+    }
+
+    assert!(n.d.cli(&["service", "rm", "opts"]).ok());
+    assert!(
+        wait_until(WAIT, || n.containers() == 0),
+        "container removed"
+    );
+    assert!(docker::remove_volume(&volume), "volume {volume} removed");
+}
+
+/// Removes a volume a test's service created, after the node's containers, however the
+/// test ends.
+struct VolumeCleanup {
+    node: String,
+    name: String,
+}
+
+impl Drop for VolumeCleanup {
+    fn drop(&mut self) {
+        docker::remove_node_containers(&self.node);
+        docker::remove_volume(&self.name);
+    }
+}
+
+/// A service's `--health-cmd` runs in the container, as the engine's HEALTHCHECK (the
+/// image has no `/usr/bin`, the node does): a passing one makes the task healthy, a
+/// failing one makes it fail, never healthy.
+#[test]
+fn a_health_cmd_of_a_container_service_runs_in_the_container() {
+    let Some(n) = node() else { return };
+    let check = |cmd: &'static str| {
+        [
+            "--health-cmd",
+            cmd,
+            "--health-interval",
+            "1s",
+            "--health-timeout",
+            "10s",
+            "--health-retries",
+            "2",
+        ]
+    };
+    let mut ok = check("test ! -e /usr/bin").to_vec();
+    ok.push("--detach");
+    n.create("inside", &n.images.v1, &ok);
+    let mut sick = check("test -e /usr/bin").to_vec();
+    sick.extend(["--restart-condition", "none", "--detach"]);
+    n.create("outside", &n.images.v1, &sick);
+
+    let healthy = |service: &str| {
+        n.tasks(service)
+            .iter()
+            .any(|t| t["status"]["state"] == "running" && t["status"]["health"] == "healthy")
+    };
+    assert!(
+        wait_until(WAIT, || healthy("inside")),
+        "{:?}\n{}",
+        n.tasks("inside"),
+        n.d.log()
+    );
+    let id = n
+        .running_containers("inside")
+        .into_iter()
+        .next()
+        .expect("running");
+    let hc = &docker::inspect(&id)["Config"]["Healthcheck"];
+    assert_eq!(
+        hc["Test"],
+        serde_json::json!(["CMD-SHELL", "test ! -e /usr/bin"])
+    );
+    assert_eq!(hc["Interval"], 1_000_000_000u64);
+    assert_eq!(hc["Timeout"], 10_000_000_000u64);
+    assert_eq!(hc["Retries"], 2);
+
+    let failed = || {
+        n.tasks("outside")
+            .into_iter()
+            .find(|t| t["status"]["state"] == "failed")
+    };
+    assert!(
+        wait_until(WAIT, || failed().is_some()),
+        "{:?}\n{}",
+        n.tasks("outside"),
+        n.d.log()
+    );
+    let task = failed().expect("failed task");
+    let err = task["status"]["err"].as_str().unwrap_or_default();
+    assert!(err.contains("unhealthy"), "{task}");
+    assert!(!healthy("outside"), "{:?}", n.tasks("outside"));
+    assert!(
+        wait_until(WAIT, || docker::containers_of_node(&n.id).len() == 1),
+        "the failed task's container is removed"
+    );
 }

@@ -216,3 +216,37 @@ pub fn remove_node_containers(node_id: &str) {
             .output();
     }
 }
+
+/// `docker exec CONTAINER sh -c SCRIPT`: its output, or why it failed.
+pub fn exec_sh(id: &str, script: &str) -> Result<String, String> {
+    let out = Command::new("docker")
+        .args(["exec", id, "sh", "-c", script])
+        .output()
+        .map_err(|e| format!("cannot run docker exec: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(format!(
+            "{}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// Whether the engine has a volume of this name.
+pub fn volume_exists(name: &str) -> bool {
+    Command::new("docker")
+        .args(["volume", "inspect", name])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Remove a volume a test made through a mount (the engine keeps named volumes after their
+/// container is removed); whether it is gone.
+pub fn remove_volume(name: &str) -> bool {
+    let _ = Command::new("docker")
+        .args(["volume", "rm", "-f", name])
+        .output();
+    !volume_exists(name)
+}

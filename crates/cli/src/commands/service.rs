@@ -8,8 +8,8 @@ use shoal_api::duration;
 use shoal_api::id::short;
 use shoal_api::resources::{format_bytes, format_cpus};
 use shoal_api::{
-    HealthCheck, HealthProbe, PortConfig, Resources, RestartCondition, Runtime, ServiceMode,
-    ServiceSpec, Task, TaskState, TaskTemplate,
+    HealthCheck, HealthProbe, Mount, PortConfig, Resources, RestartCondition, Runtime, ServiceMode,
+    ServiceSpec, Task, TaskState, TaskTemplate, Ulimit,
 };
 use shoal_manager::control::{ScaleRequest, ServiceInfo};
 use std::collections::BTreeMap;
@@ -236,8 +236,15 @@ pub struct ContainerFlags {
     #[arg(long)]
     cap_drop: Vec<String>,
     /// Disable any container-specified HEALTHCHECK
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["health_cmd", "health_http", "health_tcp"])]
     no_healthcheck: bool,
+    /// Attach a filesystem mount:
+    /// type=bind|volume|tmpfs,source=SRC,target=DST[,readonly][,volume-*|tmpfs-*|bind-propagation=...]
+    #[arg(long, value_name = "MOUNT")]
+    mount: Vec<String>,
+    /// Ulimit option name=soft[:hard], e.g. nofile=1024:2048
+    #[arg(long, value_name = "ULIMIT")]
+    ulimit: Vec<String>,
 }
 
 impl ContainerFlags {
@@ -251,13 +258,15 @@ impl ContainerFlags {
             || !self.cap_add.is_empty()
             || !self.cap_drop.is_empty()
             || self.no_healthcheck
+            || !self.mount.is_empty()
+            || !self.ulimit.is_empty()
     }
 
     fn apply(&self, task: &mut TaskTemplate) -> anyhow::Result<()> {
         let Runtime::Container(c) = &mut task.runtime else {
             anyhow::ensure!(
                 !self.any(),
-                "--user, --hostname, --init, --read-only, --tty, --container-label, --cap-add, --cap-drop and --no-healthcheck need an image: a process service runs on the node itself"
+                "--user, --hostname, --init, --read-only, --tty, --container-label, --cap-add, --cap-drop, --no-healthcheck, --mount and --ulimit need an image: a process service runs on the node itself"
             );
             return Ok(());
         };
@@ -273,7 +282,24 @@ impl ContainerFlags {
         c.cap_add = self.cap_add.clone();
         c.cap_drop = self.cap_drop.clone();
         c.no_healthcheck = self.no_healthcheck;
+        c.mounts = self
+            .mount
+            .iter()
+            .map(|m| Mount::parse(m))
+            .collect::<Result<_, _>>()?;
+        c.ulimits = Vec::new();
+        for u in &self.ulimit {
+            set_ulimit(&mut c.ulimits, Ulimit::parse(u)?);
+        }
         Ok(())
+    }
+}
+
+/// Set a ulimit, replacing one of the same name (a later `--ulimit` wins, as with docker).
+pub fn set_ulimit(ulimits: &mut Vec<Ulimit>, u: Ulimit) {
+    match ulimits.iter_mut().find(|x| x.name == u.name) {
+        Some(x) => *x = u,
+        None => ulimits.push(u),
     }
 }
 
@@ -690,6 +716,19 @@ fn print_pretty(info: &ServiceInfo) {
             if !c.args.is_empty() {
                 pretty_line(format_args!(" Args:\t\t{}", c.args.join(" ")));
             }
+            if !c.mounts.is_empty() {
+                pretty_line(format_args!(" Mounts:"));
+                for m in &c.mounts {
+                    pretty_line(format_args!("  Target:\t{}", m.target));
+                    pretty_line(format_args!("   Source:\t{}", m.source));
+                    pretty_line(format_args!("   ReadOnly:\t{}", m.read_only));
+                    pretty_line(format_args!("   Type:\t{}", m.kind.as_str()));
+                }
+            }
+            if !c.ulimits.is_empty() {
+                let u: Vec<String> = c.ulimits.iter().map(Ulimit::to_string).collect();
+                pretty_line(format_args!(" Ulimits:\t{}", u.join(", ")));
+            }
         }
         Runtime::Process(_) => {
             pretty_line(format_args!("Task:"));
@@ -906,6 +945,67 @@ mod tests {
         );
         for bad in ["web", "web=x", "=3", "web=-1"] {
             assert!(parse_scale(&[bad.into()]).is_err(), "{bad}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod container_flag_tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: CreateArgs,
+    }
+
+    fn spec(line: &str) -> anyhow::Result<ServiceSpec> {
+        let words = std::iter::once("create").chain(line.split_whitespace());
+        Cli::try_parse_from(words)?.args.spec()
+    }
+
+    #[test]
+    fn mounts_and_ulimits_reach_the_container_spec() {
+        let s = spec(
+            "--name w --mount type=bind,source=/srv,target=/data,ro --mount type=tmpfs,target=/t \
+             --ulimit nofile=10:20 --ulimit core=0 --ulimit nofile=1024:2048 nginx",
+        )
+        .expect("spec");
+        let Runtime::Container(c) = &s.task.runtime else {
+            panic!("container")
+        };
+        let mounts: Vec<String> = c.mounts.iter().map(Mount::to_string).collect();
+        assert_eq!(
+            mounts,
+            [
+                "type=bind,source=/srv,target=/data,readonly",
+                "type=tmpfs,target=/t"
+            ]
+        );
+        let ulimits: Vec<String> = c.ulimits.iter().map(Ulimit::to_string).collect();
+        assert_eq!(ulimits, ["nofile=1024:2048", "core=0"], "a later one wins");
+    }
+
+    #[test]
+    fn a_bad_mount_or_ulimit_is_one_line_naming_it() {
+        for (line, want) in [
+            (
+                "--name w --mount type=foo,target=/x nginx",
+                r#"invalid --mount "type=foo,target=/x": unknown type "foo" (bind, volume or tmpfs)"#,
+            ),
+            (
+                "--name w --mount type=bind,source=/a,target=/x --mount type=volume,target=/x nginx",
+                r#"invalid mount "type=volume,target=/x": another mount has target /x"#,
+            ),
+            (
+                "--name w --ulimit nofile=2:1 nginx",
+                r#"invalid --ulimit "nofile=2:1": soft limit 2 is above hard limit 1"#,
+            ),
+        ] {
+            let err = spec(line).expect_err(line).to_string();
+            assert!(err.contains(want), "{line}: {err}");
+            assert_eq!(err.lines().count(), 1, "{err}");
         }
     }
 }

@@ -5,8 +5,8 @@ use crate::client::{encode, Client};
 use crate::commands::daemon::parse_duration;
 use crate::progress::{wait_rollout, WaitOutcome};
 use shoal_api::{
-    FailureAction, HealthCheck, HealthProbe, PortConfig, RestartCondition, Runtime, ServiceMode,
-    UpdateConfig, UpdateOrder, UpdateState,
+    FailureAction, HealthCheck, HealthProbe, Mount, PortConfig, RestartCondition, Runtime,
+    ServiceMode, Ulimit, UpdateConfig, UpdateOrder, UpdateState,
 };
 use shoal_manager::control::{ServiceInfo, UpdateRequest};
 use std::process::ExitCode;
@@ -149,6 +149,18 @@ pub struct UpdateArgs {
     label_rm: Vec<String>,
     #[arg(long)]
     replicas: Option<u64>,
+    /// Add a mount, or replace the one at its target (type=...,source=...,target=...)
+    #[arg(long, value_name = "MOUNT")]
+    mount_add: Vec<String>,
+    /// Remove the mount at this target
+    #[arg(long, value_name = "TARGET")]
+    mount_rm: Vec<String>,
+    /// Add or replace a ulimit (name=soft[:hard])
+    #[arg(long, value_name = "ULIMIT")]
+    ulimit_add: Vec<String>,
+    /// Remove the ulimit of this name
+    #[arg(long, value_name = "NAME")]
+    ulimit_rm: Vec<String>,
     #[arg(long)]
     publish_add: Vec<String>,
     /// Published port to remove (PORT or PORT/udp)
@@ -168,7 +180,7 @@ pub struct UpdateArgs {
     health_http: Option<String>,
     #[arg(long, conflicts_with = "no_healthcheck")]
     health_tcp: bool,
-    /// Remove the health check
+    /// Remove the health check (and, for a container, turn off the image's HEALTHCHECK)
     #[arg(long)]
     no_healthcheck: bool,
     #[arg(long, value_parser = parse_duration)]
@@ -233,6 +245,7 @@ impl UpdateArgs {
                 Runtime::Container(c) => c.args = words(a),
             }
         }
+        self.apply_container(t)?;
         for k in &self.env_rm {
             t.env.retain(|e| e.split('=').next() != Some(k.as_str()));
         }
@@ -297,6 +310,14 @@ impl UpdateArgs {
             (_, _, true) => Some(HealthProbe::Tcp),
             _ => None,
         };
+        if let Runtime::Container(c) = &mut t.runtime {
+            // A new check replaces `--no-healthcheck`, as with docker.
+            if self.no_healthcheck {
+                c.no_healthcheck = true;
+            } else if probe.is_some() {
+                c.no_healthcheck = false;
+            }
+        }
         if self.no_healthcheck {
             t.health = None;
         } else if let Some(probe) = probe {
@@ -337,6 +358,50 @@ impl UpdateArgs {
         self.resources.apply(&mut spec.task.resources);
         self.rollout.apply(&mut spec.update, &mut spec.rollback)?;
         spec.validate()?;
+        Ok(())
+    }
+}
+
+impl UpdateArgs {
+    /// `--mount-rm/--mount-add` (by target) and `--ulimit-rm/--ulimit-add` (by name):
+    /// removals first, then additions replacing what they name.
+    fn apply_container(&self, t: &mut shoal_api::TaskTemplate) -> anyhow::Result<()> {
+        let given = !self.mount_add.is_empty()
+            || !self.mount_rm.is_empty()
+            || !self.ulimit_add.is_empty()
+            || !self.ulimit_rm.is_empty();
+        let Runtime::Container(c) = &mut t.runtime else {
+            anyhow::ensure!(
+                !given,
+                "--mount-add, --mount-rm, --ulimit-add and --ulimit-rm change a container service; this service runs a process"
+            );
+            return Ok(());
+        };
+        for target in &self.mount_rm {
+            let key = target.trim_end_matches('/');
+            let before = c.mounts.len();
+            c.mounts.retain(|m| m.target_key() != key);
+            anyhow::ensure!(
+                c.mounts.len() < before,
+                "invalid --mount-rm {target:?}: the service has no mount at that target"
+            );
+        }
+        for text in &self.mount_add {
+            let m = Mount::parse(text)?;
+            c.mounts.retain(|x| x.target_key() != m.target_key());
+            c.mounts.push(m);
+        }
+        for name in &self.ulimit_rm {
+            let before = c.ulimits.len();
+            c.ulimits.retain(|u| u.name != *name);
+            anyhow::ensure!(
+                c.ulimits.len() < before,
+                "invalid --ulimit-rm {name:?}: the service sets no such ulimit"
+            );
+        }
+        for text in &self.ulimit_add {
+            super::service::set_ulimit(&mut c.ulimits, Ulimit::parse(text)?);
+        }
         Ok(())
     }
 }
@@ -403,5 +468,95 @@ async fn follow(
     match wait_rollout(client, &info.service.id, info.service.version, timeout).await? {
         WaitOutcome::Converged => Ok(ExitCode::SUCCESS),
         WaitOutcome::TimedOut(why) => anyhow::bail!("{why}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use shoal_api::{ServiceSpec, TaskTemplate};
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: UpdateArgs,
+    }
+
+    fn update(spec: &ServiceSpec, line: &str) -> anyhow::Result<ServiceSpec> {
+        let words = std::iter::once("update").chain(line.split_whitespace());
+        let mut spec = spec.clone();
+        Cli::try_parse_from(words)?.args.apply(&mut spec)?;
+        Ok(spec)
+    }
+
+    fn container(spec: &ServiceSpec) -> &shoal_api::ContainerSpec {
+        match &spec.task.runtime {
+            Runtime::Container(c) => c,
+            Runtime::Process(_) => panic!("container"),
+        }
+    }
+
+    fn service(task: TaskTemplate) -> ServiceSpec {
+        ServiceSpec {
+            name: "web".into(),
+            labels: Default::default(),
+            mode: ServiceMode::Replicated { replicas: 1 },
+            task,
+            ports: vec![],
+            update: Default::default(),
+            rollback: Default::default(),
+        }
+    }
+
+    #[test]
+    fn mounts_and_ulimits_are_added_replaced_and_removed() {
+        let base = service(TaskTemplate::with_image("nginx"));
+        let s = update(
+            &base,
+            "--mount-add type=volume,source=v1,target=/data --mount-add type=tmpfs,target=/t \
+             --ulimit-add nofile=10 --ulimit-add core=0 web",
+        )
+        .expect("add");
+        assert_eq!(container(&s).mounts.len(), 2);
+        let s = update(
+            &s,
+            "--mount-add type=bind,source=/srv,target=/data/ --mount-rm /t \
+             --ulimit-add nofile=1024:2048 --ulimit-rm core web",
+        )
+        .expect("replace and remove");
+        let c = container(&s);
+        let mounts: Vec<String> = c.mounts.iter().map(Mount::to_string).collect();
+        assert_eq!(mounts, ["type=bind,source=/srv,target=/data/"]);
+        let ulimits: Vec<String> = c.ulimits.iter().map(Ulimit::to_string).collect();
+        assert_eq!(ulimits, ["nofile=1024:2048"]);
+
+        for (line, want) in [
+            ("--mount-rm /nope web", r#"invalid --mount-rm "/nope""#),
+            ("--ulimit-rm nproc web", r#"invalid --ulimit-rm "nproc""#),
+            (
+                "--mount-add type=bind,target=/x web",
+                "a bind mount needs a source",
+            ),
+        ] {
+            let err = update(&s, line).expect_err(line).to_string();
+            assert!(err.contains(want), "{line}: {err}");
+        }
+        let process = service(TaskTemplate::with_command(vec!["shoal".into()]));
+        let err = update(&process, "--mount-add type=tmpfs,target=/t web")
+            .expect_err("process")
+            .to_string();
+        assert!(err.contains("change a container service"), "{err}");
+    }
+
+    #[test]
+    fn no_healthcheck_turns_off_the_images_check_and_a_new_check_turns_it_back() {
+        let base = service(TaskTemplate::with_image("nginx"));
+        let s = update(&base, "--health-cmd true web").expect("cmd");
+        assert!(s.task.health.is_some());
+        let s = update(&s, "--no-healthcheck web").expect("off");
+        assert!(s.task.health.is_none() && container(&s).no_healthcheck);
+        let s = update(&s, "--health-cmd true web").expect("on again");
+        assert!(s.task.health.is_some() && !container(&s).no_healthcheck);
     }
 }
