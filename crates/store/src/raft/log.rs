@@ -20,6 +20,9 @@ use std::sync::{Arc, Mutex, Weak};
 const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("raft_meta");
 
+/// The logs open in this process, by path: see [`LogStore::open`] and [`Db`].
+static OPEN: Mutex<BTreeMap<PathBuf, Weak<Database>>> = Mutex::new(BTreeMap::new());
+
 type SE = StorageError<u64>;
 
 fn any(e: impl std::fmt::Display) -> openraft::AnyError {
@@ -36,20 +39,47 @@ fn write_err(e: impl std::fmt::Display) -> SE {
 
 #[derive(Debug, Clone)]
 pub(crate) struct LogStore {
-    db: Arc<Database>,
+    db: Db,
     /// Seals entries on disk (they carry the cluster's secrets).
     sealer: Option<crate::Sealer>,
 }
 
+/// A handle on a shared log database. Any task may hold the last one (openraft's
+/// replication tasks keep a log reader past `Raft::shutdown`), and redb's `Database::drop`
+/// writes to the file before it releases the file's lock. The last handle is dropped under
+/// `OPEN`, so [`LogStore::open`] finds a log either still shared or wholly closed, never
+/// half closed (`Database already open`).
+#[derive(Debug, Clone)]
+struct Db(Option<Arc<Database>>);
+
+impl std::ops::Deref for Db {
+    type Target = Database;
+    fn deref(&self) -> &Database {
+        self.0
+            .as_deref()
+            .expect("a log handle holds its database until it is dropped")
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        let _open = OPEN.lock().unwrap_or_else(|p| p.into_inner());
+        drop(self.0.take());
+    }
+}
+
 impl LogStore {
     /// Open the log at `path`. A log still open in this process (a replica being shut
-    /// down while its roles restart) is shared rather than locked out.
+    /// down while its roles restart) is shared rather than locked out; one being closed on
+    /// another thread is waited for.
     pub(crate) fn open(path: &Path, sealer: Option<crate::Sealer>) -> Result<LogStore, StoreError> {
-        static OPEN: Mutex<BTreeMap<PathBuf, Weak<Database>>> = Mutex::new(BTreeMap::new());
         let mut open = OPEN.lock().unwrap_or_else(|p| p.into_inner());
         open.retain(|_, db| db.strong_count() > 0);
         if let Some(db) = open.get(path).and_then(Weak::upgrade) {
-            return Ok(LogStore { db, sealer });
+            return Ok(LogStore {
+                db: Db(Some(db)),
+                sealer,
+            });
         }
         let db = crate::store::open_db(path)?;
         let w = db.begin_write()?;
@@ -58,7 +88,10 @@ impl LogStore {
         w.commit()?;
         let db = Arc::new(db);
         open.insert(path.to_path_buf(), Arc::downgrade(&db));
-        Ok(LogStore { db, sealer })
+        Ok(LogStore {
+            db: Db(Some(db)),
+            sealer,
+        })
     }
 
     fn get_meta<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SE> {
@@ -241,4 +274,29 @@ pub(crate) fn force_single_voter(
     }
     w.commit()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The last handle closes on another thread (as openraft's replication task does after
+    /// `Raft::shutdown`) while the log is opened again at once.
+    #[test]
+    fn reopen_while_the_last_handle_closes_elsewhere() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("raft-log.redb");
+        for i in 0..20u64 {
+            let log = LogStore::open(&path, None).expect("open");
+            // The close then has allocator state to write.
+            log.put_meta("vote", &i).expect("write");
+            let weak = Arc::downgrade(log.db.0.as_ref().expect("held"));
+            let last = std::thread::spawn(move || drop(log));
+            while weak.strong_count() > 0 {
+                std::hint::spin_loop();
+            }
+            LogStore::open(&path, None).expect("reopened while the last handle closes");
+            last.join().expect("closing thread");
+        }
+    }
 }
