@@ -70,7 +70,13 @@ impl Sessions {
     }
 }
 
-/// Nodes (other than `local`) not yet down whose last heartbeat is older than the limit.
+/// Extra time a node not heard from since this manager started (or began to lead) has to
+/// come back: its agent retries with a backoff of up to 2 s, and a manager that just
+/// started must not take a reconnect still under way for a dead node and replace its tasks.
+pub const RECONNECT_GRACE_MS: u64 = 3_000;
+
+/// Nodes (other than `local`) not yet down whose last heartbeat is older than the limit
+/// (plus [`RECONNECT_GRACE_MS`] for a node not heard from since `started`).
 pub fn overdue(
     state: &ClusterState,
     local: &str,
@@ -90,13 +96,14 @@ pub fn overdue(
         .filter(|n| {
             // A node is timed from its last beat, the manager's start or its own join,
             // whichever is latest: a node that just joined is not overdue yet.
-            let seen = last
-                .get(&n.id)
-                .copied()
-                .unwrap_or(started)
-                .max(started)
-                .max(n.created_at);
-            now.saturating_sub(seen) > limit
+            let beat = last.get(&n.id).copied().filter(|b| *b >= started);
+            let seen = beat.unwrap_or(started).max(n.created_at);
+            let grace = if beat.is_none() {
+                RECONNECT_GRACE_MS
+            } else {
+                0
+            };
+            now.saturating_sub(seen) > limit + grace
         })
         .map(|n| n.id.clone())
         .collect()
@@ -262,9 +269,14 @@ mod tests {
     fn nodes_get_a_grace_period_after_manager_start() {
         let s = state();
         let none = HashMap::new();
-        assert!(overdue(&s, "me", 50_000, &none, 52_000).is_empty());
-        let mut down = overdue(&s, "me", 50_000, &none, 53_500);
+        // Not heard from since the start: three beats plus the time to reconnect.
+        assert!(overdue(&s, "me", 50_000, &none, 55_500).is_empty());
+        let mut down = overdue(&s, "me", 50_000, &none, 56_500);
         down.sort();
         assert_eq!(down, vec!["a".to_string(), "b".to_string()]);
+        // Heard from since: three beats only; b, never heard from, still has time.
+        let a = HashMap::from([("a".to_string(), 51_000u64)]);
+        assert_eq!(overdue(&s, "me", 50_000, &a, 54_500), vec!["a".to_string()]);
+        assert!(overdue(&s, "me", 50_000, &a, 53_900).is_empty());
     }
 }
