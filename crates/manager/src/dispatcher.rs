@@ -25,6 +25,7 @@ use shoal_rpc::proto::{
     self, dispatcher_server, Empty, HeartbeatRequest, HeartbeatResponse, LogChunk, LogSubscription,
     SessionMessage, SessionRequest, StatusReport,
 };
+use shoal_rpc::session::Session;
 use shoal_store::{Store, StoreError};
 use std::collections::BTreeMap;
 use std::pin::Pin;
@@ -54,10 +55,6 @@ fn assigned_tasks(state: &ClusterState, node_id: &str) -> Vec<Task> {
 
 fn session_view(state: &ClusterState, node_id: &str) -> (Vec<Task>, EndpointTable) {
     (assigned_tasks(state, node_id), endpoint_table(state))
-}
-
-fn encode<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, Status> {
-    serde_json::to_vec(v).map_err(|e| Status::internal(e.to_string()))
 }
 
 async fn mark_ready(store: &Store, node_id: &str, now: u64) -> Result<(), StoreError> {
@@ -189,27 +186,29 @@ impl dispatcher_server::Dispatcher for DispatcherService {
                 });
                 if changed {
                     table.version = version;
-                    let msg = (|| {
-                        Ok::<_, Status>(SessionMessage {
-                            version,
-                            tasks_json: encode(&tasks)?,
-                            endpoints_json: encode(&table)?,
-                            heartbeat_period_ms: state
-                                .cluster
-                                .as_ref()
-                                .map_or(1000, |c| c.heartbeat_period_ms),
-                            managers: state
-                                .cluster
-                                .as_ref()
-                                .map(|c| c.managers.clone())
-                                .unwrap_or_default(),
-                            cluster_acked_version: cluster_acked,
-                            role: me.role.as_str().to_string(),
-                        })
-                    })();
+                    let cluster = state.cluster.as_ref();
+                    let session = Session {
+                        version,
+                        tasks,
+                        endpoints: table,
+                        heartbeat_period: Duration::from_millis(
+                            cluster.map_or(1000, |c| c.heartbeat_period_ms),
+                        ),
+                        managers: cluster.map(|c| c.managers.clone()).unwrap_or_default(),
+                        cluster_acked,
+                        role: Some(me.role),
+                    };
+                    let msg = session
+                        .encode()
+                        .map_err(|e| Status::internal(e.to_string()));
                     if tx.send(msg).await.is_err() {
                         return;
                     }
+                    let Session {
+                        tasks,
+                        endpoints: mut table,
+                        ..
+                    } = session;
                     table.version = 0;
                     last = Some((tasks, table, me, cluster_acked));
                 }

@@ -10,13 +10,14 @@
 use rustls::ClientConfig;
 use shoal_agent::{Assignments, Dispatcher, TaskReport};
 use shoal_api::task_log::LogRequest;
-use shoal_api::{NodeDescription, NodeRole, Task};
+use shoal_api::{NodeDescription, NodeRole};
 use shoal_balance::EndpointTable;
 use shoal_manager::leader::leader_of;
 use shoal_rpc::proto::dispatcher_client::DispatcherClient;
 use shoal_rpc::proto::{
     Empty, HeartbeatRequest, LogChunk, LogSubscription, SessionRequest, StatusReport,
 };
+use shoal_rpc::session::Session;
 use shoal_rpc::tls;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -230,29 +231,28 @@ async fn run_session(
     ));
     let result = async {
         while let Some(msg) = stream.message().await.map_err(SessionError::from)? {
-            let tasks: Vec<Task> = serde_json::from_slice(&msg.tasks_json)
-                .map_err(|e| SessionError::Other(e.into()))?;
-            let mut table: EndpointTable = serde_json::from_slice(&msg.endpoints_json)
-                .map_err(|e| SessionError::Other(e.into()))?;
-            let managers: Vec<SocketAddr> =
-                msg.managers.iter().filter_map(|m| m.parse().ok()).collect();
+            let session = Session::decode(&msg).map_err(|e| SessionError::Other(e.into()))?;
+            let managers: Vec<SocketAddr> = session
+                .managers
+                .iter()
+                .filter_map(|m| m.parse().ok())
+                .collect();
             if !managers.is_empty() {
                 *d.managers.lock().unwrap_or_else(|p| p.into_inner()) = managers;
             }
-            if let Ok(role) = msg.role.parse::<NodeRole>() {
+            if let Some(role) = session.role {
                 d.role.send_if_modified(|r| {
                     let changed = *r != Some(role);
                     *r = Some(role);
                     changed
                 });
             }
-            table.version = msg.version;
-            period_tx.send_replace(Duration::from_millis(msg.heartbeat_period_ms.max(50)));
-            d.endpoints.send_replace(Arc::new(table));
-            d.cluster_acked.send_replace(msg.cluster_acked_version);
+            period_tx.send_replace(session.heartbeat_period.max(Duration::from_millis(50)));
+            d.endpoints.send_replace(Arc::new(session.endpoints));
+            d.cluster_acked.send_replace(session.cluster_acked);
             d.assignments.send_replace(Arc::new(Assignments {
-                version: msg.version,
-                tasks,
+                version: session.version,
+                tasks: session.tasks,
             }));
         }
         Ok(())

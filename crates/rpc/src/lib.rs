@@ -8,12 +8,14 @@
 //!   fetches the root CA and checks it against the token's digest.
 //! - [`server`]: the control port's TLS accept loop, with its connection caps and timeouts
 //!   ([`server::ControlLimits`]).
+//! - [`session`]: the session payload a leader streams to each node, encoded in one place.
 //!
 //! Depends on `shoal-api` and `shoal-balance` for the types it carries; no business logic.
 
 mod control_limits;
 pub mod pki;
 pub mod server;
+pub mod session;
 pub mod tls;
 pub mod token;
 

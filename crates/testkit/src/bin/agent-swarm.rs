@@ -18,7 +18,7 @@
 //! lasts `--duration` after the last node has joined, or until SIGINT/SIGTERM. Exit code 1
 //! if a node could not join, 2 on a setup error.
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use clap::Parser;
 use rand::Rng;
 use rustls::ClientConfig;
@@ -381,8 +381,7 @@ async fn session(
                 std::mem::replace(p, new) != new
             });
         }
-        let assigned: Vec<Task> =
-            serde_json::from_slice(&msg.tasks_json).context("session: tasks")?;
+        let assigned: Vec<Task> = shoal_rpc::session::decode_tasks(&msg)?;
         for t in &assigned {
             if t.desired_state == TaskState::Running
                 && t.status.state == TaskState::Assigned
