@@ -3,11 +3,12 @@
 use crate::api::{
     router as node_router, worker_guard, InitRequest, InitResponse, JoinRequest, JoinResponse,
 };
+use crate::data_plane::DataPlaneStatus;
 use crate::forward::{self, Forward};
 use crate::health;
 use crate::identity;
 use crate::membership::{self, Certs, Membership};
-use crate::roles::{self, DataPlaneStatus, Roles};
+use crate::roles::{self, Roles};
 use crate::state_key::{self, DataKey};
 use crate::DaemonConfig;
 use anyhow::{bail, Context};

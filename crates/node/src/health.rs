@@ -2,7 +2,7 @@
 //! this node's routing mesh routes by an endpoint table, 503 otherwise. Plain HTTP on its
 //! own address, independent of the control plane.
 
-use crate::roles::DataPlaneStatus;
+use crate::data_plane::DataPlaneStatus;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;

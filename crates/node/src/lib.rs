@@ -9,6 +9,7 @@ mod api;
 mod budget;
 mod config;
 mod daemon;
+mod data_plane;
 mod describe;
 mod forward;
 mod health;

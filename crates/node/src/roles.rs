@@ -1,9 +1,11 @@
 //! The running roles of a cluster member.
 //!
 //! Manager: the control port (gRPC CA and dispatcher, and the JSON API for remote CLIs, on
-//! one mTLS port), the reconciler, node liveness, and its own agent and mesh fed straight
-//! from the store. Worker: a manager session feeding its agent and mesh.
+//! one mTLS port), the reconciler, node liveness, and, like every node, a session with the
+//! leader (here or on another manager) feeding its agent and its data plane. Worker: that
+//! session, agent and data plane only.
 
+use crate::data_plane::{DataPlane, DataPlaneStatus};
 use crate::describe::describe;
 use crate::forward::{self, Forward};
 use crate::membership::{Certs, Membership};
@@ -19,7 +21,6 @@ use shoal_agent::{
 };
 use shoal_api::RuntimeKind;
 use shoal_api::{EngineInfo, NodeRole};
-use shoal_balance::EndpointTable;
 use shoal_manager::ca::CaService;
 use shoal_manager::control::{router as control_router, ControlState};
 use shoal_manager::dispatcher::DispatcherService;
@@ -37,15 +38,6 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-/// What the health endpoint reports.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct DataPlaneStatus {
-    pub role: Option<NodeRole>,
-    /// Endpoint-table version the mesh routes by (0: none yet).
-    pub table_version: u64,
-    pub published_ports: Vec<u16>,
-}
-
 /// Handles to stop a running role set, in order.
 pub struct Roles {
     pub role: NodeRole,
@@ -59,6 +51,8 @@ pub struct Roles {
     decisions: Vec<JoinHandle<()>>,
     agent: JoinHandle<()>,
     rest: Vec<JoinHandle<()>>,
+    /// Dropped last: its members stop routing.
+    data_plane: DataPlane,
 }
 
 impl std::fmt::Debug for Roles {
@@ -92,6 +86,7 @@ impl Roles {
         if let Some(r) = self.replica {
             r.shutdown().await;
         }
+        drop(self.data_plane);
     }
 }
 
@@ -161,28 +156,19 @@ async fn agent<D: Dispatcher>(
     ))
 }
 
-/// Apply each table the `tables` watch yields to the mesh, and publish data-plane status.
-async fn feed_mesh(
-    mut tables: watch::Receiver<Arc<EndpointTable>>,
-    mesh: Mesh,
-    status: watch::Sender<DataPlaneStatus>,
+/// The node's session with the leader, and its data plane fed by it (both roles): the
+/// session acknowledges what the data plane routes by.
+fn session_and_data_plane(
+    c: &Common<'_>,
+    managers: Vec<std::net::SocketAddr>,
+    tls: watch::Receiver<Arc<rustls::ClientConfig>>,
+    stop: watch::Receiver<bool>,
     role: NodeRole,
-) {
-    loop {
-        let table = tables.borrow_and_update().clone();
-        let version = table.version;
-        for e in mesh.apply(table).await {
-            tracing::error!(error = %e, "routing mesh");
-        }
-        status.send_replace(DataPlaneStatus {
-            role: Some(role),
-            table_version: version,
-            published_ports: mesh.listening(),
-        });
-        if tables.changed().await.is_err() {
-            return;
-        }
-    }
+) -> (Arc<RemoteDispatcher>, DataPlane, JoinHandle<()>) {
+    let plane = DataPlane::start(Mesh::new(c.cfg.mesh_bind));
+    let remote = RemoteDispatcher::start(session_config(c, managers), tls, plane.acked(), stop);
+    let feeder = plane.feed(remote.endpoints(), c.status.clone(), role);
+    (remote, plane, feeder)
 }
 
 /// What a manager needs to start.
@@ -215,7 +201,7 @@ pub fn control_addr(m: &Membership, listener: &TcpListener) -> anyhow::Result<St
 }
 
 /// A manager: its replica of the store, the control port, decisions while it leads, and
-/// (like every node) an agent and mesh fed by a session with the leader.
+/// (like every node) an agent and data plane fed by a session with the leader.
 pub async fn start_manager(s: ManagerStart<'_>) -> anyhow::Result<Roles> {
     let c = Common {
         cfg: s.cfg,
@@ -248,16 +234,7 @@ pub async fn start_manager(s: ManagerStart<'_>) -> anyhow::Result<Roles> {
     }
 
     let sessions = Arc::new(Sessions::new(now_millis()));
-    let mesh = Mesh::new(s.cfg.mesh_bind);
     let (cluster_acked, cluster_acked_rx) = watch::channel(0);
-    let acks = tokio::spawn(liveness::track_acks(
-        store.clone(),
-        sessions.clone(),
-        s.node_id.to_string(),
-        mesh.acked(),
-        cluster_acked,
-        stop_rest_rx.clone(),
-    ));
     let grpc = tonic::service::Routes::new(CaServer::new(CaService::new(store.clone())))
         .add_service(DispatcherServer::new(DispatcherService {
             store: store.clone(),
@@ -294,7 +271,7 @@ pub async fn start_manager(s: ManagerStart<'_>) -> anyhow::Result<Roles> {
     let leading = tokio::spawn(lead_while_leader(
         store.clone(),
         replica.clone(),
-        sessions,
+        sessions.clone(),
         s.node_id.to_string(),
         stop_decisions_rx,
     ));
@@ -308,17 +285,20 @@ pub async fn start_manager(s: ManagerStart<'_>) -> anyhow::Result<Roles> {
             .filter_map(|m| m.parse::<std::net::SocketAddr>().ok())
             .filter(|m| m.to_string() != addr),
     );
-    let remote = RemoteDispatcher::start(
-        session_config(&c, managers),
+    let (remote, data_plane, feeder) = session_and_data_plane(
+        &c,
+        managers,
         tls_set.grpc.subscribe(),
-        mesh.acked(),
         stop_rest_rx.clone(),
-    );
-    let feeder = tokio::spawn(feed_mesh(
-        remote.endpoints(),
-        mesh.clone(),
-        c.status.clone(),
         NodeRole::Manager,
+    );
+    let acks = tokio::spawn(liveness::track_acks(
+        store.clone(),
+        sessions.clone(),
+        s.node_id.to_string(),
+        data_plane.acked(),
+        cluster_acked,
+        stop_rest_rx.clone(),
     ));
     let wanted_role = remote.wanted_role();
     let drained = remote.cluster_acked();
@@ -341,6 +321,7 @@ pub async fn start_manager(s: ManagerStart<'_>) -> anyhow::Result<Roles> {
         decisions: vec![leading],
         agent,
         rest: vec![server, feeder, renewal, acks],
+        data_plane,
     })
 }
 
@@ -441,19 +422,13 @@ pub async fn start_worker(
         &[b"h2"],
     )?;
     let (client_tls, client_tls_rx) = watch::channel(client_cfg);
-    let mesh = Mesh::new(cfg.mesh_bind);
-    let remote = RemoteDispatcher::start(
-        session_config(&c, managers.clone()),
+    let (remote, data_plane, feeder) = session_and_data_plane(
+        &c,
+        managers.clone(),
         client_tls_rx,
-        mesh.acked(),
         stop_rest_rx.clone(),
-    );
-    let feeder = tokio::spawn(feed_mesh(
-        remote.endpoints(),
-        mesh.clone(),
-        c.status.clone(),
         NodeRole::Worker,
-    ));
+    );
     let drained = remote.cluster_acked();
     let wanted_role = remote.wanted_role();
     let agent = tokio::spawn(agent(&c, remote, drained).await?.run(stop_agent_rx));
@@ -474,5 +449,6 @@ pub async fn start_worker(
         decisions: vec![],
         agent,
         rest: vec![feeder, renewal],
+        data_plane,
     })
 }

@@ -1,0 +1,267 @@
+//! A node's data plane: everything that routes requests by the cluster's endpoints. Today
+//! that is the routing mesh; service VIPs, the DNS server and the L7 router join it as
+//! further [`Member`]s.
+//!
+//! Each table the node's session delivers is applied to every member, and the data plane
+//! acknowledges the *lowest* version its members route by: the manager lets a task stop
+//! only once every node acknowledged a table without it, so drain-before-stop covers every
+//! path a request can take into the node. Manager and worker roles both build theirs with
+//! [`DataPlane::start`].
+
+use shoal_api::NodeRole;
+use shoal_balance::EndpointTable;
+use shoal_mesh::Mesh;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinHandle;
+
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What the health endpoint reports.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DataPlaneStatus {
+    pub role: Option<NodeRole>,
+    /// Endpoint-table version the data plane routes by (0: none yet).
+    pub table_version: u64,
+    pub published_ports: Vec<u16>,
+}
+
+/// One part of the data plane.
+pub trait Member: Send + Sync {
+    fn name(&self) -> &'static str;
+    /// Route by `table` from now on. Returns what could not be set up; the member still
+    /// routes by the rest, and still acknowledges the table.
+    fn apply(&self, table: Arc<EndpointTable>) -> BoxFuture<'_, Vec<String>>;
+    /// The version of the table the member routes by.
+    fn acked(&self) -> watch::Receiver<u64>;
+    /// Add what the member has to say to the node's status.
+    fn status(&self, _status: &mut DataPlaneStatus) {}
+}
+
+impl Member for Mesh {
+    fn name(&self) -> &'static str {
+        "routing mesh"
+    }
+
+    fn apply(&self, table: Arc<EndpointTable>) -> BoxFuture<'_, Vec<String>> {
+        Box::pin(async move {
+            Mesh::apply(self, table)
+                .await
+                .into_iter()
+                .map(|e| e.to_string())
+                .collect()
+        })
+    }
+
+    fn acked(&self) -> watch::Receiver<u64> {
+        Mesh::acked(self)
+    }
+
+    fn status(&self, status: &mut DataPlaneStatus) {
+        status.published_ports = self.listening();
+    }
+}
+
+/// The members of a node's data plane, fed together, acknowledged together.
+pub struct DataPlane {
+    members: Vec<Arc<dyn Member>>,
+    acked: watch::Receiver<u64>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for DataPlane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.members.iter().map(|m| m.name()).collect();
+        f.debug_struct("DataPlane")
+            .field("members", &names)
+            .finish()
+    }
+}
+
+impl DataPlane {
+    /// The data plane of `members`, acknowledging the lowest version among them.
+    pub fn new(members: Vec<Arc<dyn Member>>) -> DataPlane {
+        let (acked_tx, acked) = watch::channel(lowest(&members));
+        let changed = Arc::new(Notify::new());
+        let mut tasks: Vec<JoinHandle<()>> = members
+            .iter()
+            .map(|m| {
+                let mut rx = m.acked();
+                let changed = changed.clone();
+                tokio::spawn(async move {
+                    while rx.changed().await.is_ok() {
+                        changed.notify_one();
+                    }
+                })
+            })
+            .collect();
+        let all = members.clone();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                changed.notified().await;
+                let low = lowest(&all);
+                acked_tx.send_if_modified(|v| std::mem::replace(v, low) != low);
+                if acked_tx.is_closed() {
+                    return;
+                }
+            }
+        }));
+        DataPlane {
+            members,
+            acked,
+            tasks,
+        }
+    }
+
+    /// The standard data plane of a node: its routing mesh.
+    pub fn start(mesh: Mesh) -> DataPlane {
+        DataPlane::new(vec![Arc::new(mesh)])
+    }
+
+    /// The lowest table version every member routes by.
+    pub fn acked(&self) -> watch::Receiver<u64> {
+        self.acked.clone()
+    }
+
+    /// Apply every table `tables` yields to every member, and publish the node's status.
+    pub fn feed(
+        &self,
+        mut tables: watch::Receiver<Arc<EndpointTable>>,
+        status: watch::Sender<DataPlaneStatus>,
+        role: NodeRole,
+    ) -> JoinHandle<()> {
+        let members = self.members.clone();
+        tokio::spawn(async move {
+            loop {
+                let table = tables.borrow_and_update().clone();
+                let version = table.version;
+                for m in &members {
+                    for e in m.apply(table.clone()).await {
+                        tracing::error!(member = m.name(), error = %e, "data plane");
+                    }
+                }
+                let mut now = DataPlaneStatus {
+                    role: Some(role),
+                    table_version: version,
+                    published_ports: Vec::new(),
+                };
+                for m in &members {
+                    m.status(&mut now);
+                }
+                status.send_replace(now);
+                if tables.changed().await.is_err() {
+                    return;
+                }
+            }
+        })
+    }
+}
+
+impl Drop for DataPlane {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+fn lowest(members: &[Arc<dyn Member>]) -> u64 {
+    members
+        .iter()
+        .map(|m| *m.acked().borrow())
+        .min()
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// A member that acknowledges what the test says.
+    struct Fake {
+        acked: watch::Sender<u64>,
+        applied: std::sync::Mutex<Vec<u64>>,
+    }
+
+    impl Member for Fake {
+        fn name(&self) -> &'static str {
+            "fake"
+        }
+        fn apply(&self, table: Arc<EndpointTable>) -> BoxFuture<'_, Vec<String>> {
+            self.applied
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(table.version);
+            Box::pin(async { Vec::new() })
+        }
+        fn acked(&self) -> watch::Receiver<u64> {
+            self.acked.subscribe()
+        }
+    }
+
+    fn fake() -> Arc<Fake> {
+        Arc::new(Fake {
+            acked: watch::channel(0).0,
+            applied: Default::default(),
+        })
+    }
+
+    async fn becomes(rx: &mut watch::Receiver<u64>, want: u64) {
+        tokio::time::timeout(Duration::from_secs(10), rx.wait_for(|v| *v == want))
+            .await
+            .expect("in time")
+            .expect("open");
+    }
+
+    #[tokio::test]
+    async fn the_node_acknowledges_the_lowest_version_of_its_members() {
+        let (a, b) = (fake(), fake());
+        let plane = DataPlane::new(vec![a.clone(), b.clone()]);
+        let mut acked = plane.acked();
+        a.acked.send_replace(5);
+        b.acked.send_replace(3);
+        becomes(&mut acked, 3).await;
+        b.acked.send_replace(7);
+        becomes(&mut acked, 5).await;
+        a.acked.send_replace(9);
+        becomes(&mut acked, 7).await;
+    }
+
+    #[tokio::test]
+    async fn every_table_reaches_every_member() {
+        let (a, b) = (fake(), fake());
+        let plane = DataPlane::new(vec![a.clone(), b.clone()]);
+        let table = |version| {
+            Arc::new(EndpointTable {
+                version,
+                ..EndpointTable::default()
+            })
+        };
+        let (tables, tables_rx) = watch::channel(table(1));
+        let (status, mut status_rx) = watch::channel(DataPlaneStatus::default());
+        let _feed = plane.feed(tables_rx, status, NodeRole::Worker);
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            status_rx.wait_for(|s| s.table_version == 1),
+        )
+        .await
+        .expect("in time")
+        .expect("open");
+        tables.send_replace(table(2));
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            status_rx.wait_for(|s| s.table_version == 2),
+        )
+        .await
+        .expect("in time")
+        .expect("open");
+        for m in [&a, &b] {
+            let applied = m.applied.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            assert_eq!(applied, [1, 2]);
+        }
+        assert_eq!(status_rx.borrow().role, Some(NodeRole::Worker));
+    }
+}
