@@ -8,7 +8,7 @@
 
 use crate::announcement::Announcement;
 use crate::ca::{member, reachable_addr};
-use crate::endpoints::endpoint_table;
+use crate::endpoints::SnapshotCache;
 use crate::leader::{require_leader, store_status};
 use crate::liveness::Sessions;
 use crate::log_broker::{LogBroker, LogEvent, Subscribed};
@@ -41,6 +41,8 @@ pub struct DispatcherService {
     pub cluster_acked: tokio::sync::watch::Receiver<u64>,
     /// Log readers waiting for lines from the nodes.
     pub logs: Arc<LogBroker>,
+    /// The data plane's snapshot, built once per store version for every session.
+    pub snapshots: Arc<SnapshotCache>,
 }
 
 /// The tasks a node's agent is given: those assigned to it, from `assigned` on.
@@ -51,10 +53,6 @@ fn assigned_tasks(state: &ClusterState, node_id: &str) -> Vec<Task> {
         .filter(|t| t.node_id.as_deref() == Some(node_id) && t.status.state >= TaskState::Assigned)
         .cloned()
         .collect()
-}
-
-fn session_view(state: &ClusterState, node_id: &str) -> (Vec<Task>, EndpointTable) {
-    (assigned_tasks(state, node_id), endpoint_table(state))
 }
 
 async fn mark_ready(store: &Store, node_id: &str, now: u64) -> Result<(), StoreError> {
@@ -159,9 +157,10 @@ impl dispatcher_server::Dispatcher for DispatcherService {
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         let store = self.store.clone();
         let mut acked = self.cluster_acked.clone();
+        let snapshots = self.snapshots.clone();
         tokio::spawn(async move {
             let mut changes = store.subscribe();
-            let mut last: Option<(Vec<Task>, EndpointTable, shoal_api::Node, u64)> = None;
+            let mut last: Option<(Vec<Task>, Arc<EndpointTable>, shoal_api::Node, u64)> = None;
             loop {
                 if let Err(s) = require_leader(&store) {
                     // Leadership moved: the agent reconnects to the new leader.
@@ -177,15 +176,16 @@ impl dispatcher_server::Dispatcher for DispatcherService {
                         .await;
                     return;
                 };
-                let (tasks, mut table) = session_view(&state, &node_id);
+                let tasks = assigned_tasks(&state, &node_id);
+                let table = snapshots.get(&state).ingress;
                 let version = table.version;
-                table.version = 0;
                 let cluster_acked = *acked.borrow_and_update();
+                // The table's version moves with every write: a session is sent again when
+                // what it routes by changes, not its number.
                 let changed = last.as_ref().is_none_or(|(t, e, n, a)| {
-                    *t != tasks || *e != table || *n != me || *a != cluster_acked
+                    *t != tasks || e.ports != table.ports || *n != me || *a != cluster_acked
                 });
                 if changed {
-                    table.version = version;
                     let cluster = state.cluster.as_ref();
                     let session = Session {
                         version,
@@ -205,12 +205,9 @@ impl dispatcher_server::Dispatcher for DispatcherService {
                         return;
                     }
                     let Session {
-                        tasks,
-                        endpoints: mut table,
-                        ..
+                        tasks, endpoints, ..
                     } = session;
-                    table.version = 0;
-                    last = Some((tasks, table, me, cluster_acked));
+                    last = Some((tasks, endpoints, me, cluster_acked));
                 }
                 tokio::select! {
                     r = changes.changed() => if r.is_err() { return },

@@ -1,54 +1,261 @@
-//! Builds the data plane's endpoint table from cluster state.
+//! Builds the data plane's snapshot of the services from cluster state, and the routing
+//! mesh's endpoint table from it.
 
-use shoal_api::{ClusterState, PublishMode};
-use shoal_balance::{Endpoint, EndpointSet, EndpointTable, PortKey};
-use std::net::{IpAddr, SocketAddr};
+use shoal_api::{ClusterState, PublishMode, Task};
+use shoal_balance::snapshot::{EndpointState, ServiceEndpoint, ServiceEntry};
+use shoal_balance::{DataPlaneSnapshot, EndpointTable};
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 
-/// Every ingress-published port with the ready tasks behind it, at `state.version`.
+/// Every service with its published ports and the ready tasks behind it, at
+/// `state.version`, in one pass over the tasks.
 ///
 /// Only ready tasks appear (running, wanted, healthy if checked): a task whose desired state
-/// moved past running has already left the table, which is what lets the agent wait for the
-/// data plane to acknowledge before it signals the task.
-pub fn endpoint_table(state: &ClusterState) -> EndpointTable {
-    let mut table = EndpointTable {
-        version: state.version,
-        ..EndpointTable::default()
-    };
-    for service in state.services.values() {
-        for port in service
-            .ports
-            .iter()
-            .filter(|p| p.mode == PublishMode::Ingress)
-        {
-            let Some(published) = port.published else {
-                continue;
-            };
-            let mut endpoints: Vec<Endpoint> = state
-                .tasks_of(&service.id)
-                .filter(|t| t.is_ready())
+/// moved past running has already left the snapshot, which is what lets the agent wait for
+/// the data plane to acknowledge before it signals the task.
+pub fn snapshot(state: &ClusterState) -> DataPlaneSnapshot {
+    let mut ready: BTreeMap<&str, Vec<&Task>> = BTreeMap::new();
+    for t in state.tasks.values().filter(|t| t.is_ready()) {
+        ready.entry(t.service_id.as_str()).or_default().push(t);
+    }
+    let services = state
+        .services
+        .values()
+        .map(|service| {
+            let ports = service
+                .ports
+                .iter()
+                .filter(|p| p.mode == PublishMode::Host || p.published.is_some())
+                .cloned()
+                .collect();
+            let mut endpoints: Vec<ServiceEndpoint> = ready
+                .get(service.id.as_str())
+                .into_iter()
+                .flatten()
                 .filter_map(|t| {
                     let ep = t.endpoint.as_ref()?;
-                    let host_port = ep.host_port(port.target, port.protocol)?;
-                    let ip: IpAddr = ep.addr.parse().ok()?;
-                    Some(Endpoint {
+                    let addr: IpAddr = ep.addr.parse().ok()?;
+                    Some(ServiceEndpoint {
                         task_id: t.id.clone(),
-                        addr: SocketAddr::new(ip, host_port),
+                        addr,
+                        ports: ep.ports.clone(),
+                        state: EndpointState::Ready,
+                        weight: 1,
                     })
                 })
                 .collect();
-            endpoints.sort();
-            table.ports.insert(
-                PortKey {
-                    port: published,
-                    protocol: port.protocol,
-                },
-                EndpointSet {
-                    service_id: service.id.clone(),
-                    service_name: service.spec.name.clone(),
-                    endpoints,
-                },
-            );
+            endpoints.sort_by(|a, b| a.task_id.cmp(&b.task_id));
+            ServiceEntry {
+                id: service.id.clone(),
+                name: service.spec.name.clone(),
+                ports,
+                endpoints,
+                ..ServiceEntry::default()
+            }
+        })
+        .collect();
+    DataPlaneSnapshot {
+        version: state.version,
+        services,
+    }
+}
+
+/// Every ingress-published port with the ready tasks behind it, at `state.version`.
+pub fn endpoint_table(state: &ClusterState) -> EndpointTable {
+    snapshot(state).ingress()
+}
+
+/// A snapshot and the mesh's table derived from it, shared by every session.
+#[derive(Debug, Clone)]
+pub struct Built {
+    pub snapshot: Arc<DataPlaneSnapshot>,
+    pub ingress: Arc<EndpointTable>,
+}
+
+/// The snapshot of the newest store version asked for, built once however many sessions
+/// ask (each used to build its own, for every change).
+#[derive(Debug, Default)]
+pub struct SnapshotCache {
+    newest: Mutex<Option<Built>>,
+}
+
+impl SnapshotCache {
+    /// The snapshot of exactly `state`: the one built for its version, or built now (and
+    /// kept, unless a newer one is).
+    pub fn get(&self, state: &ClusterState) -> Built {
+        let mut newest = self.newest.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(b) = newest.as_ref() {
+            if b.snapshot.version == state.version {
+                return b.clone();
+            }
+        }
+        let snapshot = snapshot(state);
+        let built = Built {
+            ingress: Arc::new(snapshot.ingress()),
+            snapshot: Arc::new(snapshot),
+        };
+        if newest
+            .as_ref()
+            .is_none_or(|b| b.snapshot.version < state.version)
+        {
+            *newest = Some(built.clone());
+        }
+        built
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shoal_api::task::EndpointPort;
+    use shoal_api::{
+        Health, PortConfig, Protocol, Service, ServiceMode, ServiceSpec, TaskEndpoint, TaskState,
+        TaskStatus, TaskTemplate,
+    };
+    use shoal_balance::{Endpoint, PortKey};
+    use std::net::SocketAddr;
+
+    fn port(published: Option<u16>, target: u16, mode: PublishMode) -> PortConfig {
+        PortConfig {
+            published,
+            target,
+            protocol: Protocol::Tcp,
+            mode,
         }
     }
-    table
+
+    fn service(id: &str, ports: Vec<PortConfig>) -> Service {
+        Service {
+            id: id.into(),
+            version: 1,
+            spec: ServiceSpec {
+                name: format!("{id}-name"),
+                labels: Default::default(),
+                mode: ServiceMode::Replicated { replicas: 3 },
+                task: TaskTemplate::default(),
+                ports: vec![],
+                update: Default::default(),
+                rollback: Default::default(),
+            },
+            previous_spec: None,
+            update_status: None,
+            ports,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    fn task(id: &str, service: &str, host_port: u16) -> Task {
+        Task {
+            id: id.into(),
+            service_id: service.into(),
+            service_name: format!("{service}-name"),
+            slot: 1,
+            node_id: Some("n1".into()),
+            spec_version: 1,
+            spec: TaskTemplate::default(),
+            ports: vec![],
+            desired_state: TaskState::Running,
+            status: TaskStatus::new(TaskState::Running, 1, ""),
+            endpoint: Some(TaskEndpoint {
+                addr: "10.0.0.2".into(),
+                ports: vec![EndpointPort {
+                    target: 80,
+                    host_port,
+                    protocol: Protocol::Tcp,
+                }],
+            }),
+            created_at: 1,
+            attempt: 0,
+            quick_exits: 0,
+            pending_reason: None,
+        }
+    }
+
+    #[test]
+    fn only_ready_tasks_of_ingress_ports_reach_the_mesh() {
+        let mut state = ClusterState {
+            version: 9,
+            ..ClusterState::default()
+        };
+        let published = vec![
+            port(Some(8080), 80, PublishMode::Ingress),
+            port(None, 81, PublishMode::Ingress),
+            port(Some(9090), 80, PublishMode::Host),
+        ];
+        state.services.insert("s1".into(), service("s1", published));
+        state.services.insert("s2".into(), service("s2", vec![]));
+        let mut unhealthy = task("t2", "s1", 30002);
+        unhealthy.status.health = Some(Health::Unhealthy);
+        let mut stopping = task("t3", "s1", 30003);
+        stopping.desired_state = TaskState::Shutdown;
+        let mut no_endpoint = task("t4", "s1", 30004);
+        no_endpoint.endpoint = None;
+        for t in [
+            task("t5", "s1", 30005),
+            task("t1", "s1", 30001),
+            unhealthy,
+            stopping,
+            no_endpoint,
+            task("u1", "s2", 30010),
+        ] {
+            state.tasks.insert(t.id.clone(), t);
+        }
+
+        let snap = snapshot(&state);
+        assert_eq!(snap.version, 9);
+        let ids: Vec<&str> = snap.services.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids, ["s1", "s2"]);
+        let s1 = &snap.services[0];
+        assert_eq!(s1.name, "s1-name");
+        // A port not assigned yet is left out; host mode stays (the service publishes it).
+        assert_eq!(s1.ports.len(), 2);
+        let ready: Vec<&str> = s1.endpoints.iter().map(|e| e.task_id.as_str()).collect();
+        assert_eq!(ready, ["t1", "t5"]);
+
+        let table = endpoint_table(&state);
+        assert_eq!(table.version, 9);
+        assert_eq!(table.ports.len(), 1, "one ingress port: {table:?}");
+        let set = &table.ports[&PortKey {
+            port: 8080,
+            protocol: Protocol::Tcp,
+        }];
+        assert_eq!(set.service_id, "s1");
+        assert_eq!(set.service_name, "s1-name");
+        let ip: IpAddr = "10.0.0.2".parse().expect("ip");
+        let cache = SnapshotCache::default();
+        let once = cache.get(&state);
+        assert!(
+            Arc::ptr_eq(&once.ingress, &cache.get(&state).ingress),
+            "built once"
+        );
+        assert_eq!(*once.ingress, table);
+        let older = ClusterState {
+            version: 8,
+            ..state.clone()
+        };
+        assert_eq!(
+            cache.get(&older).ingress.version,
+            8,
+            "exactly the state asked"
+        );
+        assert!(
+            Arc::ptr_eq(&once.ingress, &cache.get(&state).ingress),
+            "newest kept"
+        );
+        assert_eq!(
+            set.endpoints,
+            vec![
+                Endpoint {
+                    task_id: "t1".into(),
+                    addr: SocketAddr::new(ip, 30001)
+                },
+                Endpoint {
+                    task_id: "t5".into(),
+                    addr: SocketAddr::new(ip, 30005)
+                },
+            ]
+        );
+    }
 }

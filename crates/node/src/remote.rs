@@ -248,7 +248,7 @@ async fn run_session(
                 });
             }
             period_tx.send_replace(session.heartbeat_period.max(Duration::from_millis(50)));
-            d.endpoints.send_replace(Arc::new(session.endpoints));
+            d.endpoints.send_replace(session.endpoints);
             d.cluster_acked.send_replace(session.cluster_acked);
             d.assignments.send_replace(Arc::new(Assignments {
                 version: session.version,

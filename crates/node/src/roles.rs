@@ -241,6 +241,7 @@ pub async fn start_manager(s: ManagerStart<'_>) -> anyhow::Result<Roles> {
             sessions: sessions.clone(),
             cluster_acked: cluster_acked_rx,
             logs: s.logs.clone(),
+            snapshots: Default::default(),
         }))
         .add_service(raft_net::server(store.clone()))
         .into_axum_router();

@@ -6,6 +6,7 @@
 use crate::proto::SessionMessage;
 use shoal_api::{NodeRole, Task};
 use shoal_balance::EndpointTable;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// One session message, decoded.
@@ -16,8 +17,9 @@ pub struct Session {
     pub version: u64,
     /// The tasks assigned to the node.
     pub tasks: Vec<Task>,
-    /// The cluster's endpoint table (published port → ready endpoints).
-    pub endpoints: EndpointTable,
+    /// The cluster's endpoint table (published port → ready endpoints), shared by every
+    /// session built from the same store version.
+    pub endpoints: Arc<EndpointTable>,
     pub heartbeat_period: Duration,
     /// Control addresses of the managers, as the cluster record lists them.
     pub managers: Vec<String>,
@@ -70,7 +72,7 @@ impl Session {
         Ok(Session {
             version: msg.version,
             tasks: decode_tasks(msg)?,
-            endpoints,
+            endpoints: Arc::new(endpoints),
             heartbeat_period: Duration::from_millis(msg.heartbeat_period_ms),
             managers: msg.managers.clone(),
             cluster_acked: msg.cluster_acked_version,
@@ -96,10 +98,10 @@ mod tests {
             "status": {"state": "assigned", "timestamp": 1, "message": "assigned"},
         }))
         .expect("a task");
-        let endpoints = EndpointTable {
+        let endpoints = Arc::new(EndpointTable {
             version: 7,
             ..EndpointTable::default()
-        };
+        });
         let s = Session {
             version: 7,
             tasks: vec![task],
@@ -120,7 +122,7 @@ mod tests {
         let mut msg = Session {
             version: 1,
             tasks: vec![],
-            endpoints: EndpointTable::default(),
+            endpoints: Arc::default(),
             heartbeat_period: Duration::from_secs(1),
             managers: vec![],
             cluster_acked: 0,

@@ -1,0 +1,152 @@
+//! The data plane's view of the cluster at one store version, by service: its name, its
+//! ports, how it is reached and balanced, and its endpoints.
+//!
+//! The leader builds one per store version. Each data-plane member derives what it routes
+//! by: the routing mesh its table of published ports ([`DataPlaneSnapshot::ingress`]);
+//! service VIPs and DNS (to come) the services themselves.
+
+use crate::endpoint::{Endpoint, EndpointSet, EndpointTable, PortKey};
+use serde::{Deserialize, Serialize};
+use shoal_api::task::EndpointPort;
+use shoal_api::{PortConfig, PublishMode};
+use std::net::{IpAddr, SocketAddr};
+
+/// Every service the data plane serves, at one store version.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct DataPlaneSnapshot {
+    /// The store version it was built from.
+    #[serde(default)]
+    pub version: u64,
+    /// Sorted by service ID.
+    #[serde(default)]
+    pub services: Vec<ServiceEntry>,
+}
+
+/// How clients reach a service's tasks by its name (Swarm's `--endpoint-mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EndpointMode {
+    /// One virtual address spreading connections over the tasks.
+    #[default]
+    Vip,
+    /// The task addresses themselves, in DNS.
+    Dnsrr,
+}
+
+/// How a service's connections are spread over its endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Policy {
+    /// In turn, falling through to the next endpoint when one refuses.
+    #[default]
+    RoundRobin,
+}
+
+/// One service as the data plane sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ServiceEntry {
+    pub id: String,
+    pub name: String,
+    /// The service's virtual address, once it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vip: Option<IpAddr>,
+    #[serde(default)]
+    pub endpoint_mode: EndpointMode,
+    #[serde(default)]
+    pub policy: Policy,
+    /// Its ports as published (ingress with the published port assigned, or host mode).
+    #[serde(default)]
+    pub ports: Vec<PortConfig>,
+    /// Sorted by task ID.
+    #[serde(default)]
+    pub endpoints: Vec<ServiceEndpoint>,
+}
+
+/// Whether an endpoint takes new connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EndpointState {
+    /// Ready: new connections go to it.
+    #[default]
+    Ready,
+    /// On its way out: connections already open may finish, no new one goes to it.
+    Terminating,
+}
+
+/// One task of a service, where it can be reached.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceEndpoint {
+    pub task_id: String,
+    pub addr: IpAddr,
+    /// Target port → host port on `addr`.
+    #[serde(default)]
+    pub ports: Vec<EndpointPort>,
+    #[serde(default)]
+    pub state: EndpointState,
+    /// Share of new connections against the service's other endpoints.
+    #[serde(default = "one")]
+    pub weight: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+impl Default for ServiceEndpoint {
+    fn default() -> Self {
+        ServiceEndpoint {
+            task_id: String::new(),
+            addr: IpAddr::from([0, 0, 0, 0]),
+            ports: Vec::new(),
+            state: EndpointState::Ready,
+            weight: 1,
+        }
+    }
+}
+
+impl DataPlaneSnapshot {
+    /// The routing mesh's table: every ingress-published port with the ready endpoints
+    /// behind it (sorted), at this snapshot's version.
+    pub fn ingress(&self) -> EndpointTable {
+        let mut table = EndpointTable {
+            version: self.version,
+            ..EndpointTable::default()
+        };
+        for s in &self.services {
+            for port in s.ports.iter().filter(|p| p.mode == PublishMode::Ingress) {
+                let Some(published) = port.published else {
+                    continue;
+                };
+                let mut endpoints: Vec<Endpoint> = s
+                    .endpoints
+                    .iter()
+                    .filter(|e| e.state == EndpointState::Ready)
+                    .filter_map(|e| {
+                        let host_port = e
+                            .ports
+                            .iter()
+                            .find(|p| p.target == port.target && p.protocol == port.protocol)?
+                            .host_port;
+                        Some(Endpoint {
+                            task_id: e.task_id.clone(),
+                            addr: SocketAddr::new(e.addr, host_port),
+                        })
+                    })
+                    .collect();
+                endpoints.sort();
+                table.ports.insert(
+                    PortKey {
+                        port: published,
+                        protocol: port.protocol,
+                    },
+                    EndpointSet {
+                        service_id: s.id.clone(),
+                        service_name: s.name.clone(),
+                        endpoints,
+                    },
+                );
+            }
+        }
+        table
+    }
+}
