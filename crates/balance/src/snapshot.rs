@@ -105,6 +105,54 @@ impl Default for ServiceEndpoint {
 }
 
 impl DataPlaneSnapshot {
+    /// The snapshot a table of published ports stands for, as far as it tells (from a
+    /// leader that sends no snapshot): one entry per service, each published port routed to
+    /// the same host ports, so that [`DataPlaneSnapshot::ingress`] gives the table back.
+    pub fn from_table(table: &EndpointTable) -> DataPlaneSnapshot {
+        let mut services: std::collections::BTreeMap<String, ServiceEntry> = Default::default();
+        for (key, set) in &table.ports {
+            let entry = services
+                .entry(set.service_id.clone())
+                .or_insert_with(|| ServiceEntry {
+                    id: set.service_id.clone(),
+                    name: set.service_name.clone(),
+                    ..ServiceEntry::default()
+                });
+            entry.ports.push(PortConfig {
+                published: Some(key.port),
+                target: key.port,
+                protocol: key.protocol,
+                mode: PublishMode::Ingress,
+            });
+            for e in &set.endpoints {
+                let port = EndpointPort {
+                    target: key.port,
+                    host_port: e.addr.port(),
+                    protocol: key.protocol,
+                };
+                match entry.endpoints.iter_mut().find(|x| x.task_id == e.task_id) {
+                    Some(x) => x.ports.push(port),
+                    None => entry.endpoints.push(ServiceEndpoint {
+                        task_id: e.task_id.clone(),
+                        addr: e.addr.ip(),
+                        ports: vec![port],
+                        state: EndpointState::Ready,
+                        weight: 1,
+                    }),
+                }
+            }
+        }
+        DataPlaneSnapshot {
+            version: table.version,
+            services: services.into_values().collect(),
+        }
+    }
+
+    /// The same services, whatever the version: what a node routes by is unchanged.
+    pub fn same_routes(&self, other: &DataPlaneSnapshot) -> bool {
+        self.services == other.services
+    }
+
     /// The routing mesh's table: every ingress-published port with the ready endpoints
     /// behind it (sorted), at this snapshot's version.
     pub fn ingress(&self) -> EndpointTable {
@@ -148,5 +196,46 @@ impl DataPlaneSnapshot {
             }
         }
         table
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shoal_api::Protocol;
+
+    #[test]
+    fn a_table_stands_for_a_snapshot_that_gives_it_back() {
+        let mut table = EndpointTable {
+            version: 4,
+            ..EndpointTable::default()
+        };
+        let ep = |task: &str, port: u16| Endpoint {
+            task_id: task.into(),
+            addr: SocketAddr::from(([10, 0, 0, 2], port)),
+        };
+        for (port, protocol, eps) in [
+            (8080, Protocol::Tcp, vec![ep("a", 30001), ep("b", 30002)]),
+            (8081, Protocol::Tcp, vec![ep("a", 30003)]),
+            (53, Protocol::Udp, vec![]),
+        ] {
+            table.ports.insert(
+                PortKey { port, protocol },
+                EndpointSet {
+                    service_id: "s1".into(),
+                    service_name: "web".into(),
+                    endpoints: eps,
+                },
+            );
+        }
+        let snap = DataPlaneSnapshot::from_table(&table);
+        assert_eq!(snap.services.len(), 1);
+        assert_eq!(snap.services[0].endpoints.len(), 2);
+        assert_eq!(snap.ingress(), table);
+        let later = DataPlaneSnapshot {
+            version: 5,
+            ..snap.clone()
+        };
+        assert!(snap.same_routes(&later));
     }
 }

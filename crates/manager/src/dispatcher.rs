@@ -20,7 +20,7 @@ const LEADERSHIP_CHECK: Duration = Duration::from_millis(500);
 use crate::reports::apply_reports;
 use shoal_api::task_log::LogLine;
 use shoal_api::{ClusterState, NodeState, Task, TaskReport, TaskState};
-use shoal_balance::EndpointTable;
+use shoal_balance::DataPlaneSnapshot;
 use shoal_rpc::proto::{
     self, dispatcher_server, Empty, HeartbeatRequest, HeartbeatResponse, LogChunk, LogSubscription,
     SessionMessage, SessionRequest, StatusReport,
@@ -160,7 +160,7 @@ impl dispatcher_server::Dispatcher for DispatcherService {
         let snapshots = self.snapshots.clone();
         tokio::spawn(async move {
             let mut changes = store.subscribe();
-            let mut last: Option<(Vec<Task>, Arc<EndpointTable>, shoal_api::Node, u64)> = None;
+            let mut last: Option<(Vec<Task>, Arc<DataPlaneSnapshot>, shoal_api::Node, u64)> = None;
             loop {
                 if let Err(s) = require_leader(&store) {
                     // Leadership moved: the agent reconnects to the new leader.
@@ -177,20 +177,24 @@ impl dispatcher_server::Dispatcher for DispatcherService {
                     return;
                 };
                 let tasks = assigned_tasks(&state, &node_id);
-                let table = snapshots.get(&state).ingress;
-                let version = table.version;
+                let built = snapshots.get(&state);
+                let version = built.snapshot.version;
                 let cluster_acked = *acked.borrow_and_update();
-                // The table's version moves with every write: a session is sent again when
-                // what it routes by changes, not its number.
-                let changed = last.as_ref().is_none_or(|(t, e, n, a)| {
-                    *t != tasks || e.ports != table.ports || *n != me || *a != cluster_acked
+                // The snapshot's version moves with every write: a session is sent again
+                // when what it routes by changes, not its number.
+                let changed = last.as_ref().is_none_or(|(t, d, n, a)| {
+                    *t != tasks
+                        || !d.same_routes(&built.snapshot)
+                        || *n != me
+                        || *a != cluster_acked
                 });
                 if changed {
                     let cluster = state.cluster.as_ref();
                     let session = Session {
                         version,
                         tasks,
-                        endpoints: table,
+                        data_plane: built.snapshot,
+                        endpoints: built.ingress,
                         heartbeat_period: Duration::from_millis(
                             cluster.map_or(1000, |c| c.heartbeat_period_ms),
                         ),
@@ -205,9 +209,9 @@ impl dispatcher_server::Dispatcher for DispatcherService {
                         return;
                     }
                     let Session {
-                        tasks, endpoints, ..
+                        tasks, data_plane, ..
                     } = session;
-                    last = Some((tasks, endpoints, me, cluster_acked));
+                    last = Some((tasks, data_plane, me, cluster_acked));
                 }
                 tokio::select! {
                     r = changes.changed() => if r.is_err() { return },

@@ -2,14 +2,14 @@
 //! that is the routing mesh; service VIPs, the DNS server and the L7 router join it as
 //! further [`Member`]s.
 //!
-//! Each table the node's session delivers is applied to every member, and the data plane
+//! Each snapshot the node's session delivers is applied to every member, and the data plane
 //! acknowledges the *lowest* version its members route by: the manager lets a task stop
 //! only once every node acknowledged a table without it, so drain-before-stop covers every
 //! path a request can take into the node. Manager and worker roles both build theirs with
 //! [`DataPlane::start`].
 
 use shoal_api::NodeRole;
-use shoal_balance::EndpointTable;
+use shoal_balance::DataPlaneSnapshot;
 use shoal_mesh::Mesh;
 use std::future::Future;
 use std::pin::Pin;
@@ -31,10 +31,10 @@ pub struct DataPlaneStatus {
 /// One part of the data plane.
 pub trait Member: Send + Sync {
     fn name(&self) -> &'static str;
-    /// Route by `table` from now on. Returns what could not be set up; the member still
-    /// routes by the rest, and still acknowledges the table.
-    fn apply(&self, table: Arc<EndpointTable>) -> BoxFuture<'_, Vec<String>>;
-    /// The version of the table the member routes by.
+    /// Route by `snapshot` from now on. Returns what could not be set up; the member still
+    /// routes by the rest, and still acknowledges the snapshot.
+    fn apply(&self, snapshot: Arc<DataPlaneSnapshot>) -> BoxFuture<'_, Vec<String>>;
+    /// The version of the snapshot the member routes by.
     fn acked(&self) -> watch::Receiver<u64>;
     /// Add what the member has to say to the node's status.
     fn status(&self, _status: &mut DataPlaneStatus) {}
@@ -45,9 +45,9 @@ impl Member for Mesh {
         "routing mesh"
     }
 
-    fn apply(&self, table: Arc<EndpointTable>) -> BoxFuture<'_, Vec<String>> {
+    fn apply(&self, snapshot: Arc<DataPlaneSnapshot>) -> BoxFuture<'_, Vec<String>> {
         Box::pin(async move {
-            Mesh::apply(self, table)
+            Mesh::apply(self, Arc::new(snapshot.ingress()))
                 .await
                 .into_iter()
                 .map(|e| e.to_string())
@@ -125,10 +125,11 @@ impl DataPlane {
         self.acked.clone()
     }
 
-    /// Apply every table `tables` yields to every member, and publish the node's status.
+    /// Apply every snapshot `snapshots` yields to every member, and publish the node's
+    /// status.
     pub fn feed(
         &self,
-        mut tables: watch::Receiver<Arc<EndpointTable>>,
+        mut tables: watch::Receiver<Arc<DataPlaneSnapshot>>,
         status: watch::Sender<DataPlaneStatus>,
         role: NodeRole,
     ) -> JoinHandle<()> {
@@ -190,7 +191,7 @@ mod tests {
         fn name(&self) -> &'static str {
             "fake"
         }
-        fn apply(&self, table: Arc<EndpointTable>) -> BoxFuture<'_, Vec<String>> {
+        fn apply(&self, table: Arc<DataPlaneSnapshot>) -> BoxFuture<'_, Vec<String>> {
             self.applied
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
@@ -231,13 +232,13 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn every_table_reaches_every_member() {
+    async fn every_snapshot_reaches_every_member() {
         let (a, b) = (fake(), fake());
         let plane = DataPlane::new(vec![a.clone(), b.clone()]);
         let table = |version| {
-            Arc::new(EndpointTable {
+            Arc::new(DataPlaneSnapshot {
                 version,
-                ..EndpointTable::default()
+                ..DataPlaneSnapshot::default()
             })
         };
         let (tables, tables_rx) = watch::channel(table(1));

@@ -1,7 +1,7 @@
 //! A worker's dispatcher: a session with a manager over mTLS.
 //!
 //! One loop keeps a session open (reconnecting with backoff, trying each known manager),
-//! turns its messages into assignments and endpoint tables, and sends heartbeats with the
+//! turns its messages into assignments and data-plane snapshots, and sends heartbeats with the
 //! endpoint version the local data plane routes by. Reports are queued and sent in order,
 //! retried until a manager takes them, so nothing is lost across reconnects. Tasks keep
 //! running and the mesh keeps its last table while no manager answers. Beside the session,
@@ -11,7 +11,7 @@ use rustls::ClientConfig;
 use shoal_agent::{Assignments, Dispatcher, TaskReport};
 use shoal_api::task_log::LogRequest;
 use shoal_api::{NodeDescription, NodeRole};
-use shoal_balance::EndpointTable;
+use shoal_balance::DataPlaneSnapshot;
 use shoal_manager::leader::leader_of;
 use shoal_rpc::proto::dispatcher_client::DispatcherClient;
 use shoal_rpc::proto::{
@@ -50,7 +50,7 @@ pub struct RemoteDispatcher {
     managers: std::sync::Mutex<Vec<SocketAddr>>,
     /// The role the cluster wants this node to have.
     role: watch::Sender<Option<NodeRole>>,
-    endpoints: watch::Sender<Arc<EndpointTable>>,
+    data_plane: watch::Sender<Arc<DataPlaneSnapshot>>,
     cluster_acked: watch::Sender<u64>,
     reports: mpsc::UnboundedSender<TaskReport>,
 }
@@ -63,14 +63,14 @@ impl RemoteDispatcher {
         stop: watch::Receiver<bool>,
     ) -> Arc<RemoteDispatcher> {
         let (assignments, _) = watch::channel(Arc::new(Assignments::default()));
-        let (endpoints, _) = watch::channel(Arc::new(EndpointTable::default()));
+        let (data_plane, _) = watch::channel(Arc::new(DataPlaneSnapshot::default()));
         let (cluster_acked, _) = watch::channel(0);
         let (reports, reports_rx) = mpsc::unbounded_channel();
         let d = Arc::new(RemoteDispatcher {
             assignments,
             managers: std::sync::Mutex::new(cfg.managers.clone()),
             role: watch::channel(None).0,
-            endpoints,
+            data_plane,
             cluster_acked,
             reports,
         });
@@ -103,9 +103,9 @@ impl RemoteDispatcher {
         self.role.subscribe()
     }
 
-    /// The cluster's endpoint table, as last received.
-    pub fn endpoints(&self) -> watch::Receiver<Arc<EndpointTable>> {
-        self.endpoints.subscribe()
+    /// The data plane's snapshot of the services, as last received.
+    pub fn data_plane(&self) -> watch::Receiver<Arc<DataPlaneSnapshot>> {
+        self.data_plane.subscribe()
     }
 }
 
@@ -248,7 +248,7 @@ async fn run_session(
                 });
             }
             period_tx.send_replace(session.heartbeat_period.max(Duration::from_millis(50)));
-            d.endpoints.send_replace(session.endpoints);
+            d.data_plane.send_replace(session.data_plane);
             d.cluster_acked.send_replace(session.cluster_acked);
             d.assignments.send_replace(Arc::new(Assignments {
                 version: session.version,

@@ -167,7 +167,7 @@ fn session_and_data_plane(
 ) -> (Arc<RemoteDispatcher>, DataPlane, JoinHandle<()>) {
     let plane = DataPlane::start(Mesh::new(c.cfg.mesh_bind));
     let remote = RemoteDispatcher::start(session_config(c, managers), tls, plane.acked(), stop);
-    let feeder = plane.feed(remote.endpoints(), c.status.clone(), role);
+    let feeder = plane.feed(remote.data_plane(), c.status.clone(), role);
     (remote, plane, feeder)
 }
 

@@ -5,7 +5,7 @@
 
 use crate::proto::SessionMessage;
 use shoal_api::{NodeRole, Task};
-use shoal_balance::EndpointTable;
+use shoal_balance::{DataPlaneSnapshot, EndpointTable};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,8 +17,11 @@ pub struct Session {
     pub version: u64,
     /// The tasks assigned to the node.
     pub tasks: Vec<Task>,
-    /// The cluster's endpoint table (published port → ready endpoints), shared by every
-    /// session built from the same store version.
+    /// The data plane's snapshot of the services, shared by every session built from the
+    /// same store version.
+    pub data_plane: Arc<DataPlaneSnapshot>,
+    /// Its ingress view (published port → ready endpoints), for nodes of the previous
+    /// version, which read only this.
     pub endpoints: Arc<EndpointTable>,
     pub heartbeat_period: Duration,
     /// Control addresses of the managers, as the cluster record lists them.
@@ -63,15 +66,23 @@ impl Session {
                 .role
                 .map(|r| r.as_str().to_string())
                 .unwrap_or_default(),
+            data_plane_json: json("data plane", &*self.data_plane)?,
         })
     }
 
     pub fn decode(msg: &SessionMessage) -> Result<Session, CodecError> {
         let mut endpoints: EndpointTable = from_json("endpoints", &msg.endpoints_json)?;
         endpoints.version = msg.version;
+        let mut data_plane = if msg.data_plane_json.is_empty() {
+            DataPlaneSnapshot::from_table(&endpoints)
+        } else {
+            from_json("data plane", &msg.data_plane_json)?
+        };
+        data_plane.version = msg.version;
         Ok(Session {
             version: msg.version,
             tasks: decode_tasks(msg)?,
+            data_plane: Arc::new(data_plane),
             endpoints: Arc::new(endpoints),
             heartbeat_period: Duration::from_millis(msg.heartbeat_period_ms),
             managers: msg.managers.clone(),
@@ -102,9 +113,14 @@ mod tests {
             version: 7,
             ..EndpointTable::default()
         });
+        let data_plane = Arc::new(DataPlaneSnapshot {
+            version: 7,
+            ..DataPlaneSnapshot::default()
+        });
         let s = Session {
             version: 7,
             tasks: vec![task],
+            data_plane,
             endpoints,
             heartbeat_period: Duration::from_millis(1000),
             managers: vec!["10.0.0.1:2377".into()],
@@ -122,6 +138,7 @@ mod tests {
         let mut msg = Session {
             version: 1,
             tasks: vec![],
+            data_plane: Arc::default(),
             endpoints: Arc::default(),
             heartbeat_period: Duration::from_secs(1),
             managers: vec![],
@@ -132,6 +149,10 @@ mod tests {
         .expect("encode");
         msg.role = "overlord".into();
         assert_eq!(Session::decode(&msg).expect("decode").role, None);
+        // From a leader of the previous version: the snapshot the table stands for.
+        msg.data_plane_json.clear();
+        let s = Session::decode(&msg).expect("decode");
+        assert_eq!(s.data_plane.ingress(), *s.endpoints);
         msg.tasks_json = b"{".to_vec();
         let err = Session::decode(&msg).expect_err("bad tasks");
         assert!(err.to_string().starts_with("session tasks: "), "{err}");
