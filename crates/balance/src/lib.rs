@@ -6,11 +6,13 @@
 //! no clocks (callers give the time); the mesh, the control port (and later the VIP proxy
 //! and L7 router) drive it. Depends only on `shoal-api`.
 
+mod balancer;
 mod endpoint;
 mod round_robin;
 pub mod snapshot;
 mod throttle;
 
+pub use balancer::{Balancer, Failure, InFlight, Order, PickCx};
 pub use endpoint::{Endpoint, EndpointSet, EndpointTable, PortKey};
 pub use round_robin::RoundRobin;
 pub use snapshot::{DataPlaneSnapshot, ServiceEndpoint, ServiceEntry};

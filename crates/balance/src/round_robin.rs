@@ -1,6 +1,8 @@
 //! Round-robin with fall-through: each pick starts one further along, and a caller that
 //! fails to connect walks on through the rest of the set before giving up.
 
+use crate::balancer::{Balancer, Order, PickCx};
+use crate::endpoint::Endpoint;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 #[derive(Debug, Default)]
@@ -15,13 +17,19 @@ impl RoundRobin {
 
     /// Indices into a set of `len` endpoints, in the order to try them: the round-robin
     /// choice first, then every other endpoint once.
-    pub fn order(&self, len: usize) -> impl Iterator<Item = usize> {
+    pub fn order(&self, len: usize) -> Order {
         let start = if len == 0 {
             0
         } else {
             self.next.fetch_add(1, Ordering::Relaxed) % len
         };
-        (0..len).map(move |i| (start + i) % len)
+        Order::rotated(start, len)
+    }
+}
+
+impl Balancer for RoundRobin {
+    fn order(&self, endpoints: &[Endpoint], _cx: &PickCx) -> Order {
+        RoundRobin::order(self, endpoints.len())
     }
 }
 

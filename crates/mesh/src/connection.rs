@@ -1,8 +1,10 @@
 //! One client connection: pick an endpoint, connect with fall-through, proxy.
 
+use crate::error::ConnectionError;
 use crate::listener::Port;
 use crate::splice;
 use shoal_api::Protocol;
+use shoal_balance::{Failure, InFlight, PickCx};
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::net::TcpStream;
@@ -14,39 +16,46 @@ pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// Serves one accepted client connection to the end; closes it if no endpoint is reachable.
 pub(crate) async fn serve(client: TcpStream, peer: SocketAddr, port: &Port) {
     let shared = &port.shared;
-    let Some(upstream) = connect(port).await else {
-        shared.stats.no_endpoint();
-        return;
+    let cx = PickCx {
+        client: Some(peer.ip()),
+    };
+    let (upstream, _in_flight) = match connect(port, &cx).await {
+        Ok(connected) => connected,
+        Err(e) => {
+            shared.stats.no_endpoint();
+            tracing::debug!(port = port.number, %peer, error = %e, retry_safe = e.retry_safe(), "closing connection");
+            return;
+        }
     };
     // Latency over batching: small requests and responses go out at once.
     let _ = client.set_nodelay(true);
     let _ = upstream.set_nodelay(true);
     if let Err(e) = splice::proxy(client, upstream, &shared.pipes).await {
-        tracing::debug!(port = port.number, %peer, error = %e, "connection ended with an error");
+        let e = ConnectionError::Proxy(e);
+        tracing::debug!(port = port.number, %peer, error = %e, retry_safe = e.retry_safe(), "connection ended with an error");
     }
 }
 
-/// Connects to the endpoints of the port's current set in round-robin order, moving on to
-/// the next endpoint when one refuses or times out.
-async fn connect(port: &Port) -> Option<TcpStream> {
+/// Connects to the endpoints of the port's current set in the order its balancer gives,
+/// moving on to the next endpoint when one refuses or times out (nothing was sent yet, so
+/// trying another is safe).
+async fn connect(port: &Port, cx: &PickCx) -> Result<(TcpStream, InFlight), ConnectionError> {
     let table = port.shared.table();
     let Some(set) = table
         .get(port.number, Protocol::Tcp)
         .filter(|set| !set.endpoints.is_empty())
     else {
-        tracing::debug!(
-            port = port.number,
-            "no endpoint for published port; closing connection"
-        );
-        return None;
+        return Err(ConnectionError::NoEndpoint { tried: 0 });
     };
-    for i in port.round_robin.order(set.endpoints.len()) {
+    for i in port.balancer.order(&set.endpoints, cx) {
         let endpoint = &set.endpoints[i];
-        let error = match timeout(CONNECT_TIMEOUT, TcpStream::connect(endpoint.addr)).await {
-            Ok(Ok(stream)) => return Some(stream),
-            Ok(Err(e)) => e.to_string(),
-            Err(_) => "timed out".to_owned(),
-        };
+        let (failure, error) =
+            match timeout(CONNECT_TIMEOUT, TcpStream::connect(endpoint.addr)).await {
+                Ok(Ok(stream)) => return Ok((stream, port.balancer.opened(endpoint))),
+                Ok(Err(e)) => (Failure::of(&e), e.to_string()),
+                Err(_) => (Failure::TimedOut, "timed out".to_owned()),
+            };
+        port.balancer.failed(endpoint, failure);
         port.shared.stats.connect_failed();
         tracing::debug!(
             port = port.number,
@@ -63,5 +72,7 @@ async fn connect(port: &Port) -> Option<TcpStream> {
         endpoints = set.endpoints.len(),
         "no endpoint reachable; closing connection"
     );
-    None
+    Err(ConnectionError::NoEndpoint {
+        tried: set.endpoints.len(),
+    })
 }

@@ -21,3 +21,23 @@ impl MeshError {
         }
     }
 }
+
+/// Why one client connection could not be served to its end.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectionError {
+    /// Upstream: no endpoint of the port accepted a connection. Nothing reached a task,
+    /// so the client may safely try again.
+    #[error("no endpoint reachable ({tried} tried)")]
+    NoEndpoint { tried: usize },
+    /// Proxying failed once connected (on either side: the copy does not tell which):
+    /// bytes may have reached the task, so a retry is not safe to make for the client.
+    #[error("proxying failed: {0}")]
+    Proxy(#[source] std::io::Error),
+}
+
+impl ConnectionError {
+    /// Whether the request may be sent again, elsewhere, without the task seeing it twice.
+    pub fn retry_safe(&self) -> bool {
+        matches!(self, ConnectionError::NoEndpoint { .. })
+    }
+}

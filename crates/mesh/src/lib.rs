@@ -29,6 +29,6 @@ mod splice;
 mod stats;
 
 pub use caps::{ConnectionCaps, FDS_PER_CONNECTION};
-pub use error::MeshError;
+pub use error::{ConnectionError, MeshError};
 pub use mesh::{Mesh, MeshConfig};
 pub use stats::MeshStats;

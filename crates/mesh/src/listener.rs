@@ -4,8 +4,7 @@
 use crate::connection;
 use crate::error::MeshError;
 use crate::shared::Shared;
-use shoal_balance::RoundRobin;
-use shoal_balance::{Throttle, WARN_INTERVAL};
+use shoal_balance::{Balancer, RoundRobin, Throttle, WARN_INTERVAL};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -26,7 +25,7 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 pub(crate) struct Port {
     pub(crate) number: u16,
     /// Lives as long as the listener, across table swaps, so rotation continues evenly.
-    pub(crate) round_robin: RoundRobin,
+    pub(crate) balancer: Box<dyn Balancer>,
     pub(crate) shared: Arc<Shared>,
     /// One permit per connection this port may hold open.
     slots: Arc<Semaphore>,
@@ -55,7 +54,7 @@ impl Listener {
         })?;
         let port = Arc::new(Port {
             number,
-            round_robin: RoundRobin::new(),
+            balancer: Box::new(RoundRobin::new()),
             slots: Arc::new(Semaphore::new(shared.caps.per_port)),
             at_cap: Throttle::new(WARN_INTERVAL),
             shared,
