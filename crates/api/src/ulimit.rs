@@ -33,6 +33,15 @@ pub struct Ulimit {
 }
 
 impl Ulimit {
+    /// Put `self` into `ulimits`, replacing one of the same name (a later `--ulimit` wins,
+    /// as with docker).
+    pub fn set_in(self, ulimits: &mut Vec<Ulimit>) {
+        match ulimits.iter_mut().find(|x| x.name == self.name) {
+            Some(x) => *x = self,
+            None => ulimits.push(self),
+        }
+    }
+
     /// Parse one `--ulimit` value: `name=soft[:hard]` (hard is soft when not given). The
     /// result is checked.
     pub fn parse(text: &str) -> Result<Ulimit, SpecError> {

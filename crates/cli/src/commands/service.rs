@@ -289,17 +289,9 @@ impl ContainerFlags {
             .collect::<Result<_, _>>()?;
         c.ulimits = Vec::new();
         for u in &self.ulimit {
-            set_ulimit(&mut c.ulimits, Ulimit::parse(u)?);
+            Ulimit::parse(u)?.set_in(&mut c.ulimits);
         }
         Ok(())
-    }
-}
-
-/// Set a ulimit, replacing one of the same name (a later `--ulimit` wins, as with docker).
-pub fn set_ulimit(ulimits: &mut Vec<Ulimit>, u: Ulimit) {
-    match ulimits.iter_mut().find(|x| x.name == u.name) {
-        Some(x) => *x = u,
-        None => ulimits.push(u),
     }
 }
 

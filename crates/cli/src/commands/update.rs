@@ -400,7 +400,7 @@ impl UpdateArgs {
             );
         }
         for text in &self.ulimit_add {
-            super::service::set_ulimit(&mut c.ulimits, Ulimit::parse(text)?);
+            Ulimit::parse(text)?.set_in(&mut c.ulimits);
         }
         Ok(())
     }
