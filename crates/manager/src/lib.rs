@@ -1,13 +1,15 @@
 //! The control plane: decides what should run where and serves the control API.
 //!
-//! Pure planners decide ([`orchestrator`], [`scheduler`]); the [`reconciler`] applies their
-//! decisions to the store in one atomic write per pass; [`control`] is the HTTP/JSON API.
+//! Pure planners decide ([`orchestrator`], [`scheduler`]; [`alloc`] for published ports);
+//! the [`reconciler`] applies their decisions to the store in one atomic write per pass;
+//! [`control`] is the HTTP/JSON API.
 //! The [`ca`] and [`dispatcher`] serve the node-to-node gRPC services: certificates for
 //! joining nodes, and agent sessions (assignments, endpoint tables, heartbeats, status);
 //! [`liveness`] marks nodes down after missed heartbeats.
 //! Depends on `shoal-api`, `shoal-store`, `shoal-balance` and `shoal-rpc`; never on the agent
 //! or the data plane, which it reaches only through the store and the endpoint tables.
 
+pub mod alloc;
 pub mod announcement;
 pub mod ca;
 mod checks;

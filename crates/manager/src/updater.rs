@@ -18,12 +18,11 @@
 //!   ready fails it only if it ended within `monitor` of becoming ready.
 
 use crate::plan::{planned_replicas, replacement, stop, Action, Plan, SlotKey};
-use shoal_api::port::{AUTO_PORT_MAX, AUTO_PORT_MIN};
 use shoal_api::{
-    duration, ClusterState, FailureAction, PortConfig, Protocol, PublishMode, Service, ServiceMode,
-    ServiceSpec, Task, TaskState, UpdateConfig, UpdateOrder, UpdateState, UpdateStatus,
+    duration, ClusterState, FailureAction, PublishMode, Service, ServiceMode, Task, TaskState,
+    UpdateConfig, UpdateOrder, UpdateState, UpdateStatus,
 };
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 /// The status note of a start-first rollout that had to run stop-first (moby#41364).
 pub const HOST_PORT_FALLBACK: &str =
@@ -488,7 +487,12 @@ pub fn rolled_back(
 ) -> Option<Service> {
     let previous = service.previous_spec.clone()?;
     let mut out = service.clone();
-    out.ports = rollback_ports(state, service, &previous);
+    // Unchanged ports keep their numbers; others get what the cluster has left.
+    out.ports = if previous.ports == service.spec.ports {
+        service.ports.clone()
+    } else {
+        crate::alloc::rollback_ports(state, service, &previous.ports)
+    };
     out.previous_spec = Some(std::mem::replace(&mut out.spec, previous));
     out.version = service.version + 1;
     out.update_status = Some(UpdateStatus {
@@ -499,47 +503,10 @@ pub fn rolled_back(
     Some(out)
 }
 
-/// Published ports for `spec` when it comes back: explicit ports as written; auto-assigned
-/// ones keep this service's current number for the same target and protocol, else the
-/// lowest port of the auto range no other service publishes.
-fn rollback_ports(state: &ClusterState, service: &Service, spec: &ServiceSpec) -> Vec<PortConfig> {
-    if spec.ports == service.spec.ports {
-        return service.ports.clone();
-    }
-    let mut taken: HashSet<(u16, Protocol)> = state
-        .services
-        .values()
-        .filter(|s| s.id != service.id)
-        .flat_map(|s| s.ports.iter())
-        .chain(spec.ports.iter())
-        .filter_map(|p| p.published.map(|n| (n, p.protocol)))
-        .collect();
-    let mut out = Vec::with_capacity(spec.ports.len());
-    for p in &spec.ports {
-        let mut p = *p;
-        if p.published.is_none() {
-            let current = service
-                .ports
-                .iter()
-                .filter(|c| c.target == p.target && c.protocol == p.protocol)
-                .filter_map(|c| c.published)
-                .find(|n| !taken.contains(&(*n, p.protocol)));
-            p.published = current.or_else(|| {
-                (AUTO_PORT_MIN..=AUTO_PORT_MAX).find(|n| !taken.contains(&(*n, p.protocol)))
-            });
-            if let Some(n) = p.published {
-                taken.insert((n, p.protocol));
-            }
-        }
-        out.push(p);
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shoal_api::{Health, RestartCondition, ServiceSpec, TaskStatus, TaskTemplate};
+    use shoal_api::{Health, PortConfig, RestartCondition, ServiceSpec, TaskStatus, TaskTemplate};
     use std::time::Duration;
     use TaskState::*;
     use UpdateState::*;

@@ -59,6 +59,12 @@ impl From<shoal_api::SpecError> for ApiError {
     }
 }
 
+impl From<crate::alloc::PortError> for ApiError {
+    fn from(e: crate::alloc::PortError) -> Self {
+        ApiError::conflict(e.to_string())
+    }
+}
+
 impl From<axum::extract::rejection::JsonRejection> for ApiError {
     fn from(e: axum::extract::rejection::JsonRejection) -> Self {
         ApiError::new(e.status(), e.body_text().replace('\n', " "))

@@ -1,5 +1,6 @@
 use super::{ApiError, ControlState, StrictJson};
-use crate::checks::{command_exists, port_free};
+use crate::alloc;
+use crate::checks::{command_exists, ports_in_use};
 use crate::now_millis;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
@@ -7,13 +8,11 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use shoal_api::limits::MAX_REPLICAS;
-use shoal_api::port::{AUTO_PORT_MAX, AUTO_PORT_MIN};
 use shoal_api::{
-    id, ClusterState, PortConfig, Service, ServiceMode, ServiceSpec, SpecError, TaskState,
-    UpdateState, UpdateStatus,
+    id, ClusterState, Service, ServiceMode, ServiceSpec, SpecError, TaskState, UpdateState,
+    UpdateStatus,
 };
 use shoal_store::Op;
-use std::collections::HashMap;
 
 /// A service with its replica counts, as `service ls` and `service inspect` show it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -81,7 +80,7 @@ pub async fn create(
     State(s): State<ControlState>,
     StrictJson(spec): StrictJson<ServiceSpec>,
 ) -> Result<(StatusCode, Json<Created>), ApiError> {
-    s.cluster()?;
+    let snapshot = s.cluster()?;
     spec.validate()?;
     if let Some(program) = spec.task.process().and_then(|p| p.command.first()) {
         if !command_exists(program) {
@@ -90,6 +89,7 @@ pub async fn create(
             )));
         }
     }
+    let host_busy = ports_in_use(&snapshot, &spec.ports);
     let id = s
         .store
         .update(|tx| {
@@ -100,7 +100,7 @@ pub async fn create(
                     spec.name
                 )));
             }
-            let ports = assign_ports(state, &spec.ports, None)?;
+            let ports = alloc::published_ports(state, None, &spec.ports, &host_busy)?;
             let now = now_millis();
             let service = Service {
                 id: id::new_id(),
@@ -119,83 +119,6 @@ pub async fn create(
         .await?;
     tracing::info!(service = %spec.name, id = %id, "service created");
     Ok((StatusCode::CREATED, Json(Created { id })))
-}
-
-/// Fill in auto-assigned published ports and refuse ports another service or program holds.
-fn assign_ports(
-    state: &ClusterState,
-    wanted: &[PortConfig],
-    this_service: Option<&str>,
-) -> Result<Vec<PortConfig>, ApiError> {
-    let mut taken: HashMap<(u16, shoal_api::Protocol), &str> = HashMap::new();
-    for svc in state
-        .services
-        .values()
-        .filter(|x| Some(x.id.as_str()) != this_service)
-    {
-        for p in &svc.ports {
-            if let Some(n) = p.published {
-                taken.insert((n, p.protocol), svc.spec.name.as_str());
-            }
-        }
-    }
-    // Ports this service already publishes are held by our own mesh: they stay its own.
-    let own: Vec<(u16, shoal_api::Protocol)> = this_service
-        .and_then(|id| state.services.get(id))
-        .map(|svc| {
-            svc.ports
-                .iter()
-                .filter_map(|p| Some((p.published?, p.protocol)))
-                .collect()
-        })
-        .unwrap_or_default();
-    let mut out = Vec::with_capacity(wanted.len());
-    for p in wanted {
-        let mut p = *p;
-        // An auto-assigned port the service already has is kept across updates.
-        if p.published.is_none() {
-            if let Some((n, _)) = this_service
-                .and_then(|id| state.services.get(id))
-                .and_then(|svc| {
-                    svc.ports
-                        .iter()
-                        .find(|q| q.target == p.target && q.protocol == p.protocol)
-                })
-                .and_then(|q| Some((q.published?, q.protocol)))
-            {
-                p.published = Some(n);
-            }
-        }
-        match p.published {
-            Some(n) => {
-                if let Some(owner) = taken.get(&(n, p.protocol)) {
-                    return Err(ApiError::conflict(format!(
-                        "port {n}/{} is already published by service {owner}",
-                        p.protocol.as_str()
-                    )));
-                }
-                if !own.contains(&(n, p.protocol)) && !port_free(n, p.protocol) {
-                    return Err(ApiError::conflict(format!(
-                        "port {n}/{} is already in use on this node by another program",
-                        p.protocol.as_str()
-                    )));
-                }
-            }
-            None => {
-                let free = (AUTO_PORT_MIN..=AUTO_PORT_MAX)
-                    .find(|n| !taken.contains_key(&(*n, p.protocol)) && port_free(*n, p.protocol))
-                    .ok_or_else(|| {
-                        ApiError::conflict("no free port left in 30000-32767 to publish on")
-                    })?;
-                p.published = Some(free);
-            }
-        }
-        if let Some(n) = p.published {
-            taken.insert((n, p.protocol), "this service");
-        }
-        out.push(p);
-    }
-    Ok(out)
 }
 
 pub async fn remove(
@@ -280,7 +203,7 @@ pub async fn update(
     Path(key): Path<String>,
     StrictJson(req): StrictJson<UpdateRequest>,
 ) -> Result<Json<ServiceInfo>, ApiError> {
-    s.cluster()?;
+    let snapshot = s.cluster()?;
     req.spec.validate()?;
     if let Some(program) = req.spec.task.process().and_then(|p| p.command.first()) {
         if !command_exists(program) {
@@ -289,6 +212,7 @@ pub async fn update(
             )));
         }
     }
+    let host_busy = ports_in_use(&snapshot, &req.spec.ports);
     let out = s
         .store
         .update(|tx| {
@@ -314,7 +238,8 @@ pub async fn update(
                 svc.spec.name
             )));
             }
-            svc.ports = assign_ports(tx.state(), &req.spec.ports, Some(&svc.id))?;
+            svc.ports =
+                alloc::published_ports(tx.state(), Some(&svc), &req.spec.ports, &host_busy)?;
             let now = now_millis();
             if rollout {
                 svc.previous_spec = Some(svc.spec.clone());
@@ -341,7 +266,12 @@ pub async fn rollback(
     State(s): State<ControlState>,
     Path(key): Path<String>,
 ) -> Result<Json<ServiceInfo>, ApiError> {
-    s.cluster()?;
+    let snapshot = s.cluster()?;
+    let host_busy = snapshot
+        .find_service(&key)
+        .and_then(|svc| svc.previous_spec.as_ref())
+        .map(|previous| ports_in_use(&snapshot, &previous.ports))
+        .unwrap_or_default();
     let out = s
         .store
         .update(|tx| {
@@ -354,7 +284,8 @@ pub async fn rollback(
             };
             let previous = svc.previous_spec.as_ref().ok_or_else(no_previous)?;
             // The previous spec's ports may have been taken since: refuse rather than collide.
-            let ports = assign_ports(tx.state(), &previous.ports, Some(&svc.id))?;
+            let ports =
+                alloc::published_ports(tx.state(), Some(&svc), &previous.ports, &host_busy)?;
             let now = now_millis();
             let status = UpdateStatus {
                 state: UpdateState::RollbackStarted,
