@@ -18,7 +18,7 @@ use std::collections::HashMap;
 pub enum Holder {
     /// Another service publishes it.
     Service(String),
-    /// An earlier port of the same request: a port assigned before a later one named it.
+    /// An earlier port of the same request names it too.
     ThisService,
     /// Something other than the cluster listens on it on the leader's host.
     Host,
@@ -28,7 +28,7 @@ impl std::fmt::Display for Holder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Holder::Service(name) => write!(f, "published by service {name}"),
-            Holder::ThisService => f.write_str("published by service this service"),
+            Holder::ThisService => f.write_str("named by another --publish of this service"),
             Holder::Host => f.write_str("in use on this node by another program"),
         }
     }
@@ -52,9 +52,10 @@ pub enum PortError {
 /// now stay its own, and an auto-assigned port keeps the number it has for the same target
 /// and protocol. `host_busy` are ports found in use on the leader's host before the write;
 /// they are refused like another service's ports, except those the service publishes
-/// already (its own mesh holds them). Refused: a port another service publishes, a port an
-/// earlier port of the request was given, a range with no port left. Ports are decided in
-/// the request's order; the first refused one is reported.
+/// already (its own mesh holds them). Refused: a port another service publishes, a port the
+/// request names twice, a range with no port left. Explicit ports are decided first, in
+/// the request's order (the first refused one is reported), then the auto-assigned ones, so
+/// those never take a number the request names.
 pub fn published_ports(
     state: &ClusterState,
     service: Option<&Service>,
@@ -67,30 +68,36 @@ pub fn published_ports(
             table.taken.entry((port, protocol)).or_insert(Holder::Host);
         }
     }
-    let mut out = Vec::with_capacity(wanted.len());
-    for p in wanted {
-        let mut p = *p;
-        if p.published.is_none() {
-            p.published = table.current(&p).next().flatten();
+    // Explicit ports first, so an auto-assigned port never takes a number the same
+    // request names later on.
+    let mut out = wanted.to_vec();
+    for p in &out {
+        let Some(port) = p.published else { continue };
+        if let Some(holder) = table.taken.get(&(port, p.protocol)) {
+            return Err(PortError::Taken {
+                port,
+                protocol: p.protocol,
+                holder: holder.clone(),
+            });
         }
-        let port = match p.published {
-            Some(port) => {
-                if let Some(holder) = table.taken.get(&(port, p.protocol)) {
-                    return Err(PortError::Taken {
-                        port,
-                        protocol: p.protocol,
-                        holder: holder.clone(),
-                    });
-                }
-                port
-            }
+        table.claim(port, p.protocol);
+    }
+    for p in out.iter_mut().filter(|p| p.published.is_none()) {
+        // The number the service has for this target, unless the request names it
+        // elsewhere; else the lowest free one.
+        let kept = table
+            .current(p)
+            .next()
+            .flatten()
+            .filter(|n| !table.taken.contains_key(&(*n, p.protocol)));
+        let port = match kept {
+            Some(n) => n,
             None => table.lowest_free(p.protocol).ok_or(PortError::Exhausted {
                 protocol: p.protocol,
             })?,
         };
         p.published = Some(port);
         table.claim(port, p.protocol);
-        out.push(p);
     }
     Ok(out)
 }
@@ -367,6 +374,30 @@ mod tests {
                 Err(taken(8080, Tcp, Holder::Host)),
             ),
             (
+                "an auto-assigned port leaves a number the request names to it",
+                state(&[]),
+                None,
+                &["80", "30000:81"],
+                &[],
+                Ok(vec![Some(30001), Some(30000)]),
+            ),
+            (
+                "an update moves an auto port off a number the request now names",
+                state(&[("web", &["30000:80"])]),
+                Some("web"),
+                &["80", "30000:81"],
+                &[],
+                Ok(vec![Some(30001), Some(30000)]),
+            ),
+            (
+                "a port named twice",
+                state(&[]),
+                None,
+                &["8080:80", "8080:81"],
+                &[],
+                Err(taken(8080, Tcp, Holder::ThisService)),
+            ),
+            (
                 "exhausted range",
                 full_range("tcp"),
                 None,
@@ -448,6 +479,10 @@ mod tests {
             (
                 taken(8080, Protocol::Tcp, Holder::Service("web".into())),
                 "port 8080/tcp is already published by service web",
+            ),
+            (
+                taken(8080, Protocol::Tcp, Holder::ThisService),
+                "port 8080/tcp is already named by another --publish of this service",
             ),
             (
                 taken(53, Protocol::Udp, Holder::Host),
