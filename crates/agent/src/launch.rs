@@ -256,17 +256,13 @@ mod tests {
     use shoal_api::task::EndpointPort;
     use shoal_api::{Protocol, TaskState, TaskStatus, TaskTemplate};
 
-    #[test]
-    fn env_names_the_task_and_gives_ports() {
-        let mut spec = TaskTemplate::with_command(vec!["shoal".into()]);
-        spec.process_mut().expect("process").args =
-            vec!["whoami".into(), "--name=r{{.Task.Slot}}".into()];
-        spec.env = vec!["GREETING=hi {{.Service.Name}}".into(), "PORT=1".into()];
-        let task = Task {
+    /// Task `t1` of service `web`, slot `slot`, assigned to node `n1`.
+    fn assigned(spec: TaskTemplate, slot: u64) -> Task {
+        Task {
             id: "t1".into(),
             service_id: "s1".into(),
             service_name: "web".into(),
-            slot: 2,
+            slot,
             node_id: Some("n1".into()),
             spec_version: 1,
             spec,
@@ -278,7 +274,16 @@ mod tests {
             attempt: 0,
             quick_exits: 0,
             pending_reason: None,
-        };
+        }
+    }
+
+    #[test]
+    fn env_names_the_task_and_gives_ports() {
+        let mut spec = TaskTemplate::with_command(vec!["shoal".into()]);
+        spec.process_mut().expect("process").args =
+            vec!["whoami".into(), "--name=r{{.Task.Slot}}".into()];
+        spec.env = vec!["GREETING=hi {{.Service.Name}}".into(), "PORT=1".into()];
+        let task = assigned(spec, 2);
         let node = NodeIdentity {
             id: "n1".into(),
             cluster_id: "c1".into(),
@@ -381,23 +386,7 @@ mod tests {
             c.ulimits
                 .push(Ulimit::parse("nofile=10:20").expect("ulimit"));
         }
-        let task = Task {
-            id: "t1".into(),
-            service_id: "s1".into(),
-            service_name: "web".into(),
-            slot: 3,
-            node_id: Some("n1".into()),
-            spec_version: 1,
-            spec,
-            ports: vec![],
-            desired_state: TaskState::Running,
-            status: TaskStatus::new(TaskState::Assigned, 0, ""),
-            endpoint: None,
-            created_at: 0,
-            attempt: 0,
-            quick_exits: 0,
-            pending_reason: None,
-        };
+        let task = assigned(spec, 3);
         let node = NodeIdentity {
             id: "n1".into(),
             cluster_id: String::new(),

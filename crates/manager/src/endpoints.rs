@@ -1,5 +1,5 @@
-//! Builds the data plane's snapshot of the services from cluster state, and the routing
-//! mesh's endpoint table from it.
+//! Builds the data plane's snapshot of the services from cluster state; the routing mesh's
+//! endpoint table is its ingress view.
 
 use shoal_api::{ClusterState, PublishMode, Task};
 use shoal_balance::snapshot::{EndpointState, ServiceEndpoint, ServiceEntry};
@@ -59,11 +59,6 @@ pub fn snapshot(state: &ClusterState) -> DataPlaneSnapshot {
         version: state.version,
         services,
     }
-}
-
-/// Every ingress-published port with the ready tasks behind it, at `state.version`.
-pub fn endpoint_table(state: &ClusterState) -> EndpointTable {
-    snapshot(state).ingress()
 }
 
 /// A snapshot and the mesh's table derived from it, shared by every session.
@@ -214,7 +209,7 @@ mod tests {
         let ready: Vec<&str> = s1.endpoints.iter().map(|e| e.task_id.as_str()).collect();
         assert_eq!(ready, ["t1", "t5"]);
 
-        let table = endpoint_table(&state);
+        let table = snapshot(&state).ingress();
         assert_eq!(table.version, 9);
         assert_eq!(table.ports.len(), 1, "one ingress port: {table:?}");
         let set = &table.ports[&PortKey {
