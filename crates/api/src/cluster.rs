@@ -26,6 +26,17 @@ pub struct Cluster {
     /// `shoal unlock` gives it back. `None`: autolock is off.
     #[serde(default)]
     pub autolock_key: Option<String>,
+    /// Where service VIPs come from; `None` in a cluster created before VIPs, which uses
+    /// the default pool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vip_pool: Option<crate::VipPool>,
+}
+
+impl Cluster {
+    /// The cluster's VIP pool.
+    pub fn vip_pool(&self) -> crate::VipPool {
+        self.vip_pool.unwrap_or_default()
+    }
 }
 
 /// A client certificate the cluster issued. Its certificate's subject CN is [`ClientRecord::cn`].

@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod constraint;
 pub mod description;
 pub mod duration;
+pub mod endpoint_spec;
 pub mod error;
 pub mod id;
 pub mod limits;
@@ -24,10 +25,12 @@ pub mod task_log;
 pub mod template;
 pub mod ulimit;
 pub mod update;
+pub mod vip;
 
 pub use cluster::{ClientRecord, Cluster};
 pub use constraint::Constraint;
 pub use description::{EngineInfo, NodeDescription};
+pub use endpoint_spec::{EndpointMode, Policy};
 pub use error::SpecError;
 pub use mount::{Mount, MountType};
 pub use node::{Availability, Node, NodeRole, NodeState};
@@ -42,6 +45,7 @@ pub use state::ClusterState;
 pub use task::{Health, Task, TaskEndpoint, TaskReport, TaskState, TaskStatus, TransitionError};
 pub use ulimit::Ulimit;
 pub use update::{FailureAction, UpdateConfig, UpdateOrder, UpdateState, UpdateStatus};
+pub use vip::VipPool;
 
 /// Dead tasks kept per slot (Swarm's `--task-history-limit` default).
 pub const TASK_HISTORY_LIMIT: usize = 5;

@@ -412,6 +412,12 @@ pub struct ServiceSpec {
     pub task: TaskTemplate,
     #[serde(default)]
     pub ports: Vec<PortConfig>,
+    /// How the service is reached by its name: its VIP (default) or its tasks' addresses.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub endpoint_mode: crate::EndpointMode,
+    /// How its connections are spread over its tasks, on published ports and the VIP.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub lb: crate::Policy,
     /// How changes of this spec roll out.
     #[serde(default)]
     pub update: crate::UpdateConfig,
@@ -467,6 +473,16 @@ impl ServiceSpec {
         self.update.validate(&UPDATE_FIELDS)?;
         self.rollback.validate(&ROLLBACK_FIELDS)?;
         check_count("publish", self.ports.len(), MAX_PORTS)?;
+        if self.endpoint_mode == crate::EndpointMode::Dnsrr
+            && self
+                .ports
+                .iter()
+                .any(|p| p.mode == crate::PublishMode::Ingress)
+        {
+            return Err(SpecError::Other(
+                "port published with ingress mode can't be used with dnsrr mode".into(),
+            ));
+        }
         let mut seen = HashSet::new();
         for p in &self.ports {
             if let Some(published) = p.published {
@@ -488,6 +504,10 @@ impl ServiceSpec {
             ServiceMode::Global => None,
         }
     }
+}
+
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
 }
 
 /// Service names follow Docker's rules: letters, digits, `-`, `_`, `.`, at most 63.
@@ -525,6 +545,9 @@ pub struct Service {
     pub previous_spec: Option<ServiceSpec>,
     /// The published ports with auto-assigned numbers filled in.
     pub ports: Vec<PortConfig>,
+    /// The service's virtual address, from the cluster's VIP pool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vip: Option<std::net::Ipv4Addr>,
     /// The latest rollout, if the spec was ever updated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub update_status: Option<crate::UpdateStatus>,
@@ -540,6 +563,8 @@ mod tests {
 
     fn spec() -> ServiceSpec {
         ServiceSpec {
+            endpoint_mode: Default::default(),
+            lb: Default::default(),
             name: "web".into(),
             labels: BTreeMap::new(),
             mode: ServiceMode::Replicated { replicas: 3 },

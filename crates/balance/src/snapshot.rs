@@ -8,7 +8,7 @@
 use crate::endpoint::{Endpoint, EndpointSet, EndpointTable, PortKey};
 use serde::{Deserialize, Serialize};
 use shoal_api::task::EndpointPort;
-use shoal_api::{PortConfig, PublishMode};
+use shoal_api::{PortConfig, Protocol, PublishMode, VipPool};
 use std::net::{IpAddr, SocketAddr};
 
 /// Every service the data plane serves, at one store version.
@@ -20,27 +20,12 @@ pub struct DataPlaneSnapshot {
     /// Sorted by service ID.
     #[serde(default)]
     pub services: Vec<ServiceEntry>,
+    /// Where the services' VIPs come from; its first address is the nodes' DNS resolver.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vip_pool: Option<VipPool>,
 }
 
-/// How clients reach a service's tasks by its name (Swarm's `--endpoint-mode`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum EndpointMode {
-    /// One virtual address spreading connections over the tasks.
-    #[default]
-    Vip,
-    /// The task addresses themselves, in DNS.
-    Dnsrr,
-}
-
-/// How a service's connections are spread over its endpoints.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Policy {
-    /// In turn, falling through to the next endpoint when one refuses.
-    #[default]
-    RoundRobin,
-}
+pub use shoal_api::{EndpointMode, Policy};
 
 /// One service as the data plane sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -104,6 +89,53 @@ impl Default for ServiceEndpoint {
     }
 }
 
+impl ServiceEntry {
+    /// The ready endpoints of target port `target`, each at its host port, sorted.
+    pub fn ready_endpoints(&self, target: u16, protocol: Protocol) -> Vec<Endpoint> {
+        let mut endpoints: Vec<Endpoint> = self
+            .endpoints
+            .iter()
+            .filter(|e| e.state == EndpointState::Ready)
+            .filter_map(|e| {
+                let host_port = e
+                    .ports
+                    .iter()
+                    .find(|p| p.target == target && p.protocol == protocol)?
+                    .host_port;
+                Some(Endpoint {
+                    task_id: e.task_id.clone(),
+                    addr: SocketAddr::new(e.addr, host_port),
+                })
+            })
+            .collect();
+        endpoints.sort();
+        endpoints
+    }
+
+    /// What the service's VIP routes by: every target port of the service (published or
+    /// not) with its ready endpoints, at `version`.
+    pub fn vip_table(&self, version: u64) -> EndpointTable {
+        let mut table = EndpointTable {
+            version,
+            ..EndpointTable::default()
+        };
+        for p in &self.ports {
+            table
+                .ports
+                .entry(PortKey {
+                    port: p.target,
+                    protocol: p.protocol,
+                })
+                .or_insert_with(|| EndpointSet {
+                    service_id: self.id.clone(),
+                    service_name: self.name.clone(),
+                    endpoints: self.ready_endpoints(p.target, p.protocol),
+                });
+        }
+        table
+    }
+}
+
 impl DataPlaneSnapshot {
     /// The snapshot a table of published ports stands for, as far as it tells (from a
     /// leader that sends no snapshot): one entry per service, each published port routed to
@@ -145,6 +177,7 @@ impl DataPlaneSnapshot {
         DataPlaneSnapshot {
             version: table.version,
             services: services.into_values().collect(),
+            vip_pool: None,
         }
     }
 
@@ -165,23 +198,7 @@ impl DataPlaneSnapshot {
                 let Some(published) = port.published else {
                     continue;
                 };
-                let mut endpoints: Vec<Endpoint> = s
-                    .endpoints
-                    .iter()
-                    .filter(|e| e.state == EndpointState::Ready)
-                    .filter_map(|e| {
-                        let host_port = e
-                            .ports
-                            .iter()
-                            .find(|p| p.target == port.target && p.protocol == port.protocol)?
-                            .host_port;
-                        Some(Endpoint {
-                            task_id: e.task_id.clone(),
-                            addr: SocketAddr::new(e.addr, host_port),
-                        })
-                    })
-                    .collect();
-                endpoints.sort();
+                let endpoints = s.ready_endpoints(port.target, port.protocol);
                 table.ports.insert(
                     PortKey {
                         port: published,

@@ -7,11 +7,47 @@
 //! left. Whether a port is free on the leader's own host is for the caller to find out
 //! before the write (`checks::ports_in_use`); it comes in here as data.
 //!
-//! Service VIPs, when they come, are allocated here too, from their own table.
+//! Service VIPs come from the cluster's VIP pool: a service keeps its VIP for life, a new
+//! one gets the lowest address no other service holds.
 
 use shoal_api::port::{AUTO_PORT_MAX, AUTO_PORT_MIN};
 use shoal_api::{ClusterState, PortConfig, Protocol, Service};
 use std::collections::HashMap;
+
+/// Why a service got no VIP.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("no free VIP left in the cluster's pool {pool} ({used} services hold one); a new cluster can take a larger pool with --vip-pool")]
+pub struct VipExhausted {
+    pub pool: shoal_api::VipPool,
+    pub used: usize,
+}
+
+/// The VIP of `service` (`None`: a new one): the one it has, if it lies in the pool, else
+/// the lowest address of the pool no other service holds.
+pub fn vip(
+    state: &ClusterState,
+    service: Option<&Service>,
+) -> Result<std::net::Ipv4Addr, VipExhausted> {
+    let pool = state
+        .cluster
+        .as_ref()
+        .map(|c| c.vip_pool())
+        .unwrap_or_default();
+    let own_id = service.map(|s| s.id.as_str());
+    if let Some(v) = service.and_then(|s| s.vip).filter(|v| pool.contains(*v)) {
+        return Ok(v);
+    }
+    let used: std::collections::HashSet<std::net::Ipv4Addr> = state
+        .services
+        .values()
+        .filter(|s| Some(s.id.as_str()) != own_id)
+        .filter_map(|s| s.vip)
+        .collect();
+    pool.vips().find(|v| !used.contains(v)).ok_or(VipExhausted {
+        pool,
+        used: used.len(),
+    })
+}
 
 /// Who holds a port the allocator could not give.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -202,6 +238,8 @@ mod tests {
     /// A service `name` (its id too) publishing `published`.
     fn service(name: &str, published: &[&str]) -> Service {
         let spec = ServiceSpec {
+            endpoint_mode: Default::default(),
+            lb: Default::default(),
             name: name.into(),
             labels: Default::default(),
             mode: ServiceMode::Replicated { replicas: 1 },
@@ -211,6 +249,7 @@ mod tests {
             rollback: Default::default(),
         };
         Service {
+            vip: None,
             id: name.into(),
             version: 1,
             spec,
@@ -252,6 +291,63 @@ mod tests {
             port,
             protocol,
             holder,
+        }
+    }
+
+    #[test]
+    fn vips_are_kept_for_life_and_the_lowest_free_one_is_given() {
+        use std::net::Ipv4Addr;
+        let mut state = state(&[("a", &[]), ("b", &[])]);
+        let pool = shoal_api::VipPool::parse("10.9.0.0/24").expect("pool");
+        state.cluster = Some(shoal_api::Cluster {
+            vip_pool: Some(pool),
+            ..test_cluster()
+        });
+        let first = vip(&state, None).expect("free");
+        assert_eq!(
+            first,
+            Ipv4Addr::new(10, 9, 0, 2),
+            "the resolver .1 is never given"
+        );
+        if let Some(a) = state.services.get_mut("a") {
+            a.vip = Some(first);
+        }
+        let a = state.services["a"].clone();
+        assert_eq!(vip(&state, Some(&a)), Ok(first), "a service keeps its VIP");
+        assert_eq!(vip(&state, None), Ok(Ipv4Addr::new(10, 9, 0, 3)));
+        // One outside the pool (a pool that changed) is replaced.
+        if let Some(b) = state.services.get_mut("b") {
+            b.vip = Some(Ipv4Addr::new(10, 96, 0, 2));
+        }
+        let b = state.services["b"].clone();
+        assert_eq!(vip(&state, Some(&b)), Ok(Ipv4Addr::new(10, 9, 0, 3)));
+        // A full pool says so.
+        for (i, v) in pool.vips().enumerate() {
+            let mut s = service(&format!("s{i}"), &[]);
+            s.vip = Some(v);
+            state.services.insert(s.id.clone(), s);
+        }
+        let err = vip(&state, None).expect_err("full").to_string();
+        assert!(
+            err.starts_with("no free VIP left in the cluster's pool 10.9.0.0/24"),
+            "{err}"
+        );
+    }
+
+    fn test_cluster() -> shoal_api::Cluster {
+        shoal_api::Cluster {
+            id: "c".into(),
+            ca_cert_pem: String::new(),
+            ca_key_pem: String::new(),
+            worker_secret: String::new(),
+            manager_secret: String::new(),
+            heartbeat_period_ms: 1000,
+            cert_lifetime_secs: 1,
+            managers: vec![],
+            created_at: 0,
+            clients: vec![],
+            autolock_key: None,
+            vip_pool: None,
         }
     }
 

@@ -21,6 +21,7 @@ pub fn new_cluster(
     let id = shoal_api::id::new_id();
     let ca = pki::new_root_ca(&id)?;
     Ok(Cluster {
+        vip_pool: None,
         id,
         ca_cert_pem: ca.cert_pem,
         ca_key_pem: ca.key_pem,

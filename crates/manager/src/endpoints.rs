@@ -1,7 +1,7 @@
 //! Builds the data plane's snapshot of the services from cluster state; the routing mesh's
 //! endpoint table is its ingress view.
 
-use shoal_api::{ClusterState, PublishMode, Task};
+use shoal_api::{ClusterState, Task};
 use shoal_balance::snapshot::{EndpointState, ServiceEndpoint, ServiceEntry};
 use shoal_balance::{DataPlaneSnapshot, EndpointTable};
 use std::collections::BTreeMap;
@@ -23,12 +23,8 @@ pub fn snapshot(state: &ClusterState) -> DataPlaneSnapshot {
         .services
         .values()
         .map(|service| {
-            let ports = service
-                .ports
-                .iter()
-                .filter(|p| p.mode == PublishMode::Host || p.published.is_some())
-                .cloned()
-                .collect();
+            // Every port: the VIP serves each target; the mesh only those published.
+            let ports = service.ports.clone();
             let mut endpoints: Vec<ServiceEndpoint> = ready
                 .get(service.id.as_str())
                 .into_iter()
@@ -49,15 +45,18 @@ pub fn snapshot(state: &ClusterState) -> DataPlaneSnapshot {
             ServiceEntry {
                 id: service.id.clone(),
                 name: service.spec.name.clone(),
+                vip: service.vip.map(IpAddr::V4),
+                endpoint_mode: service.spec.endpoint_mode,
+                policy: service.spec.lb,
                 ports,
                 endpoints,
-                ..ServiceEntry::default()
             }
         })
         .collect();
     DataPlaneSnapshot {
         version: state.version,
         services,
+        vip_pool: state.cluster.as_ref().map(|c| c.vip_pool()),
     }
 }
 
@@ -105,8 +104,8 @@ mod tests {
     use super::*;
     use shoal_api::task::EndpointPort;
     use shoal_api::{
-        Health, PortConfig, Protocol, Service, ServiceMode, ServiceSpec, TaskEndpoint, TaskState,
-        TaskStatus, TaskTemplate,
+        Health, PortConfig, Protocol, PublishMode, Service, ServiceMode, ServiceSpec, TaskEndpoint,
+        TaskState, TaskStatus, TaskTemplate,
     };
     use shoal_balance::{Endpoint, PortKey};
     use std::net::SocketAddr;
@@ -122,9 +121,12 @@ mod tests {
 
     fn service(id: &str, ports: Vec<PortConfig>) -> Service {
         Service {
+            vip: None,
             id: id.into(),
             version: 1,
             spec: ServiceSpec {
+                endpoint_mode: Default::default(),
+                lb: Default::default(),
                 name: format!("{id}-name"),
                 labels: Default::default(),
                 mode: ServiceMode::Replicated { replicas: 3 },

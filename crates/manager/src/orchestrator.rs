@@ -328,9 +328,12 @@ mod tests {
         let mut task = TaskTemplate::with_command(vec!["true".into()]);
         task.restart.delay = Duration::from_secs(5);
         Service {
+            vip: None,
             id: "s1".into(),
             version: 1,
             spec: ServiceSpec {
+                endpoint_mode: Default::default(),
+                lb: Default::default(),
                 name: "web".into(),
                 labels: Default::default(),
                 mode,

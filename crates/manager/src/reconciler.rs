@@ -208,6 +208,8 @@ mod tests {
 
     fn spec(replicas: u64, command: &str) -> ServiceSpec {
         ServiceSpec {
+            endpoint_mode: Default::default(),
+            lb: Default::default(),
             name: "web".into(),
             labels: Default::default(),
             mode: ServiceMode::Replicated { replicas },
@@ -230,6 +232,7 @@ mod tests {
                 0,
             ));
             tx.put_service(Service {
+                vip: None,
                 id: "s1".into(),
                 version: 1,
                 ports: spec.ports.clone(),

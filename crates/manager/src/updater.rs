@@ -526,6 +526,8 @@ mod tests {
         let mut task = TaskTemplate::with_command(vec!["true".into()]);
         task.restart.delay = Duration::from_secs(5);
         let spec = ServiceSpec {
+            endpoint_mode: Default::default(),
+            lb: Default::default(),
             name: "web".into(),
             labels: Default::default(),
             mode,
@@ -535,6 +537,7 @@ mod tests {
             rollback: update,
         };
         Service {
+            vip: None,
             id: "s1".into(),
             version: 2,
             spec: spec.clone(),

@@ -53,6 +53,9 @@ pub struct InitRequest {
     /// Managers start locked until `shoal unlock` gives the returned unlock key.
     #[serde(default)]
     pub autolock: bool,
+    /// The network service VIPs come from (default `10.96.0.0/16`).
+    #[serde(default)]
+    pub vip_pool: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -29,7 +29,13 @@ pub struct DaemonConfig {
     /// The Docker Engine that runs container tasks (`unix:///var/run/docker.sock`); a node
     /// whose engine does not answer runs process tasks only.
     pub docker_host: String,
+    /// The dummy interface that holds the service VIPs and the DNS resolver address;
+    /// `None`: this node serves neither (VIPs and DNS are off).
+    pub vip_interface: Option<String>,
 }
+
+/// The VIP interface a daemon uses unless told otherwise.
+pub const DEFAULT_VIP_INTERFACE: &str = "shoal0";
 
 impl DaemonConfig {
     pub fn state_path(&self) -> PathBuf {

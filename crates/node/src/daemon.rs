@@ -140,6 +140,33 @@ impl Runtime {
         *self.membership.lock().unwrap_or_else(|p| p.into_inner()) = m;
     }
 
+    /// Refuse a VIP pool that overlaps a network this node has an address in: its VIPs
+    /// would shadow real hosts.
+    fn check_vip_pool(&self, pool: &shoal_api::VipPool) -> Result<(), ApiError> {
+        let iface = self
+            .cfg
+            .vip_interface
+            .as_deref()
+            .unwrap_or(crate::config::DEFAULT_VIP_INTERFACE);
+        match crate::vip_iface::local_networks(iface) {
+            Ok(networks) => {
+                if let Some((addr, len, dev)) = networks
+                    .iter()
+                    .find(|(addr, len, _)| pool.overlaps(*addr, *len))
+                {
+                    return Err(bad(format!(
+                        "invalid vip-pool \"{pool}\": overlaps {addr}/{len} on {dev} of this node; \
+                         choose another with --vip-pool"
+                    )));
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "the VIP pool is not checked against this node's networks")
+            }
+        }
+        Ok(())
+    }
+
     /// `shoal init`: a new cluster with this node as its manager.
     pub async fn init(self: &Arc<Self>, req: InitRequest) -> Result<InitResponse, ApiError> {
         if req.force_new_cluster {
@@ -174,6 +201,11 @@ impl Runtime {
         if expiry < Duration::from_secs(10) {
             return Err(bad("invalid certificate expiry: at least 10s"));
         }
+        let vip_pool = match req.vip_pool.as_deref() {
+            Some(text) => shoal_api::VipPool::parse(text).map_err(|e| bad(e.to_string()))?,
+            None => shoal_api::VipPool::default(),
+        };
+        self.check_vip_pool(&vip_pool)?;
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .map_err(|e| ApiError::conflict(format!("cannot listen on {listen}: {e}")))?;
@@ -183,6 +215,7 @@ impl Runtime {
         )
         .to_string();
         let mut cluster = ca::new_cluster(heartbeat, expiry, &manager_addr).map_err(internal)?;
+        cluster.vip_pool = Some(vip_pool);
         if req.autolock {
             cluster.autolock_key = Some(shoal_store::seal::new_unlock_key().map_err(internal)?);
         }
@@ -389,6 +422,8 @@ impl Runtime {
             self.forget_cluster_state().await?;
         }
         membership::remove(&self.cfg.data_dir).map_err(internal)?;
+        // The cluster's VIPs and resolver address go with it.
+        let _ = tokio::task::spawn_blocking(crate::vip_iface::remove).await;
         self.set_membership(None);
         self.status.send_replace(DataPlaneStatus::default());
         tracing::info!(cluster = %m.cluster_id, "left the cluster");

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
-type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// What the health endpoint reports.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -26,6 +26,8 @@ pub struct DataPlaneStatus {
     /// Endpoint-table version the data plane routes by (0: none yet).
     pub table_version: u64,
     pub published_ports: Vec<u16>,
+    /// Service VIPs this node answers on.
+    pub vips: Vec<std::net::Ipv4Addr>,
 }
 
 /// One part of the data plane.
@@ -115,9 +117,18 @@ impl DataPlane {
         }
     }
 
-    /// The standard data plane of a node: its routing mesh.
-    pub fn start(mesh: Mesh) -> DataPlane {
-        DataPlane::new(vec![Arc::new(mesh)])
+    /// The standard data plane of a node: its routing mesh, and its service VIPs on
+    /// `vip_interface` unless that is `None`.
+    pub fn start(
+        mesh: Mesh,
+        caps: shoal_mesh::ConnectionCaps,
+        vip_interface: Option<&str>,
+    ) -> DataPlane {
+        let mut members: Vec<Arc<dyn Member>> = vec![Arc::new(mesh)];
+        if let Some(iface) = vip_interface {
+            members.push(Arc::new(crate::vips::Vips::new(iface, caps)));
+        }
+        DataPlane::new(members)
     }
 
     /// The lowest table version every member routes by.
@@ -146,7 +157,7 @@ impl DataPlane {
                 let mut now = DataPlaneStatus {
                     role: Some(role),
                     table_version: version,
-                    published_ports: Vec::new(),
+                    ..DataPlaneStatus::default()
                 };
                 for m in &members {
                     m.status(&mut now);

@@ -22,12 +22,14 @@ mod remote;
 mod renew;
 mod roles;
 mod state_key;
+mod vip_iface;
+mod vips;
 
 pub use api::{
     InfoResponse, InitRequest, InitResponse, JoinRequest, JoinResponse, LeaveRequest, UnlockRequest,
 };
 pub use budget::MeshLimits;
-pub use config::DaemonConfig;
+pub use config::{DaemonConfig, DEFAULT_VIP_INTERFACE};
 pub use daemon::run;
 pub use shoal_agent::docker_host;
 /// Where the routing mesh listens and its connection caps (part of [`DaemonConfig`]).

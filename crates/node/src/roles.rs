@@ -165,7 +165,11 @@ fn session_and_data_plane(
     stop: watch::Receiver<bool>,
     role: NodeRole,
 ) -> (Arc<RemoteDispatcher>, DataPlane, JoinHandle<()>) {
-    let plane = DataPlane::start(Mesh::new(c.cfg.mesh_bind));
+    let plane = DataPlane::start(
+        Mesh::new(c.cfg.mesh_bind),
+        c.cfg.mesh_bind.caps,
+        c.cfg.vip_interface.as_deref(),
+    );
     let remote = RemoteDispatcher::start(session_config(c, managers), tls, plane.acked(), stop);
     let feeder = plane.feed(remote.data_plane(), c.status.clone(), role);
     (remote, plane, feeder)

@@ -532,6 +532,7 @@ mod tests {
 
     fn cluster(id: &str) -> shoal_api::Cluster {
         shoal_api::Cluster {
+            vip_pool: None,
             id: id.into(),
             ca_cert_pem: String::new(),
             ca_key_pem: String::new(),

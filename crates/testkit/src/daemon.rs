@@ -206,8 +206,14 @@ impl Daemon {
         argv.push(self.bin.clone().into());
         let mut cmd = Command::new(&argv[0]);
         cmd.args(&argv[1..]);
+        // VIPs and DNS live on an interface of the node's host: only a node in a network
+        // namespace of the test's own has them, never the machine running the tests.
+        if self.netns.is_none() {
+            cmd.args(["daemon", "--vip-interface", "off"]);
+        } else {
+            cmd.arg("daemon");
+        }
         let child = cmd
-            .arg("daemon")
             .arg("--data-dir")
             .arg(self.data_dir())
             .arg("--socket")

@@ -34,6 +34,10 @@ pub struct InitArgs {
     /// printed here (their state on disk is sealed with a key wrapped by it)
     #[arg(long)]
     autolock: bool,
+    /// The network service VIPs come from; its first address is every node's DNS server
+    /// (at least a /24, not overlapping the nodes' networks)
+    #[arg(long, default_value = shoal_api::vip::DEFAULT_VIP_POOL)]
+    vip_pool: String,
 }
 
 #[derive(Debug, clap::Args)]
@@ -106,6 +110,7 @@ pub async fn init(client: &Client, args: InitArgs) -> anyhow::Result<ExitCode> {
                 cert_expiry_secs: Some(args.cert_expiry.as_secs()),
                 force_new_cluster: args.force_new_cluster,
                 autolock: args.autolock,
+                vip_pool: Some(args.vip_pool),
             },
         )
         .await?;

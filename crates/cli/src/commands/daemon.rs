@@ -41,9 +41,28 @@ pub struct DaemonArgs {
     /// unix:///var/run/docker.sock]; without one the node runs process tasks only
     #[arg(long)]
     docker_host: Option<String>,
+    /// The dummy interface the node puts service VIPs and its DNS resolver address on
+    /// (created if missing); "off": no VIPs and no DNS on this node
+    #[arg(long, default_value = shoal_node::DEFAULT_VIP_INTERFACE)]
+    vip_interface: String,
     /// Log filter (e.g. info, debug, shoal_mesh=debug)
     #[arg(long, env = "SHOAL_LOG", default_value = "info")]
     log_level: String,
+}
+
+/// A Linux interface name: 1 to 15 characters, no '/', ':' or whitespace.
+fn vip_interface_name(name: &str) -> anyhow::Result<String> {
+    let ok = !name.is_empty()
+        && name.len() <= 15
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
+    if !ok {
+        anyhow::bail!(
+            "invalid --vip-interface {name:?}: use 1 to 15 letters, digits, '-', '_' or '.', or off"
+        );
+    }
+    Ok(name.to_string())
 }
 
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -80,6 +99,10 @@ pub async fn run(args: DaemonArgs) -> anyhow::Result<ExitCode> {
         min_free_disk: args.min_free_disk,
         control_limits: shoal_rpc::server::ControlLimits::default(),
         docker_host: shoal_node::docker_host(args.docker_host.as_deref()),
+        vip_interface: match args.vip_interface.as_str() {
+            "off" => None,
+            name => Some(vip_interface_name(name)?),
+        },
     })
     .await?;
     Ok(ExitCode::SUCCESS)

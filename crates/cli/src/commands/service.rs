@@ -93,6 +93,14 @@ pub struct CreateArgs {
     /// Publish a port: PUBLISHED:TARGET[/PROTO], TARGET, or published=P,target=T,mode=host
     #[arg(short, long)]
     publish: Vec<String>,
+    /// How the service's name resolves: vip (one virtual IP spreading connections) or
+    /// dnsrr (the tasks' addresses)
+    #[arg(long, default_value = "vip")]
+    endpoint_mode: String,
+    /// Load-balancing algorithm on its published ports and VIP: round-robin, least-conn,
+    /// p2c, source-hash, maglev or random
+    #[arg(long, default_value = "round-robin")]
+    lb: String,
     /// Environment variable KEY=VALUE ({{.Task.Slot}} templates allowed)
     #[arg(short, long)]
     env: Vec<String>,
@@ -433,6 +441,8 @@ impl CreateArgs {
             .map(|p| PortConfig::parse(p))
             .collect::<Result<Vec<_>, _>>()?;
         let spec = ServiceSpec {
+            endpoint_mode: shoal_api::EndpointMode::parse(&self.endpoint_mode)?,
+            lb: shoal_api::Policy::parse(&self.lb)?,
             name: self.name.clone(),
             labels,
             mode,

@@ -163,6 +163,12 @@ pub struct UpdateArgs {
     ulimit_rm: Vec<String>,
     #[arg(long)]
     publish_add: Vec<String>,
+    /// How the service's name resolves: vip or dnsrr
+    #[arg(long)]
+    endpoint_mode: Option<String>,
+    /// Load-balancing algorithm: round-robin, least-conn, p2c, source-hash, maglev, random
+    #[arg(long)]
+    lb: Option<String>,
     /// Published port to remove (PORT or PORT/udp)
     #[arg(long)]
     publish_rm: Vec<String>,
@@ -290,6 +296,12 @@ impl UpdateArgs {
         }
         for p in &self.publish_add {
             spec.ports.push(PortConfig::parse(p)?);
+        }
+        if let Some(m) = &self.endpoint_mode {
+            spec.endpoint_mode = shoal_api::EndpointMode::parse(m)?;
+        }
+        if let Some(lb) = &self.lb {
+            spec.lb = shoal_api::Policy::parse(lb)?;
         }
         let t = &mut spec.task;
         if let Some(c) = &self.restart_condition {
@@ -499,6 +511,8 @@ mod tests {
 
     fn service(task: TaskTemplate) -> ServiceSpec {
         ServiceSpec {
+            endpoint_mode: Default::default(),
+            lb: Default::default(),
             name: "web".into(),
             labels: Default::default(),
             mode: ServiceMode::Replicated { replicas: 1 },

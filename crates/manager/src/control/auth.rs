@@ -80,6 +80,7 @@ mod tests {
     fn state() -> ClusterState {
         let mut s = ClusterState {
             cluster: Some(Cluster {
+                vip_pool: None,
                 id: "c1".into(),
                 ca_cert_pem: String::new(),
                 ca_key_pem: String::new(),

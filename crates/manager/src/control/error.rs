@@ -65,6 +65,12 @@ impl From<crate::alloc::PortError> for ApiError {
     }
 }
 
+impl From<crate::alloc::VipExhausted> for ApiError {
+    fn from(e: crate::alloc::VipExhausted) -> Self {
+        ApiError::conflict(e.to_string())
+    }
+}
+
 impl From<axum::extract::rejection::JsonRejection> for ApiError {
     fn from(e: axum::extract::rejection::JsonRejection) -> Self {
         ApiError::new(e.status(), e.body_text().replace('\n', " "))

@@ -101,8 +101,10 @@ pub async fn create(
                 )));
             }
             let ports = alloc::published_ports(state, None, &spec.ports, &host_busy)?;
+            let vip = alloc::vip(state, None)?;
             let now = now_millis();
             let service = Service {
+                vip: Some(vip),
                 id: id::new_id(),
                 version: 1,
                 spec: spec.clone(),
@@ -189,9 +191,12 @@ pub struct UpdateRequest {
     pub force: bool,
 }
 
-/// `spec` with the replica count set aside: changing only that is a scale, not a rollout.
+/// `spec` with what the tasks do not see set aside — the replica count (a scale), how the
+/// service is reached and balanced (the data plane's) — so changing only those is no rollout.
 fn rollout_part(spec: &ServiceSpec) -> ServiceSpec {
     let mut s = spec.clone();
+    s.endpoint_mode = Default::default();
+    s.lb = Default::default();
     if let ServiceMode::Replicated { replicas } = &mut s.mode {
         *replicas = 0;
     }
@@ -240,6 +245,8 @@ pub async fn update(
             }
             svc.ports =
                 alloc::published_ports(tx.state(), Some(&svc), &req.spec.ports, &host_busy)?;
+            // A service made before VIPs existed gets one now.
+            svc.vip = Some(alloc::vip(tx.state(), Some(&svc))?);
             let now = now_millis();
             if rollout {
                 svc.previous_spec = Some(svc.spec.clone());

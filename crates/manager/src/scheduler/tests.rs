@@ -25,9 +25,12 @@ fn state(nodes: &[&str], tasks: &[(&str, &str, Option<&str>)]) -> ClusterState {
         s.services.insert(
             svc.into(),
             Service {
+                vip: None,
                 id: svc.into(),
                 version: 1,
                 spec: ServiceSpec {
+                    endpoint_mode: Default::default(),
+                    lb: Default::default(),
                     name: svc.into(),
                     labels: Default::default(),
                     mode: ServiceMode::Replicated { replicas: 1 },
