@@ -5,7 +5,9 @@
 //! by: the routing mesh its table of published ports ([`DataPlaneSnapshot::ingress`]);
 //! service VIPs and DNS (to come) the services themselves.
 
+use crate::balancer::Balancer;
 use crate::endpoint::{Endpoint, EndpointSet, EndpointTable, PortKey};
+use crate::{LeastConn, Maglev, P2c, Random, RoundRobin, SourceHash};
 use serde::{Deserialize, Serialize};
 use shoal_api::task::EndpointPort;
 use shoal_api::{PortConfig, PublishMode};
@@ -33,13 +35,88 @@ pub enum EndpointMode {
     Dnsrr,
 }
 
-/// How a service's connections are spread over its endpoints.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+/// How a service's connections are spread over its endpoints (its load-balancing
+/// algorithm). Whatever the policy, a connection falls through to the other endpoints when
+/// its choice fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Policy {
-    /// In turn, falling through to the next endpoint when one refuses.
+    /// In turn, by weight ([`RoundRobin`]).
     #[default]
     RoundRobin,
+    /// The fewest connections in flight for its weight ([`LeastConn`]).
+    LeastConn,
+    /// The less loaded of two endpoints drawn at random ([`P2c`]).
+    P2c,
+    /// By a hash of the client's address ([`SourceHash`]).
+    SourceHash,
+    /// By the client's address, on a consistent-hashing table ([`Maglev`]).
+    Maglev,
+    /// At random, by weight ([`Random`]).
+    Random,
+}
+
+impl Policy {
+    pub const ALL: [Policy; 6] = [
+        Policy::RoundRobin,
+        Policy::LeastConn,
+        Policy::P2c,
+        Policy::SourceHash,
+        Policy::Maglev,
+        Policy::Random,
+    ];
+
+    /// The policy a name stands for, as written in a service spec or on the command line.
+    pub fn parse(name: &str) -> Result<Policy, String> {
+        Policy::ALL
+            .into_iter()
+            .find(|p| p.as_str() == name)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Policy::ALL.iter().map(|p| p.as_str()).collect();
+                format!(
+                    "unknown load-balancing algorithm {name:?} ({})",
+                    names.join(", ")
+                )
+            })
+    }
+
+    /// Its name, as serialized.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Policy::RoundRobin => "round-robin",
+            Policy::LeastConn => "least-conn",
+            Policy::P2c => "p2c",
+            Policy::SourceHash => "source-hash",
+            Policy::Maglev => "maglev",
+            Policy::Random => "random",
+        }
+    }
+
+    /// A fresh balancer of this policy.
+    pub fn balancer(self) -> Box<dyn Balancer> {
+        match self {
+            Policy::RoundRobin => Box::new(RoundRobin::new()),
+            Policy::LeastConn => Box::new(LeastConn::new()),
+            Policy::P2c => Box::new(P2c::new()),
+            Policy::SourceHash => Box::new(SourceHash::new()),
+            Policy::Maglev => Box::new(Maglev::new()),
+            Policy::Random => Box::new(Random::new()),
+        }
+    }
+}
+
+impl std::fmt::Display for Policy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Policy {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Policy, String> {
+        Policy::parse(name)
+    }
 }
 
 /// One service as the data plane sees it.
@@ -137,7 +214,7 @@ impl DataPlaneSnapshot {
                         addr: e.addr.ip(),
                         ports: vec![port],
                         state: EndpointState::Ready,
-                        weight: 1,
+                        weight: e.weight,
                     }),
                 }
             }
@@ -175,10 +252,11 @@ impl DataPlaneSnapshot {
                             .iter()
                             .find(|p| p.target == port.target && p.protocol == port.protocol)?
                             .host_port;
-                        Some(Endpoint {
-                            task_id: e.task_id.clone(),
-                            addr: SocketAddr::new(e.addr, host_port),
-                        })
+                        Some(Endpoint::weighted(
+                            e.task_id.clone(),
+                            SocketAddr::new(e.addr, host_port),
+                            e.weight,
+                        ))
                     })
                     .collect();
                 endpoints.sort();
@@ -210,10 +288,7 @@ mod tests {
             version: 4,
             ..EndpointTable::default()
         };
-        let ep = |task: &str, port: u16| Endpoint {
-            task_id: task.into(),
-            addr: SocketAddr::from(([10, 0, 0, 2], port)),
-        };
+        let ep = |task: &str, port: u16| Endpoint::new(task, ([10, 0, 0, 2], port));
         for (port, protocol, eps) in [
             (8080, Protocol::Tcp, vec![ep("a", 30001), ep("b", 30002)]),
             (8081, Protocol::Tcp, vec![ep("a", 30003)]),
@@ -237,5 +312,69 @@ mod tests {
             ..snap.clone()
         };
         assert!(snap.same_routes(&later));
+    }
+
+    #[test]
+    fn policies_parse_print_and_serialize_by_one_name() {
+        for p in Policy::ALL {
+            assert_eq!(Policy::parse(p.as_str()), Ok(p));
+            assert_eq!(p.to_string(), p.as_str());
+            let json = serde_json::to_string(&p).unwrap();
+            assert_eq!(json, format!("\"{p}\""));
+            assert_eq!(serde_json::from_str::<Policy>(&json).unwrap(), p);
+            assert!(format!("{:?}", p.balancer()).contains(&format!("{p:?}")));
+        }
+        assert_eq!(Policy::default(), Policy::RoundRobin);
+        assert_eq!(
+            Policy::parse("foo"),
+            Err("unknown load-balancing algorithm \"foo\" \
+                 (round-robin, least-conn, p2c, source-hash, maglev, random)"
+                .to_owned())
+        );
+    }
+
+    #[test]
+    fn a_service_entry_without_a_policy_balances_round_robin() {
+        let entry: ServiceEntry = serde_json::from_str(r#"{"id":"s","name":"web"}"#).unwrap();
+        assert_eq!(entry.policy, Policy::RoundRobin);
+        let entry: ServiceEntry =
+            serde_json::from_str(r#"{"id":"s","name":"web","policy":"maglev"}"#).unwrap();
+        assert_eq!(entry.policy, Policy::Maglev);
+    }
+
+    #[test]
+    fn ingress_endpoints_carry_their_weights() {
+        let snap = DataPlaneSnapshot {
+            version: 1,
+            services: vec![ServiceEntry {
+                id: "s".into(),
+                name: "web".into(),
+                ports: vec![PortConfig {
+                    published: Some(8080),
+                    target: 80,
+                    protocol: Protocol::Tcp,
+                    mode: PublishMode::Ingress,
+                }],
+                endpoints: vec![ServiceEndpoint {
+                    task_id: "t".into(),
+                    addr: IpAddr::from([10, 0, 0, 3]),
+                    ports: vec![EndpointPort {
+                        target: 80,
+                        host_port: 30080,
+                        protocol: Protocol::Tcp,
+                    }],
+                    state: EndpointState::Ready,
+                    weight: 3,
+                }],
+                ..ServiceEntry::default()
+            }],
+        };
+        let table = snap.ingress();
+        let set = table.get(8080, Protocol::Tcp).unwrap();
+        assert_eq!(
+            set.endpoints,
+            [Endpoint::weighted("t", ([10, 0, 0, 3], 30080), 3)]
+        );
+        assert_eq!(DataPlaneSnapshot::from_table(&table).ingress(), table);
     }
 }

@@ -84,6 +84,7 @@ fn table(version: u64, ports: &[(u16, &[SocketAddr])]) -> Arc<EndpointTable> {
                     .map(|(i, &addr)| Endpoint {
                         task_id: format!("task-{i}"),
                         addr,
+                        weight: 1,
                     })
                     .collect(),
             };
