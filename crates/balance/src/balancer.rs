@@ -42,22 +42,54 @@ impl Failure {
     }
 }
 
-/// The order in which one connection tries the endpoints of a set: indices into it.
+/// The order in which one connection tries the endpoints of a set: indices into it, each
+/// once.
 #[derive(Debug, Clone)]
-pub struct Order {
-    start: usize,
-    len: usize,
-    next: usize,
+pub struct Order(Indices);
+
+#[derive(Debug, Clone)]
+enum Indices {
+    /// The common case, without allocating: `start`, `start + 1`, ... wrapping around.
+    Rotated {
+        start: usize,
+        len: usize,
+        next: usize,
+    },
+    /// Any other order, spelled out.
+    Listed(std::vec::IntoIter<usize>),
 }
 
 impl Order {
     /// Every index once, starting at `start` and wrapping around.
     pub fn rotated(start: usize, len: usize) -> Order {
-        Order {
+        Order(Indices::Rotated {
             start: if len == 0 { 0 } else { start % len },
             len,
             next: 0,
+        })
+    }
+
+    /// Exactly these indices, in this order. The caller lists every index of the set once.
+    pub fn listed(indices: Vec<usize>) -> Order {
+        Order(Indices::Listed(indices.into_iter()))
+    }
+
+    /// The choice `first`, then every other endpoint of weight above 0 in turn after it,
+    /// then those of weight 0 (used only when nothing else is left). Without an allocation
+    /// when no endpoint (or every one) has weight 0.
+    pub fn first_then_rest(first: usize, endpoints: &[Endpoint]) -> Order {
+        let len = endpoints.len();
+        let zeros = endpoints.iter().filter(|e| e.weight == 0).count();
+        if zeros == 0 || zeros == len {
+            return Order::rotated(first, len);
         }
+        let first = first % len;
+        let after = (1..len).map(|k| (first + k) % len);
+        let mut indices = Vec::with_capacity(len);
+        indices.push(first);
+        indices.extend(after.clone().filter(|&i| endpoints[i].weight > 0));
+        indices.extend(after.filter(|&i| endpoints[i].weight == 0));
+        Order::listed(indices)
     }
 }
 
@@ -65,14 +97,29 @@ impl Iterator for Order {
     type Item = usize;
 
     fn next(&mut self) -> Option<usize> {
-        if self.next >= self.len {
-            return None;
+        match &mut self.0 {
+            Indices::Rotated { start, len, next } => {
+                if *next >= *len {
+                    return None;
+                }
+                let i = (*start + *next) % *len;
+                *next += 1;
+                Some(i)
+            }
+            Indices::Listed(indices) => indices.next(),
         }
-        let i = (self.start + self.next) % self.len;
-        self.next += 1;
-        Some(i)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = match &self.0 {
+            Indices::Rotated { len, next, .. } => len.saturating_sub(*next),
+            Indices::Listed(indices) => indices.len(),
+        };
+        (n, Some(n))
     }
 }
+
+impl ExactSizeIterator for Order {}
 
 /// Counts a connection to an endpoint as in flight until dropped (for algorithms that
 /// weigh endpoints by their open connections; a no-op for the others).
@@ -98,8 +145,8 @@ impl Drop for InFlight {
 /// A balancing algorithm. One lives as long as what it balances (a published port, a
 /// VIP), across endpoint-set changes, so its rotation or counts carry on.
 pub trait Balancer: Send + Sync + std::fmt::Debug {
-    /// The order in which a new connection tries `endpoints`: the choice first, then the
-    /// endpoints to fall through to.
+    /// The order in which a new connection tries `endpoints`: the choice first, then every
+    /// other endpoint once to fall through to, those of weight 0 last.
     fn order(&self, endpoints: &[Endpoint], cx: &PickCx) -> Order;
 
     /// The connection to `endpoint` opened; it counts as in flight while the guard lives.
@@ -109,6 +156,9 @@ pub trait Balancer: Send + Sync + std::fmt::Debug {
 
     /// An attempt on `endpoint` failed (the caller goes on to the next in its order).
     fn failed(&self, _endpoint: &Endpoint, _failure: Failure) {}
+
+    /// An attempt on `endpoint` connected (reported before [`Balancer::opened`]).
+    fn succeeded(&self, _endpoint: &Endpoint) {}
 }
 
 #[cfg(test)]
@@ -119,6 +169,18 @@ mod tests {
     fn a_rotated_order_covers_every_index_once() {
         assert_eq!(Order::rotated(6, 4).collect::<Vec<_>>(), [2, 3, 0, 1]);
         assert_eq!(Order::rotated(3, 0).count(), 0);
+        assert_eq!(Order::rotated(1, 3).len(), 3);
+    }
+
+    #[test]
+    fn first_then_rest_puts_weight_zero_last() {
+        let order = |first, weights: &[u32]| -> Vec<usize> {
+            Order::first_then_rest(first, &crate::testing::set(weights)).collect()
+        };
+        assert_eq!(order(2, &[1, 1, 1, 1]), [2, 3, 0, 1]);
+        assert_eq!(order(2, &[0, 0, 0]), [2, 0, 1]);
+        assert_eq!(order(2, &[1, 0, 1, 0, 1]), [2, 4, 0, 3, 1]);
+        assert_eq!(order(0, &[]), Vec::<usize>::new());
     }
 
     #[test]

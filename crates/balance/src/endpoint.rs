@@ -10,6 +10,38 @@ use std::net::SocketAddr;
 pub struct Endpoint {
     pub task_id: String,
     pub addr: SocketAddr,
+    /// Share of new connections against the set's other endpoints; 0: only when no endpoint
+    /// of weight above 0 is left. Left out of the JSON when 1, so a table reads as before
+    /// to nodes that know no weights.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub weight: u32,
+}
+
+impl Endpoint {
+    /// An endpoint of weight 1.
+    pub fn new(task_id: impl Into<String>, addr: impl Into<SocketAddr>) -> Endpoint {
+        Endpoint::weighted(task_id, addr, 1)
+    }
+
+    pub fn weighted(
+        task_id: impl Into<String>,
+        addr: impl Into<SocketAddr>,
+        weight: u32,
+    ) -> Endpoint {
+        Endpoint {
+            task_id: task_id.into(),
+            addr: addr.into(),
+            weight,
+        }
+    }
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn is_one(weight: &u32) -> bool {
+    *weight == 1
 }
 
 /// The ready endpoints behind one published port.
@@ -18,6 +50,14 @@ pub struct EndpointSet {
     pub service_id: String,
     pub service_name: String,
     pub endpoints: Vec<Endpoint>,
+    /// How new connections are spread over them (left out when round-robin, so a node one
+    /// version behind reads the set as before).
+    #[serde(default, skip_serializing_if = "is_round_robin")]
+    pub policy: crate::Policy,
+}
+
+fn is_round_robin(p: &crate::Policy) -> bool {
+    *p == crate::Policy::RoundRobin
 }
 
 /// A published port: number and protocol.
@@ -83,13 +123,27 @@ mod tests {
             EndpointSet {
                 service_id: "s".into(),
                 service_name: "web".into(),
-                endpoints: vec![Endpoint {
-                    task_id: "t".into(),
-                    addr: "10.0.0.1:3000".parse().unwrap(),
-                }],
+                endpoints: vec![
+                    Endpoint::new("t", ([10, 0, 0, 1], 3000)),
+                    Endpoint::weighted("u", ([10, 0, 0, 2], 3000), 0),
+                ],
+                policy: Default::default(),
             },
         );
         let json = serde_json::to_string(&t).unwrap();
         assert_eq!(serde_json::from_str::<EndpointTable>(&json).unwrap(), t);
+    }
+
+    #[test]
+    fn an_endpoint_of_weight_one_reads_as_before_weights() {
+        let before = r#"{"task_id":"t","addr":"10.0.0.1:3000"}"#;
+        let e: Endpoint = serde_json::from_str(before).unwrap();
+        assert_eq!(e, Endpoint::new("t", ([10, 0, 0, 1], 3000)));
+        assert_eq!(serde_json::to_string(&e).unwrap(), before);
+        let heavy = Endpoint::weighted("t", ([10, 0, 0, 1], 3000), 3);
+        assert_eq!(
+            serde_json::to_string(&heavy).unwrap(),
+            r#"{"task_id":"t","addr":"10.0.0.1:3000","weight":3}"#
+        );
     }
 }

@@ -5,7 +5,9 @@
 //! by: the routing mesh its table of published ports ([`DataPlaneSnapshot::ingress`]);
 //! service VIPs and DNS (to come) the services themselves.
 
+use crate::balancer::Balancer;
 use crate::endpoint::{Endpoint, EndpointSet, EndpointTable, PortKey};
+use crate::{LeastConn, Maglev, P2c, Random, RoundRobin, SourceHash};
 use serde::{Deserialize, Serialize};
 use shoal_api::task::EndpointPort;
 use shoal_api::{PortConfig, Protocol, PublishMode, VipPool};
@@ -26,6 +28,18 @@ pub struct DataPlaneSnapshot {
 }
 
 pub use shoal_api::{EndpointMode, Policy};
+
+/// A fresh balancer of `policy`.
+pub fn balancer_for(policy: Policy) -> Box<dyn Balancer> {
+    match policy {
+        Policy::RoundRobin => Box::new(RoundRobin::new()),
+        Policy::LeastConn => Box::new(LeastConn::new()),
+        Policy::P2c => Box::new(P2c::new()),
+        Policy::SourceHash => Box::new(SourceHash::new()),
+        Policy::Maglev => Box::new(Maglev::new()),
+        Policy::Random => Box::new(Random::new()),
+    }
+}
 
 /// One service as the data plane sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -102,10 +116,11 @@ impl ServiceEntry {
                     .iter()
                     .find(|p| p.target == target && p.protocol == protocol)?
                     .host_port;
-                Some(Endpoint {
-                    task_id: e.task_id.clone(),
-                    addr: SocketAddr::new(e.addr, host_port),
-                })
+                Some(Endpoint::weighted(
+                    e.task_id.clone(),
+                    SocketAddr::new(e.addr, host_port),
+                    e.weight,
+                ))
             })
             .collect();
         endpoints.sort();
@@ -130,6 +145,7 @@ impl ServiceEntry {
                     service_id: self.id.clone(),
                     service_name: self.name.clone(),
                     endpoints: self.ready_endpoints(p.target, p.protocol),
+                    policy: self.policy,
                 });
         }
         table
@@ -148,6 +164,7 @@ impl DataPlaneSnapshot {
                 .or_insert_with(|| ServiceEntry {
                     id: set.service_id.clone(),
                     name: set.service_name.clone(),
+                    policy: set.policy,
                     ..ServiceEntry::default()
                 });
             entry.ports.push(PortConfig {
@@ -169,7 +186,7 @@ impl DataPlaneSnapshot {
                         addr: e.addr.ip(),
                         ports: vec![port],
                         state: EndpointState::Ready,
-                        weight: 1,
+                        weight: e.weight,
                     }),
                 }
             }
@@ -208,6 +225,7 @@ impl DataPlaneSnapshot {
                         service_id: s.id.clone(),
                         service_name: s.name.clone(),
                         endpoints,
+                        policy: s.policy,
                     },
                 );
             }
@@ -227,10 +245,7 @@ mod tests {
             version: 4,
             ..EndpointTable::default()
         };
-        let ep = |task: &str, port: u16| Endpoint {
-            task_id: task.into(),
-            addr: SocketAddr::from(([10, 0, 0, 2], port)),
-        };
+        let ep = |task: &str, port: u16| Endpoint::new(task, ([10, 0, 0, 2], port));
         for (port, protocol, eps) in [
             (8080, Protocol::Tcp, vec![ep("a", 30001), ep("b", 30002)]),
             (8081, Protocol::Tcp, vec![ep("a", 30003)]),
@@ -242,6 +257,7 @@ mod tests {
                     service_id: "s1".into(),
                     service_name: "web".into(),
                     endpoints: eps,
+                    policy: Default::default(),
                 },
             );
         }
@@ -254,5 +270,58 @@ mod tests {
             ..snap.clone()
         };
         assert!(snap.same_routes(&later));
+    }
+
+    #[test]
+    fn every_policy_makes_its_balancer() {
+        for p in Policy::ALL {
+            assert!(format!("{:?}", balancer_for(p)).contains(&format!("{p:?}")));
+        }
+    }
+
+    #[test]
+    fn a_service_entry_without_a_policy_balances_round_robin() {
+        let entry: ServiceEntry = serde_json::from_str(r#"{"id":"s","name":"web"}"#).unwrap();
+        assert_eq!(entry.policy, Policy::RoundRobin);
+        let entry: ServiceEntry =
+            serde_json::from_str(r#"{"id":"s","name":"web","policy":"maglev"}"#).unwrap();
+        assert_eq!(entry.policy, Policy::Maglev);
+    }
+
+    #[test]
+    fn ingress_endpoints_carry_their_weights() {
+        let snap = DataPlaneSnapshot {
+            version: 1,
+            vip_pool: None,
+            services: vec![ServiceEntry {
+                id: "s".into(),
+                name: "web".into(),
+                ports: vec![PortConfig {
+                    published: Some(8080),
+                    target: 80,
+                    protocol: Protocol::Tcp,
+                    mode: PublishMode::Ingress,
+                }],
+                endpoints: vec![ServiceEndpoint {
+                    task_id: "t".into(),
+                    addr: IpAddr::from([10, 0, 0, 3]),
+                    ports: vec![EndpointPort {
+                        target: 80,
+                        host_port: 30080,
+                        protocol: Protocol::Tcp,
+                    }],
+                    state: EndpointState::Ready,
+                    weight: 3,
+                }],
+                ..ServiceEntry::default()
+            }],
+        };
+        let table = snap.ingress();
+        let set = table.get(8080, Protocol::Tcp).unwrap();
+        assert_eq!(
+            set.endpoints,
+            [Endpoint::weighted("t", ([10, 0, 0, 3], 30080), 3)]
+        );
+        assert_eq!(DataPlaneSnapshot::from_table(&table).ingress(), table);
     }
 }

@@ -246,11 +246,13 @@ mod tests {
             vec![
                 Endpoint {
                     task_id: "t1".into(),
-                    addr: SocketAddr::new(ip, 30001)
+                    addr: SocketAddr::new(ip, 30001),
+                    weight: 1,
                 },
                 Endpoint {
                     task_id: "t5".into(),
-                    addr: SocketAddr::new(ip, 30005)
+                    addr: SocketAddr::new(ip, 30005),
+                    weight: 1,
                 },
             ]
         );

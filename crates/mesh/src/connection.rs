@@ -4,7 +4,7 @@ use crate::error::ConnectionError;
 use crate::listener::Port;
 use crate::splice;
 use shoal_api::Protocol;
-use shoal_balance::{Failure, InFlight, PickCx};
+use shoal_balance::{Balancer, Failure, InFlight, PickCx};
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::net::TcpStream;
@@ -47,15 +47,20 @@ async fn connect(port: &Port, cx: &PickCx) -> Result<(TcpStream, InFlight), Conn
     else {
         return Err(ConnectionError::NoEndpoint { tried: 0 });
     };
-    for i in port.balancer.order(&set.endpoints, cx) {
+    let balancer = port.balancer(set.policy);
+    let balancer = &balancer.inner;
+    for i in balancer.order(&set.endpoints, cx) {
         let endpoint = &set.endpoints[i];
         let (failure, error) =
             match timeout(CONNECT_TIMEOUT, TcpStream::connect(endpoint.addr)).await {
-                Ok(Ok(stream)) => return Ok((stream, port.balancer.opened(endpoint))),
+                Ok(Ok(stream)) => {
+                    balancer.succeeded(endpoint);
+                    return Ok((stream, balancer.opened(endpoint)));
+                }
                 Ok(Err(e)) => (Failure::of(&e), e.to_string()),
                 Err(_) => (Failure::TimedOut, "timed out".to_owned()),
             };
-        port.balancer.failed(endpoint, failure);
+        balancer.failed(endpoint, failure);
         port.shared.stats.connect_failed();
         tracing::debug!(
             port = port.number,

@@ -4,7 +4,8 @@
 use crate::connection;
 use crate::error::MeshError;
 use crate::shared::Shared;
-use shoal_balance::{Balancer, RoundRobin, Throttle, WARN_INTERVAL};
+use shoal_balance::{balancer_for, Ejecting, Policy, Throttle, WARN_INTERVAL};
+use std::sync::PoisonError;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -24,13 +25,48 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 #[derive(Debug)]
 pub(crate) struct Port {
     pub(crate) number: u16,
-    /// Lives as long as the listener, across table swaps, so rotation continues evenly.
-    pub(crate) balancer: Box<dyn Balancer>,
+    /// Lives as long as the listener, across table swaps, so rotation continues evenly;
+    /// replaced when the service's policy changes.
+    balancer: std::sync::RwLock<Arc<PortBalancer>>,
     pub(crate) shared: Arc<Shared>,
     /// One permit per connection this port may hold open.
     slots: Arc<Semaphore>,
     /// Warnings that the port is at its cap.
     at_cap: Throttle,
+}
+
+/// A port's balancer: the service's policy, with endpoints that refused or reset a
+/// connect set aside for a while (passive health).
+#[derive(Debug)]
+pub(crate) struct PortBalancer {
+    policy: Policy,
+    pub(crate) inner: Ejecting,
+}
+
+impl PortBalancer {
+    fn new(policy: Policy) -> PortBalancer {
+        PortBalancer {
+            policy,
+            inner: Ejecting::new(balancer_for(policy)),
+        }
+    }
+}
+
+impl Port {
+    /// The balancer for `policy`: the port's own, or a new one if the policy changed.
+    pub(crate) fn balancer(&self, policy: Policy) -> Arc<PortBalancer> {
+        {
+            let b = self.balancer.read().unwrap_or_else(PoisonError::into_inner);
+            if b.policy == policy {
+                return b.clone();
+            }
+        }
+        let mut b = self.balancer.write().unwrap_or_else(PoisonError::into_inner);
+        if b.policy != policy {
+            *b = Arc::new(PortBalancer::new(policy));
+        }
+        b.clone()
+    }
 }
 
 /// An open published port. Dropping or closing it stops accepting; connections already
@@ -54,7 +90,7 @@ impl Listener {
         })?;
         let port = Arc::new(Port {
             number,
-            balancer: Box::new(RoundRobin::new()),
+            balancer: std::sync::RwLock::new(Arc::new(PortBalancer::new(Policy::default()))),
             slots: Arc::new(Semaphore::new(shared.caps.per_port)),
             at_cap: Throttle::new(WARN_INTERVAL),
             shared,

@@ -76,6 +76,7 @@ fn table(version: u64, ports: &[(u16, &[SocketAddr])]) -> Arc<EndpointTable> {
                 protocol: Protocol::Tcp,
             };
             let set = EndpointSet {
+                policy: Default::default(),
                 service_id: format!("svc-{port}"),
                 service_name: format!("web-{port}"),
                 endpoints: addrs
@@ -84,6 +85,7 @@ fn table(version: u64, ports: &[(u16, &[SocketAddr])]) -> Arc<EndpointTable> {
                     .map(|(i, &addr)| Endpoint {
                         task_id: format!("task-{i}"),
                         addr,
+                        weight: 1,
                     })
                     .collect(),
             };
