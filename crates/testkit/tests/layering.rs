@@ -15,6 +15,7 @@ fn allowed() -> BTreeMap<&'static str, Vec<&'static str>> {
         ),
         ("shoal-agent", vec!["shoal-api"]),
         ("shoal-mesh", vec!["shoal-api", "shoal-balance"]),
+        ("shoal-dns", vec!["shoal-api", "shoal-balance"]),
         ("shoal-workloads", vec![]),
         // The load drivers (agent-swarm) speak the real node-to-node protocol.
         ("shoal-testkit", vec!["shoal-api", "shoal-rpc"]),
