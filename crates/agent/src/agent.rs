@@ -22,6 +22,8 @@ pub struct AgentConfig {
     pub logs_dir: PathBuf,
     /// Longest wait for the data plane to drop a task before it is signalled anyway.
     pub drain_timeout: Duration,
+    /// The node's DNS server, once it answers: tasks resolve service names with it.
+    pub resolver: tokio::sync::watch::Receiver<Option<std::net::IpAddr>>,
 }
 
 /// How the agent is asked to end.
@@ -167,6 +169,7 @@ impl Agent {
                     let env = launch_spec(
                         t,
                         &self.cfg.node,
+                        *self.cfg.resolver.borrow(),
                         t.endpoint.as_ref().unwrap_or(&TaskEndpoint {
                             addr: self.cfg.node.addr.clone(),
                             ports: vec![],
@@ -331,7 +334,13 @@ impl Agent {
                 return None;
             }
         };
-        let spec = match launch_spec(t, &self.cfg.node, &endpoint, &self.cfg.logs_dir) {
+        let spec = match launch_spec(
+            t,
+            &self.cfg.node,
+            *self.cfg.resolver.borrow(),
+            &endpoint,
+            &self.cfg.logs_dir,
+        ) {
             Ok(s) => s,
             Err(e) => {
                 self.report(vec![reject(e.to_string())]);

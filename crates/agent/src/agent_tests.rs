@@ -235,6 +235,7 @@ fn start(registry: Registry, tasks: Vec<Task>) -> Harness {
             },
             logs_dir: dir,
             drain_timeout: Duration::from_secs(30),
+            resolver: watch::channel(None).1,
         },
         registry,
         dispatcher.clone(),

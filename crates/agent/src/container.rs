@@ -187,6 +187,7 @@ impl ContainerExecutor {
             exposed_ports: (!exposed.is_empty()).then_some(exposed),
             stop_signal: Some(c.stop_signal.clone()),
             host_config: Some(HostConfig {
+                dns: (!c.dns.is_empty()).then(|| c.dns.iter().map(|ip| ip.to_string()).collect()),
                 port_bindings: (!bindings.is_empty()).then_some(bindings),
                 init: c.init.then_some(true),
                 readonly_rootfs: c.read_only.then_some(true),

@@ -46,6 +46,8 @@ pub struct ContainerLaunch {
     pub cap_drop: Vec<String>,
     /// The health check the engine runs in the container.
     pub health: ContainerHealth,
+    /// Its resolvers: the node's DNS server (service names, then the host's resolvers).
+    pub dns: Vec<std::net::IpAddr>,
     /// With the templates of their source and target expanded.
     pub mounts: Vec<Mount>,
     pub ulimits: Vec<Ulimit>,
@@ -119,6 +121,7 @@ pub const LABEL_CLUSTER: &str = "com.shoal.cluster.id";
 pub fn launch_spec(
     task: &Task,
     node: &NodeIdentity,
+    resolver: Option<std::net::IpAddr>,
     endpoint: &TaskEndpoint,
     logs_dir: &Path,
 ) -> Result<LaunchSpec, SpecError> {
@@ -140,6 +143,10 @@ pub fn launch_spec(
         ("SHOAL_NODE_ID".into(), node.id.clone()),
         ("SHOAL_NODE_HOSTNAME".into(), node.hostname.clone()),
     ];
+    if let Some(ip) = resolver {
+        // A process resolves with the host's resolver; this names the cluster's.
+        env.push(("SHOAL_DNS".into(), ip.to_string()));
+    }
     // A process listens on its host port; a container on its target port, which the
     // engine publishes on the host port.
     let in_container = matches!(task.spec.runtime, Runtime::Container(_));
@@ -211,6 +218,7 @@ pub fn launch_spec(
                     })
                     .collect::<Result<_, SpecError>>()?,
                 ulimits: c.ulimits.clone(),
+                dns: resolver.into_iter().collect(),
             })
         }
         Runtime::Process(_) => None,
@@ -298,7 +306,7 @@ mod tests {
                 protocol: Protocol::Tcp,
             }],
         };
-        let l = launch_spec(&task, &node, &ep, Path::new("/tmp")).unwrap();
+        let l = launch_spec(&task, &node, None, &ep, Path::new("/tmp")).unwrap();
         assert_eq!(l.argv, vec!["shoal", "whoami", "--name=r2"]);
         let get = |k: &str| l.env.iter().find(|(x, _)| x == k).map(|(_, v)| v.clone());
         assert_eq!(get("SHOAL_TASK_NAME").as_deref(), Some("web.2.t1"));
@@ -397,7 +405,7 @@ mod tests {
             addr: "127.0.0.1".into(),
             ports: vec![],
         };
-        let l = launch_spec(&task, &node, &ep, Path::new("/tmp")).expect("launch");
+        let l = launch_spec(&task, &node, None, &ep, Path::new("/tmp")).expect("launch");
         let c = l.container.expect("container");
         assert_eq!(c.mounts[0].source, "data-3");
         assert_eq!(c.mounts[0].target, "/d/web");

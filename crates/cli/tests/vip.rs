@@ -82,3 +82,178 @@ fn a_service_vip_reaches_its_tasks_from_every_node() {
         );
     }
 }
+
+/// `dig` against the cluster's DNS server, from inside node `i`: its output.
+fn dig(c: &Cluster, i: usize, args: &[&str]) -> String {
+    let out = c
+        .net
+        .command(i, "dig")
+        .args(["@10.96.0.1", "+time=2", "+tries=2"])
+        .args(args)
+        .output()
+        .expect("run dig");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The lines of `dig +short`, sorted.
+fn short(c: &Cluster, i: usize, args: &[&str]) -> Vec<String> {
+    let mut args = args.to_vec();
+    args.push("+short");
+    let mut lines: Vec<String> = dig(c, i, &args).lines().map(str::to_string).collect();
+    lines.sort();
+    lines
+}
+
+/// Node addresses of the running tasks of `service`, sorted and distinct.
+fn task_addrs(c: &Cluster, service: &str) -> Vec<String> {
+    let mut addrs: Vec<String> = c
+        .m()
+        .running_tasks(service)
+        .iter()
+        .filter_map(|t| t["endpoint"]["addr"].as_str().map(str::to_string))
+        .collect();
+    addrs.sort();
+    addrs.dedup();
+    addrs
+}
+
+/// A resolver on `addr` answering every A question with 192.0.2.7, as the host's
+/// resolvers would answer names outside the cluster.
+fn fake_upstream(addr: std::net::SocketAddr) -> std::thread::JoinHandle<()> {
+    let socket = std::net::UdpSocket::bind(addr).expect("bind fake upstream");
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 512];
+        while let Ok((n, from)) = socket.recv_from(&mut buf) {
+            if n < 12 {
+                continue;
+            }
+            // The question ends after its name (a zero label) and type and class.
+            let Some(end) = buf[12..n].iter().position(|b| *b == 0).map(|p| 12 + p + 5) else {
+                continue;
+            };
+            if end > n {
+                continue;
+            }
+            let mut reply = buf[..end].to_vec();
+            reply[2] = 0x81; // response, recursion desired
+            reply[3] = 0x80; // recursion available, no error
+            reply[6..12].copy_from_slice(&[0, 1, 0, 0, 0, 0]);
+            reply.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 7]);
+            if socket.send_to(&reply, from).is_err() {
+                return;
+            }
+            if buf[12..end].starts_with(b"\x04stop") {
+                return;
+            }
+        }
+    })
+}
+
+#[test]
+fn every_node_answers_service_names_and_forwards_the_rest() {
+    let c = Cluster::start(bin(), 1, 2);
+    let upstream = std::net::SocketAddr::from((c.net.host_ip(), 53));
+    let _upstream = fake_upstream(upstream);
+    let m = c.m();
+    for args in [
+        &[
+            "service",
+            "create",
+            "--name",
+            "web",
+            "--replicas",
+            "2",
+            "--publish",
+            "80",
+            "--",
+            "shoal",
+            "whoami",
+        ][..],
+        &[
+            "service",
+            "create",
+            "--name",
+            "db",
+            "--endpoint-mode",
+            "dnsrr",
+            "--replicas",
+            "2",
+            "--publish",
+            "published=9000,target=9000,mode=host",
+            "--",
+            "shoal",
+            "whoami",
+        ][..],
+    ] {
+        let out = m.cli(args);
+        assert!(out.ok(), "{args:?}: {out:?}");
+    }
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            m.running_tasks("web").len() == 2 && m.running_tasks("db").len() == 2
+        }),
+        "tasks did not start: {}",
+        m.log()
+    );
+    let vip = vip_of(&c, "web");
+    for i in 0..3 {
+        let want_web = task_addrs(&c, "web");
+        let want_db = task_addrs(&c, "db");
+        let ok = wait_until(Duration::from_secs(10), || {
+            short(&c, i, &["web"]) == [vip.clone()]
+                && short(&c, i, &["WEB.shoal.internal"]) == [vip.clone()]
+                && short(&c, i, &["tasks.web"]) == want_web
+                && short(&c, i, &["db"]) == want_db
+        });
+        assert!(
+            ok,
+            "node {i}: web {:?} (VIP {vip}), tasks.web {:?} (want {want_web:?}), db {:?} (want {want_db:?})\n{}",
+            short(&c, i, &["web"]),
+            short(&c, i, &["tasks.web"]),
+            short(&c, i, &["db"]),
+            c.nodes[i].log()
+        );
+        let srv = short(&c, i, &["SRV", "_80._tcp.web"]);
+        assert_eq!(srv, ["0 10 80 web.shoal.internal."], "node {i}");
+        let srv = short(&c, i, &["SRV", "_http._tcp.db"]);
+        assert_eq!(srv.len(), want_db.len(), "node {i}: {srv:?}");
+        assert!(
+            srv.iter().all(|r| r.contains(" 9000 ")),
+            "node {i}: {srv:?}"
+        );
+        let unknown = dig(&c, i, &["nosuch"]);
+        assert!(unknown.contains("status: NXDOMAIN"), "node {i}: {unknown}");
+        let unknown = dig(&c, i, &["tasks.nosuch"]);
+        assert!(unknown.contains("status: NXDOMAIN"), "node {i}: {unknown}");
+        assert_eq!(
+            short(&c, i, &["example.test"]),
+            ["192.0.2.7"],
+            "node {i}: forwarded to the node's resolver"
+        );
+    }
+
+    // A scale shows in the answers as soon as the new task is ready.
+    assert!(m.cli(&["service", "scale", "web=3"]).ok());
+    assert!(wait_until(Duration::from_secs(30), || m
+        .running_tasks("web")
+        .len()
+        == 3));
+    let running_at = std::time::Instant::now();
+    let want = task_addrs(&c, "web");
+    assert!(
+        wait_until(Duration::from_secs(10), || short(&c, 1, &["tasks.web"])
+            == want),
+        "tasks.web {:?}, want {want:?}",
+        short(&c, 1, &["tasks.web"])
+    );
+    eprintln!(
+        "tasks.web followed the scale {:?} after the API showed the task running",
+        running_at.elapsed()
+    );
+    let _ = std::net::UdpSocket::bind("0.0.0.0:0").and_then(|s| {
+        s.send_to(
+            b"\0\0\0\0\0\x01\0\0\0\0\0\0\x04stop\0\0\x01\0\x01",
+            upstream,
+        )
+    });
+}

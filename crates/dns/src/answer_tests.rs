@@ -90,6 +90,7 @@ fn snapshot() -> DataPlaneSnapshot {
     let mut novip = service("novip", None, EndpointMode::Vip);
     novip.endpoints = vec![endpoint("n1", "10.0.2.1", &[])];
     DataPlaneSnapshot {
+        vip_pool: None,
         version: 3,
         services: vec![web, db, empty, v6, novip],
     }
@@ -364,6 +365,7 @@ fn addresses_are_shuffled_per_answer() {
         .collect();
     let names = Names::new(
         &DataPlaneSnapshot {
+            vip_pool: None,
             version: 1,
             services: vec![many],
         },
@@ -397,6 +399,7 @@ fn crowd(tasks: usize) -> Names {
         .collect();
     Names::new(
         &DataPlaneSnapshot {
+            vip_pool: None,
             version: 1,
             services: vec![crowd],
         },

@@ -266,6 +266,7 @@ mod tests {
     #[test]
     fn names_index_services_their_tasks_and_ready_task_names() {
         let snapshot = DataPlaneSnapshot {
+            vip_pool: None,
             version: 7,
             services: vec![
                 ServiceEntry {

@@ -34,6 +34,7 @@ fn snapshot(version: u64, vip: [u8; 4]) -> Arc<DataPlaneSnapshot> {
         ..ServiceEndpoint::default()
     };
     Arc::new(DataPlaneSnapshot {
+        vip_pool: None,
         version,
         services: vec![ServiceEntry {
             id: "s1".into(),

@@ -2,9 +2,10 @@
 
 use crate::error::ConnectionError;
 use crate::listener::Port;
+use crate::shared::Shared;
 use crate::splice;
 use shoal_api::Protocol;
-use shoal_balance::{Balancer, Failure, InFlight, PickCx};
+use shoal_balance::{Balancer, Ejecting, EndpointSet, Failure, InFlight, PickCx};
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::net::TcpStream;
@@ -15,15 +16,38 @@ pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Serves one accepted client connection to the end; closes it if no endpoint is reachable.
 pub(crate) async fn serve(client: TcpStream, peer: SocketAddr, port: &Port) {
-    let shared = &port.shared;
+    let table = port.shared.table();
+    let Some(set) = table.get(port.number, Protocol::Tcp) else {
+        port.shared.stats.no_endpoint();
+        return;
+    };
+    let balancer = port.balancer(set.policy);
+    let to = Route {
+        label: port.number,
+        set,
+        balancer: &balancer.inner,
+    };
+    proxy(client, peer, &to, &port.shared).await;
+}
+
+/// Where one connection goes: an endpoint set and the balancer that picks among it.
+pub(crate) struct Route<'a> {
+    /// The published port (or VIP port) the client connected to, for logs.
+    pub(crate) label: u16,
+    pub(crate) set: &'a EndpointSet,
+    pub(crate) balancer: &'a Ejecting,
+}
+
+/// Connects `client` to an endpoint of `to` and proxies both directions to the end.
+pub(crate) async fn proxy(client: TcpStream, peer: SocketAddr, to: &Route<'_>, shared: &Shared) {
     let cx = PickCx {
         client: Some(peer.ip()),
     };
-    let (upstream, _in_flight) = match connect(port, &cx).await {
+    let (upstream, _in_flight) = match connect(to, &cx, shared).await {
         Ok(connected) => connected,
         Err(e) => {
             shared.stats.no_endpoint();
-            tracing::debug!(port = port.number, %peer, error = %e, retry_safe = e.retry_safe(), "closing connection");
+            tracing::debug!(port = to.label, %peer, error = %e, retry_safe = e.retry_safe(), "closing connection");
             return;
         }
     };
@@ -32,23 +56,22 @@ pub(crate) async fn serve(client: TcpStream, peer: SocketAddr, port: &Port) {
     let _ = upstream.set_nodelay(true);
     if let Err(e) = splice::proxy(client, upstream, &shared.pipes).await {
         let e = ConnectionError::Proxy(e);
-        tracing::debug!(port = port.number, %peer, error = %e, retry_safe = e.retry_safe(), "connection ended with an error");
+        tracing::debug!(port = to.label, %peer, error = %e, retry_safe = e.retry_safe(), "connection ended with an error");
     }
 }
 
-/// Connects to the endpoints of the port's current set in the order its balancer gives,
-/// moving on to the next endpoint when one refuses or times out (nothing was sent yet, so
-/// trying another is safe).
-async fn connect(port: &Port, cx: &PickCx) -> Result<(TcpStream, InFlight), ConnectionError> {
-    let table = port.shared.table();
-    let Some(set) = table
-        .get(port.number, Protocol::Tcp)
-        .filter(|set| !set.endpoints.is_empty())
-    else {
+/// Connects to the endpoints of the set in the order its balancer gives, moving on to the
+/// next endpoint when one refuses or times out (nothing was sent yet, so trying another is
+/// safe).
+async fn connect(
+    to: &Route<'_>,
+    cx: &PickCx,
+    shared: &Shared,
+) -> Result<(TcpStream, InFlight), ConnectionError> {
+    let (set, balancer) = (to.set, to.balancer);
+    if set.endpoints.is_empty() {
         return Err(ConnectionError::NoEndpoint { tried: 0 });
-    };
-    let balancer = port.balancer(set.policy);
-    let balancer = &balancer.inner;
+    }
     for i in balancer.order(&set.endpoints, cx) {
         let endpoint = &set.endpoints[i];
         let (failure, error) =
@@ -61,9 +84,9 @@ async fn connect(port: &Port, cx: &PickCx) -> Result<(TcpStream, InFlight), Conn
                 Err(_) => (Failure::TimedOut, "timed out".to_owned()),
             };
         balancer.failed(endpoint, failure);
-        port.shared.stats.connect_failed();
+        shared.stats.connect_failed();
         tracing::debug!(
-            port = port.number,
+            port = to.label,
             service = %set.service_name,
             task = %endpoint.task_id,
             endpoint = %endpoint.addr,
@@ -72,7 +95,7 @@ async fn connect(port: &Port, cx: &PickCx) -> Result<(TcpStream, InFlight), Conn
         );
     }
     tracing::warn!(
-        port = port.number,
+        port = to.label,
         service = %set.service_name,
         endpoints = set.endpoints.len(),
         "no endpoint reachable; closing connection"

@@ -27,8 +27,10 @@ mod pipe;
 mod shared;
 mod splice;
 mod stats;
+mod vip;
 
 pub use caps::{ConnectionCaps, FDS_PER_CONNECTION};
 pub use error::{ConnectionError, MeshError};
 pub use mesh::{Mesh, MeshConfig};
 pub use stats::MeshStats;
+pub use vip::VipProxy;

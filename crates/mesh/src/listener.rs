@@ -5,10 +5,10 @@ use crate::connection;
 use crate::error::MeshError;
 use crate::shared::Shared;
 use shoal_balance::{balancer_for, Ejecting, Policy, Throttle, WARN_INTERVAL};
-use std::sync::PoisonError;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::sync::PoisonError;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -39,12 +39,12 @@ pub(crate) struct Port {
 /// connect set aside for a while (passive health).
 #[derive(Debug)]
 pub(crate) struct PortBalancer {
-    policy: Policy,
+    pub(crate) policy: Policy,
     pub(crate) inner: Ejecting,
 }
 
 impl PortBalancer {
-    fn new(policy: Policy) -> PortBalancer {
+    pub(crate) fn new(policy: Policy) -> PortBalancer {
         PortBalancer {
             policy,
             inner: Ejecting::new(balancer_for(policy)),
@@ -61,7 +61,10 @@ impl Port {
                 return b.clone();
             }
         }
-        let mut b = self.balancer.write().unwrap_or_else(PoisonError::into_inner);
+        let mut b = self
+            .balancer
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
         if b.policy != policy {
             *b = Arc::new(PortBalancer::new(policy));
         }
@@ -114,7 +117,7 @@ impl Drop for Listener {
     }
 }
 
-fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
+pub(crate) fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
     let socket = match addr {
         SocketAddr::V4(_) => TcpSocket::new_v4()?,
         SocketAddr::V6(_) => TcpSocket::new_v6()?,
@@ -162,7 +165,7 @@ async fn accept_loop(listener: TcpListener, port: Arc<Port>) {
     }
 }
 
-async fn accept(listener: &TcpListener, port: u16) -> (TcpStream, SocketAddr) {
+pub(crate) async fn accept(listener: &TcpListener, port: u16) -> (TcpStream, SocketAddr) {
     loop {
         match listener.accept().await {
             Ok(accepted) => return accepted,
@@ -176,7 +179,7 @@ async fn accept(listener: &TcpListener, port: u16) -> (TcpStream, SocketAddr) {
     }
 }
 
-async fn take(slots: &Arc<Semaphore>, at_cap: impl FnOnce()) -> OwnedSemaphorePermit {
+pub(crate) async fn take(slots: &Arc<Semaphore>, at_cap: impl FnOnce()) -> OwnedSemaphorePermit {
     if slots.available_permits() == 0 {
         at_cap();
     }

@@ -32,6 +32,9 @@ pub struct DaemonConfig {
     /// The dummy interface that holds the service VIPs and the DNS resolver address;
     /// `None`: this node serves neither (VIPs and DNS are off).
     pub vip_interface: Option<String>,
+    /// Where the node's DNS server sends names outside the cluster; `None`: the resolvers
+    /// in /etc/resolv.conf.
+    pub dns_upstreams: Option<Vec<std::net::SocketAddr>>,
 }
 
 /// The VIP interface a daemon uses unless told otherwise.

@@ -423,7 +423,13 @@ impl Runtime {
         }
         membership::remove(&self.cfg.data_dir).map_err(internal)?;
         // The cluster's VIPs and resolver address go with it.
-        let _ = tokio::task::spawn_blocking(crate::vip_iface::remove).await;
+        if self.cfg.vip_interface.is_some() {
+            let _ = tokio::task::spawn_blocking(|| {
+                crate::vip_iface::remove();
+                crate::vips::remove_redirect_rules();
+            })
+            .await;
+        }
         self.set_membership(None);
         self.status.send_replace(DataPlaneStatus::default());
         tracing::info!(cluster = %m.cluster_id, "left the cluster");

@@ -69,6 +69,8 @@ impl Member for Mesh {
 /// The members of a node's data plane, fed together, acknowledged together.
 pub struct DataPlane {
     members: Vec<Arc<dyn Member>>,
+    /// The DNS resolver address tasks are given, once the node's DNS server answers.
+    resolver: watch::Receiver<Option<std::net::IpAddr>>,
     acked: watch::Receiver<u64>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -112,23 +114,38 @@ impl DataPlane {
         }));
         DataPlane {
             members,
+            resolver: watch::channel(None).1,
             acked,
             tasks,
         }
     }
 
-    /// The standard data plane of a node: its routing mesh, and its service VIPs on
-    /// `vip_interface` unless that is `None`.
+    /// The standard data plane of a node: its routing mesh, and — unless
+    /// `vip_interface` is `None` — its service VIPs on that interface and its DNS server
+    /// (forwarding to `dns_upstreams`, or the host's resolvers).
     pub fn start(
         mesh: Mesh,
         caps: shoal_mesh::ConnectionCaps,
         vip_interface: Option<&str>,
+        dns_upstreams: Option<Vec<std::net::SocketAddr>>,
     ) -> DataPlane {
         let mut members: Vec<Arc<dyn Member>> = vec![Arc::new(mesh)];
-        if let Some(iface) = vip_interface {
-            members.push(Arc::new(crate::vips::Vips::new(iface, caps)));
-        }
-        DataPlane::new(members)
+        let Some(iface) = vip_interface else {
+            return DataPlane::new(members);
+        };
+        // VIPs before DNS: the VIP member puts the resolver address on the interface.
+        members.push(Arc::new(crate::vips::Vips::new(iface, caps)));
+        let dns = Arc::new(crate::dns::Dns::new(dns_upstreams));
+        let resolver = dns.resolver();
+        members.push(dns);
+        let mut plane = DataPlane::new(members);
+        plane.resolver = resolver;
+        plane
+    }
+
+    /// The address of the node's DNS server, once it answers (`None` without one).
+    pub fn resolver(&self) -> watch::Receiver<Option<std::net::IpAddr>> {
+        self.resolver.clone()
     }
 
     /// The lowest table version every member routes by.

@@ -11,6 +11,7 @@ mod config;
 mod daemon;
 mod data_plane;
 mod describe;
+mod dns;
 mod forward;
 mod health;
 mod identity;

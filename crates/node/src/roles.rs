@@ -117,6 +117,7 @@ async fn agent<D: Dispatcher>(
     c: &Common<'_>,
     dispatcher: Arc<D>,
     drained: watch::Receiver<u64>,
+    resolver: watch::Receiver<Option<std::net::IpAddr>>,
 ) -> anyhow::Result<Agent> {
     let exe = std::env::current_exe().context("cannot find the shoal binary")?;
     let logs_dir = c.cfg.logs_dir();
@@ -149,6 +150,7 @@ async fn agent<D: Dispatcher>(
             },
             logs_dir,
             drain_timeout: c.cfg.drain_timeout,
+            resolver,
         },
         registry,
         dispatcher,
@@ -169,6 +171,7 @@ fn session_and_data_plane(
         Mesh::new(c.cfg.mesh_bind),
         c.cfg.mesh_bind.caps,
         c.cfg.vip_interface.as_deref(),
+        c.cfg.dns_upstreams.clone(),
     );
     let remote = RemoteDispatcher::start(session_config(c, managers), tls, plane.acked(), stop);
     let feeder = plane.feed(remote.data_plane(), c.status.clone(), role);
@@ -307,7 +310,11 @@ pub async fn start_manager(s: ManagerStart<'_>) -> anyhow::Result<Roles> {
     ));
     let wanted_role = remote.wanted_role();
     let drained = remote.cluster_acked();
-    let agent = tokio::spawn(agent(&c, remote, drained).await?.run(stop_agent_rx));
+    let agent = tokio::spawn(
+        agent(&c, remote, drained, data_plane.resolver())
+            .await?
+            .run(stop_agent_rx),
+    );
     let renewal = tokio::spawn(renew::manager_loop(
         store,
         s.cfg.data_dir.clone(),
@@ -436,7 +443,11 @@ pub async fn start_worker(
     );
     let drained = remote.cluster_acked();
     let wanted_role = remote.wanted_role();
-    let agent = tokio::spawn(agent(&c, remote, drained).await?.run(stop_agent_rx));
+    let agent = tokio::spawn(
+        agent(&c, remote, drained, data_plane.resolver())
+            .await?
+            .run(stop_agent_rx),
+    );
     let renewal = tokio::spawn(renew::worker_loop(
         cfg.data_dir.clone(),
         managers,

@@ -1,35 +1,43 @@
 //! Service VIPs on this node: the data-plane member that keeps every service's VIP (and the
-//! DNS resolver address) on the node's VIP interface and listens on VIP:target for each of
-//! the service's ports, spreading connections over its ready tasks on any node.
+//! DNS resolver address) on the node's VIP interface, has the kernel redirect TCP
+//! connections to any VIP of the pool to one listener of the node (nat REDIRECT: chain
+//! `SHOAL-VIP`, jumped to from OUTPUT for the host and its process tasks and from
+//! PREROUTING for its containers), and routes each by its original destination — VIP and
+//! target port — over the service's ready tasks on any node.
 //!
-//! Each VIP is served by a routing mesh of its own bound to that address, so a VIP gets
-//! what a published port gets: the balancer, fall-through on a refused connect, splice
-//! proxying, connection caps (each VIP capped at the node's per-port cap).
+//! The VIPs are never bound, so a program on the node listening on the same port number of
+//! a wildcard address is never in the way; a VIP gets what a published port gets: the
+//! service's balancer, fall-through and ejection on a refused connect, splice proxying,
+//! and a connection cap (its own, the per-port cap of the mesh).
 
 use crate::data_plane::{BoxFuture, DataPlaneStatus, Member};
 use crate::vip_iface::VipInterface;
-use shoal_api::VipPool;
+use shoal_api::{Protocol, VipPool};
 use shoal_balance::DataPlaneSnapshot;
-use shoal_mesh::{ConnectionCaps, Mesh, MeshConfig};
-use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, Ipv4Addr};
+use shoal_mesh::{ConnectionCaps, VipProxy};
+use std::collections::BTreeSet;
+use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::watch;
+
+/// The nat chain that redirects VIP connections to the node's VIP listener.
+const CHAIN: &str = "SHOAL-VIP";
 
 /// The VIP member of a node's data plane.
 #[derive(Debug)]
 pub struct Vips {
     iface: Arc<Mutex<VipInterface>>,
     caps: ConnectionCaps,
-    /// One mesh per VIP, bound to it.
-    meshes: tokio::sync::Mutex<BTreeMap<Ipv4Addr, Mesh>>,
+    proxy: tokio::sync::Mutex<Option<VipProxy>>,
+    /// The pool and listener port the redirect rules were last written for.
+    redirect: Mutex<Option<(VipPool, u16)>>,
     acked: watch::Sender<u64>,
     /// VIPs served now, for the node's status.
     serving: Mutex<Vec<Ipv4Addr>>,
 }
 
 impl Vips {
-    /// VIPs on the dummy interface `iface`, each with the per-port cap of `caps`.
+    /// VIPs on the interface `iface`, capped at the per-port cap of `caps`.
     pub fn new(iface: &str, caps: ConnectionCaps) -> Vips {
         Vips {
             iface: Arc::new(Mutex::new(VipInterface::new(iface))),
@@ -37,22 +45,11 @@ impl Vips {
                 total: caps.per_port,
                 per_port: caps.per_port,
             },
-            meshes: tokio::sync::Mutex::new(BTreeMap::new()),
+            proxy: tokio::sync::Mutex::new(None),
+            redirect: Mutex::new(None),
             acked: watch::Sender::new(0),
             serving: Mutex::new(Vec::new()),
         }
-    }
-
-    async fn set_addresses(&self, pool: VipPool, wanted: BTreeSet<Ipv4Addr>) -> Result<(), String> {
-        let iface = self.iface.clone();
-        tokio::task::spawn_blocking(move || {
-            iface
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .set(pool, &wanted)
-        })
-        .await
-        .map_err(|e| format!("VIP interface: {e}"))?
     }
 
     async fn route(&self, snapshot: &DataPlaneSnapshot) -> Vec<String> {
@@ -60,59 +57,141 @@ impl Vips {
         let Some(pool) = snapshot.vip_pool else {
             return errors;
         };
-        let vips: BTreeMap<Ipv4Addr, &shoal_balance::ServiceEntry> = snapshot
-            .services
-            .iter()
-            .filter_map(|s| match s.vip {
-                Some(IpAddr::V4(v)) if pool.contains(v) => Some((v, s)),
-                _ => None,
-            })
-            .collect();
-        let mut meshes = self.meshes.lock().await;
-        // Addresses first, so a new VIP's listeners can bind; old ones go after their
-        // listeners closed.
-        let mut wanted: BTreeSet<Ipv4Addr> = vips.keys().copied().collect();
-        wanted.insert(pool.resolver());
-        wanted.extend(meshes.keys().copied());
-        if let Err(e) = self.set_addresses(pool, wanted).await {
-            errors.push(e);
-        }
-        let gone: Vec<Ipv4Addr> = meshes
-            .keys()
-            .filter(|v| !vips.contains_key(v))
-            .copied()
-            .collect();
-        for v in gone {
-            if let Some(mesh) = meshes.remove(&v) {
-                mesh.apply(Arc::new(shoal_balance::EndpointTable {
-                    version: snapshot.version,
-                    ..Default::default()
-                }))
-                .await;
+        let mut proxy = self.proxy.lock().await;
+        if proxy.is_none() {
+            match VipProxy::bind(self.caps) {
+                Ok(p) => *proxy = Some(p),
+                Err(e) => return vec![format!("VIP listener: {e}")],
             }
         }
-        for (vip, service) in &vips {
-            let mesh = meshes.entry(*vip).or_insert_with(|| {
-                Mesh::new(MeshConfig {
-                    bind_ip: IpAddr::V4(*vip),
-                    caps: self.caps,
-                })
-            });
-            for e in mesh
-                .apply(Arc::new(service.vip_table(snapshot.version)))
-                .await
+        let Some(proxy) = proxy.as_ref() else {
+            return errors;
+        };
+        let mut routes = Vec::new();
+        let mut vips = BTreeSet::new();
+        for s in &snapshot.services {
+            let Some(IpAddr::V4(vip)) = s
+                .vip
+                .filter(|v| matches!(v, IpAddr::V4(v) if pool.contains(*v)))
+            else {
+                continue;
+            };
+            vips.insert(vip);
+            for (key, set) in s.vip_table(snapshot.version).ports {
+                if key.protocol == Protocol::Tcp {
+                    routes.push((SocketAddrV4::new(vip, key.port), set));
+                }
+            }
+        }
+        // Routes before addresses: a VIP answers from the moment it exists.
+        proxy.apply(routes);
+        let mut wanted = vips.clone();
+        wanted.insert(pool.resolver());
+        let port = proxy.port();
+        let iface = self.iface.clone();
+        let redirect = *self.redirect.lock().unwrap_or_else(PoisonError::into_inner);
+        let rules_wanted = redirect != Some((pool, port));
+        let result = tokio::task::spawn_blocking(move || {
+            let mut errors = Vec::new();
+            if let Err(e) = iface
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .set(pool, &wanted)
             {
-                errors.push(format!("VIP {vip} of service {}: {e}", service.name));
+                errors.push(e);
+            }
+            if rules_wanted {
+                if let Err(e) = redirect_rules(pool, port) {
+                    errors.push(e);
+                }
+            }
+            errors
+        })
+        .await;
+        match result {
+            Ok(e) if e.is_empty() => {
+                if rules_wanted {
+                    *self.redirect.lock().unwrap_or_else(PoisonError::into_inner) =
+                        Some((pool, port));
+                }
+            }
+            Ok(e) => errors.extend(e),
+            Err(e) => errors.push(format!("VIP interface: {e}")),
+        }
+        *self.serving.lock().unwrap_or_else(PoisonError::into_inner) = vips.into_iter().collect();
+        errors
+    }
+}
+
+/// Redirect TCP connections to the pool (but the resolver's own) to `port` of this node.
+fn redirect_rules(pool: VipPool, port: u16) -> Result<(), String> {
+    let net = pool.to_string();
+    let resolver = format!("{}/32", pool.resolver());
+    let port = port.to_string();
+    // A chain of our own (created if missing, emptied, filled), jumped to once from each hook.
+    let _ = iptables(&["-t", "nat", "-N", CHAIN]);
+    iptables(&["-t", "nat", "-F", CHAIN])?;
+    iptables(&["-t", "nat", "-A", CHAIN, "-d", &resolver, "-j", "RETURN"])?;
+    // Containers reach a VIP from their bridge; REDIRECT sends them to its address.
+    iptables(&[
+        "-t",
+        "nat",
+        "-A",
+        CHAIN,
+        "-d",
+        &net,
+        "-p",
+        "tcp",
+        "-j",
+        "REDIRECT",
+        "--to-ports",
+        &port,
+    ])?;
+    for hook in ["OUTPUT", "PREROUTING"] {
+        let jump = ["-t", "nat", "-C", hook, "-d", &net, "-j", CHAIN];
+        if iptables(&jump).is_err() {
+            let mut insert = jump;
+            insert[2] = "-I";
+            iptables(&insert)?;
+        }
+    }
+    Ok(())
+}
+
+/// Take the redirect rules away again (the node leaves its cluster).
+pub fn remove_redirect_rules() {
+    if let Ok(rules) = iptables(&["-t", "nat", "-S"]) {
+        for line in rules.lines() {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            if let ["-A", hook, rest @ ..] = &words[..] {
+                if rest.ends_with(&["-j", CHAIN]) {
+                    let mut args = vec!["-t", "nat", "-D", hook];
+                    args.extend(rest);
+                    let _ = iptables(&args);
+                }
             }
         }
-        let mut wanted: BTreeSet<Ipv4Addr> = vips.keys().copied().collect();
-        wanted.insert(pool.resolver());
-        if let Err(e) = self.set_addresses(pool, wanted).await {
-            errors.push(e);
-        }
-        *self.serving.lock().unwrap_or_else(PoisonError::into_inner) =
-            meshes.keys().copied().collect();
-        errors
+    }
+    let _ = iptables(&["-t", "nat", "-F", CHAIN]);
+    let _ = iptables(&["-t", "nat", "-X", CHAIN]);
+}
+
+fn iptables(args: &[&str]) -> Result<String, String> {
+    let out = std::process::Command::new("iptables")
+        .arg("-w")
+        .arg("5")
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run iptables: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(format!(
+            "iptables {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
     }
 }
 

@@ -114,6 +114,7 @@ mod tests {
             ..EndpointTable::default()
         });
         let data_plane = Arc::new(DataPlaneSnapshot {
+            vip_pool: None,
             version: 7,
             ..DataPlaneSnapshot::default()
         });

@@ -134,6 +134,12 @@ impl TestNet {
             ip(&["-n", &ns, "link", "set", "eth0", "up"])?;
             ip(&["-n", &ns, "link", "set", "lo", "up"])?;
             ip(&["-n", &ns, "route", "add", "default", "via", &host])?;
+            // `ip netns exec` shows this file as the namespace's /etc/resolv.conf: its
+            // resolver is the bridge's host address, where a test may answer.
+            let etc = resolv_dir(&ns);
+            std::fs::create_dir_all(&etc).with_context(|| format!("create {}", etc.display()))?;
+            std::fs::write(etc.join("resolv.conf"), format!("nameserver {host}\n"))
+                .with_context(|| format!("write {}/resolv.conf", etc.display()))?;
         }
         Ok(net)
     }
@@ -231,6 +237,7 @@ impl Drop for TestNet {
         }
         for ns in &self.namespaces {
             cleanup(ip(&["netns", "del", ns]));
+            let _ = std::fs::remove_dir_all(resolv_dir(ns));
         }
         if self.bridge_created {
             cleanup(ip(&["link", "del", &self.bridge]));
@@ -245,6 +252,11 @@ impl Drop for TestNet {
             let _ = std::fs::remove_file(claim);
         }
     }
+}
+
+/// Where `ip netns exec` finds the namespace's own files under /etc.
+fn resolv_dir(ns: &str) -> PathBuf {
+    Path::new("/etc/netns").join(ns)
 }
 
 /// Remove what earlier test processes left behind when they died without dropping their
@@ -262,6 +274,7 @@ pub fn sweep_stale() {
             if stale(ns, NS_PREFIX) {
                 kill_processes_in(ns);
                 cleanup(ip(&["netns", "del", ns]));
+                let _ = std::fs::remove_dir_all(resolv_dir(ns));
             }
         }
     }

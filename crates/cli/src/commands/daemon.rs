@@ -45,6 +45,10 @@ pub struct DaemonArgs {
     /// (created if missing); "off": no VIPs and no DNS on this node
     #[arg(long, default_value = shoal_node::DEFAULT_VIP_INTERFACE)]
     vip_interface: String,
+    /// Resolver the node's DNS server forwards names outside the cluster to, IP[:PORT]
+    /// (repeat for several) [default: the nameservers of /etc/resolv.conf]
+    #[arg(long, value_parser = parse_upstream)]
+    dns_upstream: Vec<std::net::SocketAddr>,
     /// Log filter (e.g. info, debug, shoal_mesh=debug)
     #[arg(long, env = "SHOAL_LOG", default_value = "info")]
     log_level: String,
@@ -63,6 +67,15 @@ fn vip_interface_name(name: &str) -> anyhow::Result<String> {
         );
     }
     Ok(name.to_string())
+}
+
+fn parse_upstream(text: &str) -> Result<std::net::SocketAddr, String> {
+    if let Ok(a) = text.parse::<std::net::SocketAddr>() {
+        return Ok(a);
+    }
+    text.parse::<IpAddr>()
+        .map(|ip| std::net::SocketAddr::new(ip, 53))
+        .map_err(|_| format!("expected IP or IP:PORT, got {text:?}"))
 }
 
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -99,6 +112,7 @@ pub async fn run(args: DaemonArgs) -> anyhow::Result<ExitCode> {
         min_free_disk: args.min_free_disk,
         control_limits: shoal_rpc::server::ControlLimits::default(),
         docker_host: shoal_node::docker_host(args.docker_host.as_deref()),
+        dns_upstreams: (!args.dns_upstream.is_empty()).then_some(args.dns_upstream),
         vip_interface: match args.vip_interface.as_str() {
             "off" => None,
             name => Some(vip_interface_name(name)?),

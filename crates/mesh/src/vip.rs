@@ -1,0 +1,153 @@
+//! Service VIPs: one listener for every VIP of the node. The kernel redirects connections
+//! to a VIP (nat REDIRECT, set up by the node) to this listener's port; the connection's
+//! original destination (`SO_ORIGINAL_DST`) names the VIP and port, whose endpoint set and
+//! balancer it is routed by. Nothing binds the VIPs themselves, so a program on the node
+//! that listens on a wildcard address and the same port number is never in the way.
+
+use crate::connection::{self, Route};
+use crate::listener::{accept, listen, take, PortBalancer};
+use crate::shared::Shared;
+use crate::ConnectionCaps;
+use shoal_balance::EndpointSet;
+use std::collections::HashMap;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::{Arc, PoisonError, RwLock};
+use tokio::net::TcpStream;
+use tokio::task::JoinHandle;
+
+/// What a VIP port routes to.
+#[derive(Debug)]
+struct VipRoute {
+    set: EndpointSet,
+    /// Kept across `apply` while the policy holds, so rotation and ejections carry on.
+    balancer: Arc<PortBalancer>,
+}
+
+type Routes = HashMap<SocketAddrV4, Arc<VipRoute>>;
+
+#[derive(Debug)]
+struct Inner {
+    shared: Shared,
+    routes: RwLock<Arc<Routes>>,
+}
+
+/// The node's VIP listener. Dropping it stops accepting; connections run to their end.
+#[derive(Debug)]
+pub struct VipProxy {
+    inner: Arc<Inner>,
+    port: u16,
+    accept: JoinHandle<()>,
+}
+
+impl VipProxy {
+    /// Listens on a free port of every address, within `caps` (its own, apart from the
+    /// published ports'). Must be called within a tokio runtime.
+    pub fn bind(caps: ConnectionCaps) -> io::Result<VipProxy> {
+        let listener = listen(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)))?;
+        let port = listener.local_addr()?.port();
+        let inner = Arc::new(Inner {
+            shared: Shared::new(caps),
+            routes: RwLock::default(),
+        });
+        let accept = tokio::spawn(accept_loop(listener, inner.clone()));
+        Ok(VipProxy {
+            inner,
+            port,
+            accept,
+        })
+    }
+
+    /// The port the kernel is to redirect VIP connections to.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Route by `routes` (VIP:port → its endpoints) from now on.
+    pub fn apply(&self, routes: Vec<(SocketAddrV4, EndpointSet)>) {
+        let old = self
+            .inner
+            .routes
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let new: Routes = routes
+            .into_iter()
+            .map(|(to, set)| {
+                let balancer = match old.get(&to) {
+                    Some(r) if r.balancer.policy == set.policy => r.balancer.clone(),
+                    _ => Arc::new(PortBalancer::new(set.policy)),
+                };
+                (to, Arc::new(VipRoute { set, balancer }))
+            })
+            .collect();
+        *self
+            .inner
+            .routes
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Arc::new(new);
+    }
+
+    /// Connection counters since the listener started.
+    pub fn stats(&self) -> crate::MeshStats {
+        self.inner.shared.stats.snapshot()
+    }
+}
+
+impl Drop for VipProxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
+}
+
+async fn accept_loop(listener: tokio::net::TcpListener, inner: Arc<Inner>) {
+    let shared = &inner.shared;
+    loop {
+        let slot = take(&shared.slots, || {
+            if shared.at_cap.ready(std::time::Instant::now()) {
+                tracing::warn!(
+                    cap = shared.caps.total,
+                    "service VIPs at their connection cap; new connections wait until one ends"
+                );
+            }
+        })
+        .await;
+        let (stream, peer) = accept(&listener, 0).await;
+        shared.stats.accepted();
+        let Some(to) = original_destination(&stream) else {
+            tracing::debug!(%peer, "VIP connection without an original destination; closing");
+            shared.stats.no_endpoint();
+            continue;
+        };
+        let route = inner
+            .routes
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&to)
+            .cloned();
+        let Some(route) = route else {
+            tracing::debug!(%peer, vip = %to, "no service on this VIP and port; closing");
+            shared.stats.no_endpoint();
+            continue;
+        };
+        let inner = inner.clone();
+        tokio::spawn(async move {
+            let via = Route {
+                label: to.port(),
+                set: &route.set,
+                balancer: &route.balancer.inner,
+            };
+            connection::proxy(stream, peer, &via, &inner.shared).await;
+            drop(slot);
+        });
+    }
+}
+
+/// Where the client meant to connect, before the kernel redirected it here.
+fn original_destination(stream: &TcpStream) -> Option<SocketAddrV4> {
+    let addr = nix::sys::socket::getsockopt(stream, nix::sys::socket::sockopt::OriginalDst).ok()?;
+    Some(SocketAddrV4::new(
+        Ipv4Addr::from(u32::from_be(addr.sin_addr.s_addr)),
+        u16::from_be(addr.sin_port),
+    ))
+}
