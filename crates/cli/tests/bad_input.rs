@@ -566,3 +566,86 @@ fn zero_mesh_connection_caps_are_refused() {
         assert!(!data.exists(), "nothing is created");
     }
 }
+
+#[test]
+fn bad_load_balancing_input_is_refused() {
+    let d = cluster_with_web();
+    refused_all(
+        &d,
+        &[
+            (
+                vec!["service", "create", "--name", "x", "--lb", "fastest", "--", "true"],
+                "invalid lb \"fastest\": unknown load-balancing algorithm (round-robin, least-conn, p2c, source-hash, maglev, random)",
+            ),
+            (
+                vec!["service", "update", "--lb", "fastest", "web"],
+                "unknown load-balancing algorithm",
+            ),
+            (
+                vec![
+                    "service", "create", "--name", "x", "--endpoint-mode", "ipvs", "--", "true",
+                ],
+                "invalid endpoint-mode \"ipvs\": expected vip or dnsrr",
+            ),
+            (
+                vec![
+                    "service",
+                    "create",
+                    "--name",
+                    "x",
+                    "--endpoint-mode",
+                    "dnsrr",
+                    "--publish",
+                    "8080:80",
+                    "--",
+                    "true",
+                ],
+                "port published with ingress mode can't be used with dnsrr mode",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn a_vip_pool_that_is_too_small_or_overlaps_the_node_is_refused() {
+    let d = Daemon::start(bin());
+    // A network this machine has an address in.
+    let ours = std::process::Command::new("ip")
+        .args(["-4", "-o", "address", "show", "scope", "global"])
+        .output()
+        .ok()
+        .and_then(|o| {
+            String::from_utf8_lossy(&o.stdout).lines().find_map(|l| {
+                let mut w = l.split_whitespace();
+                w.find(|x| *x == "inet")?;
+                let (addr, len) = w.next()?.split_once('/')?;
+                let addr: std::net::Ipv4Addr = addr.parse().ok()?;
+                let len: u32 = len.parse().ok()?;
+                let len = len.clamp(8, 24);
+                let mask = u32::MAX << (32 - len);
+                Some(format!(
+                    "{}/{len}",
+                    std::net::Ipv4Addr::from(u32::from(addr) & mask)
+                ))
+            })
+        });
+    let mut cases = vec![
+        (
+            "10.96.0.0/25",
+            "invalid vip-pool \"10.96.0.0/25\": too small",
+        ),
+        ("10.96.0.1/16", "did you mean 10.96.0.0/16"),
+        ("fe80::/64", "not an IPv4 address"),
+    ];
+    if let Some(net) = ours.as_deref() {
+        cases.push((net, "overlaps"));
+    }
+    for (pool, want) in cases {
+        let out = d.cli(&["init", "--vip-pool", pool]);
+        assert!(!out.ok(), "{pool}: {out:?}");
+        assert!(out.stderr.contains(want), "{pool}: {:?}", out.stderr);
+        assert_eq!(out.stderr.trim_end().lines().count(), 1, "{out:?}");
+    }
+    let out = d.cli(&["init", "--vip-pool", "10.97.0.0/24"]);
+    assert!(out.ok(), "a good pool: {out:?}");
+}

@@ -81,6 +81,38 @@ fn a_service_vip_reaches_its_tasks_from_every_node() {
             c.nodes[i].log()
         );
     }
+
+    // source-hash keeps a client on its task.
+    assert!(m
+        .cli(&["service", "update", "--lb", "source-hash", "web"])
+        .ok());
+    let one_task = wait_until(Duration::from_secs(20), || {
+        let names: std::collections::HashSet<String> = (0..6)
+            .filter_map(|_| get_from(&c, 1, &vip, 80).as_deref().and_then(task_name))
+            .collect();
+        names.len() == 1
+    });
+    assert!(one_task, "source-hash spread one client over several tasks");
+    assert_eq!(m.running_tasks("web").len(), 2, "--lb rolled no task");
+
+    // A process task reaches the service by name: the node's DNS, then the VIP.
+    let script = "while true; do ip=$(dig +short @\"$SHOAL_DNS\" web); \
+                  if exec 3<>/dev/tcp/$ip/80; then printf 'GET / HTTP/1.0\\r\\n\\r\\n' >&3; \
+                  cat <&3; exec 3<&-; fi; sleep 1; done";
+    let out = m.cli(&[
+        "service", "create", "--name", "client", "--", "bash", "-c", script,
+    ]);
+    assert!(out.ok(), "create client: {out:?}");
+    let reached = wait_until(Duration::from_secs(30), || {
+        m.cli(&["service", "logs", "client"])
+            .stdout
+            .contains("Name: web.")
+    });
+    assert!(
+        reached,
+        "the client task did not reach web by name: {:?}",
+        m.cli(&["service", "logs", "client"])
+    );
 }
 
 /// `dig` against the cluster's DNS server, from inside node `i`: its output.
