@@ -1,7 +1,7 @@
 //! Builds the data plane's snapshot of the services from cluster state; the routing mesh's
 //! endpoint table is its ingress view.
 
-use shoal_api::{ClusterState, Task};
+use shoal_api::{ClusterState, Service, Task, TaskState};
 use shoal_balance::snapshot::{EndpointState, ServiceEndpoint, ServiceEntry};
 use shoal_balance::{DataPlaneSnapshot, EndpointTable};
 use std::collections::BTreeMap;
@@ -23,40 +23,60 @@ pub fn snapshot(state: &ClusterState) -> DataPlaneSnapshot {
         .services
         .values()
         .map(|service| {
-            // Every port: the VIP serves each target; the mesh only those published.
-            let ports = service.ports.clone();
-            let mut endpoints: Vec<ServiceEndpoint> = ready
-                .get(service.id.as_str())
-                .into_iter()
-                .flatten()
-                .filter_map(|t| {
-                    let ep = t.endpoint.as_ref()?;
-                    let addr: IpAddr = ep.addr.parse().ok()?;
-                    Some(ServiceEndpoint {
-                        task_id: t.id.clone(),
-                        addr,
-                        ports: ep.ports.clone(),
-                        state: EndpointState::Ready,
-                        weight: 1,
-                    })
-                })
-                .collect();
-            endpoints.sort_by(|a, b| a.task_id.cmp(&b.task_id));
-            ServiceEntry {
-                id: service.id.clone(),
-                name: service.spec.name.clone(),
-                vip: service.vip.map(IpAddr::V4),
-                endpoint_mode: service.spec.endpoint_mode,
-                policy: service.spec.lb,
-                ports,
-                endpoints,
-            }
+            let tasks = ready.get(service.id.as_str()).into_iter().flatten();
+            entry(service, tasks.map(|t| (*t, EndpointState::Ready)))
         })
         .collect();
     DataPlaneSnapshot {
         version: state.version,
         services,
         vip_pool: state.cluster.as_ref().map(|c| c.vip_pool()),
+    }
+}
+
+/// One service as an external proxy follows it: its ready tasks, and its terminating ones
+/// (still running, on their way out: connections open to them may finish, no new one
+/// should go there).
+pub fn watched(state: &ClusterState, service: &Service) -> ServiceEntry {
+    let tasks = state.tasks_of(&service.id).filter_map(|t| {
+        if t.is_ready() {
+            Some((t, EndpointState::Ready))
+        } else if t.status.state == TaskState::Running && t.desired_state != TaskState::Running {
+            Some((t, EndpointState::Terminating))
+        } else {
+            None
+        }
+    });
+    entry(service, tasks)
+}
+
+fn entry<'a>(
+    service: &Service,
+    tasks: impl Iterator<Item = (&'a Task, EndpointState)>,
+) -> ServiceEntry {
+    let mut endpoints: Vec<ServiceEndpoint> = tasks
+        .filter_map(|(t, state)| {
+            let ep = t.endpoint.as_ref()?;
+            let addr: IpAddr = ep.addr.parse().ok()?;
+            Some(ServiceEndpoint {
+                task_id: t.id.clone(),
+                addr,
+                ports: ep.ports.clone(),
+                state,
+                weight: 1,
+            })
+        })
+        .collect();
+    endpoints.sort_by(|a, b| a.task_id.cmp(&b.task_id));
+    ServiceEntry {
+        id: service.id.clone(),
+        name: service.spec.name.clone(),
+        vip: service.vip.map(IpAddr::V4),
+        endpoint_mode: service.spec.endpoint_mode,
+        policy: service.spec.lb,
+        // Every port: the VIP serves each target; the mesh only those published.
+        ports: service.ports.clone(),
+        endpoints,
     }
 }
 
@@ -206,10 +226,27 @@ mod tests {
         assert_eq!(ids, ["s1", "s2"]);
         let s1 = &snap.services[0];
         assert_eq!(s1.name, "s1-name");
-        // A port not assigned yet is left out; host mode stays (the service publishes it).
-        assert_eq!(s1.ports.len(), 2);
+        // Every port is in the entry (the VIP serves each target); the mesh's view below
+        // leaves out the port not assigned yet and the host-mode one.
+        assert_eq!(s1.ports.len(), 3);
         let ready: Vec<&str> = s1.endpoints.iter().map(|e| e.task_id.as_str()).collect();
         assert_eq!(ready, ["t1", "t5"]);
+
+        // The watched view adds the terminating task (desired shutdown, still running).
+        let watched = watched(&state, &state.services["s1"]);
+        let states: Vec<(&str, EndpointState)> = watched
+            .endpoints
+            .iter()
+            .map(|e| (e.task_id.as_str(), e.state))
+            .collect();
+        assert_eq!(
+            states,
+            [
+                ("t1", EndpointState::Ready),
+                ("t3", EndpointState::Terminating),
+                ("t5", EndpointState::Ready)
+            ]
+        );
 
         let table = snapshot(&state).ingress();
         assert_eq!(table.version, 9);

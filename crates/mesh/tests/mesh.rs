@@ -151,8 +151,14 @@ async fn dead_endpoint_is_skipped_without_client_error() {
 
         assert_eq!(tally(port, 10).await, counts(&[("a", 10)]));
         let stats = mesh.stats();
-        // Round-robin starts on the dead endpoint every other connection.
-        assert_eq!((stats.no_endpoint, stats.connect_failed), (0, 5));
+        // Round-robin would start on the dead endpoint every other connection; once it
+        // refused, it is set aside (ejected for a second, more on a slow machine's rerun).
+        assert_eq!(stats.no_endpoint, 0);
+        assert!(
+            (1..5).contains(&stats.connect_failed),
+            "refused {} times",
+            stats.connect_failed
+        );
     })
     .await;
 }

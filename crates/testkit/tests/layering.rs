@@ -29,6 +29,7 @@ fn allowed() -> BTreeMap<&'static str, Vec<&'static str>> {
                 "shoal-manager",
                 "shoal-agent",
                 "shoal-mesh",
+                "shoal-dns",
             ],
         ),
         (

@@ -63,6 +63,14 @@ pub enum ServiceCmd {
     },
     /// Show the output of a service's tasks, or of one task, from every node
     Logs(super::logs::LogsArgs),
+    /// Print a service's endpoints (ready and terminating tasks) as JSON, with the store
+    /// version; --watch prints each change as a line of its own, as soon as it happens
+    Endpoints {
+        service: String,
+        /// Keep printing every change (newline-delimited JSON) until interrupted
+        #[arg(long)]
+        watch: bool,
+    },
     /// Change a service and roll the change out: shoal service update --env-add K=V web
     Update(Box<super::update::UpdateArgs>),
     /// Return a service to its previous spec
@@ -481,6 +489,24 @@ pub async fn run(client: &Client, cmd: ServiceCmd) -> anyhow::Result<ExitCode> {
             timeout,
         } => scale(client, &pairs, detach, timeout).await,
         ServiceCmd::Logs(args) => super::logs::logs(client, &args).await,
+        ServiceCmd::Endpoints { service, watch } => {
+            let path = format!(
+                "/v1/services/{}/endpoints{}",
+                crate::client::encode(&service),
+                if watch { "?watch=true" } else { "" }
+            );
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            client
+                .stream_lines(&path, |line| {
+                    out.write_all(line)?;
+                    out.write_all(b"\n")?;
+                    out.flush()?;
+                    Ok(())
+                })
+                .await?;
+            Ok(ExitCode::SUCCESS)
+        }
         ServiceCmd::Update(args) => super::update::update(client, &args).await,
         ServiceCmd::Rollback {
             service,

@@ -7,6 +7,7 @@
 mod auth;
 mod clients;
 mod cluster;
+mod endpoints;
 mod error;
 mod logs;
 mod nodes;
@@ -78,6 +79,7 @@ pub fn router(state: ControlState) -> Router {
         .route("/v1/services/{id}/update", post(services::update))
         .route("/v1/services/{id}/rollback", post(services::rollback))
         .route("/v1/services/{id}/logs", get(logs::service_logs))
+        .route("/v1/services/{id}/endpoints", get(endpoints::endpoints))
         .route("/v1/tasks", get(tasks::list))
         .route("/v1/tasks/{id}", get(tasks::inspect))
         .route("/v1/tasks/{id}/logs", get(logs::task_logs))
