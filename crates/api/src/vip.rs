@@ -79,11 +79,7 @@ impl VipPool {
     }
 
     fn mask(&self) -> u32 {
-        if self.prefix == 0 {
-            0
-        } else {
-            u32::MAX << (32 - self.prefix)
-        }
+        mask(self.prefix)
     }
 
     /// Whether `ip` lies in the pool.
@@ -93,8 +89,7 @@ impl VipPool {
 
     /// Whether the pool and the network `other/prefix` share an address.
     pub fn overlaps(&self, other: Ipv4Addr, prefix: u8) -> bool {
-        let len = self.prefix.min(prefix.min(32));
-        let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+        let mask = mask(self.prefix.min(prefix));
         u32::from(self.network) & mask == u32::from(other) & mask
     }
 
@@ -114,6 +109,14 @@ impl VipPool {
     /// How many services the pool holds.
     pub fn capacity(&self) -> u32 {
         (!self.mask()).saturating_sub(2)
+    }
+}
+
+/// The netmask of a prefix length (32 and above: every bit).
+fn mask(prefix: u8) -> u32 {
+    match prefix {
+        0 => 0,
+        p => u32::MAX << (32 - u32::from(p.min(32))),
     }
 }
 

@@ -36,7 +36,7 @@ impl Endpoint {
     }
 }
 
-fn one() -> u32 {
+pub(crate) fn one() -> u32 {
     1
 }
 

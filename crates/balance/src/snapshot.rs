@@ -3,7 +3,8 @@
 //!
 //! The leader builds one per store version. Each data-plane member derives what it routes
 //! by: the routing mesh its table of published ports ([`DataPlaneSnapshot::ingress`]);
-//! service VIPs and DNS (to come) the services themselves.
+//! the VIPs each service's own table ([`ServiceEntry::vip_table`]), the DNS server the
+//! services themselves.
 
 use crate::balancer::Balancer;
 use crate::endpoint::{Endpoint, EndpointSet, EndpointTable, PortKey};
@@ -83,12 +84,8 @@ pub struct ServiceEndpoint {
     #[serde(default)]
     pub state: EndpointState,
     /// Share of new connections against the service's other endpoints.
-    #[serde(default = "one")]
+    #[serde(default = "crate::endpoint::one")]
     pub weight: u32,
-}
-
-fn one() -> u32 {
-    1
 }
 
 impl Default for ServiceEndpoint {
@@ -127,6 +124,16 @@ impl ServiceEntry {
         endpoints
     }
 
+    /// The set a port with target `target` routes over, balanced by the service's policy.
+    pub fn endpoint_set(&self, target: u16, protocol: Protocol) -> EndpointSet {
+        EndpointSet {
+            service_id: self.id.clone(),
+            service_name: self.name.clone(),
+            endpoints: self.ready_endpoints(target, protocol),
+            policy: self.policy,
+        }
+    }
+
     /// What the service's VIP routes by: every target port of the service (published or
     /// not) with its ready endpoints, at `version`.
     pub fn vip_table(&self, version: u64) -> EndpointTable {
@@ -141,12 +148,7 @@ impl ServiceEntry {
                     port: p.target,
                     protocol: p.protocol,
                 })
-                .or_insert_with(|| EndpointSet {
-                    service_id: self.id.clone(),
-                    service_name: self.name.clone(),
-                    endpoints: self.ready_endpoints(p.target, p.protocol),
-                    policy: self.policy,
-                });
+                .or_insert_with(|| self.endpoint_set(p.target, p.protocol));
         }
         table
     }
@@ -215,18 +217,12 @@ impl DataPlaneSnapshot {
                 let Some(published) = port.published else {
                     continue;
                 };
-                let endpoints = s.ready_endpoints(port.target, port.protocol);
                 table.ports.insert(
                     PortKey {
                         port: published,
                         protocol: port.protocol,
                     },
-                    EndpointSet {
-                        service_id: s.id.clone(),
-                        service_name: s.name.clone(),
-                        endpoints,
-                        policy: s.policy,
-                    },
+                    s.endpoint_set(port.target, port.protocol),
                 );
             }
         }

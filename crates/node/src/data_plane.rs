@@ -26,8 +26,6 @@ pub struct DataPlaneStatus {
     /// Endpoint-table version the data plane routes by (0: none yet).
     pub table_version: u64,
     pub published_ports: Vec<u16>,
-    /// Service VIPs this node answers on.
-    pub vips: Vec<std::net::Ipv4Addr>,
 }
 
 /// One part of the data plane.

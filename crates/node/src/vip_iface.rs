@@ -151,14 +151,19 @@ fn parse_addresses(out: &str) -> Vec<(Ipv4Addr, u8, String)> {
 }
 
 fn ip(args: &[&str]) -> Result<String, String> {
-    let out = Command::new("ip")
+    run("ip", args)
+}
+
+/// Run `program ARGS...`: its output, or one line naming the command and what it said.
+pub(crate) fn run(program: &str, args: &[&str]) -> Result<String, String> {
+    let out = Command::new(program)
         .args(args)
         .stdin(Stdio::null())
         .output()
-        .map_err(|e| format!("cannot run ip (iproute2): {e}"))?;
+        .map_err(|e| format!("cannot run {program}: {e}"))?;
     if !out.status.success() {
         return Err(format!(
-            "ip {}: {}",
+            "{program} {}: {}",
             args.join(" "),
             String::from_utf8_lossy(&out.stderr).trim()
         ));

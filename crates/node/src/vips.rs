@@ -10,13 +10,13 @@
 //! service's balancer, fall-through and ejection on a refused connect, splice proxying,
 //! and a connection cap (its own, the per-port cap of the mesh).
 
-use crate::data_plane::{BoxFuture, DataPlaneStatus, Member};
-use crate::vip_iface::VipInterface;
+use crate::data_plane::{BoxFuture, Member};
+use crate::vip_iface::{run, VipInterface};
 use shoal_api::{Protocol, VipPool};
 use shoal_balance::DataPlaneSnapshot;
 use shoal_mesh::{ConnectionCaps, VipProxy};
 use std::collections::BTreeSet;
-use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddrV4};
 use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::watch;
 
@@ -32,8 +32,6 @@ pub struct Vips {
     /// The pool and listener port the redirect rules were last written for.
     redirect: Mutex<Option<(VipPool, u16)>>,
     acked: watch::Sender<u64>,
-    /// VIPs served now, for the node's status.
-    serving: Mutex<Vec<Ipv4Addr>>,
 }
 
 impl Vips {
@@ -48,7 +46,6 @@ impl Vips {
             proxy: tokio::sync::Mutex::new(None),
             redirect: Mutex::new(None),
             acked: watch::Sender::new(0),
-            serving: Mutex::new(Vec::new()),
         }
     }
 
@@ -58,24 +55,22 @@ impl Vips {
             return errors;
         };
         let mut proxy = self.proxy.lock().await;
-        if proxy.is_none() {
-            match VipProxy::bind(self.caps) {
-                Ok(p) => *proxy = Some(p),
+        let proxy = match &mut *proxy {
+            Some(p) => &*p,
+            empty => match VipProxy::bind(self.caps) {
+                Ok(p) => &*empty.insert(p),
                 Err(e) => return vec![format!("VIP listener: {e}")],
-            }
-        }
-        let Some(proxy) = proxy.as_ref() else {
-            return errors;
+            },
         };
         let mut routes = Vec::new();
         let mut vips = BTreeSet::new();
         for s in &snapshot.services {
-            let Some(IpAddr::V4(vip)) = s
-                .vip
-                .filter(|v| matches!(v, IpAddr::V4(v) if pool.contains(*v)))
-            else {
+            let Some(IpAddr::V4(vip)) = s.vip else {
                 continue;
             };
+            if !pool.contains(vip) {
+                continue;
+            }
             vips.insert(vip);
             for (key, set) in s.vip_table(snapshot.version).ports {
                 if key.protocol == Protocol::Tcp {
@@ -118,7 +113,6 @@ impl Vips {
             Ok(e) => errors.extend(e),
             Err(e) => errors.push(format!("VIP interface: {e}")),
         }
-        *self.serving.lock().unwrap_or_else(PoisonError::into_inner) = vips.into_iter().collect();
         errors
     }
 }
@@ -176,23 +170,11 @@ pub fn remove_redirect_rules() {
     let _ = iptables(&["-t", "nat", "-X", CHAIN]);
 }
 
+/// `iptables -w 5 ARGS...` (waiting up to 5 s for the xtables lock).
 fn iptables(args: &[&str]) -> Result<String, String> {
-    let out = std::process::Command::new("iptables")
-        .arg("-w")
-        .arg("5")
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot run iptables: {e}"))?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(format!(
-            "iptables {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
+    let mut all = vec!["-w", "5"];
+    all.extend_from_slice(args);
+    run("iptables", &all)
 }
 
 impl Member for Vips {
@@ -210,13 +192,5 @@ impl Member for Vips {
 
     fn acked(&self) -> watch::Receiver<u64> {
         self.acked.subscribe()
-    }
-
-    fn status(&self, status: &mut DataPlaneStatus) {
-        status.vips = self
-            .serving
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
     }
 }

@@ -50,13 +50,14 @@ pub async fn endpoints(
     Query(q): Query<EndpointsQuery>,
 ) -> Result<Response, ApiError> {
     let state = s.cluster()?;
-    let id = state
+    let service = state
         .find_service(&key)
-        .ok_or_else(|| ApiError::not_found(format!("service {key} not found")))?
-        .id
-        .clone();
-    let first =
-        view(&state, &id).ok_or_else(|| ApiError::not_found(format!("service {key} not found")))?;
+        .ok_or_else(|| ApiError::not_found(format!("service {key} not found")))?;
+    let id = service.id.clone();
+    let first = EndpointsView {
+        version: state.version,
+        service: watched(&state, service),
+    };
     if !q.watch {
         return Response::builder()
             .header("content-type", "application/json")
