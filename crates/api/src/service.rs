@@ -164,7 +164,22 @@ pub struct TaskTemplate {
     /// CPU, memory and PID limits, and the CPU and memory each task reserves on its node.
     #[serde(default, skip_serializing_if = "Resources::is_none")]
     pub resources: Resources,
+    /// Each task's share of new connections against the service's other tasks
+    /// (`--lb-weight`, default [`DEFAULT_WEIGHT`]); 0: only when no other task is left.
+    /// A rolling update that changes it gives the new tasks their weight as they come, so
+    /// a paused or slow rollout is a canary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lb_weight: Option<u32>,
 }
+
+/// How long a UDP flow of a service without an idle timeout lives without traffic.
+pub const UDP_IDLE_DEFAULT: Duration = Duration::from_secs(30);
+/// A task's balancing weight when its template names none.
+pub const DEFAULT_WEIGHT: u32 = 100;
+/// The largest balancing weight a template may give its tasks.
+pub const MAX_WEIGHT: u32 = 10_000;
+/// The longest idle timeout a service may set.
+pub const MAX_IDLE_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
 
 fn is_zero(n: &u64) -> bool {
     *n == 0
@@ -323,6 +338,13 @@ impl TaskTemplate {
                 "unknown signal (use SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2 or SIGKILL)",
             ));
         }
+        if let Some(w) = t.lb_weight.filter(|w| *w > MAX_WEIGHT) {
+            return Err(SpecError::invalid(
+                "lb-weight",
+                w.to_string(),
+                format!("at most {MAX_WEIGHT}"),
+            ));
+        }
         check_count("constraint", t.constraints.len(), MAX_CONSTRAINTS)?;
         for c in &t.constraints {
             check_text("constraint", c, MAX_EXPRESSION_LEN)?;
@@ -418,6 +440,14 @@ pub struct ServiceSpec {
     /// How its connections are spread over its tasks, on published ports and the VIP.
     #[serde(default, skip_serializing_if = "is_default")]
     pub lb: crate::Policy,
+    /// Prefer a ready task on the node that received the connection, when it has one.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub lb_local_first: bool,
+    /// A TCP connection with no traffic either way for this long is closed on both sides;
+    /// a UDP flow is forgotten. Zero: TCP connections never expire, UDP flows after
+    /// [`UDP_IDLE_DEFAULT`].
+    #[serde(with = "millis", default, skip_serializing_if = "Duration::is_zero")]
+    pub idle_timeout: Duration,
     /// How changes of this spec roll out.
     #[serde(default)]
     pub update: crate::UpdateConfig,
@@ -473,6 +503,13 @@ impl ServiceSpec {
         self.update.validate(&UPDATE_FIELDS)?;
         self.rollback.validate(&ROLLBACK_FIELDS)?;
         check_count("publish", self.ports.len(), MAX_PORTS)?;
+        if self.idle_timeout > MAX_IDLE_TIMEOUT {
+            return Err(SpecError::invalid(
+                "idle-timeout",
+                crate::duration::format(self.idle_timeout),
+                "at most 168h",
+            ));
+        }
         if self.endpoint_mode == crate::EndpointMode::Dnsrr
             && self
                 .ports
@@ -565,6 +602,8 @@ mod tests {
         ServiceSpec {
             endpoint_mode: Default::default(),
             lb: Default::default(),
+            lb_local_first: false,
+            idle_timeout: Default::default(),
             name: "web".into(),
             labels: BTreeMap::new(),
             mode: ServiceMode::Replicated { replicas: 3 },
@@ -866,6 +905,25 @@ mod tests {
         check(&|h| h.interval = MIN_HEALTH_INTERVAL)
             .validate()
             .expect("the floor itself is allowed");
+    }
+
+    #[test]
+    fn weights_and_idle_timeouts_have_bounds() {
+        let mut s = spec();
+        s.task.lb_weight = Some(MAX_WEIGHT + 1);
+        refused(&s, r#"invalid lb-weight "10001": at most 10000"#);
+        s.task.lb_weight = Some(0);
+        s.validate().expect("weight 0: a backup task");
+        let mut s = spec();
+        s.idle_timeout = MAX_IDLE_TIMEOUT + Duration::from_secs(1);
+        refused(&s, "idle-timeout");
+        s.idle_timeout = Duration::from_secs(900);
+        s.validate().expect("15m");
+        let json = serde_json::to_string(&spec()).unwrap();
+        assert!(
+            !json.contains("idle_timeout") && !json.contains("lb_"),
+            "{json}"
+        );
     }
 
     #[test]

@@ -54,6 +54,27 @@ pub struct EndpointSet {
     /// version behind reads the set as before).
     #[serde(default, skip_serializing_if = "is_round_robin")]
     pub policy: crate::Policy,
+    /// Milliseconds without traffic after which a TCP connection is closed or a UDP flow
+    /// forgotten; 0: TCP never, UDP after [`shoal_api::service::UDP_IDLE_DEFAULT`].
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub idle_timeout_ms: u64,
+}
+
+pub(crate) fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl EndpointSet {
+    /// How long a TCP connection of this set may go without traffic; `None`: forever.
+    pub fn tcp_idle_timeout(&self) -> Option<std::time::Duration> {
+        (self.idle_timeout_ms > 0).then(|| std::time::Duration::from_millis(self.idle_timeout_ms))
+    }
+
+    /// How long a UDP flow of this set lives without traffic.
+    pub fn udp_idle_timeout(&self) -> std::time::Duration {
+        self.tcp_idle_timeout()
+            .unwrap_or(shoal_api::service::UDP_IDLE_DEFAULT)
+    }
 }
 
 fn is_round_robin(p: &crate::Policy) -> bool {
@@ -128,6 +149,7 @@ mod tests {
                     Endpoint::weighted("u", ([10, 0, 0, 2], 3000), 0),
                 ],
                 policy: Default::default(),
+                idle_timeout_ms: 0,
             },
         );
         let json = serde_json::to_string(&t).unwrap();

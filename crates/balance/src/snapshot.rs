@@ -54,6 +54,14 @@ pub struct ServiceEntry {
     pub endpoint_mode: EndpointMode,
     #[serde(default)]
     pub policy: Policy,
+    /// Prefer a ready endpoint on the node that received the connection
+    /// ([`DataPlaneSnapshot::for_node`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub local_first: bool,
+    /// Milliseconds without traffic after which a TCP connection is closed or a UDP flow
+    /// forgotten; 0: TCP never, UDP after the default.
+    #[serde(default, skip_serializing_if = "crate::endpoint::is_zero")]
+    pub idle_timeout_ms: u64,
     /// Its ports as published (ingress with the published port assigned, or host mode).
     #[serde(default)]
     pub ports: Vec<PortConfig>,
@@ -86,6 +94,9 @@ pub struct ServiceEndpoint {
     /// Share of new connections against the service's other endpoints.
     #[serde(default = "crate::endpoint::one")]
     pub weight: u32,
+    /// The node it runs on.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub node_id: String,
 }
 
 impl Default for ServiceEndpoint {
@@ -96,6 +107,7 @@ impl Default for ServiceEndpoint {
             ports: Vec::new(),
             state: EndpointState::Ready,
             weight: 1,
+            node_id: String::new(),
         }
     }
 }
@@ -131,6 +143,7 @@ impl ServiceEntry {
             service_name: self.name.clone(),
             endpoints: self.ready_endpoints(target, protocol),
             policy: self.policy,
+            idle_timeout_ms: self.idle_timeout_ms,
         }
     }
 
@@ -167,6 +180,7 @@ impl DataPlaneSnapshot {
                     id: set.service_id.clone(),
                     name: set.service_name.clone(),
                     policy: set.policy,
+                    idle_timeout_ms: set.idle_timeout_ms,
                     ..ServiceEntry::default()
                 });
             entry.ports.push(PortConfig {
@@ -189,6 +203,7 @@ impl DataPlaneSnapshot {
                         ports: vec![port],
                         state: EndpointState::Ready,
                         weight: e.weight,
+                        node_id: String::new(),
                     }),
                 }
             }
@@ -198,6 +213,31 @@ impl DataPlaneSnapshot {
             services: services.into_values().collect(),
             vip_pool: None,
         }
+    }
+
+    /// The snapshot as node `node_id` routes by it: in every service that prefers local
+    /// tasks and has a ready one on this node, the ready tasks of other nodes get weight 0,
+    /// so they are picked only when no local one can be reached. Everything else as is.
+    pub fn for_node(&self, node_id: &str) -> DataPlaneSnapshot {
+        let mut snapshot = self.clone();
+        for s in snapshot.services.iter_mut().filter(|s| s.local_first) {
+            let local = |e: &ServiceEndpoint| {
+                e.state == EndpointState::Ready && e.node_id == node_id && e.weight > 0
+            };
+            if !s.endpoints.iter().any(local) {
+                continue;
+            }
+            for e in s.endpoints.iter_mut().filter(|e| e.node_id != node_id) {
+                e.weight = 0;
+            }
+        }
+        snapshot
+    }
+
+    /// Whether any service prefers local tasks (then each node routes by
+    /// [`DataPlaneSnapshot::for_node`]).
+    pub fn has_local_first(&self) -> bool {
+        self.services.iter().any(|s| s.local_first)
     }
 
     /// The same services, whatever the version: what a node routes by is unchanged.
@@ -254,6 +294,7 @@ mod tests {
                     service_name: "web".into(),
                     endpoints: eps,
                     policy: Default::default(),
+                    idle_timeout_ms: 0,
                 },
             );
         }
@@ -308,6 +349,7 @@ mod tests {
                     }],
                     state: EndpointState::Ready,
                     weight: 3,
+                    node_id: String::new(),
                 }],
                 ..ServiceEntry::default()
             }],
@@ -319,5 +361,52 @@ mod tests {
             [Endpoint::weighted("t", ([10, 0, 0, 3], 30080), 3)]
         );
         assert_eq!(DataPlaneSnapshot::from_table(&table).ingress(), table);
+    }
+
+    fn local_first_entry(local_first: bool, nodes: &[(&str, &str, EndpointState)]) -> ServiceEntry {
+        ServiceEntry {
+            id: "s".into(),
+            name: "web".into(),
+            local_first,
+            endpoints: nodes
+                .iter()
+                .map(|(task, node, state)| ServiceEndpoint {
+                    task_id: (*task).into(),
+                    node_id: (*node).into(),
+                    state: *state,
+                    weight: 100,
+                    ..ServiceEndpoint::default()
+                })
+                .collect(),
+            ..ServiceEntry::default()
+        }
+    }
+
+    fn weights(snap: &DataPlaneSnapshot) -> Vec<u32> {
+        snap.services[0]
+            .endpoints
+            .iter()
+            .map(|e| e.weight)
+            .collect()
+    }
+
+    #[test]
+    fn local_first_leaves_other_nodes_as_fall_through_while_a_local_task_is_ready() {
+        use EndpointState::{Ready, Terminating};
+        let snap = |local_first, eps: &[(&str, &str, EndpointState)]| DataPlaneSnapshot {
+            version: 1,
+            vip_pool: None,
+            services: vec![local_first_entry(local_first, eps)],
+        };
+        let both = [("a", "n1", Ready), ("b", "n2", Ready), ("c", "n2", Ready)];
+        assert_eq!(weights(&snap(true, &both).for_node("n1")), [100, 0, 0]);
+        assert_eq!(weights(&snap(true, &both).for_node("n2")), [0, 100, 100]);
+        // A node without a ready task of its own spreads over all of them.
+        assert_eq!(weights(&snap(true, &both).for_node("n3")), [100, 100, 100]);
+        let leaving = [("a", "n1", Terminating), ("b", "n2", Ready)];
+        assert_eq!(weights(&snap(true, &leaving).for_node("n1")), [100, 100]);
+        // Without the setting, nothing changes.
+        assert!(!snap(false, &both).has_local_first());
+        assert_eq!(weights(&snap(false, &both).for_node("n1")), [100, 100, 100]);
     }
 }

@@ -240,6 +240,8 @@ mod tests {
         let spec = ServiceSpec {
             endpoint_mode: Default::default(),
             lb: Default::default(),
+            lb_local_first: false,
+            idle_timeout: Default::default(),
             name: name.into(),
             labels: Default::default(),
             mode: ServiceMode::Replicated { replicas: 1 },

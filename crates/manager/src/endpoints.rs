@@ -63,7 +63,11 @@ fn entry<'a>(
                 addr,
                 ports: ep.ports.clone(),
                 state,
-                weight: 1,
+                weight: t
+                    .spec
+                    .lb_weight
+                    .unwrap_or(shoal_api::service::DEFAULT_WEIGHT),
+                node_id: t.node_id.clone().unwrap_or_default(),
             })
         })
         .collect();
@@ -74,10 +78,16 @@ fn entry<'a>(
         vip: service.vip.map(IpAddr::V4),
         endpoint_mode: service.spec.endpoint_mode,
         policy: service.spec.lb,
+        local_first: service.spec.lb_local_first,
+        idle_timeout_ms: duration_ms(service.spec.idle_timeout),
         // Every port: the VIP serves each target; the mesh only those published.
         ports: service.ports.clone(),
         endpoints,
     }
+}
+
+fn duration_ms(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// A snapshot and the mesh's table derived from it, shared by every session.
@@ -147,6 +157,8 @@ mod tests {
             spec: ServiceSpec {
                 endpoint_mode: Default::default(),
                 lb: Default::default(),
+                lb_local_first: false,
+                idle_timeout: Default::default(),
                 name: format!("{id}-name"),
                 labels: Default::default(),
                 mode: ServiceMode::Replicated { replicas: 3 },
@@ -284,12 +296,12 @@ mod tests {
                 Endpoint {
                     task_id: "t1".into(),
                     addr: SocketAddr::new(ip, 30001),
-                    weight: 1,
+                    weight: shoal_api::service::DEFAULT_WEIGHT,
                 },
                 Endpoint {
                     task_id: "t5".into(),
                     addr: SocketAddr::new(ip, 30005),
-                    weight: 1,
+                    weight: shoal_api::service::DEFAULT_WEIGHT,
                 },
             ]
         );

@@ -334,6 +334,8 @@ mod tests {
             spec: ServiceSpec {
                 endpoint_mode: Default::default(),
                 lb: Default::default(),
+                lb_local_first: false,
+                idle_timeout: Default::default(),
                 name: "web".into(),
                 labels: Default::default(),
                 mode,

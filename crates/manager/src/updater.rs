@@ -528,6 +528,8 @@ mod tests {
         let spec = ServiceSpec {
             endpoint_mode: Default::default(),
             lb: Default::default(),
+            lb_local_first: false,
+            idle_timeout: Default::default(),
             name: "web".into(),
             labels: Default::default(),
             mode,

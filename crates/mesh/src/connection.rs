@@ -54,7 +54,8 @@ pub(crate) async fn proxy(client: TcpStream, peer: SocketAddr, to: &Route<'_>, s
     // Latency over batching: small requests and responses go out at once.
     let _ = client.set_nodelay(true);
     let _ = upstream.set_nodelay(true);
-    if let Err(e) = splice::proxy(client, upstream, &shared.pipes).await {
+    let idle = to.set.tcp_idle_timeout();
+    if let Err(e) = splice::proxy(client, upstream, &shared.pipes, idle).await {
         let e = ConnectionError::Proxy(e);
         tracing::debug!(port = to.label, %peer, error = %e, retry_safe = e.retry_safe(), "connection ended with an error");
     }

@@ -27,22 +27,87 @@ use nix::errno::Errno;
 use nix::sys::socket::MsgFlags;
 use std::io;
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicBool, Ordering};
-use tokio::io::{AsyncWriteExt, Interest};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::tcp::{ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 
 /// Set once a splice was refused with `EINVAL`/`ENOSYS`; from then on every connection copies.
 static SPLICE_UNSUPPORTED: AtomicBool = AtomicBool::new(false);
 
-/// Proxies between `client` and `upstream` until both directions have ended.
+/// Proxies between `client` and `upstream` until both directions have ended, or — with an
+/// `idle` timeout — until neither direction has moved a byte for that long: then both
+/// sockets close (each peer sees the connection end, never a silent black hole) and the
+/// result is a `TimedOut` error.
 pub(crate) async fn proxy(
     mut client: TcpStream,
     mut upstream: TcpStream,
     pipes: &PipePool,
+    idle: Option<Duration>,
+) -> io::Result<()> {
+    let Some(idle) = idle else {
+        return proxy_to_the_end(&mut client, &mut upstream, pipes, None).await;
+    };
+    let activity = Activity::new();
+    let result = tokio::select! {
+        r = proxy_to_the_end(&mut client, &mut upstream, pipes, Some(&activity)) => r,
+        () = activity.quiet(idle) => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("no traffic for {}", shoal_api::duration::format(idle)),
+        )),
+    };
+    if result.is_err() {
+        // Both peers get a FIN now (an RST where unread bytes remain) rather than waiting
+        // on the drop.
+        for s in [&client, &upstream] {
+            let _ = nix::sys::socket::shutdown(s.as_raw_fd(), nix::sys::socket::Shutdown::Both);
+        }
+    }
+    result
+}
+
+/// When a connection last moved a byte either way, for its idle timeout.
+struct Activity {
+    start: Instant,
+    /// Milliseconds after `start`.
+    last: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Activity {
+        Activity {
+            start: Instant::now(),
+            last: AtomicU64::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        let now = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last.store(now, Ordering::Relaxed);
+    }
+
+    /// Returns once no byte has moved for `idle`.
+    async fn quiet(&self, idle: Duration) {
+        loop {
+            let last = self.start + Duration::from_millis(self.last.load(Ordering::Relaxed));
+            let quiet = last.elapsed();
+            if quiet >= idle {
+                return;
+            }
+            tokio::time::sleep(idle - quiet).await;
+        }
+    }
+}
+
+async fn proxy_to_the_end(
+    client: &mut TcpStream,
+    upstream: &mut TcpStream,
+    pipes: &PipePool,
+    activity: Option<&Activity>,
 ) -> io::Result<()> {
     if SPLICE_UNSUPPORTED.load(Ordering::Relaxed) {
-        return copy(&mut client, &mut upstream).await;
+        return copy(client, upstream, activity).await;
     }
     let (mut up, mut down) = match (pipes.take(), pipes.take()) {
         (Ok(up), Ok(down)) => (up, down),
@@ -51,7 +116,7 @@ pub(crate) async fn proxy(
             for pipe in [up, down].into_iter().flatten() {
                 pipes.give(pipe);
             }
-            return copy(&mut client, &mut upstream).await;
+            return copy(client, upstream, activity).await;
         }
     };
     let result = {
@@ -59,8 +124,8 @@ pub(crate) async fn proxy(
         let (upstream_read, upstream_write) = upstream.split();
         let one_done = AtomicBool::new(false);
         tokio::try_join!(
-            pump(client_read, upstream_write, &mut up, &one_done),
-            pump(upstream_read, client_write, &mut down, &one_done),
+            pump(client_read, upstream_write, &mut up, &one_done, activity),
+            pump(upstream_read, client_write, &mut down, &one_done, activity),
         )
     };
     pipes.give(up);
@@ -68,10 +133,45 @@ pub(crate) async fn proxy(
     result.map(|_| ())
 }
 
-async fn copy(client: &mut TcpStream, upstream: &mut TcpStream) -> io::Result<()> {
-    tokio::io::copy_bidirectional(client, upstream)
-        .await
-        .map(|_| ())
+/// Copies both ways through user space, half-closing each side at the other's end of
+/// stream; with an idle timeout, every read touches `activity`.
+async fn copy(
+    client: &mut TcpStream,
+    upstream: &mut TcpStream,
+    activity: Option<&Activity>,
+) -> io::Result<()> {
+    let Some(activity) = activity else {
+        return tokio::io::copy_bidirectional(client, upstream)
+            .await
+            .map(|_| ());
+    };
+    let (mut cr, mut cw) = client.split();
+    let (mut ur, mut uw) = upstream.split();
+    let up = async {
+        copy_touching(&mut cr, &mut uw, activity).await?;
+        uw.shutdown().await
+    };
+    let down = async {
+        copy_touching(&mut ur, &mut cw, activity).await?;
+        cw.shutdown().await
+    };
+    tokio::try_join!(up, down).map(|_| ())
+}
+
+async fn copy_touching(
+    from: &mut ReadHalf<'_>,
+    to: &mut WriteHalf<'_>,
+    activity: &Activity,
+) -> io::Result<()> {
+    let mut buf = vec![0u8; COPY_BUFFER_MAX];
+    loop {
+        let n = from.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        activity.touch();
+        to.write_all(&buf[..n]).await?;
+    }
 }
 
 /// First size of the copy buffer (request/response messages are small); a read that fills
@@ -95,6 +195,7 @@ async fn pump(
     mut to: WriteHalf<'_>,
     pipe: &mut Pipe,
     one_done: &AtomicBool,
+    activity: Option<&Activity>,
 ) -> io::Result<()> {
     let mut buf = vec![0u8; COPY_BUFFER];
     loop {
@@ -123,13 +224,16 @@ async fn pump(
         if n == 0 {
             return finish(&mut to, one_done).await;
         }
+        if let Some(a) = activity {
+            a.touch();
+        }
         to.write_all(&buf[..n]).await?;
         if n == buf.len() {
             if buf.len() < COPY_BUFFER_MAX {
                 buf.resize(COPY_BUFFER_MAX, 0);
             } else {
                 drop(buf);
-                return splice_pump(from, to, pipe, one_done).await;
+                return splice_pump(from, to, pipe, one_done, activity).await;
             }
         }
     }
@@ -142,6 +246,7 @@ async fn splice_pump(
     mut to: WriteHalf<'_>,
     pipe: &mut Pipe,
     one_done: &AtomicBool,
+    activity: Option<&Activity>,
 ) -> io::Result<()> {
     loop {
         let src: &TcpStream = from.as_ref();
@@ -154,7 +259,12 @@ async fn splice_pump(
                 Err(e) if refuses_splice(&e) => {
                     SPLICE_UNSUPPORTED.store(true, Ordering::Relaxed);
                     tracing::warn!(error = %e, "splice not supported here; copying through user space");
-                    tokio::io::copy(&mut from, &mut to).await?;
+                    match activity {
+                        Some(a) => copy_touching(&mut from, &mut to, a).await?,
+                        None => {
+                            tokio::io::copy(&mut from, &mut to).await?;
+                        }
+                    }
                     return finish(&mut to, one_done).await;
                 }
                 Err(e) => return Err(e),
@@ -162,6 +272,9 @@ async fn splice_pump(
         };
         if n == 0 {
             return finish(&mut to, one_done).await;
+        }
+        if let Some(a) = activity {
+            a.touch();
         }
         while pipe.buffered() > 0 {
             dst.writable().await?;
@@ -236,9 +349,9 @@ mod tests {
         let proxying = async {
             if force_copy {
                 let (mut a, mut b) = (proxy_front, proxy_back);
-                copy(&mut a, &mut b).await
+                copy(&mut a, &mut b, None).await
             } else {
-                proxy(proxy_front, proxy_back, &pool).await
+                proxy(proxy_front, proxy_back, &pool, None).await
             }
         };
         let (res, (at_server, at_client)) = timeout(Duration::from_secs(30), async {
@@ -261,6 +374,68 @@ mod tests {
     #[tokio::test]
     async fn copy_fallback_moves_both_ways_with_half_close() {
         proxied_exchange(true).await;
+    }
+
+    /// Reads until end of stream or an error; true if the peer closed (not timed out here).
+    async fn closed_within(s: &mut TcpStream, limit: Duration) -> bool {
+        let mut buf = [0u8; 64];
+        timeout(limit, async {
+            loop {
+                match s.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await
+        .is_ok()
+    }
+
+    #[tokio::test]
+    async fn an_idle_connection_is_closed_on_both_sides() {
+        let (mut client, proxy_front) = socket_pair().await;
+        let (proxy_back, mut server) = socket_pair().await;
+        let pool = PipePool::default();
+        let idle = Duration::from_millis(300);
+        let proxying =
+            tokio::spawn(async move { proxy(proxy_front, proxy_back, &pool, Some(idle)).await });
+        client.write_all(b"hello").await.unwrap();
+        let mut got = [0u8; 5];
+        server.read_exact(&mut got).await.unwrap();
+        let ended = timeout(Duration::from_secs(20), proxying).await.unwrap();
+        let err = ended.unwrap().unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
+        assert!(closed_within(&mut client, Duration::from_secs(20)).await);
+        assert!(closed_within(&mut server, Duration::from_secs(20)).await);
+    }
+
+    #[tokio::test]
+    async fn traffic_keeps_a_connection_past_its_idle_timeout() {
+        let (mut client, proxy_front) = socket_pair().await;
+        let (proxy_back, mut server) = socket_pair().await;
+        let pool = PipePool::default();
+        let idle = Duration::from_secs(3);
+        let proxying =
+            tokio::spawn(async move { proxy(proxy_front, proxy_back, &pool, Some(idle)).await });
+        // 4 s of traffic in both directions, never 3 s apart.
+        let mut got = [0u8; 4];
+        for _ in 0..8 {
+            client.write_all(b"ping").await.unwrap();
+            server.read_exact(&mut got).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            server.write_all(b"pong").await.unwrap();
+            client.read_exact(&mut got).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        assert!(!proxying.is_finished(), "closed while in use");
+        drop(client);
+        drop(server);
+        let ended = timeout(Duration::from_secs(20), proxying).await.unwrap();
+        let result = ended.unwrap();
+        assert!(
+            !matches!(&result, Err(e) if e.kind() == io::ErrorKind::TimedOut),
+            "{result:?}"
+        );
     }
 
     #[test]

@@ -153,16 +153,26 @@ impl DataPlane {
 
     /// Apply every snapshot `snapshots` yields to every member, and publish the node's
     /// status.
+    ///
+    /// Each snapshot is routed by as node `node_id` sees it
+    /// ([`DataPlaneSnapshot::for_node`]: services that prefer local tasks keep to this
+    /// node's while it has one ready).
     pub fn feed(
         &self,
         mut tables: watch::Receiver<Arc<DataPlaneSnapshot>>,
         status: watch::Sender<DataPlaneStatus>,
         role: NodeRole,
+        node_id: String,
     ) -> JoinHandle<()> {
         let members = self.members.clone();
         tokio::spawn(async move {
             loop {
                 let table = tables.borrow_and_update().clone();
+                let table = if table.has_local_first() {
+                    Arc::new(table.for_node(&node_id))
+                } else {
+                    table
+                };
                 let version = table.version;
                 for m in &members {
                     for e in m.apply(table.clone()).await {
@@ -269,7 +279,7 @@ mod tests {
         };
         let (tables, tables_rx) = watch::channel(table(1));
         let (status, mut status_rx) = watch::channel(DataPlaneStatus::default());
-        let _feed = plane.feed(tables_rx, status, NodeRole::Worker);
+        let _feed = plane.feed(tables_rx, status, NodeRole::Worker, "n1".into());
         tokio::time::timeout(
             Duration::from_secs(10),
             status_rx.wait_for(|s| s.table_version == 1),

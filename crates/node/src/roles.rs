@@ -174,7 +174,12 @@ fn session_and_data_plane(
         c.cfg.dns_upstreams.clone(),
     );
     let remote = RemoteDispatcher::start(session_config(c, managers), tls, plane.acked(), stop);
-    let feeder = plane.feed(remote.data_plane(), c.status.clone(), role);
+    let feeder = plane.feed(
+        remote.data_plane(),
+        c.status.clone(),
+        role,
+        c.node_id.to_string(),
+    );
     (remote, plane, feeder)
 }
 

@@ -109,6 +109,17 @@ pub struct CreateArgs {
     /// p2c, source-hash, maglev or random
     #[arg(long, default_value = "round-robin")]
     lb: String,
+    /// Send connections to a ready task on the node that received them, when it has one
+    #[arg(long)]
+    lb_local_first: bool,
+    /// Each task's share of new connections against the service's other tasks (default
+    /// 100; 0: only when no other task is left)
+    #[arg(long)]
+    lb_weight: Option<u32>,
+    /// Close TCP connections (forget UDP flows) idle for this long, e.g. 15m (default: TCP
+    /// never, UDP after 30s)
+    #[arg(long, value_parser = parse_duration)]
+    idle_timeout: Option<Duration>,
     /// Environment variable KEY=VALUE ({{.Task.Slot}} templates allowed)
     #[arg(short, long)]
     env: Vec<String>,
@@ -421,6 +432,7 @@ impl CreateArgs {
         task.restart.window = self.restart_window;
         task.stop_signal = self.stop_signal.clone();
         task.stop_grace_period = self.stop_grace_period;
+        task.lb_weight = self.lb_weight;
         self.resources.apply(&mut task.resources);
         let probe = match (&self.health_cmd, &self.health_http, self.health_tcp) {
             (Some(c), _, _) => Some(HealthProbe::Cmd { command: c.clone() }),
@@ -451,6 +463,8 @@ impl CreateArgs {
         let spec = ServiceSpec {
             endpoint_mode: shoal_api::EndpointMode::parse(&self.endpoint_mode)?,
             lb: shoal_api::Policy::parse(&self.lb)?,
+            lb_local_first: self.lb_local_first,
+            idle_timeout: self.idle_timeout.unwrap_or_default(),
             name: self.name.clone(),
             labels,
             mode,

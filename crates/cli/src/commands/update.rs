@@ -169,6 +169,15 @@ pub struct UpdateArgs {
     /// Load-balancing algorithm: round-robin, least-conn, p2c, source-hash, maglev, random
     #[arg(long)]
     lb: Option<String>,
+    /// Prefer a ready task on the receiving node (--lb-local-first=false to stop)
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    lb_local_first: Option<bool>,
+    /// Each new task's share of new connections (default 100; tasks made before keep theirs)
+    #[arg(long)]
+    lb_weight: Option<u32>,
+    /// Close TCP connections (forget UDP flows) idle for this long; 0 for the default
+    #[arg(long, value_parser = parse_duration)]
+    idle_timeout: Option<Duration>,
     /// Published port to remove (PORT or PORT/udp)
     #[arg(long)]
     publish_rm: Vec<String>,
@@ -302,6 +311,15 @@ impl UpdateArgs {
         }
         if let Some(lb) = &self.lb {
             spec.lb = shoal_api::Policy::parse(lb)?;
+        }
+        if let Some(local) = self.lb_local_first {
+            spec.lb_local_first = local;
+        }
+        if let Some(d) = self.idle_timeout {
+            spec.idle_timeout = d;
+        }
+        if let Some(w) = self.lb_weight {
+            spec.task.lb_weight = Some(w);
         }
         let t = &mut spec.task;
         if let Some(c) = &self.restart_condition {
@@ -513,6 +531,8 @@ mod tests {
         ServiceSpec {
             endpoint_mode: Default::default(),
             lb: Default::default(),
+            lb_local_first: false,
+            idle_timeout: Default::default(),
             name: "web".into(),
             labels: Default::default(),
             mode: ServiceMode::Replicated { replicas: 1 },

@@ -192,11 +192,15 @@ pub struct UpdateRequest {
 }
 
 /// `spec` with what the tasks do not see set aside — the replica count (a scale), how the
-/// service is reached and balanced (the data plane's) — so changing only those is no rollout.
+/// service is reached and balanced and when idle connections close (the data plane's) — so
+/// changing only those is no rollout. A task's weight is part of its template: changing it
+/// rolls out, which is how a canary gets its share.
 fn rollout_part(spec: &ServiceSpec) -> ServiceSpec {
     let mut s = spec.clone();
     s.endpoint_mode = Default::default();
     s.lb = Default::default();
+    s.lb_local_first = Default::default();
+    s.idle_timeout = Default::default();
     if let ServiceMode::Replicated { replicas } = &mut s.mode {
         *replicas = 0;
     }

@@ -31,6 +31,8 @@ fn state(nodes: &[&str], tasks: &[(&str, &str, Option<&str>)]) -> ClusterState {
                 spec: ServiceSpec {
                     endpoint_mode: Default::default(),
                     lb: Default::default(),
+                    lb_local_first: false,
+                    idle_timeout: Default::default(),
                     name: svc.into(),
                     labels: Default::default(),
                     mode: ServiceMode::Replicated { replicas: 1 },
