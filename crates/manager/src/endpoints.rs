@@ -136,6 +136,7 @@ mod tests {
             target,
             protocol: Protocol::Tcp,
             mode,
+            proxy_protocol: None,
         }
     }
 

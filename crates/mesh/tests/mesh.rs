@@ -77,6 +77,7 @@ fn table(version: u64, ports: &[(u16, &[SocketAddr])]) -> Arc<EndpointTable> {
             };
             let set = EndpointSet {
                 policy: Default::default(),
+                proxy_protocol: None,
                 service_id: format!("svc-{port}"),
                 service_name: format!("web-{port}"),
                 endpoints: addrs
