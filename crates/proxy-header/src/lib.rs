@@ -9,7 +9,8 @@
 //! The parser is strict and total: it never panics, and every malformed input is a
 //! [`ParseError`] naming what is wrong. Input cut short is [`ParseError::Incomplete`] with
 //! the number of bytes needed, so a reader can fetch exactly the header and not one byte of
-//! what follows it. Version 1 (the text form, `PROXY TCP4 …\r\n`) is refused
+//! what follows it. Addresses are read as [`Addresses::new`] makes them: IPv4-mapped IPv6
+//! addresses as IPv4 when both are. Version 1 (the text form, `PROXY TCP4 …\r\n`) is refused
 //! ([`ParseError::Version1`]): shoal sends only version 2. TLVs after the addresses are
 //! skipped, unread.
 //!

@@ -90,14 +90,14 @@ pub fn parse(input: &[u8]) -> Result<(Header, usize), ParseError> {
         TCP6 | UDP6 => Some(ipv6(block)),
         _ => None,
     }
-    .map(|(source, destination)| Addresses {
-        transport: if family & 0x0f == 0x1 {
+    .map(|(source, destination)| {
+        let transport = if family & 0x0f == 0x1 {
             Transport::Stream
         } else {
             Transport::Datagram
-        },
-        source,
-        destination,
+        };
+        // IPv4-mapped addresses in an IPv6 header read as IPv4, as the encoder writes them.
+        Addresses::new(transport, source, destination)
     });
     Ok((Header::Proxy(addresses), total))
 }
@@ -273,6 +273,21 @@ mod tests {
             assert_eq!(parse(&bytes), Err(want), "{bytes:?}");
             assert!(!want.to_string().contains('\n'));
         }
+    }
+
+    /// Found by the fuzz target: an IPv6 header of two IPv4-mapped addresses read back as
+    /// IPv6, but encoded again as IPv4.
+    #[test]
+    fn ipv4_mapped_addresses_in_an_ipv6_header_read_as_ipv4() {
+        let mut block = Vec::new();
+        for ip in ["::ffff:192.0.2.7", "::ffff:10.0.0.1"] {
+            block.extend_from_slice(&ip.parse::<Ipv6Addr>().unwrap().octets());
+        }
+        block.extend_from_slice(&[0xc7, 0x38, 0x1f, 0x90]);
+        let bytes = raw(0x21, TCP6, &block);
+        let (header, len) = parse(&bytes).unwrap();
+        assert_eq!((header, len), (v4_header(), bytes.len()));
+        assert_eq!(parse(&header.encode()), Ok((header, FIXED_LEN + IPV4_LEN)));
     }
 
     #[test]
