@@ -34,7 +34,7 @@ pub use endpoint_spec::{EndpointMode, Policy};
 pub use error::SpecError;
 pub use mount::{Mount, MountType};
 pub use node::{Availability, Node, NodeRole, NodeState};
-pub use port::{PortConfig, Protocol, PublishMode};
+pub use port::{PortConfig, Protocol, ProxyProtocol, PublishMode};
 pub use resources::{ResourceLimits, ResourceReservations, Resources};
 pub use runtime::{ContainerSpec, ProcessSpec, Runtime, RuntimeKind, RuntimeStatus};
 pub use service::{

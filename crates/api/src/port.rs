@@ -1,5 +1,7 @@
 //! Published ports: `--publish 8080:80`, `--publish 8080:80/udp`, `--publish 80` (published
-//! port auto-assigned) and the long form `published=8080,target=80,protocol=tcp,mode=host`.
+//! port auto-assigned) and the long form `published=8080,target=80,protocol=tcp,mode=host`,
+//! whose `proxy-protocol=v2` has the routing mesh start every connection it relays to the
+//! task with a PROXY protocol v2 header naming the client (ingress TCP ports only).
 
 use crate::SpecError;
 use serde::{Deserialize, Serialize};
@@ -29,6 +31,23 @@ pub enum PublishMode {
     Host,
 }
 
+/// A header the routing mesh sends a task ahead of each connection it relays, naming the
+/// client (the task sees the mesh's address as the connection's peer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProxyProtocol {
+    /// HAProxy's PROXY protocol version 2 (binary).
+    V2,
+}
+
+impl ProxyProtocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProxyProtocol::V2 => "v2",
+        }
+    }
+}
+
 /// First port of Swarm's auto-assigned published range.
 pub const AUTO_PORT_MIN: u16 = 30000;
 /// Last port of Swarm's auto-assigned published range.
@@ -44,6 +63,10 @@ pub struct PortConfig {
     pub protocol: Protocol,
     #[serde(default)]
     pub mode: PublishMode,
+    /// A PROXY protocol header ahead of every relayed connection (left out when none, so
+    /// ports stored before it read as before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_protocol: Option<ProxyProtocol>,
 }
 
 impl PortConfig {
@@ -72,6 +95,7 @@ impl PortConfig {
             target,
             protocol: proto,
             mode: PublishMode::Ingress,
+            proxy_protocol: None,
         })
     }
 
@@ -81,6 +105,7 @@ impl PortConfig {
         let mut target = None;
         let mut protocol = Protocol::Tcp;
         let mut mode = PublishMode::Ingress;
+        let mut proxy_protocol = None;
         for part in text.split(',') {
             let (k, v) = part
                 .split_once('=')
@@ -99,6 +124,12 @@ impl PortConfig {
                         _ => return Err(bad("mode must be ingress or host".into())),
                     }
                 }
+                "proxy-protocol" => {
+                    proxy_protocol = match v {
+                        "v2" => Some(ProxyProtocol::V2),
+                        _ => return Err(bad("proxy-protocol must be v2".into())),
+                    }
+                }
                 other => return Err(bad(format!("unknown key {other:?}"))),
             }
         }
@@ -106,12 +137,32 @@ impl PortConfig {
         if mode == PublishMode::Host && published.is_none() {
             return Err(bad("mode=host needs published=PORT".into()));
         }
-        Ok(PortConfig {
+        let port = PortConfig {
             published,
             target,
             protocol,
             mode,
-        })
+            proxy_protocol,
+        };
+        if let Some(reason) = port.proxy_protocol_problem() {
+            return Err(bad(reason.into()));
+        }
+        Ok(port)
+    }
+
+    /// Why this port cannot have its PROXY protocol setting, if it cannot.
+    pub fn proxy_protocol_problem(&self) -> Option<&'static str> {
+        self.proxy_protocol?;
+        if self.protocol != Protocol::Tcp {
+            return Some("proxy-protocol is for tcp ports only");
+        }
+        if self.mode == PublishMode::Host {
+            return Some(
+                "proxy-protocol is for ingress ports only: in host mode the client connects \
+                 to the task directly, and the task sees its address as it is",
+            );
+        }
+        None
     }
 }
 
@@ -119,9 +170,13 @@ impl std::fmt::Display for PortConfig {
     /// Docker's `service ls` form: `*:8080->80/tcp`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.published {
-            Some(p) => write!(f, "*:{}->{}/{}", p, self.target, self.protocol.as_str()),
-            None => write!(f, "*:?->{}/{}", self.target, self.protocol.as_str()),
+            Some(p) => write!(f, "*:{}->{}/{}", p, self.target, self.protocol.as_str())?,
+            None => write!(f, "*:?->{}/{}", self.target, self.protocol.as_str())?,
         }
+        if let Some(proxy) = self.proxy_protocol {
+            write!(f, " (proxy-protocol {})", proxy.as_str())?;
+        }
+        Ok(())
     }
 }
 
@@ -185,5 +240,54 @@ mod tests {
         }
         let msg = PortConfig::parse("70000:80").unwrap_err().to_string();
         assert!(msg.contains("out of range"), "{msg}");
+    }
+
+    #[test]
+    fn proxy_protocol_is_read_from_the_long_form() {
+        let p = PortConfig::parse("published=8080,target=80,proxy-protocol=v2").unwrap();
+        assert_eq!(p.proxy_protocol, Some(ProxyProtocol::V2));
+        assert_eq!(p.to_string(), "*:8080->80/tcp (proxy-protocol v2)");
+        assert_eq!(PortConfig::parse("8080:80").unwrap().proxy_protocol, None);
+    }
+
+    #[test]
+    fn proxy_protocol_is_refused_where_it_cannot_work() {
+        for (text, reason) in [
+            (
+                "published=53,target=53,protocol=udp,proxy-protocol=v2",
+                "proxy-protocol is for tcp ports only",
+            ),
+            (
+                "published=8080,target=80,mode=host,proxy-protocol=v2",
+                "in host mode the client connects to the task directly",
+            ),
+            (
+                "published=8080,target=80,proxy-protocol=v1",
+                "proxy-protocol must be v2",
+            ),
+            (
+                "published=8080,target=80,proxy-protocol=",
+                "proxy-protocol must be v2",
+            ),
+        ] {
+            let msg = PortConfig::parse(text).unwrap_err().to_string();
+            assert!(msg.contains(reason), "{text}: {msg}");
+            assert!(!msg.contains('\n'), "{msg}");
+        }
+    }
+
+    #[test]
+    fn ports_stored_without_proxy_protocol_read_and_write_as_before() {
+        let before = r#"{"published":8080,"target":80,"protocol":"tcp","mode":"ingress"}"#;
+        let p: PortConfig = serde_json::from_str(before).unwrap();
+        assert_eq!(p.proxy_protocol, None);
+        assert_eq!(serde_json::to_string(&p).unwrap(), before);
+        let with = PortConfig {
+            proxy_protocol: Some(ProxyProtocol::V2),
+            ..p
+        };
+        let json = serde_json::to_string(&with).unwrap();
+        assert!(json.contains(r#""proxy_protocol":"v2""#), "{json}");
+        assert_eq!(serde_json::from_str::<PortConfig>(&json).unwrap(), with);
     }
 }

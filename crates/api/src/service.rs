@@ -522,6 +522,24 @@ impl ServiceSpec {
         }
         let mut seen = HashSet::new();
         for p in &self.ports {
+            if let Some(reason) = p.proxy_protocol_problem() {
+                return Err(SpecError::invalid("publish", p.to_string(), reason));
+            }
+            // The task's port either expects the header or not, whichever way it is reached.
+            if self.ports.iter().any(|q| {
+                (q.target, q.protocol) == (p.target, p.protocol)
+                    && q.proxy_protocol != p.proxy_protocol
+            }) {
+                return Err(SpecError::invalid(
+                    "publish",
+                    p.to_string(),
+                    format!(
+                        "target port {}/{} is published both with and without proxy-protocol",
+                        p.target,
+                        p.protocol.as_str()
+                    ),
+                ));
+            }
             if let Some(published) = p.published {
                 if !seen.insert((published, p.protocol)) {
                     return Err(SpecError::invalid(
@@ -667,6 +685,28 @@ mod tests {
             (
                 "published twice",
                 Box::new(|s| s.ports.push(PortConfig::parse("8080:81").unwrap())),
+            ),
+            (
+                "proxy-protocol is for tcp ports only",
+                Box::new(|s| {
+                    s.ports[0].protocol = crate::Protocol::Udp;
+                    s.ports[0].proxy_protocol = Some(crate::ProxyProtocol::V2);
+                }),
+            ),
+            (
+                "in host mode the client connects to the task directly",
+                Box::new(|s| {
+                    s.ports[0].mode = crate::PublishMode::Host;
+                    s.ports[0].proxy_protocol = Some(crate::ProxyProtocol::V2);
+                }),
+            ),
+            (
+                "target port 80/tcp is published both with and without proxy-protocol",
+                Box::new(|s| {
+                    let mut p = PortConfig::parse("9090:80").unwrap();
+                    p.proxy_protocol = Some(crate::ProxyProtocol::V2);
+                    s.ports.push(p);
+                }),
             ),
             (
                 "invalid limit-memory \"1MiB\": at least 6MiB",

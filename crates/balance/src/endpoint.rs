@@ -1,7 +1,7 @@
 //! Versioned endpoint sets, one per published port.
 
 use serde::{Deserialize, Serialize};
-use shoal_api::Protocol;
+use shoal_api::{Protocol, ProxyProtocol};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
@@ -44,7 +44,7 @@ fn is_one(weight: &u32) -> bool {
     *weight == 1
 }
 
-/// The ready endpoints behind one published port.
+/// The ready endpoints behind one published port (or one target port of a VIP).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct EndpointSet {
     pub service_id: String,
@@ -58,6 +58,10 @@ pub struct EndpointSet {
     /// forgotten; 0: TCP never, UDP after [`shoal_api::service::UDP_IDLE_DEFAULT`].
     #[serde(default, skip_serializing_if = "is_zero")]
     pub idle_timeout_ms: u64,
+    /// The header each connection relayed to an endpoint starts with, naming the client
+    /// (left out when none, so a node one version behind reads the set as before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_protocol: Option<ProxyProtocol>,
 }
 
 pub(crate) fn is_zero(n: &u64) -> bool {
@@ -150,6 +154,7 @@ mod tests {
                 ],
                 policy: Default::default(),
                 idle_timeout_ms: 0,
+                proxy_protocol: Some(ProxyProtocol::V2),
             },
         );
         let json = serde_json::to_string(&t).unwrap();

@@ -136,7 +136,9 @@ impl ServiceEntry {
         endpoints
     }
 
-    /// The set a port with target `target` routes over, balanced by the service's policy.
+    /// The set a port with target `target` routes over, balanced by the service's policy,
+    /// with the PROXY header that target port expects (whether reached by a published port
+    /// or by the VIP: the task's port either expects it or not).
     pub fn endpoint_set(&self, target: u16, protocol: Protocol) -> EndpointSet {
         EndpointSet {
             service_id: self.id.clone(),
@@ -144,6 +146,11 @@ impl ServiceEntry {
             endpoints: self.ready_endpoints(target, protocol),
             policy: self.policy,
             idle_timeout_ms: self.idle_timeout_ms,
+            proxy_protocol: self
+                .ports
+                .iter()
+                .filter(|p| p.target == target && p.protocol == protocol)
+                .find_map(|p| p.proxy_protocol),
         }
     }
 
@@ -188,6 +195,7 @@ impl DataPlaneSnapshot {
                 target: key.port,
                 protocol: key.protocol,
                 mode: PublishMode::Ingress,
+                proxy_protocol: set.proxy_protocol,
             });
             for e in &set.endpoints {
                 let port = EndpointPort {
@@ -273,7 +281,7 @@ impl DataPlaneSnapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shoal_api::Protocol;
+    use shoal_api::{Protocol, ProxyProtocol};
 
     #[test]
     fn a_table_stands_for_a_snapshot_that_gives_it_back() {
@@ -295,6 +303,7 @@ mod tests {
                     endpoints: eps,
                     policy: Default::default(),
                     idle_timeout_ms: 0,
+                    proxy_protocol: (port == 8081).then_some(ProxyProtocol::V2),
                 },
             );
         }
@@ -338,6 +347,7 @@ mod tests {
                     target: 80,
                     protocol: Protocol::Tcp,
                     mode: PublishMode::Ingress,
+                    proxy_protocol: None,
                 }],
                 endpoints: vec![ServiceEndpoint {
                     task_id: "t".into(),
@@ -408,5 +418,40 @@ mod tests {
         // Without the setting, nothing changes.
         assert!(!snap(false, &both).has_local_first());
         assert_eq!(weights(&snap(false, &both).for_node("n1")), [100, 100, 100]);
+    }
+
+    #[test]
+    fn a_target_port_with_proxy_protocol_asks_for_it_on_ingress_and_vip() {
+        let port = |published: u16, target: u16, proxy: Option<ProxyProtocol>| PortConfig {
+            published: Some(published),
+            target,
+            protocol: Protocol::Tcp,
+            mode: PublishMode::Ingress,
+            proxy_protocol: proxy,
+        };
+        let snap = DataPlaneSnapshot {
+            version: 1,
+            vip_pool: None,
+            services: vec![ServiceEntry {
+                id: "s".into(),
+                name: "web".into(),
+                ports: vec![
+                    port(8080, 80, Some(ProxyProtocol::V2)),
+                    port(8081, 81, None),
+                ],
+                ..ServiceEntry::default()
+            }],
+        };
+        let ingress = snap.ingress();
+        let proxy_of = |t: &EndpointTable, port: u16| {
+            t.get(port, Protocol::Tcp)
+                .map(|set| set.proxy_protocol)
+                .unwrap()
+        };
+        assert_eq!(proxy_of(&ingress, 8080), Some(ProxyProtocol::V2));
+        assert_eq!(proxy_of(&ingress, 8081), None);
+        let vip = snap.services[0].vip_table(1);
+        assert_eq!(proxy_of(&vip, 80), Some(ProxyProtocol::V2));
+        assert_eq!(proxy_of(&vip, 81), None);
     }
 }

@@ -113,6 +113,37 @@ fn a_service_vip_reaches_its_tasks_from_every_node() {
         "the client task did not reach web by name: {:?}",
         m.cli(&["service", "logs", "client"])
     );
+
+    // A target port published with proxy-protocol gets the PROXY header through the VIP
+    // too, naming the VIP and port the client connected to.
+    let out = m.cli(&[
+        "service",
+        "create",
+        "--name",
+        "proxied",
+        "--publish",
+        "target=80,proxy-protocol=v2",
+        "--",
+        "shoal",
+        "whoami",
+    ]);
+    assert!(out.ok(), "create proxied: {out:?}");
+    let vip = vip_of(&c, "proxied");
+    let mut answer = None;
+    let ok = wait_until(Duration::from_secs(20), || {
+        answer = get_from(&c, 1, &vip, 80).filter(|a| task_name(a).is_some());
+        answer.is_some()
+    });
+    assert!(
+        ok,
+        "VIP {vip}:80 of proxied did not answer\n{}",
+        c.nodes[1].log()
+    );
+    let answer = answer.unwrap_or_default();
+    assert!(
+        answer.contains("ProxyProtocol: v2 via ") && answer.contains(&format!(" to {vip}:80\n")),
+        "no PROXY header naming the VIP:\n{answer}"
+    );
 }
 
 /// `dig` against the cluster's DNS server, from inside node `i`: its output.

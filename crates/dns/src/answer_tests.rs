@@ -22,6 +22,7 @@ fn port(target: u16, protocol: Protocol) -> PortConfig {
         target,
         protocol,
         mode: PublishMode::Ingress,
+        proxy_protocol: None,
     }
 }
 

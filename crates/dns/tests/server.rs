@@ -46,6 +46,7 @@ fn snapshot(version: u64, vip: [u8; 4]) -> Arc<DataPlaneSnapshot> {
                 target: 80,
                 protocol: Protocol::Tcp,
                 mode: PublishMode::Ingress,
+                proxy_protocol: None,
             }],
             endpoints: vec![
                 endpoint("t1", [10, 0, 0, 1], 30001),

@@ -146,6 +146,7 @@ mod tests {
             target,
             protocol: Protocol::Tcp,
             mode,
+            proxy_protocol: None,
         }
     }
 

@@ -1,4 +1,5 @@
-//! One client connection: pick an endpoint, connect with fall-through, proxy.
+//! One client connection: pick an endpoint, connect with fall-through, send the PROXY
+//! header if the endpoint's port asks for one, proxy.
 
 use crate::error::ConnectionError;
 use crate::listener::Port;
@@ -6,8 +7,10 @@ use crate::shared::Shared;
 use crate::splice;
 use shoal_api::Protocol;
 use shoal_balance::{Balancer, Ejecting, EndpointSet, Failure, InFlight, PickCx};
+use shoal_proxy_header::Header;
 use std::net::SocketAddr;
 use std::time::Duration;
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
@@ -21,9 +24,19 @@ pub(crate) async fn serve(client: TcpStream, peer: SocketAddr, port: &Port) {
         port.shared.stats.no_endpoint();
         return;
     };
+    // The published port's address as the client reached it (the listener may be bound to
+    // every address).
+    let destination = match client.local_addr() {
+        Ok(addr) => addr,
+        Err(e) => {
+            tracing::debug!(port = port.number, %peer, error = %e, "connection gone before routing; closing");
+            return;
+        }
+    };
     let balancer = port.balancer(set.policy);
     let to = Route {
         label: port.number,
+        destination,
         set,
         balancer: &balancer.inner,
     };
@@ -34,6 +47,9 @@ pub(crate) async fn serve(client: TcpStream, peer: SocketAddr, port: &Port) {
 pub(crate) struct Route<'a> {
     /// The published port (or VIP port) the client connected to, for logs.
     pub(crate) label: u16,
+    /// The address the client connected to: the published port's, or the VIP and port
+    /// before the kernel redirected the connection. The PROXY header names it.
+    pub(crate) destination: SocketAddr,
     pub(crate) set: &'a EndpointSet,
     pub(crate) balancer: &'a Ejecting,
 }
@@ -43,7 +59,7 @@ pub(crate) async fn proxy(client: TcpStream, peer: SocketAddr, to: &Route<'_>, s
     let cx = PickCx {
         client: Some(peer.ip()),
     };
-    let (upstream, _in_flight) = match connect(to, &cx, shared).await {
+    let (mut upstream, _in_flight) = match connect(to, &cx, shared).await {
         Ok(connected) => connected,
         Err(e) => {
             shared.stats.no_endpoint();
@@ -54,6 +70,15 @@ pub(crate) async fn proxy(client: TcpStream, peer: SocketAddr, to: &Route<'_>, s
     // Latency over batching: small requests and responses go out at once.
     let _ = client.set_nodelay(true);
     let _ = upstream.set_nodelay(true);
+    if to.set.proxy_protocol.is_some() {
+        // Before any byte of the client's: the task reads the header first.
+        let header = Header::tcp(peer, to.destination).encode();
+        if let Err(e) = upstream.write_all(&header).await {
+            let e = ConnectionError::ProxyHeader(e);
+            tracing::debug!(port = to.label, %peer, error = %e, retry_safe = e.retry_safe(), "closing connection");
+            return;
+        }
+    }
     let idle = to.set.tcp_idle_timeout();
     if let Err(e) = splice::proxy(client, upstream, &shared.pipes, idle).await {
         let e = ConnectionError::Proxy(e);

@@ -33,11 +33,18 @@ pub enum ConnectionError {
     /// bytes may have reached the task, so a retry is not safe to make for the client.
     #[error("proxying failed: {0}")]
     Proxy(#[source] std::io::Error),
+    /// The endpoint took the connection but not the PROXY header ahead of it: none of the
+    /// client's bytes were sent.
+    #[error("sending the PROXY header failed: {0}")]
+    ProxyHeader(#[source] std::io::Error),
 }
 
 impl ConnectionError {
     /// Whether the request may be sent again, elsewhere, without the task seeing it twice.
     pub fn retry_safe(&self) -> bool {
-        matches!(self, ConnectionError::NoEndpoint { .. })
+        matches!(
+            self,
+            ConnectionError::NoEndpoint { .. } | ConnectionError::ProxyHeader(_)
+        )
     }
 }

@@ -7,16 +7,19 @@
 //! [`Mesh::acked`] reports the table version the mesh routes by, so the agent can wait for
 //! every node before it stops a task. UDP entries are ignored for now.
 //!
-//! Dependencies: only `shoal-api` and `shoal-balance`, never manager code. The request path
-//! never waits on the control plane: a table, once applied, is served until the next one
-//! arrives, so the mesh keeps routing by its last table when managers are gone.
+//! Dependencies: only `shoal-api`, `shoal-balance` and `shoal-proxy-header`, never manager
+//! code. The request path never waits on the control plane: a table, once applied, is
+//! served until the next one arrives, so the mesh keeps routing by its last table when
+//! managers are gone.
 //!
 //! Layers of one connection, in order: a slot under the port's connection cap, accept, a
 //! slot under the mesh's (`listener`; at a cap the port stops accepting and clients wait in
-//! the listen queue), pick and connect with fall-through (`connection`), proxy both
-//! directions (`splice`, pipes from `pipe`). [`ConnectionCaps`] bound the file descriptors the mesh
-//! can take ([`FDS_PER_CONNECTION`] per connection), so a flood on one port cannot starve
-//! the other ports or the rest of the daemon.
+//! the listen queue), pick and connect with fall-through (`connection`), the PROXY v2
+//! header naming the client when the target port was published with `proxy-protocol=v2`
+//! (`connection`, encoded by `shoal-proxy-header`), proxy both directions (`splice`, pipes
+//! from `pipe`). [`ConnectionCaps`] bound the file descriptors the mesh can take
+//! ([`FDS_PER_CONNECTION`] per connection), so a flood on one port cannot starve the other
+//! ports or the rest of the daemon.
 
 mod caps;
 mod connection;

@@ -134,6 +134,7 @@ async fn accept_loop(listener: tokio::net::TcpListener, inner: Arc<Inner>) {
         tokio::spawn(async move {
             let via = Route {
                 label: to.port(),
+                destination: SocketAddr::V4(to),
                 set: &route.set,
                 balancer: &route.balancer.inner,
             };

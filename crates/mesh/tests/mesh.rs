@@ -78,6 +78,7 @@ fn table(version: u64, ports: &[(u16, &[SocketAddr])]) -> Arc<EndpointTable> {
             let set = EndpointSet {
                 policy: Default::default(),
                 idle_timeout_ms: 0,
+                proxy_protocol: None,
                 service_id: format!("svc-{port}"),
                 service_name: format!("web-{port}"),
                 endpoints: addrs
@@ -489,6 +490,59 @@ async fn idle_ports_hold_no_mesh_slots() {
             let mut s = TcpStream::connect((LOCALHOST, port)).await.unwrap();
             echoed(&mut s, format!("port {port}").as_bytes()).await;
         }
+    })
+    .await;
+}
+
+/// A backend that reads a PROXY v2 header byte by byte until it parses, then the client's
+/// line, and answers `<source> <destination> <line>` (or `malformed` / `no header`).
+async fn header_reader() -> SocketAddr {
+    backend(|mut s| async move {
+        let mut buf = Vec::new();
+        let answer = loop {
+            let mut byte = [0u8; 1];
+            if s.read_exact(&mut byte).await.is_err() {
+                break "no header".to_owned();
+            }
+            buf.push(byte[0]);
+            match shoal_proxy_header::parse(&buf) {
+                Err(shoal_proxy_header::ParseError::Incomplete { .. }) => continue,
+                Ok((shoal_proxy_header::Header::Proxy(Some(a)), len)) if len == buf.len() => {
+                    let mut line = [0u8; 5];
+                    let _ = s.read_exact(&mut line).await;
+                    break format!(
+                        "{} {} {}",
+                        a.source,
+                        a.destination,
+                        String::from_utf8_lossy(&line)
+                    );
+                }
+                _ => break "malformed".to_owned(),
+            }
+        };
+        let _ = s.write_all(answer.as_bytes()).await;
+        let _ = s.shutdown().await;
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_proxy_protocol_port_names_the_client_to_the_endpoint_before_its_bytes() {
+    bounded(async {
+        let port = free_port();
+        let mut t = (*table(1, &[(port, &[header_reader().await])])).clone();
+        for set in t.ports.values_mut() {
+            set.proxy_protocol = Some(shoal_api::ProxyProtocol::V2);
+        }
+        let mesh = Mesh::new(MeshConfig::new(LOCALHOST));
+        assert!(mesh.apply(Arc::new(t)).await.is_empty());
+
+        let mut s = TcpStream::connect((LOCALHOST, port)).await.unwrap();
+        s.write_all(b"hello").await.unwrap();
+        let mut reply = String::new();
+        s.read_to_string(&mut reply).await.unwrap();
+        let client = s.local_addr().unwrap();
+        assert_eq!(reply, format!("{client} {LOCALHOST}:{port} hello"));
     })
     .await;
 }

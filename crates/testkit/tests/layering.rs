@@ -6,6 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 fn allowed() -> BTreeMap<&'static str, Vec<&'static str>> {
     BTreeMap::from([
         ("shoal-api", vec![]),
+        // PROXY protocol headers: pure code that the mesh writes and whoami reads.
+        ("shoal-proxy-header", vec![]),
         ("shoal-store", vec!["shoal-api"]),
         ("shoal-balance", vec!["shoal-api"]),
         ("shoal-rpc", vec!["shoal-api", "shoal-balance"]),
@@ -14,9 +16,12 @@ fn allowed() -> BTreeMap<&'static str, Vec<&'static str>> {
             vec!["shoal-api", "shoal-store", "shoal-balance", "shoal-rpc"],
         ),
         ("shoal-agent", vec!["shoal-api"]),
-        ("shoal-mesh", vec!["shoal-api", "shoal-balance"]),
+        (
+            "shoal-mesh",
+            vec!["shoal-api", "shoal-balance", "shoal-proxy-header"],
+        ),
         ("shoal-dns", vec!["shoal-api", "shoal-balance"]),
-        ("shoal-workloads", vec![]),
+        ("shoal-workloads", vec!["shoal-proxy-header"]),
         // The load drivers (agent-swarm) speak the real node-to-node protocol.
         ("shoal-testkit", vec!["shoal-api", "shoal-rpc"]),
         (

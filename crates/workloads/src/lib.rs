@@ -8,12 +8,14 @@
 //!   health endpoint, slow replies and bulk data for throughput benchmarks.
 //! - [`run_echo`]: TCP and UDP echo on the same port number.
 //!
-//! This crate depends on no other shoal crate: it is a leaf that only the CLI uses.
+//! Of the shoal crates it depends only on `shoal-proxy-header` (whoami reads the PROXY
+//! header the routing mesh may send); only the CLI uses it.
 
 mod body;
 mod echo;
 mod env;
 mod net;
+mod proxied;
 mod signal;
 #[cfg(test)]
 mod testing;

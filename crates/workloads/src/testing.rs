@@ -46,6 +46,11 @@ impl HttpConn {
         self.stream.get_ref().local_addr().expect("local addr")
     }
 
+    /// Sends `bytes` as they are (a PROXY header, say).
+    pub(crate) async fn send_raw(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.stream.write_all(bytes).await
+    }
+
     pub(crate) async fn send(&mut self, method: &str, path: &str) -> std::io::Result<()> {
         let request = format!(
             "{method} {path} HTTP/1.1\r\nHost: test.local\r\nUser-Agent: shoal-test\r\n\

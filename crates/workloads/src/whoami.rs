@@ -6,6 +6,11 @@
 //! - `GET /data?bytes=N`: N bytes of filler (at most 64 MiB), for throughput benchmarks.
 //! - `GET /slow?ms=N`: the whoami page after N milliseconds.
 //! - anything else: the whoami page (task identity, client address, request line, headers).
+//!
+//! A connection may start with a PROXY protocol v2 header (the routing mesh sends one on a
+//! port published with `proxy-protocol=v2`): the page then names the client the header
+//! names as `RemoteAddr`, and the proxy in a `ProxyProtocol: v2 via <proxy> to <address the
+//! client connected to>` line. A malformed header closes the connection.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -24,11 +29,13 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode, Version};
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
+use shoal_proxy_header::Header;
 use tokio::net::TcpListener;
 
 use crate::body::ReplyBody;
 use crate::env::{hostname, TaskEnv};
 use crate::net::pause_after_accept_error;
+use crate::proxied::{read_header, Prefixed};
 use crate::signal::shutdown_signal;
 
 /// Environment variable naming a file whose existence makes `/health` fail.
@@ -162,6 +169,8 @@ pub(crate) async fn serve(
     // stay connected for as long as they like.
     http.keep_alive(true).header_read_timeout(None);
     let graceful = GracefulShutdown::new();
+    // Connections still reading their PROXY header are not hyper's yet: this stops them.
+    let (stop_header_reads, header_reads) = tokio::sync::watch::channel(false);
     tokio::pin!(shutdown);
 
     loop {
@@ -177,12 +186,21 @@ pub(crate) async fn serve(
         };
         // Small replies must not wait for Nagle's algorithm; failure only costs latency.
         let _ = stream.set_nodelay(true);
-        let conn = Arc::new(WhoamiConn::new(whoami.clone(), remote));
-        let service = service_fn(move |req| conn.clone().handle(req));
-        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        let watcher = graceful.watcher();
+        let (whoami, http, mut stop) = (whoami.clone(), http.clone(), header_reads.clone());
         tokio::spawn(async move {
+            let mut stream = stream;
+            let read = tokio::select! {
+                read = read_header(&mut stream) => read,
+                _ = stop.wait_for(|stop| *stop) => return,
+            };
+            // A malformed PROXY header ends the connection.
+            let Ok((header, replay)) = read else { return };
+            let conn = Arc::new(WhoamiConn::new(whoami, remote, header));
+            let service = service_fn(move |req| conn.clone().handle(req));
+            let io = TokioIo::new(Prefixed::new(replay, stream));
             // A client that resets or speaks garbage only ends its own connection.
-            let _ = connection.await;
+            let _ = watcher.watch(http.serve_connection(io, service)).await;
         });
     }
 
@@ -196,6 +214,7 @@ pub(crate) async fn serve(
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let in_flight = graceful.count();
+    let _ = stop_header_reads.send(true);
     if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
         .await
         .is_err()
@@ -213,13 +232,24 @@ pub(crate) async fn serve(
 #[derive(Debug)]
 struct WhoamiConn {
     whoami: Arc<Whoami>,
-    /// Identity lines and the `RemoteAddr` line, built once per connection.
+    /// Identity lines, the `RemoteAddr` line and the `ProxyProtocol` line if the connection
+    /// came with a PROXY header, built once per connection.
     page_prefix: Bytes,
 }
 
 impl WhoamiConn {
-    fn new(whoami: Arc<Whoami>, remote: SocketAddr) -> Self {
-        let page_prefix = format!("{}RemoteAddr: {remote}\n", whoami.page_prefix);
+    /// `remote` is the connection's peer; `header` its PROXY header, if it had one.
+    fn new(whoami: Arc<Whoami>, remote: SocketAddr, header: Option<Header>) -> Self {
+        let prefix = &whoami.page_prefix;
+        let page_prefix = match header {
+            None => format!("{prefix}RemoteAddr: {remote}\n"),
+            Some(Header::Proxy(Some(a))) => format!(
+                "{prefix}RemoteAddr: {}\nProxyProtocol: v2 via {remote} to {}\n",
+                a.source, a.destination
+            ),
+            // LOCAL, or no IP addresses: the connection's own peer stands.
+            Some(_) => format!("{prefix}RemoteAddr: {remote}\nProxyProtocol: v2 via {remote}\n"),
+        };
         Self {
             whoami,
             page_prefix: Bytes::from(page_prefix),

@@ -98,7 +98,8 @@ pub struct CreateArgs {
     /// replicated or global
     #[arg(long, default_value = "replicated", value_parser = ["replicated", "global"])]
     mode: String,
-    /// Publish a port: PUBLISHED:TARGET[/PROTO], TARGET, or published=P,target=T,mode=host
+    /// Publish a port: PUBLISHED:TARGET[/PROTO], TARGET, or
+    /// published=P,target=T[,protocol=tcp|udp][,mode=ingress|host][,proxy-protocol=v2]
     #[arg(short, long)]
     publish: Vec<String>,
     /// How the service's name resolves: vip (one virtual IP spreading connections) or
@@ -872,6 +873,9 @@ fn print_pretty(info: &ServiceInfo) {
                     "ingress"
                 }
             ));
+            if let Some(proxy) = p.proxy_protocol {
+                pretty_line(format_args!("  ProxyProtocol = {}", proxy.as_str()));
+            }
         }
     }
 }

@@ -337,3 +337,92 @@ async fn shutdown_answers_the_next_keep_alive_request_with_connection_close() {
     .await
     .expect("timed out");
 }
+
+fn proxy_header() -> Vec<u8> {
+    let addr = |s: &str| s.parse::<SocketAddr>().expect("address");
+    Header::tcp(addr("192.0.2.7:51000"), addr("10.0.0.1:8080")).encode()
+}
+
+#[tokio::test]
+async fn a_proxy_header_names_the_client_on_every_request_of_the_connection() {
+    timeout(TEST_TIMEOUT, async {
+        let server = start(WhoamiOptions::default(), None).await;
+        let mut conn = HttpConn::connect(server.addr).await.expect("connect");
+        conn.send_raw(&proxy_header()).await.expect("header");
+        let via = format!(
+            "ProxyProtocol: v2 via {} to 10.0.0.1:8080\n",
+            conn.local_addr()
+        );
+        for path in ["/", "/again"] {
+            let page = conn.request("GET", path).await.expect("request").text();
+            assert!(page.contains("RemoteAddr: 192.0.2.7:51000\n"), "{page}");
+            assert!(page.contains(&via), "{page}");
+            assert!(page.contains(&format!("GET {path} HTTP/1.1\n")), "{page}");
+        }
+        server.stop().await;
+    })
+    .await
+    .expect("timed out");
+}
+
+#[tokio::test]
+async fn a_local_proxy_header_leaves_the_peer_as_the_client() {
+    timeout(TEST_TIMEOUT, async {
+        let server = start(WhoamiOptions::default(), None).await;
+        let mut conn = HttpConn::connect(server.addr).await.expect("connect");
+        conn.send_raw(&Header::Local.encode())
+            .await
+            .expect("header");
+        let page = conn.request("GET", "/").await.expect("request").text();
+        let peer = conn.local_addr();
+        assert!(page.contains(&format!("RemoteAddr: {peer}\n")), "{page}");
+        assert!(
+            page.contains(&format!("ProxyProtocol: v2 via {peer}\n")),
+            "{page}"
+        );
+        server.stop().await;
+    })
+    .await
+    .expect("timed out");
+}
+
+#[tokio::test]
+async fn a_malformed_proxy_header_closes_the_connection() {
+    timeout(TEST_TIMEOUT, async {
+        let server = start(WhoamiOptions::default(), None).await;
+        let mut bad = proxy_header();
+        bad[12] = 0x11; // version 1 in binary form
+        let mut conn = HttpConn::connect(server.addr).await.expect("connect");
+        conn.send_raw(&bad).await.expect("header");
+        assert!(conn.request("GET", "/").await.is_err(), "answered");
+        // The server goes on serving others.
+        let mut conn = HttpConn::connect(server.addr).await.expect("connect");
+        assert_eq!(conn.request("GET", "/").await.expect("request").status, 200);
+        server.stop().await;
+    })
+    .await
+    .expect("timed out");
+}
+
+#[tokio::test]
+async fn a_connection_stuck_in_its_proxy_header_holds_no_shutdown() {
+    timeout(TEST_TIMEOUT, async {
+        let server = start(WhoamiOptions::default(), None).await;
+        let mut conn = HttpConn::connect(server.addr).await.expect("connect");
+        conn.send_raw(&proxy_header()[..20]).await.expect("part");
+        // Answered, so the stuck connection was accepted before the stop.
+        let mut other = HttpConn::connect(server.addr).await.expect("connect");
+        assert_eq!(
+            other.request("GET", "/").await.expect("request").status,
+            200
+        );
+        let started = std::time::Instant::now();
+        server.stop().await;
+        assert!(
+            started.elapsed() < super::KEEPALIVE_HANDOFF + Duration::from_millis(500),
+            "waited on a connection stuck in its header beyond the handoff window"
+        );
+    })
+    .await
+    .expect("timed out");
+}
