@@ -577,3 +577,145 @@ fn a_task_no_node_can_take_stays_pending_and_says_why() {
         .len()
         == 1));
 }
+
+/// Reads from `s` until the peer closes it (or an error); false if it is still open after
+/// `limit`.
+fn closed_within(s: &mut std::net::TcpStream, limit: Duration) -> bool {
+    use std::io::Read;
+    let end = std::time::Instant::now() + limit;
+    let mut buf = [0u8; 64];
+    loop {
+        let left = end.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        let _ = s.set_read_timeout(Some(left.min(Duration::from_millis(500))));
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return true,
+        }
+    }
+}
+
+/// One echo round trip on `s`.
+fn echo(s: &mut std::net::TcpStream, what: &[u8]) {
+    use std::io::{Read, Write};
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    s.write_all(what).expect("write");
+    let mut got = vec![0u8; what.len()];
+    s.read_exact(&mut got).expect("echoed");
+    assert_eq!(got, what);
+}
+
+#[test]
+fn the_idle_timeout_closes_quiet_connections_and_only_those() {
+    let d = Daemon::start_cluster(bin());
+    let port = free_port();
+    let publish = format!("{port}:7");
+    let out = d.cli(&[
+        "service",
+        "create",
+        "--name",
+        "echo",
+        "--publish",
+        &publish,
+        "--idle-timeout",
+        "1s",
+        "--",
+        "shoal",
+        "echo",
+    ]);
+    assert!(out.ok(), "{out:?}");
+    assert_eq!(
+        d.json(&["service", "inspect", "echo"])[0]["spec"]["idle_timeout"],
+        1000
+    );
+    let connect = || {
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect")
+    };
+    let mut s = connect();
+    echo(&mut s, b"hello");
+    let quiet = std::time::Instant::now();
+    assert!(
+        closed_within(&mut s, Duration::from_secs(30)),
+        "the mesh closes a connection idle for 1s"
+    );
+    assert!(
+        quiet.elapsed() >= Duration::from_millis(900),
+        "not before its time"
+    );
+
+    // Without a timeout (the default), a quiet connection stays open.
+    let out = d.cli(&["service", "update", "echo", "--idle-timeout", "0"]);
+    assert!(out.ok(), "{out:?}");
+    assert!(wait_until(Duration::from_secs(20), || {
+        let mut s = connect();
+        echo(&mut s, b"probe");
+        !closed_within(&mut s, Duration::from_secs(3))
+    }));
+    let mut s = connect();
+    echo(&mut s, b"one");
+    assert!(!closed_within(&mut s, Duration::from_secs(3)));
+    echo(&mut s, b"two");
+}
+
+#[test]
+fn a_canary_with_a_lower_weight_gets_its_share() {
+    let d = Daemon::start_cluster(bin());
+    let port = free_port();
+    create_whoami(&d, "web", 2, port, &[]);
+    // One task replaced, then the rollout waits: the new task is the canary.
+    let out = d.cli(&[
+        "service",
+        "update",
+        "web",
+        "--lb-weight",
+        "25",
+        "--update-parallelism",
+        "1",
+        "--update-delay",
+        "1h",
+        "--detach",
+    ]);
+    assert!(out.ok(), "{out:?}");
+    let weights = || -> Vec<u64> {
+        let v = d.json(&["service", "endpoints", "web"]);
+        let mut w: Vec<u64> = v["endpoints"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .filter(|e| e["state"] == "ready")
+            .filter_map(|e| e["weight"].as_u64())
+            .collect();
+        w.sort();
+        w
+    };
+    assert!(
+        wait_until(Duration::from_secs(60), || weights() == [25, 100]),
+        "{:?}",
+        weights()
+    );
+    let canary = d
+        .running_tasks("web")
+        .into_iter()
+        .find(|t| t["spec"]["lb_weight"] == 25)
+        .and_then(|t| {
+            let slot = t["slot"].as_u64()?;
+            Some(format!("web.{slot}.{}", t["id"].as_str()?))
+        })
+        .expect("the canary task");
+    let seen = answers(port, 100);
+    let share = seen.get(&canary).copied().unwrap_or(0);
+    // Smooth weighted round-robin: 25 of 125 shares, 20 of 100 requests.
+    assert!((12..=28).contains(&share), "canary {canary}: {seen:?}");
+    assert_eq!(seen.values().sum::<usize>(), 100);
+}

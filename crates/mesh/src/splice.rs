@@ -7,6 +7,9 @@
 //! system calls per message. A read that fills the whole buffer marks a bulk flow, and the
 //! direction switches to splice for good. (A short `splice` does not prove the socket
 //! drained: the pipe can run out of slots first, so splice keeps the `EAGAIN` read.)
+//! A direction takes its pipe from the pool only then, and holds a copy buffer only while
+//! bytes move, so an idle or request/response connection holds neither pipe descriptors
+//! nor buffers.
 //!
 //! One future drives both directions. Each direction fills its pipe only when the pipe is
 //! empty and drains it completely before reading again, so `EAGAIN` from a splice into the
@@ -109,28 +112,29 @@ async fn proxy_to_the_end(
     if SPLICE_UNSUPPORTED.load(Ordering::Relaxed) {
         return copy(client, upstream, activity).await;
     }
-    let (mut up, mut down) = match (pipes.take(), pipes.take()) {
-        (Ok(up), Ok(down)) => (up, down),
-        // Out of file descriptors for pipes: copying needs none.
-        (up, down) => {
-            for pipe in [up, down].into_iter().flatten() {
-                pipes.give(pipe);
-            }
-            return copy(client, upstream, activity).await;
+    let (client_read, client_write) = client.split();
+    let (upstream_read, upstream_write) = upstream.split();
+    let one_done = AtomicBool::new(false);
+    tokio::try_join!(
+        pump(client_read, upstream_write, pipes, &one_done, activity),
+        pump(upstream_read, client_write, pipes, &one_done, activity),
+    )
+    .map(|_| ())
+}
+
+/// A pipe taken from the pool for one direction, given back however the direction ends
+/// (a pipe still holding bytes is closed instead).
+struct Taken<'a> {
+    pool: &'a PipePool,
+    pipe: Option<Pipe>,
+}
+
+impl Drop for Taken<'_> {
+    fn drop(&mut self) {
+        if let Some(pipe) = self.pipe.take() {
+            self.pool.give(pipe);
         }
-    };
-    let result = {
-        let (client_read, client_write) = client.split();
-        let (upstream_read, upstream_write) = upstream.split();
-        let one_done = AtomicBool::new(false);
-        tokio::try_join!(
-            pump(client_read, upstream_write, &mut up, &one_done, activity),
-            pump(upstream_read, client_write, &mut down, &one_done, activity),
-        )
-    };
-    pipes.give(up);
-    pipes.give(down);
-    result.map(|_| ())
+    }
 }
 
 /// Copies both ways through user space, half-closing each side at the other's end of
@@ -193,15 +197,22 @@ async fn finish(to: &mut WriteHalf<'_>, one_done: &AtomicBool) -> io::Result<()>
 async fn pump(
     from: ReadHalf<'_>,
     mut to: WriteHalf<'_>,
-    pipe: &mut Pipe,
+    pipes: &PipePool,
     one_done: &AtomicBool,
     activity: Option<&Activity>,
 ) -> io::Result<()> {
-    let mut buf = vec![0u8; COPY_BUFFER];
+    // No buffer while the direction is idle: one is allocated when bytes arrive and given
+    // up once a short read has drained the socket and its bytes are written, so an idle
+    // connection holds no user-space memory beyond its task.
+    let mut buf: Vec<u8> = Vec::new();
+    let mut size = COPY_BUFFER;
     loop {
         let src: &TcpStream = from.as_ref();
         let n = loop {
             src.readable().await?;
+            if buf.is_empty() {
+                buf = vec![0u8; size];
+            }
             let mut got = 0;
             let read = src.try_io(Interest::READABLE, || {
                 let n = nix::sys::socket::recv(src.as_raw_fd(), &mut buf, MsgFlags::empty())
@@ -228,13 +239,27 @@ async fn pump(
             a.touch();
         }
         to.write_all(&buf[..n]).await?;
-        if n == buf.len() {
-            if buf.len() < COPY_BUFFER_MAX {
-                buf.resize(COPY_BUFFER_MAX, 0);
-            } else {
-                drop(buf);
-                return splice_pump(from, to, pipe, one_done, activity).await;
-            }
+        if n < buf.len() {
+            buf = Vec::new();
+            continue;
+        }
+        if size < COPY_BUFFER_MAX {
+            size = COPY_BUFFER_MAX;
+            buf.resize(size, 0);
+            continue;
+        }
+        // A full buffer at the largest size: a bulk flow, spliced from now on if a pipe
+        // can be had (out of file descriptors, it keeps copying).
+        if let Ok(pipe) = pipes.take() {
+            drop(buf);
+            let mut taken = Taken {
+                pool: pipes,
+                pipe: Some(pipe),
+            };
+            let Some(pipe) = taken.pipe.as_mut() else {
+                return Ok(());
+            };
+            return splice_pump(from, to, pipe, one_done, activity).await;
         }
     }
 }
