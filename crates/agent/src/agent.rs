@@ -4,6 +4,7 @@ use crate::controller::{Controller, Registry};
 use crate::dispatcher::{Assignments, Dispatcher, TaskReport};
 use crate::executor::{ExitInfo, LaunchSpec, Running};
 use crate::health::run_checks;
+use crate::host_ports::{unbound, HostPorts, TASK_PORTS};
 use crate::launch::{launch_spec, node_check, targets, NodeIdentity};
 use crate::log_cleanup::{remove_task_logs, sweep_task_logs};
 use shoal_api::service::signal_number;
@@ -44,6 +45,8 @@ pub struct Agent {
     dispatcher: Arc<dyn Dispatcher>,
     /// The endpoint-table version the node's data plane routes by.
     acked: watch::Receiver<u64>,
+    /// Host ports the node's tasks hold.
+    host_ports: std::sync::Mutex<HostPorts>,
 }
 
 impl std::fmt::Debug for Agent {
@@ -84,11 +87,17 @@ impl Agent {
         dispatcher: Arc<dyn Dispatcher>,
         acked: watch::Receiver<u64>,
     ) -> Agent {
+        // A random first port (RandomState is seeded per process).
+        let start = std::hash::BuildHasher::hash_one(
+            &std::collections::hash_map::RandomState::new(),
+            std::process::id(),
+        );
         Agent {
             cfg,
             executors,
             dispatcher,
             acked,
+            host_ports: std::sync::Mutex::new(HostPorts::new(TASK_PORTS, start as u16)),
         }
     }
 
@@ -184,6 +193,14 @@ impl Agent {
                         .and_then(|e| e.ports.first())
                         .map(|p| p.host_port);
                     self.watch(t, &running, env, first_port, &mut l, ev_tx);
+                    let mut host_ports = self
+                        .host_ports
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    for p in t.endpoint.iter().flat_map(|e| &e.ports) {
+                        host_ports.hold(p.host_port, &t.id);
+                    }
+                    drop(host_ports);
                     live.insert(t.id.clone(), l);
                 }
                 None => {
@@ -263,7 +280,7 @@ impl Agent {
                 continue;
             }
             if t.desired_state == TaskState::Running && t.status.state == TaskState::Assigned {
-                if let Some(l) = self.start(t, ev_tx) {
+                if let Some(l) = self.start(t, live, ev_tx) {
                     live.insert(t.id.clone(), l);
                 }
             } else if t.desired_state > TaskState::Running && !t.status.state.is_terminal() {
@@ -314,7 +331,12 @@ impl Agent {
 
     /// Begin starting a task: ports, launch spec and executor are chosen here; preparing
     /// (an image pull, say) and starting run in the background and end in `Started`.
-    fn start(&self, t: &Task, ev_tx: &mpsc::Sender<Event>) -> Option<Live> {
+    fn start(
+        &self,
+        t: &Task,
+        live: &HashMap<String, Live>,
+        ev_tx: &mpsc::Sender<Event>,
+    ) -> Option<Live> {
         let reject = |err: String| {
             let mut r = TaskReport::new(&t.id, TaskState::Rejected, "rejected");
             r.err = Some(err);
@@ -327,7 +349,7 @@ impl Agent {
                 return None;
             }
         };
-        let endpoint = match self.allocate_ports(t) {
+        let endpoint = match self.allocate_ports(t, live) {
             Ok(e) => e,
             Err(e) => {
                 self.report(vec![reject(e)]);
@@ -458,15 +480,29 @@ impl Agent {
     }
 
     /// A host port per target: the published port in host mode, a free one otherwise.
-    fn allocate_ports(&self, t: &Task) -> Result<TaskEndpoint, String> {
+    fn allocate_ports(
+        &self,
+        t: &Task,
+        live: &HashMap<String, Live>,
+    ) -> Result<TaskEndpoint, String> {
         let mut ports = Vec::new();
+        let mut host_ports = self
+            .host_ports
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         for p in targets(&t.ports) {
             let host_port = match (p.mode, p.published) {
                 (PublishMode::Host, Some(n)) => n,
-                _ => std::net::TcpListener::bind(("0.0.0.0", 0))
-                    .and_then(|l| l.local_addr())
-                    .map(|a| a.port())
-                    .map_err(|e| format!("no free port for target {}: {e}", p.target))?,
+                _ => host_ports
+                    .take(&t.id, |id| id == t.id || live.contains_key(id), unbound)
+                    .ok_or_else(|| {
+                        format!(
+                            "no free host port for target {} in {}-{}",
+                            p.target,
+                            TASK_PORTS.start(),
+                            TASK_PORTS.end()
+                        )
+                    })?,
             };
             for q in t.ports.iter().filter(|q| q.target == p.target) {
                 ports.push(EndpointPort {

@@ -15,6 +15,7 @@ mod controller;
 mod dispatcher;
 mod executor;
 mod health;
+pub mod host_ports;
 pub mod launch;
 mod log_cleanup;
 mod log_reader;
