@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from mesh_vs_haproxy import fmt, read_meta  # noqa: E402  (same directory)
+from mesh_vs_haproxy import fmt, read_meta, replace_section  # noqa: E402  (same directory)
 
 BEGIN = "<!-- dns-vs-dnsmasq:begin -->"
 END = "<!-- dns-vs-dnsmasq:end -->"
@@ -133,6 +133,84 @@ def ask(server: str, name: str) -> tuple[int, list[str]]:
             msg, _ = s.recvfrom(4096)
             if struct.unpack("!H", msg[:2])[0] == qid:
                 return decode_a(msg)
+
+
+def srv_count(server: str, name: str) -> int:
+    """How many SRV records `server` answers for `name` (-1 on no answer)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(1)
+        qid = random.randrange(65536)
+        query = encode_query(qid, name)[:-4] + struct.pack("!HH", 33, 1)  # SRV, IN
+        try:
+            s.sendto(query, (server, 53))
+            while True:
+                msg, _ = s.recvfrom(4096)
+                if struct.unpack("!H", msg[:2])[0] == qid:
+                    return struct.unpack("!H", msg[6:8])[0]
+        except OSError:
+            return -1
+
+
+def propagation(argv: list[str]) -> int:
+    """Scales SERVICE up one task at a time to STEPS+1 tasks and back down to 1; for each
+    change, the time from the endpoint watch showing the new ready set to the DNS server
+    answering with it (SRV records of tasks.SERVICE, one per ready task). Writes the delays
+    (seconds, one per line: 'up D' or 'down D') to OUT."""
+    import time
+
+    shoal, sock, server, service, steps, out = argv
+    steps_n = int(steps)
+    name = f"_80._tcp.tasks.{service}"
+    lines = []
+    plan = [(k, "up") for k in range(2, steps_n + 2)] + \
+        [(k, "down") for k in range(steps_n, 0, -1)]
+    for want, way in plan:
+        watch = subprocess.Popen([shoal, "-H", sock, "service", "endpoints", service, "--watch"],
+                                 stdout=subprocess.PIPE, text=True)
+        assert watch.stdout is not None
+        watch.stdout.readline()  # the set as it is now
+        scale = subprocess.Popen([shoal, "-H", sock, "service", "scale", f"{service}={want}",
+                                  "--detach"], stdout=subprocess.DEVNULL)
+        t0 = None
+        for line in watch.stdout:
+            v = json.loads(line)
+            ready = sum(1 for e in v.get("endpoints", []) if e.get("state") == "ready")
+            if ready == want:
+                t0 = time.monotonic()
+                break
+        watch.kill()
+        watch.wait()
+        scale.wait()
+        if t0 is None:
+            print(f"error: the watch never showed {want} ready tasks", file=sys.stderr)
+            return 1
+        deadline = t0 + 10
+        while srv_count(server, name) != want:
+            if time.monotonic() > deadline:
+                print(f"error: DNS did not show {want} tasks within 10 s", file=sys.stderr)
+                return 1
+            time.sleep(0.002)
+        lines.append(f"{way} {time.monotonic() - t0:.4f}")
+    Path(out).write_text("\n".join(lines) + "\n")
+    return 0
+
+
+def propagation_lines(path: Path) -> list[str]:
+    if not path.exists():
+        return []
+    delays = [(w, float(d)) for w, d in (ln.split() for ln in path.read_text().split("\n") if ln)]
+    if not delays:
+        return []
+    values = sorted(d for _, d in delays)
+    worst = values[-1]
+    ups = sum(1 for w, _ in delays if w == "up")
+    return [
+        f"- {'PASS' if worst <= 1.0 else 'FAIL'} answers follow a task becoming ready or "
+        f"leaving within 1 s (from the endpoint watch showing the change to the DNS answer "
+        f"showing it, SRV records of `tasks.<service>`, {ups} scale-ups and "
+        f"{len(delays) - ups} scale-downs: p50 {percentile(values, 0.5) * 1000:.0f} ms, "
+        f"worst {worst * 1000:.0f} ms)",
+    ]
 
 
 def check(queries: Path, a: str, b: str) -> int:
@@ -297,6 +375,7 @@ def render(runs: list[Run], meta: dict[str, str]) -> str:
         "Targets:",
         "",
         *verdicts(chosen),
+        *propagation_lines(Path(meta.get("propagation", "/nonexistent"))),
         "",
         f"Machine: {nproc} CPUs ({meta['cpu']}), kernel {meta['kernel']}; {meta['dnsmasq']}; "
         f"{meta['dnsperf']}. dnsperf, the servers and the daemon's control plane share the "
@@ -320,16 +399,8 @@ def render(runs: list[Run], meta: dict[str, str]) -> str:
 
 
 def write_doc(doc: Path, body: str) -> None:
-    section = (f"{BEGIN}\n{body}\n\nReproduce: `bench/dns-vs-dnsmasq --write` (DURATION=seconds "
-               "per run, default 10; ROUNDS, SERVICES, OUTSTANDING to vary).\n" + END)
-    text = doc.read_text()
-    if BEGIN in text and END in text and text.index(BEGIN) < text.index(END):
-        head, rest = text.split(BEGIN, 1)
-        _, tail = rest.split(END, 1)
-        text = head + section + tail
-    else:
-        text = text.rstrip("\n") + "\n\n## Embedded DNS vs dnsmasq\n\n" + section + "\n"
-    doc.write_text(text)
+    replace_section(doc, BEGIN, END, f"{body}\n\nReproduce: `bench/dns-vs-dnsmasq --write` (DURATION=seconds per run, default 10; ROUNDS, SERVICES, OUTSTANDING, PROPAGATION_STEPS to vary).",
+                    "Embedded DNS vs dnsmasq")
 
 
 def report(argv: list[str]) -> int:
@@ -360,6 +431,8 @@ def main(argv: list[str]) -> int:
         return check(Path(rest[0]), rest[1], rest[2])
     if cmd == "report":
         return report(rest)
+    if cmd == "propagation":
+        return propagation(rest)
     print(f"unknown subcommand {cmd}\n{__doc__}", file=sys.stderr)
     return 2
 

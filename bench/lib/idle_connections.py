@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from mesh_vs_haproxy import fmt, read_meta  # noqa: E402  (same directory)
+from mesh_vs_haproxy import fmt, read_meta, replace_section  # noqa: E402  (same directory)
 
 BEGIN = "<!-- idle-connections:begin -->"
 END = "<!-- idle-connections:end -->"
@@ -251,16 +251,8 @@ def render(results: dict[str, dict], meta: dict[str, str]) -> str:
 
 
 def write_doc(doc: Path, body: str) -> None:
-    section = (f"{BEGIN}\n{body}\n\nReproduce: `bench/idle-connections --write` "
-               "(COUNT=connections, default 10000).\n" + END)
-    text = doc.read_text()
-    if BEGIN in text and END in text and text.index(BEGIN) < text.index(END):
-        head, rest = text.split(BEGIN, 1)
-        _, tail = rest.split(END, 1)
-        text = head + section + tail
-    else:
-        text = text.rstrip("\n") + "\n\n## Idle connections: mesh vs HAProxy\n\n" + section + "\n"
-    doc.write_text(text)
+    replace_section(doc, BEGIN, END, f"{body}\n\nReproduce: `bench/idle-connections --write` (COUNT=connections, default 10000).",
+                    "Idle connections: mesh vs HAProxy")
 
 
 def report(argv: list[str]) -> int:

@@ -405,18 +405,25 @@ bench/mesh-vs-haproxy --write
 """
 
 
-def write_doc(doc: Path, body: str) -> None:
-    section = (f"{BEGIN}\n{body}\n\nReproduce: `bench/mesh-vs-haproxy --write` "
-               f"(DURATION=seconds per run, default 10).\n{END}")
-    text = doc.read_text() if doc.exists() else INTRO + f"{BEGIN}\n{END}\n"
-    if BEGIN in text and END in text and text.index(BEGIN) < text.index(END):
-        head, rest = text.split(BEGIN, 1)
-        _, tail = rest.split(END, 1)
+def replace_section(doc: Path, begin: str, end: str, body: str, heading: str) -> None:
+    """Puts `body` between the markers `begin` and `end` of `doc`, or appends it under
+    `heading` when the markers are not there yet."""
+    section = f"{begin}\n{body}\n{end}"
+    text = doc.read_text() if doc.exists() else INTRO
+    if begin in text and end in text and text.index(begin) < text.index(end):
+        head, rest = text.split(begin, 1)
+        _, tail = rest.split(end, 1)
         text = head + section + tail
     else:
-        text = text.rstrip("\n") + "\n\n## Routing mesh and VIP vs HAProxy (L4, TCP)\n\n" + section + "\n"
+        text = text.rstrip("\n") + f"\n\n## {heading}\n\n" + section + "\n"
     doc.parent.mkdir(parents=True, exist_ok=True)
     doc.write_text(text)
+
+
+def write_doc(doc: Path, body: str) -> None:
+    replace_section(doc, BEGIN, END, f"{body}\n\nReproduce: `bench/mesh-vs-haproxy --write` "
+                    "(DURATION=seconds per run, default 10).",
+                    "Routing mesh and VIP vs HAProxy (L4, TCP)")
 
 
 def report(argv: list[str]) -> int:

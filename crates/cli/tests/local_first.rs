@@ -13,17 +13,8 @@ fn bin() -> &'static Path {
 
 /// The task name of a whoami answer to `GET /` at `ip:port`, asked from inside node `i`.
 fn answer_from(c: &Cluster, i: usize, ip: &str, port: u16) -> Option<String> {
-    let script = format!(
-        "exec 3<>/dev/tcp/{ip}/{port} && printf 'GET / HTTP/1.0\\r\\n\\r\\n' >&3 && timeout 5 cat <&3"
-    );
-    let out = c
-        .net
-        .command(i, "timeout")
-        .args(["10", "bash", "-c", &script])
-        .output()
-        .ok()?;
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    text.lines()
+    c.http_get_from(i, ip, port)?
+        .lines()
         .find_map(|l| l.strip_prefix("Name: "))
         .map(str::to_string)
 }

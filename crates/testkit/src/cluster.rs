@@ -83,6 +83,23 @@ impl Cluster {
         self.ids[i].clone()
     }
 
+    /// The answer to an HTTP/1.0 `GET /` at `ip:port`, sent from inside node `i`'s network
+    /// namespace (`None` if the connection failed or nothing came back in 5 s).
+    pub fn http_get_from(&self, i: usize, ip: &str, port: u16) -> Option<String> {
+        let script = format!(
+            "exec 3<>/dev/tcp/{ip}/{port} && printf 'GET / HTTP/1.0\\r\\n\\r\\n' >&3 && timeout 5 cat <&3"
+        );
+        let out = self
+            .net
+            .command(i, "timeout")
+            .args(["10", "bash", "-c", &script])
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
     /// Node `i`'s address with `port` (a published port, say).
     pub fn addr(&self, i: usize, port: u16) -> SocketAddr {
         SocketAddr::from((self.net.ip(i), port))
