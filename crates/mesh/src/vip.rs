@@ -42,7 +42,9 @@ pub struct VipProxy {
 
 impl VipProxy {
     /// Listens on a free port of every address, within `caps` (its own, apart from the
-    /// published ports'). Must be called within a tokio runtime.
+    /// published ports'). Every address, because a connection redirected in `PREROUTING`
+    /// arrives at the first address of the interface it came in on: a container bridge's
+    /// gateway, or the node's own interface. Must be called within a tokio runtime.
     pub fn bind(caps: ConnectionCaps) -> io::Result<VipProxy> {
         let listener = listen(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)))?;
         let port = listener.local_addr()?.port();

@@ -4,8 +4,10 @@
 //! The images hold the `shoal` binary (stripped), `/bin/sh`, `sleep` and the libraries they
 //! link, and run `shoal whoami` on `$PORT` by default. `app:1` and `app:2` differ only in an
 //! environment variable (a rolling update between two tags); `app-healthy` and `app-sick`
-//! carry a HEALTHCHECK that passes or fails. Tags carry a hash of the binary, so a rebuilt
-//! binary gets fresh images and concurrent tests share them.
+//! carry a HEALTHCHECK that passes or fails; `app-tools` is `app:1` with `bash` (its
+//! `/dev/tcp`) and `getent` (glibc's resolver, which reads the container's
+//! `/etc/resolv.conf`), to reach services by name from inside a container. Tags carry a hash
+//! of the binary, so a rebuilt binary gets fresh images and concurrent tests share them.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -51,6 +53,8 @@ pub struct Images {
     pub v2: String,
     pub healthy: String,
     pub sick: String,
+    /// `v1` plus `bash` and `getent`.
+    pub tools: String,
 }
 
 /// Build (or reuse) the test images from `bin`, the shoal binary under test.
@@ -62,13 +66,27 @@ pub fn images(bin: &Path) -> Images {
         v2: name("app-2"),
         healthy: name("app-healthy"),
         sick: name("app-sick"),
+        tools: name("app-tools"),
     };
-    let all = [&images.v1, &images.v2, &images.healthy, &images.sick];
+    let all = [
+        &images.v1,
+        &images.v2,
+        &images.healthy,
+        &images.sick,
+        &images.tools,
+    ];
     if all.iter().all(|i| exists(i)) {
         return images;
     }
     let ctx = tempfile::tempdir().expect("build context");
     rootfs(bin, &ctx.path().join("rootfs"));
+    // Only the tools image copies this second tree over the first.
+    let tools = ctx.path().join("tools");
+    std::fs::create_dir_all(tools.join("bin")).expect("tools");
+    add_programs(
+        &tools,
+        &[("bin/bash", which("bash")), ("bin/getent", which("getent"))],
+    );
     let build = |image: &str, extra: &str| {
         let dockerfile = format!(
             "FROM scratch\nCOPY rootfs/ /\nENV PATH=/usr/local/bin:/bin\n{extra}\nCMD [\"shoal\", \"whoami\"]\n"
@@ -96,6 +114,7 @@ pub fn images(bin: &Path) -> Images {
         &images.sick,
         "HEALTHCHECK --interval=1s --timeout=2s --retries=2 CMD [\"/bin/sh\", \"-c\", \"exit 1\"]",
     );
+    build(&images.tools, "ENV APP_VERSION=1\nCOPY tools/ /");
     images
 }
 
@@ -139,12 +158,26 @@ fn rootfs(bin: &Path, root: &Path) {
     if !stripped {
         std::fs::copy(bin, &shoal).expect("copy shoal");
     }
-    let sh = which("sh");
-    let sleep = which("sleep");
-    std::fs::copy(&sh, root.join("bin/sh")).expect("copy sh");
-    std::fs::copy(&sleep, root.join("bin/sleep")).expect("copy sleep");
-    for program in [bin.to_path_buf(), sh, sleep] {
-        for lib in libraries(&program) {
+    add_programs(
+        root,
+        &[
+            // Already there, stripped: only its libraries are wanted.
+            ("usr/local/bin/shoal", bin.to_path_buf()),
+            ("bin/sh", which("sh")),
+            ("bin/sleep", which("sleep")),
+        ],
+    );
+}
+
+/// Copy each program to its path under `root` (unless it is there already), with the
+/// shared libraries it links at their own paths.
+fn add_programs(root: &Path, programs: &[(&str, PathBuf)]) {
+    for (to, program) in programs {
+        let to = root.join(to);
+        if !to.exists() {
+            std::fs::copy(program, &to).expect("copy program");
+        }
+        for lib in libraries(program) {
             let to = root.join(lib.strip_prefix("/").unwrap_or(&lib));
             if let Some(dir) = to.parent() {
                 std::fs::create_dir_all(dir).expect("lib dir");

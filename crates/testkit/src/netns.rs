@@ -16,6 +16,13 @@
 //! test process at [`TestNet::host_ip`]. Nothing is routed or NATed to the outside world: no
 //! route in the root namespace changes except the connected route of the bridge's /24.
 //!
+//! One more route on request: [`TestNet::route_into`] sends what one address of the root
+//! namespace (a container's on the Docker bridge) sends to one network (a node's VIP pool)
+//! into a node's namespace, through a policy rule that matches that source and destination
+//! only, looking up a table of ours (`TABLE_BASE` + the subnet's index × 256 + the node)
+//! that holds one route via the node's address. The rule goes when its guard drops; the
+//! route goes with the bridge.
+//!
 //! `<id>` is five base-36 digits of the creating process id and two of a per-process counter,
 //! so parallel test processes never collide and [`sweep_stale`] can tell from a name whether
 //! its owner is still alive. The /24 comes from 10.200.0.0/13, skipping anything that
@@ -60,6 +67,10 @@ const MAX_NODES: usize = 200;
 const POOL_SECOND_OCTET: u32 = 200;
 const POOL_SIZE: u32 = 2048;
 const CLAIM_DIR: &str = "/run/shoal-testkit";
+/// Routing tables of [`TestNet::route_into`]: `TABLE_BASE + k * 256 + node` for subnet `k`.
+const TABLE_BASE: u32 = 0x5348_0000;
+/// Priority of its policy rules (before the main table's 32766).
+const RULE_PRIORITY: &str = "1000";
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
@@ -197,6 +208,42 @@ impl TestNet {
         self.check(i);
         ip(&["link", "set", &self.veths[i], "up"]).map(drop)
     }
+    /// Route what `source`, an address of the root namespace, sends to `network` (`a.b.c.d/n`)
+    /// into node `i`'s namespace, via its address on the bridge; nothing else sent to
+    /// `network` changes way. The node must route its replies back (its default route, via
+    /// the bridge, does). Undone when the guard drops.
+    pub fn route_into(&self, i: usize, source: Ipv4Addr, network: &str) -> Result<RouteInto> {
+        self.check(i);
+        let [_, b, c] = self.prefix;
+        let k = (u32::from(b) - POOL_SECOND_OCTET) * 256 + u32::from(c);
+        let table = (TABLE_BASE + k * 256 + i as u32).to_string();
+        let via = self.ip(i).to_string();
+        ip(&[
+            "route",
+            "replace",
+            network,
+            "via",
+            &via,
+            "dev",
+            &self.bridge,
+            "table",
+            &table,
+        ])?;
+        let rule = [
+            "from".to_string(),
+            format!("{source}/32"),
+            "to".into(),
+            network.into(),
+            "lookup".into(),
+            table,
+            "priority".into(),
+            RULE_PRIORITY.into(),
+        ];
+        let mut add = vec!["rule", "add"];
+        add.extend(rule.iter().map(String::as_str));
+        ip(&add)?;
+        Ok(RouteInto { rule })
+    }
 
     fn check(&self, i: usize) {
         assert!(
@@ -251,6 +298,21 @@ impl Drop for TestNet {
         if let Some(claim) = &self.claim {
             let _ = std::fs::remove_file(claim);
         }
+    }
+}
+
+/// A policy rule of [`TestNet::route_into`], deleted on drop.
+#[derive(Debug)]
+pub struct RouteInto {
+    /// Arguments after `ip rule add` / `ip rule del`.
+    rule: [String; 8],
+}
+
+impl Drop for RouteInto {
+    fn drop(&mut self) {
+        let mut del = vec!["rule", "del"];
+        del.extend(self.rule.iter().map(String::as_str));
+        cleanup(ip(&del));
     }
 }
 
@@ -312,6 +374,35 @@ pub fn sweep_stale() {
                 .and_then(|s| s.trim().parse::<u32>().ok());
             if owner.is_some_and(|p| !crate::alive(p)) {
                 let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+    // Rules of `route_into` whose subnet nobody claims any more.
+    if let Ok(rules) = ip(&["rule", "show"]) {
+        for line in rules.lines() {
+            let Some((priority, rule)) = line.split_once(":\t") else {
+                continue;
+            };
+            let words: Vec<&str> = rule.split_whitespace().collect();
+            let Some(k) = words
+                .iter()
+                .position(|w| *w == "lookup")
+                .and_then(|p| words.get(p + 1)?.parse::<u32>().ok())
+                .and_then(|t| t.checked_sub(TABLE_BASE))
+                .map(|t| t / 256)
+                .filter(|k| *k < POOL_SIZE)
+            else {
+                continue;
+            };
+            let claim = Path::new(CLAIM_DIR).join(format!(
+                "10.{}.{}.0",
+                POOL_SECOND_OCTET + k / 256,
+                k % 256
+            ));
+            if !claim.exists() {
+                let mut del = vec!["rule", "del", "priority", priority.trim()];
+                del.extend(&words);
+                cleanup(ip(&del));
             }
         }
     }
