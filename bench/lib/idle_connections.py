@@ -214,7 +214,7 @@ def render(results: dict[str, dict], meta: dict[str, str]) -> str:
         *([f"Asked for {asked:,} connections; measured at {count:,}: with {nofile:,} file "
            "descriptors" + (" (the hard limit, which this machine does not let the benchmark "
                             "raise)" if nofile < 1_048_576 else "") + " "
-           f"the mesh admits at most {per_port:,} connections on one port (6 descriptors per "
+           f"the mesh admits at most {per_port:,} connections on one port (4 descriptors per "
            "connection, half the mesh's budget per port: docs/mesh.md).", ""]
           if count < asked else []),
         "| " + " | ".join(head) + " |",

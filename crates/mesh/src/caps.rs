@@ -1,9 +1,10 @@
 //! How many client connections the mesh holds open at once, and what one costs.
 
-/// File descriptors one proxied connection can hold: the client socket, the upstream
-/// socket, and a pipe (two descriptors) per direction for `splice(2)`. Idle pooled pipes
-/// fit in the same count: the pool only keeps pipes that connections held at one time.
-pub const FDS_PER_CONNECTION: u64 = 6;
+/// File descriptors counted per proxied connection: the client socket, the upstream socket,
+/// and one pipe (two descriptors) for `splice(2)`. A direction takes a pipe only once it
+/// carries bulk data, and the mesh keeps no more pipes open (in use or pooled) than its
+/// connection cap: when they are all in use, a bulk direction copies through user space.
+pub const FDS_PER_CONNECTION: u64 = 4;
 
 /// Caps on open client connections. At a cap the listener stops accepting: new clients
 /// wait in the kernel's listen queue until a connection ends, instead of being accepted and

@@ -8,6 +8,7 @@
 use nix::fcntl::{splice, OFlag, SpliceFFlags};
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 /// Bytes asked for per splice; the default pipe (16 pages) holds 64 KiB.
@@ -58,35 +59,63 @@ fn flags() -> SpliceFFlags {
     SpliceFFlags::SPLICE_F_MOVE | SpliceFFlags::SPLICE_F_NONBLOCK
 }
 
-#[derive(Debug, Default)]
+/// The pipes of a mesh, at most `max` open at once (in use or idle), so they stay within
+/// the descriptors the file-descriptor budget counted for them.
+#[derive(Debug)]
 pub(crate) struct PipePool {
     idle: Mutex<Vec<Pipe>>,
+    open: AtomicUsize,
+    max: usize,
+}
+
+impl Default for PipePool {
+    fn default() -> Self {
+        PipePool::new(usize::MAX)
+    }
 }
 
 impl PipePool {
-    /// An empty pipe, reused or new.
+    /// A pool that keeps at most `max` pipes open.
+    pub(crate) fn new(max: usize) -> PipePool {
+        PipePool {
+            idle: Mutex::default(),
+            open: AtomicUsize::new(0),
+            max,
+        }
+    }
+
+    /// An empty pipe, reused or new; an error when `max` pipes are open (the direction
+    /// then copies through user space).
     pub(crate) fn take(&self) -> io::Result<Pipe> {
         let reused = self
             .idle
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .pop();
-        match reused {
-            Some(pipe) => Ok(pipe),
-            None => Pipe::new(),
+        if let Some(pipe) = reused {
+            return Ok(pipe);
         }
+        if self.open.fetch_add(1, Ordering::AcqRel) >= self.max {
+            self.open.fetch_sub(1, Ordering::AcqRel);
+            return Err(io::Error::other("the mesh's pipes are all in use"));
+        }
+        Pipe::new().inspect_err(|_| {
+            self.open.fetch_sub(1, Ordering::AcqRel);
+        })
     }
 
     /// Returns a pipe for reuse; one that still holds bytes (a connection that ended in an
     /// error) is closed instead, so a reused pipe never leaks one connection's data into another.
     pub(crate) fn give(&self, pipe: Pipe) {
-        if pipe.buffered != 0 {
-            return;
+        if pipe.buffered == 0 {
+            let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+            if idle.len() < MAX_IDLE {
+                idle.push(pipe);
+                return;
+            }
         }
-        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        if idle.len() < MAX_IDLE {
-            idle.push(pipe);
-        }
+        drop(pipe);
+        self.open.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -106,5 +135,17 @@ mod tests {
         assert_eq!(pool.idle.lock().unwrap().len(), 1);
         let _again = pool.take().unwrap();
         assert_eq!(pool.idle.lock().unwrap().len(), 0);
+    }
+
+    #[test]
+    fn the_pool_keeps_no_more_pipes_open_than_its_cap() {
+        let pool = PipePool::new(2);
+        let (a, b) = (pool.take().unwrap(), pool.take().unwrap());
+        assert!(pool.take().is_err(), "a third pipe is over the cap");
+        pool.give(a);
+        let c = pool.take().expect("the pooled pipe again");
+        pool.give(b);
+        pool.give(c);
+        assert_eq!(pool.open.load(Ordering::Acquire), 2);
     }
 }

@@ -32,7 +32,8 @@ impl Shared {
         Shared {
             table: RwLock::default(),
             stats: Counters::default(),
-            pipes: PipePool::default(),
+            // One pipe per connection the cap admits: see FDS_PER_CONNECTION.
+            pipes: PipePool::new(caps.total),
             caps,
             slots: Arc::new(Semaphore::new(caps.total)),
             at_cap: Throttle::new(WARN_INTERVAL),

@@ -85,19 +85,19 @@ mod tests {
     }
 
     #[test]
-    fn budget_gives_the_rest_to_the_mesh_at_six_per_connection() {
+    fn budget_gives_the_rest_to_the_mesh_at_four_per_connection() {
         let d = MeshLimits::default();
-        // The usual raised limit: 1,280 kept, (1,048,576 - 1,280) / 6 connections.
-        assert_eq!(caps(1_048_576, d), (1280, 174_549, 16_384));
+        // The usual raised limit: 1,280 kept, (1,048,576 - 1,280) / 4 connections.
+        assert_eq!(caps(1_048_576, d), (1280, 261_824, 16_384));
         // A hard limit of 65,536.
-        assert_eq!(caps(65_536, d), (1280, 10_709, 5_354));
-        assert_eq!(caps(4096, d), (1280, 469, 234));
+        assert_eq!(caps(65_536, d), (1280, 16_064, 8_032));
+        assert_eq!(caps(4096, d), (1280, 704, 352));
     }
 
     #[test]
     fn low_limit_is_split_in_half() {
         let b = fd_budget(1024, CONTROL_PORT, MeshLimits::default());
-        assert_eq!((b.reserved, b.mesh.total, b.mesh.per_port), (512, 85, 42));
+        assert_eq!((b.reserved, b.mesh.total, b.mesh.per_port), (512, 128, 64));
         assert!(b.reserve_short(CONTROL_PORT));
         assert!(!fd_budget(4096, CONTROL_PORT, MeshLimits::default()).reserve_short(CONTROL_PORT));
     }
@@ -124,7 +124,7 @@ mod tests {
         let b = fd_budget(4096, CONTROL_PORT, higher);
         assert_eq!(
             (b.mesh_fits, b.mesh.total, b.mesh.per_port),
-            (469, 469, 234)
+            (704, 704, 352)
         );
     }
 
