@@ -25,6 +25,23 @@ fn get_from(c: &Cluster, i: usize, ip: &str, port: u16) -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// The answer to one UDP datagram sent to `ip:port` from inside node `i`, on a socket of
+/// its own (bash's `/dev/udp` connects it, so only a reply from `ip:port` itself is read).
+fn udp_from(c: &Cluster, i: usize, ip: &str, port: u16) -> Option<String> {
+    let script = format!(
+        "exec 3<>/dev/udp/{ip}/{port} && printf whoami >&3 && timeout 5 dd bs=65536 count=1 status=none <&3"
+    );
+    let out = c
+        .net
+        .command(i, "timeout")
+        .args(["10", "bash", "-c", &script])
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
 /// The task name a whoami answer names.
 fn task_name(answer: &str) -> Option<String> {
     answer
@@ -59,6 +76,21 @@ fn a_service_vip_reaches_its_tasks_from_every_node() {
         "whoami",
     ]);
     assert!(out.ok(), "create: {out:?}");
+    // A UDP service, started alongside.
+    let out = m.cli(&[
+        "service",
+        "create",
+        "--name",
+        "names",
+        "--replicas",
+        "2",
+        "--publish",
+        "53/udp",
+        "--",
+        "shoal",
+        "whoami",
+    ]);
+    assert!(out.ok(), "create names: {out:?}");
     assert!(
         wait_until(Duration::from_secs(30), || m.running_tasks("web").len()
             == 2),
@@ -82,6 +114,33 @@ fn a_service_vip_reaches_its_tasks_from_every_node() {
         );
     }
 
+    // UDP to the VIP: every node reaches both tasks (a new socket, a new flow each time),
+    // and the replies come from the VIP and port (the socket is connected to them).
+    assert!(
+        wait_until(Duration::from_secs(30), || m.running_tasks("names").len()
+            == 2),
+        "names did not start: {}",
+        m.log()
+    );
+    let names_vip = vip_of(&c, "names");
+    for i in 0..3 {
+        let mut seen = std::collections::HashSet::new();
+        let ok = wait_until(Duration::from_secs(20), || {
+            if let Some(name) = udp_from(&c, i, &names_vip, 53)
+                .as_deref()
+                .and_then(task_name)
+            {
+                seen.insert(name);
+            }
+            seen.len() == 2
+        });
+        assert!(
+            ok,
+            "node {i}: VIP {names_vip}:53/udp reached only {seen:?}\n{}",
+            c.nodes[i].log()
+        );
+    }
+
     // source-hash keeps a client on its task.
     assert!(m
         .cli(&["service", "update", "--lb", "source-hash", "web"])
@@ -96,17 +155,20 @@ fn a_service_vip_reaches_its_tasks_from_every_node() {
     assert_eq!(m.running_tasks("web").len(), 2, "--lb rolled no task");
 
     // A process task reaches the service by name: the node's DNS, then the VIP.
+    // And over UDP: `names` by its VIP.
     let script = "while true; do ip=$(dig +short @\"$SHOAL_DNS\" web); \
                   if exec 3<>/dev/tcp/$ip/80; then printf 'GET / HTTP/1.0\\r\\n\\r\\n' >&3; \
-                  cat <&3; exec 3<&-; fi; sleep 1; done";
+                  cat <&3; exec 3<&-; fi; \
+                  ip=$(dig +short @\"$SHOAL_DNS\" names); \
+                  if exec 3<>/dev/udp/$ip/53; then printf whoami >&3; \
+                  timeout 2 dd bs=65536 count=1 status=none <&3; exec 3<&-; fi; sleep 1; done";
     let out = m.cli(&[
         "service", "create", "--name", "client", "--", "bash", "-c", script,
     ]);
     assert!(out.ok(), "create client: {out:?}");
     let reached = wait_until(Duration::from_secs(30), || {
-        m.cli(&["service", "logs", "client"])
-            .stdout
-            .contains("Name: web.")
+        let logs = m.cli(&["service", "logs", "client"]).stdout;
+        logs.contains("Name: web.") && logs.contains("Name: names.")
     });
     assert!(
         reached,

@@ -11,13 +11,20 @@ pub enum MeshError {
         #[source]
         source: std::io::Error,
     },
+    /// The published UDP port could not be bound.
+    #[error("cannot receive on published udp port {port}: {source}")]
+    BindUdp {
+        port: u16,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl MeshError {
     /// The published port the error is about.
     pub fn port(&self) -> u16 {
         match self {
-            MeshError::Bind { port, .. } => *port,
+            MeshError::Bind { port, .. } | MeshError::BindUdp { port, .. } => *port,
         }
     }
 }

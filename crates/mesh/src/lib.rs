@@ -5,7 +5,14 @@
 //! round-robin from the port's current endpoint set, falling through to the next endpoint
 //! when a connect fails. Bytes move with zero-copy `splice(2)` through a pipe per direction.
 //! [`Mesh::acked`] reports the table version the mesh routes by, so the agent can wait for
-//! every node before it stops a task. UDP entries are ignored for now.
+//! every node before it stops a task.
+//!
+//! Every published UDP port is received on too, and relayed per flow (a client address
+//! and port): the flow's first datagram picks an endpoint by the same balancer, later ones
+//! go to the same endpoint, and the flow ends when idle for the service's UDP idle timeout,
+//! when the endpoint answers with an ICMP port unreachable, or at once when its endpoint is
+//! no longer ready (`udp`, `flows`; replies leave from the address the client sent to,
+//! `datagram`). Service VIPs get UDP the same way ([`VipProxy::apply_udp`]).
 //!
 //! Dependencies: only `shoal-api`, `shoal-balance` and `shoal-proxy-header`, never manager
 //! code. The request path never waits on the control plane: a table, once applied, is
@@ -23,13 +30,16 @@
 
 mod caps;
 mod connection;
+mod datagram;
 mod error;
+mod flows;
 mod listener;
 mod mesh;
 mod pipe;
 mod shared;
 mod splice;
 mod stats;
+mod udp;
 mod vip;
 
 pub use caps::{ConnectionCaps, FDS_PER_CONNECTION};

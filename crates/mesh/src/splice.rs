@@ -71,27 +71,28 @@ pub(crate) async fn proxy(
 }
 
 /// When a connection last moved a byte either way, for its idle timeout.
-struct Activity {
+#[derive(Debug)]
+pub(crate) struct Activity {
     start: Instant,
     /// Milliseconds after `start`.
     last: AtomicU64,
 }
 
 impl Activity {
-    fn new() -> Activity {
+    pub(crate) fn new() -> Activity {
         Activity {
             start: Instant::now(),
             last: AtomicU64::new(0),
         }
     }
 
-    fn touch(&self) {
+    pub(crate) fn touch(&self) {
         let now = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
         self.last.store(now, Ordering::Relaxed);
     }
 
     /// Returns once no byte has moved for `idle`.
-    async fn quiet(&self, idle: Duration) {
+    pub(crate) async fn quiet(&self, idle: Duration) {
         loop {
             let last = self.start + Duration::from_millis(self.last.load(Ordering::Relaxed));
             let quiet = last.elapsed();

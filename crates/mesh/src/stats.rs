@@ -9,8 +9,15 @@ pub struct MeshStats {
     pub accepted: u64,
     /// Accepted connections closed because no endpoint was there or none could be reached.
     pub no_endpoint: u64,
-    /// Connect attempts to an endpoint that failed or timed out.
+    /// Connect attempts to an endpoint that failed or timed out, and UDP flows an endpoint
+    /// refused (ICMP port unreachable).
     pub connect_failed: u64,
+    /// UDP flows opened on published UDP ports (or VIP UDP ports).
+    pub flows_opened: u64,
+    /// UDP flows open now.
+    pub flows_open: u64,
+    /// UDP datagrams dropped: no endpoint, a port or the mesh at its cap, a full buffer.
+    pub datagrams_dropped: u64,
 }
 
 #[derive(Debug, Default)]
@@ -18,6 +25,8 @@ pub(crate) struct Counters {
     accepted: AtomicU64,
     no_endpoint: AtomicU64,
     connect_failed: AtomicU64,
+    flows_opened: AtomicU64,
+    datagrams_dropped: AtomicU64,
 }
 
 impl Counters {
@@ -33,11 +42,23 @@ impl Counters {
         self.connect_failed.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(crate) fn snapshot(&self) -> MeshStats {
+    pub(crate) fn flow_opened(&self) {
+        self.flows_opened.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn datagram_dropped(&self) {
+        self.datagrams_dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The counters, with `flows_open` as the caller counts them.
+    pub(crate) fn snapshot(&self, flows_open: u64) -> MeshStats {
         MeshStats {
             accepted: self.accepted.load(Ordering::Relaxed),
             no_endpoint: self.no_endpoint.load(Ordering::Relaxed),
             connect_failed: self.connect_failed.load(Ordering::Relaxed),
+            flows_opened: self.flows_opened.load(Ordering::Relaxed),
+            flows_open,
+            datagrams_dropped: self.datagrams_dropped.load(Ordering::Relaxed),
         }
     }
 }

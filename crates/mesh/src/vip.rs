@@ -3,16 +3,23 @@
 //! original destination (`SO_ORIGINAL_DST`) names the VIP and port, whose endpoint set and
 //! balancer it is routed by. Nothing binds the VIPs themselves, so a program on the node
 //! that listens on a wildcard address and the same port number is never in the way.
+//!
+//! UDP has no original destination to read once redirected, so each UDP port of a VIP gets
+//! a socket of its own on a free port, which [`VipProxy::apply_udp`] names for the node's
+//! redirect rules (one per VIP and port); its flows behave as on a published UDP port, the
+//! replies leaving from the address the kernel redirected the client's datagrams to, so
+//! conntrack turns them back into the VIP's.
 
 use crate::connection::{self, Route};
 use crate::listener::{accept, listen, take, PortBalancer};
 use crate::shared::Shared;
+use crate::udp::UdpPort;
 use crate::ConnectionCaps;
 use shoal_balance::EndpointSet;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 
@@ -28,7 +35,7 @@ type Routes = HashMap<SocketAddrV4, Arc<VipRoute>>;
 
 #[derive(Debug)]
 struct Inner {
-    shared: Shared,
+    shared: Arc<Shared>,
     routes: RwLock<Arc<Routes>>,
 }
 
@@ -38,6 +45,8 @@ pub struct VipProxy {
     inner: Arc<Inner>,
     port: u16,
     accept: JoinHandle<()>,
+    /// One socket per VIP UDP port, kept while the route lasts (its redirect port with it).
+    udp: Mutex<BTreeMap<SocketAddrV4, UdpPort>>,
 }
 
 impl VipProxy {
@@ -49,7 +58,7 @@ impl VipProxy {
         let listener = listen(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)))?;
         let port = listener.local_addr()?.port();
         let inner = Arc::new(Inner {
-            shared: Shared::new(caps),
+            shared: Arc::new(Shared::new(caps)),
             routes: RwLock::default(),
         });
         let accept = tokio::spawn(accept_loop(listener, inner.clone()));
@@ -57,6 +66,7 @@ impl VipProxy {
             inner,
             port,
             accept,
+            udp: Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -90,9 +100,51 @@ impl VipProxy {
             .unwrap_or_else(PoisonError::into_inner) = Arc::new(new);
     }
 
-    /// Connection counters since the listener started.
+    /// Route the UDP ports of VIPs by `routes` (VIP:port → its endpoints) from now on: a
+    /// socket on a free port of every address for each new VIP:port, closed for each one
+    /// no longer routed (its flows end), and the flows of endpoints no longer ready ended.
+    ///
+    /// Returns, per VIP:port routed, the port the kernel is to redirect its datagrams to,
+    /// or why no socket could be bound for it.
+    pub fn apply_udp(
+        &self,
+        routes: Vec<(SocketAddrV4, EndpointSet)>,
+    ) -> Vec<(SocketAddrV4, io::Result<u16>)> {
+        let mut ports = self.udp.lock().unwrap_or_else(PoisonError::into_inner);
+        let wanted: std::collections::BTreeSet<SocketAddrV4> =
+            routes.iter().map(|(to, _)| *to).collect();
+        ports.retain(|to, _| wanted.contains(to));
+        let mut redirects = Vec::new();
+        for (to, set) in routes {
+            let port = match ports.entry(to) {
+                std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
+                std::collections::btree_map::Entry::Vacant(v) => {
+                    let any = SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0));
+                    match UdpPort::bind(any, to.port(), self.inner.shared.clone()) {
+                        Ok(p) => v.insert(p),
+                        Err(e) => {
+                            redirects.push((to, Err(e)));
+                            continue;
+                        }
+                    }
+                }
+            };
+            port.route(Some(set));
+            redirects.push((to, Ok(port.local_port())));
+        }
+        redirects
+    }
+
+    /// Connection and flow counters since the listener started.
     pub fn stats(&self) -> crate::MeshStats {
-        self.inner.shared.stats.snapshot()
+        let flows: usize = self
+            .udp
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .map(UdpPort::flows)
+            .sum();
+        self.inner.shared.stats.snapshot(flows as u64)
     }
 }
 

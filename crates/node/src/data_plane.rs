@@ -25,7 +25,10 @@ pub struct DataPlaneStatus {
     pub role: Option<NodeRole>,
     /// Endpoint-table version the data plane routes by (0: none yet).
     pub table_version: u64,
+    /// Published TCP ports listened on.
     pub published_ports: Vec<u16>,
+    /// Published UDP ports received on.
+    pub published_udp_ports: Vec<u16>,
 }
 
 /// One part of the data plane.
@@ -61,6 +64,7 @@ impl Member for Mesh {
 
     fn status(&self, status: &mut DataPlaneStatus) {
         status.published_ports = self.listening();
+        status.published_udp_ports = self.listening_udp();
     }
 }
 

@@ -20,6 +20,7 @@ async fn healthz(
         "role": s.role.map(|r| r.as_str()),
         "table_version": s.table_version,
         "published_ports": s.published_ports,
+        "published_udp_ports": s.published_udp_ports,
     });
     let code = if ready {
         StatusCode::OK

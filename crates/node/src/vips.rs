@@ -5,6 +5,13 @@
 //! PREROUTING for its containers), and routes each by its original destination — VIP and
 //! target port — over the service's ready tasks on any node.
 //!
+//! UDP cannot be routed by its original destination once redirected, so each UDP port of a
+//! VIP has a socket of its own on a free port Q of the node, and a rule of its own in the
+//! chain, `-d VIP/32 -p udp --dport P -j REDIRECT --to-ports Q`. The chain is rewritten
+//! whole (`iptables-restore --noflush`, one atomic commit) whenever its rules change, and
+//! the snapshot is acknowledged only once they are in. Its flows behave as on a published
+//! UDP port: affinity, the service's UDP idle timeout, ended at once when their task leaves.
+//!
 //! The VIPs are never bound, so a program on the node listening on the same port number of
 //! a wildcard address is never in the way; a VIP gets what a published port gets: the
 //! service's balancer, fall-through and ejection on a refused connect, splice proxying,
@@ -15,7 +22,7 @@ use crate::vip_iface::{run, VipInterface};
 use shoal_api::{Protocol, VipPool};
 use shoal_balance::DataPlaneSnapshot;
 use shoal_mesh::{ConnectionCaps, VipProxy};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddrV4};
 use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::watch;
@@ -29,8 +36,8 @@ pub struct Vips {
     iface: Arc<Mutex<VipInterface>>,
     caps: ConnectionCaps,
     proxy: tokio::sync::Mutex<Option<VipProxy>>,
-    /// The pool and listener port the redirect rules were last written for.
-    redirect: Mutex<Option<(VipPool, u16)>>,
+    /// The redirect rules last written.
+    redirect: Mutex<Option<Redirects>>,
     acked: watch::Sender<u64>,
 }
 
@@ -63,6 +70,7 @@ impl Vips {
             },
         };
         let mut routes = Vec::new();
+        let mut udp_routes = Vec::new();
         let mut vips = BTreeSet::new();
         for s in &snapshot.services {
             let Some(IpAddr::V4(vip)) = s.vip else {
@@ -73,19 +81,39 @@ impl Vips {
             }
             vips.insert(vip);
             for (key, set) in s.vip_table(snapshot.version).ports {
-                if key.protocol == Protocol::Tcp {
-                    routes.push((SocketAddrV4::new(vip, key.port), set));
+                let to = SocketAddrV4::new(vip, key.port);
+                match key.protocol {
+                    Protocol::Tcp => routes.push((to, set)),
+                    Protocol::Udp => udp_routes.push((to, set)),
                 }
             }
         }
         // Routes before addresses: a VIP answers from the moment it exists.
         proxy.apply(routes);
+        let mut udp = BTreeMap::new();
+        for (to, redirect) in proxy.apply_udp(udp_routes) {
+            match redirect {
+                Ok(port) => {
+                    udp.insert(to, port);
+                }
+                Err(e) => errors.push(format!("VIP {to}/udp not routed: {e}")),
+            }
+        }
         let mut wanted = vips.clone();
         wanted.insert(pool.resolver());
-        let port = proxy.port();
+        let rules = Redirects {
+            pool,
+            tcp: proxy.port(),
+            udp,
+        };
         let iface = self.iface.clone();
-        let redirect = *self.redirect.lock().unwrap_or_else(PoisonError::into_inner);
-        let rules_wanted = redirect != Some((pool, port));
+        let rules_wanted = self
+            .redirect
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            != Some(&rules);
+        let written = rules.clone();
         let result = tokio::task::spawn_blocking(move || {
             let mut errors = Vec::new();
             if let Err(e) = iface
@@ -96,7 +124,7 @@ impl Vips {
                 errors.push(e);
             }
             if rules_wanted {
-                if let Err(e) = redirect_rules(pool, port) {
+                if let Err(e) = redirect_rules(&written) {
                     errors.push(e);
                 }
             }
@@ -106,8 +134,7 @@ impl Vips {
         match result {
             Ok(e) if e.is_empty() => {
                 if rules_wanted {
-                    *self.redirect.lock().unwrap_or_else(PoisonError::into_inner) =
-                        Some((pool, port));
+                    *self.redirect.lock().unwrap_or_else(PoisonError::into_inner) = Some(rules);
                 }
             }
             Ok(e) => errors.extend(e),
@@ -117,30 +144,50 @@ impl Vips {
     }
 }
 
-/// Redirect TCP connections to the pool (but the resolver's own) to `port` of this node.
-fn redirect_rules(pool: VipPool, port: u16) -> Result<(), String> {
-    let net = pool.to_string();
-    let resolver = format!("{}/32", pool.resolver());
-    let port = port.to_string();
-    // A chain of our own (created if missing, emptied, filled), jumped to once from each hook.
-    let _ = iptables(&["-t", "nat", "-N", CHAIN]);
-    iptables(&["-t", "nat", "-F", CHAIN])?;
-    iptables(&["-t", "nat", "-A", CHAIN, "-d", &resolver, "-j", "RETURN"])?;
+/// What the chain redirects where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Redirects {
+    pool: VipPool,
+    /// The VIP listener's port, for TCP to any VIP.
+    tcp: u16,
+    /// Each VIP UDP port's own socket port.
+    udp: BTreeMap<SocketAddrV4, u16>,
+}
+
+/// The chain's rules as `iptables-restore` reads them: declaring the chain empties it (or
+/// creates it), and the commit replaces it whole, so no datagram or connection ever sees
+/// half a chain.
+fn chain_rules(r: &Redirects) -> String {
+    let mut rules = format!(
+        "*nat\n:{CHAIN} - [0:0]\n-A {CHAIN} -d {}/32 -j RETURN\n",
+        r.pool.resolver()
+    );
     // Containers reach a VIP from their bridge; REDIRECT sends them to its address.
-    iptables(&[
-        "-t",
-        "nat",
-        "-A",
-        CHAIN,
-        "-d",
-        &net,
-        "-p",
-        "tcp",
-        "-j",
-        "REDIRECT",
-        "--to-ports",
-        &port,
-    ])?;
+    rules.push_str(&format!(
+        "-A {CHAIN} -d {} -p tcp -j REDIRECT --to-ports {}\n",
+        r.pool, r.tcp
+    ));
+    for (to, port) in &r.udp {
+        rules.push_str(&format!(
+            "-A {CHAIN} -d {}/32 -p udp --dport {} -j REDIRECT --to-ports {port}\n",
+            to.ip(),
+            to.port()
+        ));
+    }
+    rules.push_str("COMMIT\n");
+    rules
+}
+
+/// Redirect TCP connections to the pool (but the resolver's own) to the VIP listener, and
+/// each VIP UDP port to its socket.
+fn redirect_rules(r: &Redirects) -> Result<(), String> {
+    let net = r.pool.to_string();
+    run_with_input(
+        "iptables-restore",
+        &["-w", "5", "--noflush"],
+        &chain_rules(r),
+    )?;
+    // Jumped to once from each hook.
     for hook in ["OUTPUT", "PREROUTING"] {
         let jump = ["-t", "nat", "-C", hook, "-d", &net, "-j", CHAIN];
         if iptables(&jump).is_err() {
@@ -148,6 +195,36 @@ fn redirect_rules(pool: VipPool, port: u16) -> Result<(), String> {
             insert[2] = "-I";
             iptables(&insert)?;
         }
+    }
+    Ok(())
+}
+
+/// `program ARGS...` with `input` on its standard input: one line naming it and what it
+/// said if it fails.
+fn run_with_input(program: &str, args: &[&str], input: &str) -> Result<(), String> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {program}: {e}"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(input.as_bytes())
+            .map_err(|e| format!("{program}: {e}"))?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("{program}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{program} {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
     }
     Ok(())
 }
@@ -192,5 +269,33 @@ impl Member for Vips {
 
     fn acked(&self) -> watch::Receiver<u64> {
         self.acked.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_chain_redirects_tcp_to_the_listener_and_each_udp_port_to_its_socket() {
+        let pool = VipPool::parse("10.96.0.0/16").expect("pool");
+        let r = Redirects {
+            pool,
+            tcp: 40000,
+            udp: BTreeMap::from([
+                (SocketAddrV4::new([10, 96, 0, 2].into(), 53), 40001),
+                (SocketAddrV4::new([10, 96, 0, 3].into(), 5000), 40002),
+            ]),
+        };
+        assert_eq!(
+            chain_rules(&r),
+            "*nat\n\
+             :SHOAL-VIP - [0:0]\n\
+             -A SHOAL-VIP -d 10.96.0.1/32 -j RETURN\n\
+             -A SHOAL-VIP -d 10.96.0.0/16 -p tcp -j REDIRECT --to-ports 40000\n\
+             -A SHOAL-VIP -d 10.96.0.2/32 -p udp --dport 53 -j REDIRECT --to-ports 40001\n\
+             -A SHOAL-VIP -d 10.96.0.3/32 -p udp --dport 5000 -j REDIRECT --to-ports 40002\n\
+             COMMIT\n"
+        );
     }
 }

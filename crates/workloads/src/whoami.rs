@@ -11,6 +11,11 @@
 //! port published with `proxy-protocol=v2`): the page then names the client the header
 //! names as `RemoteAddr`, and the proxy in a `ProxyProtocol: v2 via <proxy> to <address the
 //! client connected to>` line. A malformed header closes the connection.
+//!
+//! UDP on the same port number: every datagram is answered with the identity lines of the
+//! page and the sender as the server saw it (`Name: ...`, ..., `RemoteAddr: <ip:port>`),
+//! whatever it carries, so tests can tell which task a UDP flow reached. When the UDP port
+//! cannot be bound, whoami says so and serves HTTP alone.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -30,7 +35,7 @@ use hyper::{Method, Request, Response, StatusCode, Version};
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use shoal_proxy_header::Header;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, UdpSocket};
 
 use crate::body::ReplyBody;
 use crate::env::{hostname, TaskEnv};
@@ -87,24 +92,64 @@ pub async fn run_whoami(opts: WhoamiOptions) -> anyhow::Result<()> {
     let listener = TcpListener::bind(addr)
         .await
         .with_context(|| format!("whoami cannot listen on {addr}"))?;
-    serve_whoami(listener, opts, shutdown).await
+    let udp_addr = listener.local_addr().context("whoami listener address")?;
+    let udp = match UdpSocket::bind(udp_addr).await {
+        Ok(socket) => Some(socket),
+        Err(e) => {
+            println!("whoami answers no UDP: cannot bind udp {udp_addr}: {e}");
+            None
+        }
+    };
+    serve_whoami(listener, udp, opts, shutdown).await
 }
 
-/// Serves whoami on `listener` until `shutdown` resolves, then stops accepting, lets
-/// in-flight requests finish (for at most 5 s) and returns `Ok`.
+/// Serves whoami on `listener` (and answers datagrams on `udp`) until `shutdown` resolves,
+/// then stops accepting, lets in-flight requests finish (for at most 5 s) and returns `Ok`.
 ///
 /// The task identity comes from the `SHOAL_*` environment variables; `opts.port` and
-/// `opts.bind` are ignored since the listener is already bound.
+/// `opts.bind` are ignored since the sockets are already bound.
 pub async fn serve_whoami(
     listener: TcpListener,
+    udp: Option<UdpSocket>,
     opts: WhoamiOptions,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let health_file = std::env::var_os(HEALTH_FILE_VAR)
         .filter(|path| !path.is_empty())
         .map(PathBuf::from);
-    let whoami = Whoami::new(&opts, &TaskEnv::from_env(), &hostname(), health_file);
-    serve(listener, Arc::new(whoami), shutdown).await
+    let whoami = Arc::new(Whoami::new(
+        &opts,
+        &TaskEnv::from_env(),
+        &hostname(),
+        health_file,
+    ));
+    let answering = udp.map(|socket| tokio::spawn(answer_datagrams(socket, whoami.clone())));
+    let result = serve(listener, whoami, shutdown).await;
+    if let Some(answering) = answering {
+        answering.abort();
+    }
+    result
+}
+
+/// Answers every datagram on `socket` with the identity lines and its sender.
+pub(crate) async fn answer_datagrams(socket: UdpSocket, whoami: Arc<Whoami>) {
+    if let Ok(addr) = socket.local_addr() {
+        println!("whoami {} answering udp on {addr}", whoami.name);
+    }
+    let mut buf = vec![0u8; 2048];
+    loop {
+        match socket.recv_from(&mut buf).await {
+            Ok((_, peer)) => {
+                let reply = format!("{}RemoteAddr: {peer}\n", whoami.page_prefix);
+                // A reply that cannot be sent is lost, as UDP allows.
+                let _ = socket.send_to(reply.as_bytes(), peer).await;
+            }
+            // An ICMP error of an earlier peer concerns that peer only; anything else gets a
+            // pause, so a lasting error does not spin.
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {}
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
 }
 
 /// State shared by every connection of one whoami server.

@@ -426,3 +426,35 @@ async fn a_connection_stuck_in_its_proxy_header_holds_no_shutdown() {
     .await
     .expect("timed out");
 }
+
+#[tokio::test]
+async fn datagrams_are_answered_with_the_task_and_the_sender() {
+    timeout(TEST_TIMEOUT, async {
+        let env = TaskEnv::from_lookup(|key| match key {
+            "SHOAL_TASK_NAME" => Some("dns.1.task1".to_owned()),
+            _ => None,
+        });
+        let whoami = Arc::new(Whoami::new(&WhoamiOptions::default(), &env, "host-a", None));
+        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = socket.local_addr().expect("addr");
+        let answering = tokio::spawn(answer_datagrams(socket, whoami));
+        let client = tokio::net::UdpSocket::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let me = client.local_addr().expect("addr");
+        for payload in [&b"whoami"[..], b""] {
+            client.send_to(payload, addr).await.expect("send");
+            let mut buf = [0u8; 2048];
+            let (len, from) = client.recv_from(&mut buf).await.expect("answer");
+            assert_eq!(from, addr);
+            let answer = String::from_utf8_lossy(&buf[..len]).into_owned();
+            assert!(answer.starts_with("Name: dns.1.task1\n"), "{answer}");
+            assert!(answer.ends_with(&format!("RemoteAddr: {me}\n")), "{answer}");
+        }
+        answering.abort();
+    })
+    .await
+    .expect("timed out");
+}
