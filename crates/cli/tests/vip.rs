@@ -9,22 +9,6 @@ fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_shoal"))
 }
 
-/// The answer of an HTTP/1.0 GET of `/` at `ip:port`, sent from inside node `i`.
-fn get_from(c: &Cluster, i: usize, ip: &str, port: u16) -> Option<String> {
-    let script = format!(
-        "exec 3<>/dev/tcp/{ip}/{port} && printf 'GET / HTTP/1.0\\r\\n\\r\\n' >&3 && timeout 5 cat <&3"
-    );
-    let out = c
-        .net
-        .command(i, "timeout")
-        .args(["10", "bash", "-c", &script])
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
 /// The answer to one UDP datagram sent to `ip:port` from inside node `i`, on a socket of
 /// its own (bash's `/dev/udp` connects it, so only a reply from `ip:port` itself is read).
 fn udp_from(c: &Cluster, i: usize, ip: &str, port: u16) -> Option<String> {
@@ -102,7 +86,7 @@ fn a_service_vip_reaches_its_tasks_from_every_node() {
     for i in 0..3 {
         let mut seen = std::collections::HashSet::new();
         let ok = wait_until(Duration::from_secs(20), || {
-            if let Some(name) = get_from(&c, i, &vip, 80).as_deref().and_then(task_name) {
+            if let Some(name) = c.http_get_from(i, &vip, 80).as_deref().and_then(task_name) {
                 seen.insert(name);
             }
             seen.len() == 2
@@ -147,7 +131,7 @@ fn a_service_vip_reaches_its_tasks_from_every_node() {
         .ok());
     let one_task = wait_until(Duration::from_secs(20), || {
         let names: std::collections::HashSet<String> = (0..6)
-            .filter_map(|_| get_from(&c, 1, &vip, 80).as_deref().and_then(task_name))
+            .filter_map(|_| c.http_get_from(1, &vip, 80).as_deref().and_then(task_name))
             .collect();
         names.len() == 1
     });
@@ -193,7 +177,9 @@ fn a_service_vip_reaches_its_tasks_from_every_node() {
     let vip = vip_of(&c, "proxied");
     let mut answer = None;
     let ok = wait_until(Duration::from_secs(20), || {
-        answer = get_from(&c, 1, &vip, 80).filter(|a| task_name(a).is_some());
+        answer = c
+            .http_get_from(1, &vip, 80)
+            .filter(|a| task_name(a).is_some());
         answer.is_some()
     });
     assert!(
