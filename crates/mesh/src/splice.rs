@@ -202,9 +202,10 @@ async fn pump(
     one_done: &AtomicBool,
     activity: Option<&Activity>,
 ) -> io::Result<()> {
-    // No buffer while the direction is idle: one is allocated when bytes arrive and given
-    // up once a short read has drained the socket and its bytes are written, so an idle
-    // connection holds no user-space memory beyond its task.
+    // No buffer while the direction is idle: one is taken when bytes arrive and given back
+    // once a short read has drained the socket and its bytes are written (to a per-thread
+    // spare list of at most 64), so an idle connection holds no user-space memory beyond
+    // its task.
     let mut buf: Vec<u8> = Vec::new();
     let mut size = COPY_BUFFER;
     loop {
@@ -212,7 +213,7 @@ async fn pump(
         let n = loop {
             src.readable().await?;
             if buf.is_empty() {
-                buf = vec![0u8; size];
+                buf = take_buffer(size);
             }
             let mut got = 0;
             let read = src.try_io(Interest::READABLE, || {
@@ -241,7 +242,7 @@ async fn pump(
         }
         to.write_all(&buf[..n]).await?;
         if n < buf.len() {
-            buf = Vec::new();
+            give_buffer(std::mem::take(&mut buf));
             continue;
         }
         if size < COPY_BUFFER_MAX {
@@ -262,6 +263,35 @@ async fn pump(
             };
             return splice_pump(from, to, pipe, one_done, activity).await;
         }
+    }
+}
+
+thread_local! {
+    /// Copy buffers of [`COPY_BUFFER`] bytes that no direction holds, kept per thread so
+    /// that taking one for a message costs neither an allocation nor zeroing.
+    static SPARE_BUFFERS: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Spare buffers kept per thread.
+const MAX_SPARE_BUFFERS: usize = 64;
+
+fn take_buffer(size: usize) -> Vec<u8> {
+    if size == COPY_BUFFER {
+        if let Some(buf) = SPARE_BUFFERS.with(|b| b.borrow_mut().pop()) {
+            return buf;
+        }
+    }
+    vec![0u8; size]
+}
+
+fn give_buffer(buf: Vec<u8>) {
+    if buf.len() == COPY_BUFFER {
+        SPARE_BUFFERS.with(|b| {
+            let mut spare = b.borrow_mut();
+            if spare.len() < MAX_SPARE_BUFFERS {
+                spare.push(buf);
+            }
+        });
     }
 }
 
