@@ -2,7 +2,7 @@
 //! with its own address, driven through the real CLI.
 
 use shoal_testkit::{
-    http_get_at, processes_with_env, wait_until, ClientKind, Cluster, Daemon, Load,
+    http_get_at, processes_with_env, wait_until, whoami_names, ClientKind, Cluster, Daemon, Load,
 };
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -47,18 +47,6 @@ fn create_web(c: &Cluster, replicas: u32) {
         "whoami",
     ]);
     assert!(out.ok(), "create: {out:?}\n{}", c.m().log());
-}
-
-/// Task names answering `n` requests sent to `addr`.
-fn names(addr: SocketAddr, n: usize) -> HashSet<String> {
-    (0..n)
-        .filter_map(|_| http_get_at(addr, "/").ok())
-        .filter_map(|b| {
-            b.lines()
-                .find_map(|l| l.strip_prefix("Name: "))
-                .map(str::to_string)
-        })
-        .collect()
 }
 
 #[test]
@@ -126,7 +114,7 @@ fn join_spread_and_mesh_on_every_node() {
     assert!(spread.values().all(|n| *n == 2), "{spread:?}");
     let mut all = HashSet::new();
     for i in 0..3 {
-        let seen = names(c.addr(i, PORT), 18);
+        let seen = whoami_names(c.addr(i, PORT), 18);
         assert_eq!(
             seen.len(),
             6,
@@ -214,7 +202,7 @@ fn killed_worker_tasks_are_replaced_within_five_seconds() {
     eprintln!("node kill -9 to 6 running replacements: {took:?}");
     let ls = c.m().cli(&["node", "ls"]).stdout;
     assert!(ls.contains("Down"), "{ls}");
-    assert_eq!(names(c.addr(0, PORT), 24).len(), 6);
+    assert_eq!(whoami_names(c.addr(0, PORT), 24).len(), 6);
 }
 
 #[test]
@@ -234,7 +222,7 @@ fn cut_link_marks_node_down_and_heals_to_one_task_per_slot() {
     );
     assert!(c.m().cli(&["node", "ls"]).stdout.contains("Down"));
     assert_eq!(
-        names(c.addr(0, PORT), 24).len(),
+        whoami_names(c.addr(0, PORT), 24).len(),
         6,
         "the mesh routes only to reachable tasks"
     );
@@ -446,7 +434,7 @@ fn manager_restart_does_not_restart_worker_tasks() {
     // Without a manager the workers keep their tasks and their meshes keep routing.
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(
-        names(c.addr(1, PORT), 16).len(),
+        whoami_names(c.addr(1, PORT), 16).len(),
         4,
         "worker mesh serves its last table"
     );

@@ -3,7 +3,7 @@
 //! engine these tests skip and say why, unless `SHOAL_REQUIRE_DOCKER=1` (set by `.ci/run`).
 
 use shoal_testkit::docker::{self, Images};
-use shoal_testkit::{free_port, http_get, wait_until, Daemon, Load};
+use shoal_testkit::{free_port, wait_until, Daemon, Load};
 use std::collections::HashSet;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -73,13 +73,7 @@ impl Node {
 }
 
 fn names(port: u16, n: usize) -> HashSet<String> {
-    (0..n)
-        .filter_map(|_| http_get(port, "/").ok())
-        .filter_map(|body| {
-            body.lines()
-                .find_map(|l| l.strip_prefix("Name: ").map(str::to_string))
-        })
-        .collect()
+    shoal_testkit::whoami_names(std::net::SocketAddr::from(([127, 0, 0, 1], port)), n)
 }
 
 #[test]
@@ -404,13 +398,7 @@ fn container_tasks_on_two_nodes_are_reached_through_a_third_nodes_mesh() {
     assert!(docker::containers_of_node(&m.node_id()).is_empty());
     // Through the manager's mesh (127.0.0.1), which runs none of the tasks.
     let via = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let seen: HashSet<String> = (0..16)
-        .filter_map(|_| shoal_testkit::http_get_at(via, "/").ok())
-        .filter_map(|b| {
-            b.lines()
-                .find_map(|l| l.strip_prefix("Name: ").map(str::to_string))
-        })
-        .collect();
+    let seen: HashSet<String> = shoal_testkit::whoami_names(via, 16);
     assert_eq!(
         seen.len(),
         4,

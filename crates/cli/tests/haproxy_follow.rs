@@ -2,7 +2,7 @@
 //! the endpoint watch drives HAProxy's runtime API, and HAProxy sends requests to exactly the
 //! service's ready tasks as it scales.
 
-use shoal_testkit::{free_port, http_get, wait_until, Daemon};
+use shoal_testkit::{free_port, wait_until, whoami_names, Daemon};
 use std::collections::HashSet;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -34,14 +34,7 @@ impl Drop for Running {
 
 /// The task names that answered `n` requests through HAProxy.
 fn names(front: u16, n: usize) -> HashSet<String> {
-    (0..n)
-        .filter_map(|_| http_get(front, "/").ok())
-        .filter_map(|b| {
-            b.lines()
-                .find_map(|l| l.strip_prefix("Name: "))
-                .map(str::to_string)
-        })
-        .collect()
+    whoami_names(std::net::SocketAddr::from(([127, 0, 0, 1], front)), n)
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! own: a node with a ready task of the service keeps its connections, through the
 //! published port and the VIP alike; without the setting they spread over both nodes.
 
-use shoal_testkit::{wait_until, Cluster};
+use shoal_testkit::{wait_until, whoami_name, Cluster};
 use std::collections::HashSet;
 use std::path::Path;
 use std::time::Duration;
@@ -13,10 +13,7 @@ fn bin() -> &'static Path {
 
 /// The task name of a whoami answer to `GET /` at `ip:port`, asked from inside node `i`.
 fn answer_from(c: &Cluster, i: usize, ip: &str, port: u16) -> Option<String> {
-    c.http_get_from(i, ip, port)?
-        .lines()
-        .find_map(|l| l.strip_prefix("Name: "))
-        .map(str::to_string)
+    whoami_name(&c.http_get_from(i, ip, port)?)
 }
 
 /// The tasks that answered `n` requests to `ip:port` from node `i`.

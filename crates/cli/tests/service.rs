@@ -1,7 +1,9 @@
 //! End-to-end tests of a single-node cluster: a real daemon, the real CLI, real task
 //! processes and real traffic through the routing mesh.
 
-use shoal_testkit::{free_port, http_get, processes_with_env, wait_until, Daemon, Load};
+use shoal_testkit::{
+    free_port, http_get, processes_with_env, wait_until, whoami_name, Daemon, Load,
+};
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
@@ -46,11 +48,7 @@ fn answers(port: u16, n: usize) -> HashMap<String, usize> {
     let mut seen = HashMap::new();
     for _ in 0..n {
         let body = http_get(port, "/").expect("request through the mesh");
-        let name = body
-            .lines()
-            .find_map(|l| l.strip_prefix("Name: "))
-            .unwrap_or("?")
-            .to_string();
+        let name = whoami_name(&body).unwrap_or_else(|| "?".into());
         *seen.entry(name).or_default() += 1;
     }
     seen

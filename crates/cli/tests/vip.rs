@@ -1,7 +1,7 @@
 //! Service VIPs and the embedded DNS on a cluster whose nodes are network namespaces of
 //! the test's own: the VIPs live on each namespace's VIP interface, never on the machine's.
 
-use shoal_testkit::{wait_until, Cluster};
+use shoal_testkit::{wait_until, whoami_name, Cluster};
 use std::path::Path;
 use std::time::Duration;
 
@@ -12,26 +12,12 @@ fn bin() -> &'static Path {
 /// The answer to one UDP datagram sent to `ip:port` from inside node `i`, on a socket of
 /// its own (bash's `/dev/udp` connects it, so only a reply from `ip:port` itself is read).
 fn udp_from(c: &Cluster, i: usize, ip: &str, port: u16) -> Option<String> {
-    let script = format!(
-        "exec 3<>/dev/udp/{ip}/{port} && printf whoami >&3 && timeout 5 dd bs=65536 count=1 status=none <&3"
-    );
-    let out = c
-        .net
-        .command(i, "timeout")
-        .args(["10", "bash", "-c", &script])
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-/// The task name a whoami answer names.
-fn task_name(answer: &str) -> Option<String> {
-    answer
-        .lines()
-        .find_map(|l| l.strip_prefix("Name: "))
-        .map(str::to_string)
+    c.bash_from(
+        i,
+        &format!(
+            "exec 3<>/dev/udp/{ip}/{port} && printf whoami >&3 && timeout 5 dd bs=65536 count=1 status=none <&3"
+        ),
+    )
 }
 
 fn vip_of(c: &Cluster, service: &str) -> String {
@@ -86,7 +72,11 @@ fn a_service_vip_reaches_its_tasks_from_every_node() {
     for i in 0..3 {
         let mut seen = std::collections::HashSet::new();
         let ok = wait_until(Duration::from_secs(20), || {
-            if let Some(name) = c.http_get_from(i, &vip, 80).as_deref().and_then(task_name) {
+            if let Some(name) = c
+                .http_get_from(i, &vip, 80)
+                .as_deref()
+                .and_then(whoami_name)
+            {
                 seen.insert(name);
             }
             seen.len() == 2
@@ -112,7 +102,7 @@ fn a_service_vip_reaches_its_tasks_from_every_node() {
         let ok = wait_until(Duration::from_secs(20), || {
             if let Some(name) = udp_from(&c, i, &names_vip, 53)
                 .as_deref()
-                .and_then(task_name)
+                .and_then(whoami_name)
             {
                 seen.insert(name);
             }
@@ -131,7 +121,11 @@ fn a_service_vip_reaches_its_tasks_from_every_node() {
         .ok());
     let one_task = wait_until(Duration::from_secs(20), || {
         let names: std::collections::HashSet<String> = (0..6)
-            .filter_map(|_| c.http_get_from(1, &vip, 80).as_deref().and_then(task_name))
+            .filter_map(|_| {
+                c.http_get_from(1, &vip, 80)
+                    .as_deref()
+                    .and_then(whoami_name)
+            })
             .collect();
         names.len() == 1
     });
@@ -179,7 +173,7 @@ fn a_service_vip_reaches_its_tasks_from_every_node() {
     let ok = wait_until(Duration::from_secs(20), || {
         answer = c
             .http_get_from(1, &vip, 80)
-            .filter(|a| task_name(a).is_some());
+            .filter(|a| whoami_name(a).is_some());
         answer.is_some()
     });
     assert!(

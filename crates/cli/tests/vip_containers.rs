@@ -14,7 +14,7 @@
 
 use shoal_testkit::docker;
 use shoal_testkit::netns::RouteInto;
-use shoal_testkit::{run_within, wait_until, Cluster};
+use shoal_testkit::{run_within, wait_until, whoami_name, Cluster};
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 use std::path::Path;
@@ -76,14 +76,6 @@ fn get_in(id: &str, host: &str, port: u16) -> Option<String> {
          while IFS= read -r -t 5 line <&3; do printf '%s\\n' \"$line\"; done"
     );
     bash_in(id, &script)
-}
-
-/// The task name a whoami answer names.
-fn task_name(answer: &str) -> Option<String> {
-    answer
-        .lines()
-        .find_map(|l| l.strip_prefix("Name: "))
-        .map(|n| n.trim().to_string())
 }
 
 #[test]
@@ -186,7 +178,7 @@ fn a_container_task_reaches_a_service_by_name_over_its_vip() {
     // By name, over the VIP: the node's VIP listener balances over both tasks.
     let mut seen = BTreeSet::new();
     let both = wait_until(WAIT, || {
-        if let Some(name) = get_in(&id, "web", 80).as_deref().and_then(task_name) {
+        if let Some(name) = get_in(&id, "web", 80).as_deref().and_then(whoami_name) {
             seen.insert(name);
         }
         seen.len() == 2
@@ -200,7 +192,7 @@ fn a_container_task_reaches_a_service_by_name_over_its_vip() {
         seen.iter().all(|n| n.starts_with("web.")),
         "answers of web's tasks: {seen:?}"
     );
-    let by_vip = get_in(&id, &vip, 80).as_deref().and_then(task_name);
+    let by_vip = get_in(&id, &vip, 80).as_deref().and_then(whoami_name);
     assert!(
         by_vip.as_deref().is_some_and(|n| n.starts_with("web.")),
         "http://{vip}:80/ from the container: {by_vip:?}"

@@ -200,14 +200,7 @@ impl Mesh {
 
     /// Connection and flow counters since the mesh was created.
     pub fn stats(&self) -> MeshStats {
-        let flows: usize = self
-            .inner
-            .udp
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .values()
-            .map(UdpPort::flows)
-            .sum();
-        self.inner.shared.stats.snapshot(flows as u64)
+        let flows = UdpPort::flows_of(&self.inner.udp);
+        self.inner.shared.stats.snapshot(flows)
     }
 }

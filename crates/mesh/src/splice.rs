@@ -256,11 +256,9 @@ async fn pump(
             drop(buf);
             let mut taken = Taken {
                 pool: pipes,
-                pipe: Some(pipe),
+                pipe: None,
             };
-            let Some(pipe) = taken.pipe.as_mut() else {
-                return Ok(());
-            };
+            let pipe = taken.pipe.insert(pipe);
             return splice_pump(from, to, pipe, one_done, activity).await;
         }
     }

@@ -122,6 +122,16 @@ impl UdpPort {
         self.state.flows.len()
     }
 
+    /// Flows open now over all of `ports`.
+    pub(crate) fn flows_of<K>(
+        ports: &std::sync::Mutex<std::collections::BTreeMap<K, UdpPort>>,
+    ) -> u64 {
+        let ports = ports
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        ports.values().map(|p| p.flows() as u64).sum()
+    }
+
     /// Stops receiving and ends every flow.
     pub(crate) async fn close(mut self) {
         self.recv.abort();

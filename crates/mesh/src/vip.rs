@@ -137,14 +137,10 @@ impl VipProxy {
 
     /// Connection and flow counters since the listener started.
     pub fn stats(&self) -> crate::MeshStats {
-        let flows: usize = self
-            .udp
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .values()
-            .map(UdpPort::flows)
-            .sum();
-        self.inner.shared.stats.snapshot(flows as u64)
+        self.inner
+            .shared
+            .stats
+            .snapshot(UdpPort::flows_of(&self.udp))
     }
 }
 

@@ -86,13 +86,21 @@ impl Cluster {
     /// The answer to an HTTP/1.0 `GET /` at `ip:port`, sent from inside node `i`'s network
     /// namespace (`None` if the connection failed or nothing came back in 5 s).
     pub fn http_get_from(&self, i: usize, ip: &str, port: u16) -> Option<String> {
-        let script = format!(
-            "exec 3<>/dev/tcp/{ip}/{port} && printf 'GET / HTTP/1.0\\r\\n\\r\\n' >&3 && timeout 5 cat <&3"
-        );
+        self.bash_from(
+            i,
+            &format!(
+                "exec 3<>/dev/tcp/{ip}/{port} && printf 'GET / HTTP/1.0\\r\\n\\r\\n' >&3 && timeout 5 cat <&3"
+            ),
+        )
+    }
+
+    /// What a bash `script` run inside node `i`'s network namespace prints, if it succeeds
+    /// within 10 s.
+    pub fn bash_from(&self, i: usize, script: &str) -> Option<String> {
         let out = self
             .net
             .command(i, "timeout")
-            .args(["10", "bash", "-c", &script])
+            .args(["10", "bash", "-c", script])
             .output()
             .ok()?;
         out.status

@@ -7,6 +7,22 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+/// The task name a `shoal whoami` answer names (its `Name:` line).
+pub fn whoami_name(answer: &str) -> Option<String> {
+    answer
+        .lines()
+        .find_map(|l| l.strip_prefix("Name: "))
+        .map(|n| n.trim().to_string())
+}
+
+/// The task names that answered `n` whoami requests to `addr` (failed requests left out).
+pub fn whoami_names(addr: SocketAddr, n: usize) -> std::collections::HashSet<String> {
+    (0..n)
+        .filter_map(|_| http_get_at(addr, "/").ok())
+        .filter_map(|b| whoami_name(&b))
+        .collect()
+}
+
 /// `GET path` on 127.0.0.1:port with `Connection: close`; the whole response.
 pub fn http_get(port: u16, path: &str) -> std::io::Result<String> {
     http_get_at(SocketAddr::from(([127, 0, 0, 1], port)), path)

@@ -14,7 +14,7 @@ pub mod rate;
 
 pub use cluster::Cluster;
 pub use daemon::{run_within, Daemon, Output};
-pub use http::{http_get, http_get_at, ClientKind, Load, LoadReport};
+pub use http::{http_get, http_get_at, whoami_name, whoami_names, ClientKind, Load, LoadReport};
 pub use netns::TestNet;
 pub use procs::{alive, processes_with_env};
 pub use rate::{Histogram, RateLoad, RateReport};
