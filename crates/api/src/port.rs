@@ -22,13 +22,25 @@ impl Protocol {
     }
 }
 
-/// `ingress`: every node's routing mesh answers; `host`: only the node running the task.
+/// `ingress`: every node's routing mesh answers; `host`: only the node running the task;
+/// `internal` (`--expose`): no node answers, only the service's VIP and DNS lead to it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PublishMode {
     #[default]
     Ingress,
     Host,
+    Internal,
+}
+
+impl PublishMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PublishMode::Ingress => "ingress",
+            PublishMode::Host => "host",
+            PublishMode::Internal => "internal",
+        }
+    }
 }
 
 /// A header the routing mesh sends a task ahead of each connection it relays, naming the
@@ -70,6 +82,32 @@ pub struct PortConfig {
 }
 
 impl PortConfig {
+    /// Parse one `--expose` value, `PORT[/PROTO]`: a port the tasks listen on that is
+    /// reached through the service's VIP (and its `tasks.` SRV records), published nowhere.
+    pub fn expose(text: &str) -> Result<PortConfig, SpecError> {
+        let bad = |reason: &str| SpecError::invalid("expose", text, reason);
+        let (port, proto) = match text.split_once('/') {
+            Some((p, proto)) => (
+                p,
+                parse_proto(proto).ok_or_else(|| bad("protocol must be tcp or udp"))?,
+            ),
+            None => (text, Protocol::Tcp),
+        };
+        Ok(PortConfig {
+            published: None,
+            target: parse_port(port).map_err(bad)?,
+            protocol: proto,
+            mode: PublishMode::Internal,
+            proxy_protocol: None,
+        })
+    }
+
+    /// Whether the port is answered on the nodes' addresses (ingress or host mode), not
+    /// only through the VIP.
+    pub fn is_published(&self) -> bool {
+        self.mode != PublishMode::Internal
+    }
+
     /// Parse one `--publish` value.
     pub fn parse(text: &str) -> Result<PortConfig, SpecError> {
         let bad = |reason: &str| SpecError::invalid("publish", text, reason);
@@ -167,8 +205,11 @@ impl PortConfig {
 }
 
 impl std::fmt::Display for PortConfig {
-    /// Docker's `service ls` form: `*:8080->80/tcp`.
+    /// Docker's `service ls` form: `*:8080->80/tcp`; an exposed port `80/tcp (internal)`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if !self.is_published() {
+            return write!(f, "{}/{} (internal)", self.target, self.protocol.as_str());
+        }
         match self.published {
             Some(p) => write!(f, "*:{}->{}/{}", p, self.target, self.protocol.as_str())?,
             None => write!(f, "*:?->{}/{}", self.target, self.protocol.as_str())?,
@@ -220,6 +261,27 @@ mod tests {
             PortConfig::parse("8080:80").unwrap().to_string(),
             "*:8080->80/tcp"
         );
+    }
+
+    #[test]
+    fn an_exposed_port_is_published_nowhere() {
+        let p = PortConfig::expose("80").unwrap();
+        assert_eq!(
+            (p.published, p.target, p.protocol),
+            (None, 80, Protocol::Tcp)
+        );
+        assert!(!p.is_published());
+        assert_eq!(p.to_string(), "80/tcp (internal)");
+        assert_eq!(
+            PortConfig::expose("53/udp").unwrap().protocol,
+            Protocol::Udp
+        );
+        let json = serde_json::to_value(p).unwrap();
+        assert_eq!(json["mode"], "internal");
+        for text in ["0", "8080:80", "80/sctp", "", "x"] {
+            let err = PortConfig::expose(text).expect_err(text).to_string();
+            assert!(err.starts_with("invalid expose"), "{err}");
+        }
     }
 
     #[test]

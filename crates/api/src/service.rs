@@ -522,6 +522,13 @@ impl ServiceSpec {
         }
         let mut seen = HashSet::new();
         for p in &self.ports {
+            if let (false, Some(published)) = (p.is_published(), p.published) {
+                return Err(SpecError::invalid(
+                    "expose",
+                    p.target.to_string(),
+                    format!("an exposed port is published nowhere, yet it names published port {published}"),
+                ));
+            }
             if let Some(reason) = p.proxy_protocol_problem() {
                 return Err(SpecError::invalid("publish", p.to_string(), reason));
             }

@@ -640,6 +640,14 @@ fn bad_load_balancing_input_is_refused() {
                 ],
                 "port published with ingress mode can't be used with dnsrr mode",
             ),
+            (
+                vec!["service", "create", "--name", "x", "--expose", "8080:80", "--", "true"],
+                "invalid expose \"8080:80\": port must be a number between 1 and 65535",
+            ),
+            (
+                vec!["service", "update", "--expose-rm", "81", "web"],
+                "invalid --expose-rm \"81\": the service does not expose it",
+            ),
         ],
     );
 }

@@ -186,6 +186,46 @@ fn a_service_vip_reaches_its_tasks_from_every_node() {
         answer.contains("ProxyProtocol: v2 via ") && answer.contains(&format!(" to {vip}:80\n")),
         "no PROXY header naming the VIP:\n{answer}"
     );
+
+    // A service that publishes nothing: its exposed port is reached through the VIP from
+    // every node, and no node publishes it.
+    let out = m.cli(&[
+        "service",
+        "create",
+        "--name",
+        "hidden",
+        "--replicas",
+        "2",
+        "--expose",
+        "80",
+        "--",
+        "shoal",
+        "whoami",
+    ]);
+    assert!(out.ok(), "create hidden: {out:?}");
+    let svc = m.json(&["service", "inspect", "hidden"]);
+    let ports = &svc[0]["ports"];
+    assert_eq!(ports[0]["mode"], "internal", "{svc}");
+    assert!(ports[0].get("published").is_none(), "{svc}");
+    let vip = vip_of(&c, "hidden");
+    for i in [0, 2] {
+        let mut seen = std::collections::HashSet::new();
+        let ok = wait_until(Duration::from_secs(30), || {
+            if let Some(name) = c
+                .http_get_from(i, &vip, 80)
+                .as_deref()
+                .and_then(whoami_name)
+            {
+                seen.insert(name);
+            }
+            seen.len() == 2
+        });
+        assert!(
+            ok,
+            "node {i}: VIP {vip}:80 of an exposed-only service reached only {seen:?}\n{}",
+            c.nodes[i].log()
+        );
+    }
 }
 
 /// `dig` against the cluster's DNS server, from inside node `i`: its output.

@@ -118,7 +118,10 @@ pub fn published_ports(
         }
         table.claim(port, p.protocol);
     }
-    for p in out.iter_mut().filter(|p| p.published.is_none()) {
+    for p in out
+        .iter_mut()
+        .filter(|p| p.is_published() && p.published.is_none())
+    {
         // The number the service has for this target, unless the request names it
         // elsewhere; else the lowest free one.
         let kept = table
@@ -157,7 +160,7 @@ pub fn rollback_ports(
     let mut out = Vec::with_capacity(wanted.len());
     for p in wanted {
         let mut p = *p;
-        if p.published.is_none() {
+        if p.is_published() && p.published.is_none() {
             p.published = table
                 .current(&p)
                 .flatten()

@@ -102,6 +102,10 @@ pub struct CreateArgs {
     /// published=P,target=T[,protocol=tcp|udp][,mode=ingress|host][,proxy-protocol=v2]
     #[arg(short, long)]
     publish: Vec<String>,
+    /// A port the tasks listen on, reached through the service's VIP and named in its SRV
+    /// records but published on no node: PORT[/PROTO]
+    #[arg(long)]
+    expose: Vec<String>,
     /// How the service's name resolves: vip (one virtual IP spreading connections) or
     /// dnsrr (the tasks' addresses)
     #[arg(long, default_value = "vip")]
@@ -460,6 +464,7 @@ impl CreateArgs {
             .publish
             .iter()
             .map(|p| PortConfig::parse(p))
+            .chain(self.expose.iter().map(|p| PortConfig::expose(p)))
             .collect::<Result<Vec<_>, _>>()?;
         let spec = ServiceSpec {
             endpoint_mode: shoal_api::EndpointMode::parse(&self.endpoint_mode)?,
@@ -855,7 +860,10 @@ fn print_pretty(info: &ServiceInfo) {
         }
     }
     print_resources(&t.resources);
-    pretty_line(format_args!("Endpoint Mode:\tvip"));
+    pretty_line(format_args!(
+        "Endpoint Mode:\t{}",
+        svc.spec.endpoint_mode.as_str()
+    ));
     if !svc.ports.is_empty() {
         pretty_line(format_args!("Ports:"));
         for p in &svc.ports {
@@ -865,14 +873,7 @@ fn print_pretty(info: &ServiceInfo) {
             ));
             pretty_line(format_args!("  Protocol = {}", p.protocol.as_str()));
             pretty_line(format_args!("  TargetPort = {}", p.target));
-            pretty_line(format_args!(
-                "  PublishMode = {}",
-                if p.mode == shoal_api::PublishMode::Host {
-                    "host"
-                } else {
-                    "ingress"
-                }
-            ));
+            pretty_line(format_args!("  PublishMode = {}", p.mode.as_str()));
             if let Some(proxy) = p.proxy_protocol {
                 pretty_line(format_args!("  ProxyProtocol = {}", proxy.as_str()));
             }

@@ -181,6 +181,12 @@ pub struct UpdateArgs {
     /// Published port to remove (PORT or PORT/udp)
     #[arg(long)]
     publish_rm: Vec<String>,
+    /// Add a port reached only through the VIP: PORT[/PROTO]
+    #[arg(long)]
+    expose_add: Vec<String>,
+    /// Exposed port to remove: PORT[/PROTO]
+    #[arg(long)]
+    expose_rm: Vec<String>,
     #[arg(long, value_parser = ["any", "on-failure", "none"])]
     restart_condition: Option<String>,
     #[arg(long, value_parser = parse_duration)]
@@ -305,6 +311,23 @@ impl UpdateArgs {
         }
         for p in &self.publish_add {
             spec.ports.push(PortConfig::parse(p)?);
+        }
+        for p in &self.expose_rm {
+            let gone = PortConfig::expose(p)?;
+            let before = spec.ports.len();
+            spec.ports.retain(|q| {
+                q.is_published() || (q.target, q.protocol) != (gone.target, gone.protocol)
+            });
+            anyhow::ensure!(
+                spec.ports.len() < before,
+                "invalid --expose-rm {p:?}: the service does not expose it"
+            );
+        }
+        for p in &self.expose_add {
+            let port = PortConfig::expose(p)?;
+            if !spec.ports.contains(&port) {
+                spec.ports.push(port);
+            }
         }
         if let Some(m) = &self.endpoint_mode {
             spec.endpoint_mode = shoal_api::EndpointMode::parse(m)?;
