@@ -1,7 +1,10 @@
 //! The daemon's own routes on the local socket: info, init, join, leave, unlock, and the
 //! guards that keep cluster-state calls off workers and off a locked manager.
 
-use crate::daemon::Runtime;
+use crate::membership::{
+    InitRequest, InitResponse, JoinRequest, JoinResponse, LeaveRequest, MembershipError,
+};
+use crate::runtime::Runtime;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
@@ -33,74 +36,8 @@ pub struct InfoResponse {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct InitRequest {
-    /// Address other nodes reach this node at (IP, or IP:PORT for the control port).
-    #[serde(default)]
-    pub advertise_addr: Option<String>,
-    /// Control port listen address (default 0.0.0.0:2377).
-    #[serde(default)]
-    pub listen_addr: Option<String>,
-    /// Agent heartbeat period in ms (default 1000).
-    #[serde(default)]
-    pub heartbeat_ms: Option<u64>,
-    /// Node certificate lifetime in seconds (default 90 days).
-    #[serde(default)]
-    pub cert_expiry_secs: Option<u64>,
-    /// Disaster recovery: restart the cluster this manager belonged to from its local
-    /// state, as its only manager.
-    #[serde(default)]
-    pub force_new_cluster: bool,
-    /// Managers start locked until `shoal unlock` gives the returned unlock key.
-    #[serde(default)]
-    pub autolock: bool,
-    /// The network service VIPs come from (default `10.96.0.0/16`).
-    #[serde(default)]
-    pub vip_pool: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct InitResponse {
-    pub cluster_id: String,
-    pub node_id: String,
-    pub worker_token: String,
-    pub manager_addr: String,
-    /// With autolock: the key `shoal unlock` asks for.
-    #[serde(default)]
-    pub unlock_key: Option<String>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct UnlockRequest {
     pub key: String,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct JoinRequest {
-    pub token: String,
-    /// A manager's control address, `HOST[:PORT]` (port 2377 by default).
-    pub remote_addr: String,
-    #[serde(default)]
-    pub advertise_addr: Option<String>,
-    /// Control port listen address if the token makes this node a manager
-    /// (default 0.0.0.0:2377).
-    #[serde(default)]
-    pub listen_addr: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct JoinResponse {
-    pub node_id: String,
-    pub cluster_id: String,
-    pub role: String,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LeaveRequest {
-    #[serde(default)]
-    pub force: bool,
 }
 
 pub fn router(rt: Arc<Runtime>) -> Router {
@@ -151,7 +88,7 @@ async fn leave(
     body: Result<Json<LeaveRequest>, JsonRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let Json(req) = body?;
-    rt.leave(req.force).await?;
+    rt.leave(req).await?;
     Ok(Json(
         serde_json::json!({ "message": "node left the cluster" }),
     ))
@@ -164,6 +101,37 @@ async fn unlock(
     let Json(req) = body?;
     rt.unlock(&req.key).await?;
     Ok(Json(serde_json::json!({ "message": "node unlocked" })))
+}
+
+/// The one place a refused or failed membership change becomes a response: a request
+/// that cannot be met is 400, one that clashes with what the node is 409, a manager out of
+/// reach 503.
+impl From<MembershipError> for ApiError {
+    fn from(e: MembershipError) -> Self {
+        use MembershipError as E;
+        match e {
+            E::Store(e) => ApiError::from(e),
+            E::AlreadyMember { .. }
+            | E::LeaveFirst { .. }
+            | E::NotMember
+            | E::NotAManager
+            | E::OnlyManager
+            | E::ManagerWithPeers { .. }
+            | E::Listen { .. }
+            | E::Duplicate(_) => ApiError::conflict(e.to_string()),
+            E::Addr(_)
+            | E::Heartbeat(_)
+            | E::CertExpiry
+            | E::VipPool(_)
+            | E::VipPoolOverlaps { .. }
+            | E::Token(_)
+            | E::NoAdvertiseAddr
+            | E::ForeignCluster(_)
+            | E::Refused(_) => ApiError::bad_request(e.to_string()),
+            E::Unreachable { .. } => ApiError::unavailable(e.to_string()),
+            E::Internal(_) => ApiError::internal(e.to_string()),
+        }
+    }
 }
 
 /// A locked manager answers only `info` and `unlock`.

@@ -5,6 +5,7 @@
 //! starts, and starts again on its own after a restart. This crate is the only one that
 //! depends on all the others.
 
+mod addr;
 mod api;
 mod budget;
 mod config;
@@ -22,16 +23,17 @@ pub mod raft_net;
 mod remote;
 mod renew;
 mod roles;
+mod runtime;
 mod state_key;
+mod unlock;
 mod vip_iface;
 mod vips;
 
-pub use api::{
-    InfoResponse, InitRequest, InitResponse, JoinRequest, JoinResponse, LeaveRequest, UnlockRequest,
-};
+pub use api::{InfoResponse, UnlockRequest};
 pub use budget::MeshLimits;
 pub use config::{DaemonConfig, DEFAULT_VIP_INTERFACE};
 pub use daemon::run;
+pub use membership::{InitRequest, InitResponse, JoinRequest, JoinResponse, LeaveRequest};
 pub use shoal_agent::docker_host;
 /// Where the routing mesh listens and its connection caps (part of [`DaemonConfig`]).
 pub use shoal_mesh::MeshConfig;

@@ -1,7 +1,8 @@
 //! Certificate renewal: at a random point between 50% and 80% of the certificate's life,
 //! a new key and certificate replace the old ones on disk and in the TLS configurations.
 
-use crate::membership::{save_certs, Certs};
+use crate::membership::store::save_certs;
+use crate::membership::Certs;
 use rand::Rng;
 use rustls::{ClientConfig, ServerConfig};
 use shoal_manager::ca::issue;

@@ -1,37 +1,11 @@
-//! What a node remembers of its cluster across restarts: role, managers, its certificates.
+//! What a node remembers of its cluster across restarts, on disk: `membership.json` (role,
+//! managers, addresses) and `certs/` (CA, certificate, node key, the key sealed under
+//! autolock).
 
+use super::record::{Certs, Membership};
 use anyhow::Context;
-use serde::{Deserialize, Serialize};
-use shoal_api::NodeRole;
 use shoal_store::seal::{self, Sealer};
 use std::path::{Path, PathBuf};
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Membership {
-    pub role: NodeRole,
-    pub cluster_id: String,
-    /// Control addresses of the managers (`ip:port`).
-    pub managers: Vec<String>,
-    /// Address other nodes reach this node's tasks at.
-    pub advertise_addr: String,
-    /// Control port listen address (managers).
-    #[serde(default)]
-    pub listen_addr: Option<String>,
-}
-
-/// The node's TLS material, PEM.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Certs {
-    pub ca_pem: String,
-    pub cert_pem: String,
-    pub key_pem: String,
-}
-
-impl std::fmt::Debug for Certs {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Certs").finish_non_exhaustive()
-    }
-}
 
 fn file(dir: &Path, name: &str) -> PathBuf {
     dir.join(name)
@@ -105,4 +79,47 @@ pub fn remove(dir: &Path) -> anyhow::Result<()> {
         std::fs::remove_dir_all(&certs).with_context(|| format!("removing {}", certs.display()))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shoal_api::NodeRole;
+
+    fn record() -> (Membership, Certs) {
+        (
+            Membership {
+                role: NodeRole::Manager,
+                cluster_id: "c1".into(),
+                managers: vec!["10.0.0.1:2377".into()],
+                advertise_addr: "10.0.0.1".into(),
+                listen_addr: Some("0.0.0.0:2377".into()),
+            },
+            Certs {
+                ca_pem: "ca".into(),
+                cert_pem: "cert".into(),
+                key_pem: "key".into(),
+            },
+        )
+    }
+
+    #[test]
+    fn saved_membership_loads_back_and_remove_forgets_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (m, certs) = record();
+        assert_eq!(load(dir.path(), None).expect("load"), None);
+        save(dir.path(), &m, &certs, None).expect("save");
+        for name in [
+            "membership.json",
+            "certs/ca.pem",
+            "certs/node.pem",
+            "certs/node-key.pem",
+        ] {
+            assert!(dir.path().join(name).exists(), "{name}");
+        }
+        assert_eq!(load(dir.path(), None).expect("load"), Some((m, certs)));
+        remove(dir.path()).expect("remove");
+        assert_eq!(load(dir.path(), None).expect("load"), None);
+        assert!(!dir.path().join("certs").exists());
+    }
 }
