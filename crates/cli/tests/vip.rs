@@ -1,7 +1,7 @@
 //! Service VIPs and the embedded DNS on a cluster whose nodes are network namespaces of
 //! the test's own: the VIPs live on each namespace's VIP interface, never on the machine's.
 
-use shoal_testkit::{wait_until, whoami_name, Cluster};
+use shoal_testkit::{wait_until, whoami_name, Cluster, Daemon, TestNet};
 use std::path::Path;
 use std::time::Duration;
 
@@ -401,4 +401,44 @@ fn every_node_answers_service_names_and_forwards_the_rest() {
             upstream,
         )
     });
+}
+
+/// A node with an address inside the cluster's VIP pool is refused at join, naming the
+/// network, and the cluster is left as it was; without that address it joins.
+#[test]
+fn a_node_with_a_network_inside_the_vip_pool_is_refused_at_join() {
+    let net = TestNet::create(2).expect("test network");
+    let first = Daemon::start_in(bin(), &net, 0);
+    first.init_with(&["--vip-pool", "10.250.0.0/16"]);
+    let token = first.join_token("worker");
+    let second = Daemon::start_in(bin(), &net, 1);
+    let ip = |args: &[&str]| {
+        let out = net.command(1, "ip").args(args).output().expect("ip");
+        assert!(out.status.success(), "ip {args:?}: {out:?}");
+    };
+    // On the namespace's loopback: this kernel may have no dummy links.
+    ip(&["address", "add", "10.250.7.1/24", "dev", "lo"]);
+    let join = || {
+        second.cli(&[
+            "join",
+            "--token",
+            &token,
+            "--advertise-addr",
+            &net.ip(1).to_string(),
+            &format!("{}:2377", net.ip(0)),
+        ])
+    };
+    let out = join();
+    assert!(!out.ok(), "joined with a network inside the pool: {out:?}");
+    assert!(
+        out.stderr.contains(
+            "this node has 10.250.7.1/24 on lo, which overlaps the cluster's vip-pool 10.250.0.0/16"
+        ),
+        "{out:?}"
+    );
+    let nodes = first.json(&["node", "ls", "--format", "json"]);
+    assert_eq!(nodes.as_array().map(Vec::len), Some(1), "{nodes}");
+    ip(&["address", "del", "10.250.7.1/24", "dev", "lo"]);
+    let out = join();
+    assert!(out.ok(), "join: {out:?}\n{}", second.log());
 }

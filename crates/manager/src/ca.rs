@@ -4,7 +4,9 @@ use crate::leader::require_leader;
 use crate::now_millis;
 use shoal_api::{Cluster, Node, NodeRole, NodeState};
 use shoal_rpc::pki::{self, CaMaterial, CertRole};
-use shoal_rpc::proto::{ca_server, Empty, IssueRequest, IssueResponse, RenewRequest, RootCa};
+use shoal_rpc::proto::{
+    ca_server, Empty, IssueRequest, IssueResponse, LocalNetwork, RenewRequest, RootCa,
+};
 use shoal_rpc::tls::PeerIdentity;
 use shoal_rpc::token::{self, JoinToken};
 use shoal_store::{Store, StoreError};
@@ -200,6 +202,9 @@ impl ca_server::Ca for CaService {
         };
         let advertised = reachable_addr(&req, &req.get_ref().addr);
         let r = req.into_inner();
+        if let Some(reason) = pool_overlap(&c.vip_pool(), &r.networks) {
+            return Err(Status::failed_precondition(reason));
+        }
         let control_addr = if role == NodeRole::Manager {
             let a: std::net::SocketAddr = r.control_addr.parse().map_err(|_| {
                 Status::invalid_argument(format!(
@@ -281,6 +286,22 @@ impl ca_server::Ca for CaService {
     }
 }
 
+/// Why a node with these networks cannot join a cluster whose VIPs come from `pool`, if
+/// it cannot: a network of its overlaps the pool, so the cluster's VIPs would shadow the
+/// hosts there. A network that does not parse is not one the node has: it is ignored.
+fn pool_overlap(pool: &shoal_api::VipPool, networks: &[LocalNetwork]) -> Option<String> {
+    let n = networks.iter().find(|n| {
+        let addr = n.addr.parse::<std::net::Ipv4Addr>();
+        matches!((addr, u8::try_from(n.prefix)), (Ok(a), Ok(len)) if len <= 32 && pool.overlaps(a, len))
+    })?;
+    Some(format!(
+        "this node has {}/{} on {}, which overlaps the cluster's vip-pool {pool}: \
+         its VIPs would shadow that network (move the address, or start the cluster with \
+         another --vip-pool)",
+        n.addr, n.prefix, n.dev
+    ))
+}
+
 /// A gRPC status usable as the error of a store write.
 #[derive(Debug)]
 pub struct StatusError(pub Status);
@@ -294,6 +315,32 @@ impl From<StoreError> for StatusError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_node_inside_the_vip_pool_is_refused_naming_its_network() {
+        let pool = shoal_api::VipPool::parse("10.96.0.0/16").expect("pool");
+        let net = |addr: &str, prefix: u32| LocalNetwork {
+            addr: addr.into(),
+            prefix,
+            dev: "eth1".into(),
+        };
+        assert_eq!(pool_overlap(&pool, &[]), None);
+        assert_eq!(
+            pool_overlap(&pool, &[net("192.168.1.5", 24), net("10.97.0.1", 16)]),
+            None
+        );
+        let why =
+            pool_overlap(&pool, &[net("192.168.1.5", 24), net("10.96.3.7", 24)]).expect("overlap");
+        assert!(
+            why.starts_with("this node has 10.96.3.7/24 on eth1, which overlaps the cluster's vip-pool 10.96.0.0/16"),
+            "{why}"
+        );
+        // A network that does not parse is none the node has.
+        assert_eq!(
+            pool_overlap(&pool, &[net("x", 24), net("10.96.0.1", 99)]),
+            None
+        );
+    }
 
     /// `Session` let a worker set its address to anything, so the mesh routed to it.
     #[test]

@@ -90,6 +90,20 @@ impl Runtime {
         *self.standing.lock().unwrap_or_else(|p| p.into_inner()) = Standing::from_membership(m);
     }
 
+    /// The IPv4 networks this node has an address in, outside its VIP interface: a VIP
+    /// pool must stay clear of them. Empty (and logged) when they cannot be listed.
+    pub(crate) fn local_networks(&self) -> Vec<(std::net::Ipv4Addr, u8, String)> {
+        let iface = self
+            .cfg
+            .vip_interface
+            .as_deref()
+            .unwrap_or(crate::config::DEFAULT_VIP_INTERFACE);
+        crate::vip_iface::local_networks(iface).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "the VIP pool is not checked against this node's networks");
+            Vec::new()
+        })
+    }
+
     /// What seals the node key on disk (see `state_key::node_key_sealer`).
     pub(crate) fn key_sealer(&self) -> Option<shoal_store::Sealer> {
         state_key::node_key_sealer(&self.store)

@@ -126,27 +126,16 @@ impl Runtime {
     /// Refuse a VIP pool that overlaps a network this node has an address in: its VIPs
     /// would shadow real hosts.
     fn check_vip_pool(&self, pool: &VipPool) -> Result<(), E> {
-        let iface = self
-            .cfg
-            .vip_interface
-            .as_deref()
-            .unwrap_or(crate::config::DEFAULT_VIP_INTERFACE);
-        match crate::vip_iface::local_networks(iface) {
-            Ok(networks) => {
-                if let Some((addr, len, dev)) = networks
-                    .iter()
-                    .find(|(addr, len, _)| pool.overlaps(*addr, *len))
-                {
-                    return Err(E::VipPoolOverlaps {
-                        pool: pool.to_string(),
-                        network: format!("{addr}/{len}"),
-                        dev: dev.to_string(),
-                    });
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "the VIP pool is not checked against this node's networks")
-            }
+        if let Some((addr, len, dev)) = self
+            .local_networks()
+            .into_iter()
+            .find(|(addr, len, _)| pool.overlaps(*addr, *len))
+        {
+            return Err(E::VipPoolOverlaps {
+                pool: pool.to_string(),
+                network: format!("{addr}/{len}"),
+                dev,
+            });
         }
         Ok(())
     }

@@ -11,7 +11,7 @@ use crate::addr;
 use crate::runtime::Runtime;
 use shoal_api::NodeRole;
 use shoal_rpc::pki;
-use shoal_rpc::proto::IssueRequest;
+use shoal_rpc::proto::{IssueRequest, LocalNetwork};
 use shoal_rpc::token::JoinToken;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -42,6 +42,15 @@ impl Runtime {
             hostname: self.hostname.clone(),
             addr: advertise.to_string(),
             control_addr,
+            networks: self
+                .local_networks()
+                .into_iter()
+                .map(|(addr, prefix, dev)| LocalNetwork {
+                    addr: addr.to_string(),
+                    prefix: u32::from(prefix),
+                    dev,
+                })
+                .collect(),
         };
         let (resp, answered) = first_contact::issue(manager, &root, issue).await?;
         let role: NodeRole = resp.role.parse().map_err(E::internal)?;

@@ -222,6 +222,7 @@ async fn join(swarm: &Swarm, i: usize) -> anyhow::Result<Member> {
             hostname: hostname.clone(),
             addr: NODE_ADDR.into(),
             control_addr: String::new(),
+            networks: Vec::new(),
         }),
     )
     .await?
