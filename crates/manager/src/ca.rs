@@ -247,7 +247,7 @@ impl ca_server::Ca for CaService {
                 let mut node = Node::new(r.node_id.clone(), hostname.clone(), role, ip.clone(), now);
                 node.state = NodeState::Unknown;
                 node.control_addr = control_addr.clone();
-                tx.put_node(node);
+                tx.put(node);
                 Ok(())
             })
             .await

@@ -62,7 +62,7 @@ async fn mark_ready(store: &Store, node_id: &str, now: u64) -> Result<(), StoreE
                 if n.state != NodeState::Ready {
                     n.state = NodeState::Ready;
                     n.updated_at = now;
-                    tx.put_node(n);
+                    tx.put(n);
                 }
             }
             Ok(())
@@ -146,7 +146,7 @@ impl dispatcher_server::Dispatcher for DispatcherService {
                     .get(&node_id)
                     .and_then(|n| said.apply(n, now));
                 if let Some(n) = changed {
-                    tx.put_node(n);
+                    tx.put(n);
                 }
                 Ok::<_, StoreError>(())
             })

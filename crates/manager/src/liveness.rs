@@ -187,7 +187,7 @@ pub async fn run(
                     n.state = NodeState::Down;
                     n.updated_at = now;
                     tracing::warn!(node = %id, hostname = %n.hostname, "node down: heartbeats missed");
-                    tx.put_node(n);
+                    tx.put(n);
                 }
             }
             Ok::<_, StoreError>(())

@@ -6,7 +6,7 @@ use crate::plan::{Action, SlotKey, UpdateChange};
 use crate::scheduler::{schedule, Decision};
 use crate::updater::rolled_back;
 use shoal_api::{id, Task, TaskState, TaskStatus, UpdateState};
-use shoal_store::{Op, Store, StoreError, Txn};
+use shoal_store::{Store, StoreError, Txn};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -97,7 +97,7 @@ fn apply_update(tx: &mut Txn, change: UpdateChange, now: u64) {
     } else {
         tracing::info!(service = %name, version = service.version, state, message, "rollout");
     }
-    tx.put_service(service);
+    tx.put(service);
 }
 
 fn apply_action(tx: &mut Txn, action: Action, now: u64) {
@@ -133,7 +133,7 @@ fn apply_action(tx: &mut Txn, action: Action, now: u64) {
                 pending_reason: None,
             };
             tracing::info!(task = %task.name(), attempt, "task created");
-            tx.put_task(task);
+            tx.put(task);
         }
         Action::SetDesired { task_id, state } => {
             let Some(mut task) = tx.state().tasks.get(&task_id).cloned() else {
@@ -155,9 +155,9 @@ fn apply_action(tx: &mut Txn, action: Action, now: u64) {
                     "shut down before it was scheduled",
                 );
             }
-            tx.put_task(task);
+            tx.put(task);
         }
-        Action::Delete { task_id } => tx.push(Op::DeleteTask(task_id)),
+        Action::Delete { task_id } => tx.delete::<Task>(task_id),
     }
 }
 
@@ -173,7 +173,7 @@ fn apply_decision(tx: &mut Txn, decision: Decision, now: u64) {
                 tracing::warn!(error = %e, "assignment refused");
                 return;
             }
-            tx.put_task(task);
+            tx.put(task);
         }
         Decision::Pending { task_id, reason } => {
             let Some(mut task) = tx.state().tasks.get(&task_id).cloned() else {
@@ -181,7 +181,7 @@ fn apply_decision(tx: &mut Txn, decision: Decision, now: u64) {
             };
             if task.pending_reason.as_deref() != Some(reason.as_str()) {
                 task.pending_reason = Some(reason);
-                tx.put_task(task);
+                tx.put(task);
             }
         }
     }
@@ -226,14 +226,14 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Arc::new(Store::open(&dir.path().join("state.redb")).expect("store"));
         block(store.update(|tx| {
-            tx.put_node(Node::new(
+            tx.put(Node::new(
                 "n1".into(),
                 "n1".into(),
                 NodeRole::Manager,
                 "127.0.0.1".into(),
                 0,
             ));
-            tx.put_service(Service {
+            tx.put(Service {
                 vip: None,
                 id: "s1".into(),
                 version: 1,
@@ -263,7 +263,7 @@ mod tests {
                     if t.status.message != "stopping" {
                         let state = t.status.state;
                         t.advance(state, now, "stopping").unwrap();
-                        tx.put_task(t);
+                        tx.put(t);
                         continue;
                     }
                     TaskState::Shutdown
@@ -281,7 +281,7 @@ mod tests {
                     t.status.health = Some(shoal_api::Health::Starting);
                 }
                 t.advance(to, now, to.as_str()).unwrap();
-                tx.put_task(t);
+                tx.put(t);
             }
             Ok::<_, StoreError>(())
         }))
@@ -303,7 +303,7 @@ mod tests {
                 completed_at: None,
                 message: String::new(),
             });
-            tx.put_service(s);
+            tx.put(s);
             Ok::<_, StoreError>(())
         }))
         .unwrap();
@@ -492,7 +492,7 @@ mod tests {
         block(r.store.update(|tx| {
             let mut nodes = tx.state().nodes["n1"].clone();
             nodes.state = shoal_api::NodeState::Down;
-            tx.put_node(nodes);
+            tx.put(nodes);
             Ok::<_, StoreError>(())
         }))
         .unwrap();

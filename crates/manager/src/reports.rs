@@ -36,7 +36,7 @@ pub async fn apply_reports(
                 }
             }
             match task.apply_report(&r, now) {
-                Ok(()) => tx.put_task(task),
+                Ok(()) => tx.put(task),
                 Err(e) => tracing::debug!(error = %e, "task report refused"),
             }
         }
@@ -75,14 +75,14 @@ mod tests {
         };
         store
             .update(|tx| {
-                tx.put_node(Node::new(
+                tx.put(Node::new(
                     "w1".into(),
                     "w1".into(),
                     NodeRole::Worker,
                     "10.0.0.5".into(),
                     0,
                 ));
-                tx.put_task(task);
+                tx.put(task);
                 Ok::<_, StoreError>(())
             })
             .await

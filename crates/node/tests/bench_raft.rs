@@ -132,7 +132,7 @@ async fn fill(store: &Store, n: usize) {
         store
             .update(|tx| {
                 for i in chunk {
-                    tx.put_task(task(*i));
+                    tx.put(task(*i));
                 }
                 Ok::<_, StoreError>(())
             })
@@ -182,7 +182,7 @@ async fn bench_task_status_throughput() {
                             if let Some(mut t) = tx.state().tasks.get(&id).cloned() {
                                 t.status.timestamp += 1;
                                 t.status.message = format!("beat {round}");
-                                tx.put_task(t);
+                                tx.put(t);
                             }
                         }
                         Ok::<_, StoreError>(())

@@ -1,17 +1,16 @@
 //! The store: an in-memory `ClusterState` mirrored to redb, with a watch channel.
 
+use crate::kind::{Kind, KindVisitor, OpVisitor};
+use crate::op::each_kind;
 use crate::seal::{self, Sealer};
 use crate::{apply_op, Op, StoreError};
 use redb::{Database, ReadableTable, TableDefinition};
-use shoal_api::ClusterState;
+use shoal_api::{Cluster, ClusterState};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::watch;
 
-const NODES: TableDefinition<&str, &[u8]> = TableDefinition::new("nodes");
-const SERVICES: TableDefinition<&str, &[u8]> = TableDefinition::new("services");
-const TASKS: TableDefinition<&str, &[u8]> = TableDefinition::new("tasks");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 
 /// A write in progress: reads see the writes made so far.
@@ -31,16 +30,14 @@ impl Txn {
         self.ops.push(op);
     }
 
-    pub fn put_task(&mut self, task: shoal_api::Task) {
-        self.push(Op::PutTask(Box::new(task)));
+    /// Write `object` (a node, service, task, ...), replacing the one with its ID.
+    pub fn put<K: Kind>(&mut self, object: K) {
+        self.push(object.put_op());
     }
 
-    pub fn put_service(&mut self, service: shoal_api::Service) {
-        self.push(Op::PutService(Box::new(service)));
-    }
-
-    pub fn put_node(&mut self, node: shoal_api::Node) {
-        self.push(Op::PutNode(Box::new(node)));
+    /// Delete the `K` with ID `id`, if there is one.
+    pub fn delete<K: Kind>(&mut self, id: impl Into<String>) {
+        self.push(K::delete_op(id.into()));
     }
 
     pub fn is_empty(&self) -> bool {
@@ -271,24 +268,10 @@ impl Store {
         if let Some(c) = &state.cluster {
             ops.push(Op::SetCluster(Box::new(c.clone())));
         }
-        ops.extend(
-            state
-                .nodes
-                .values()
-                .map(|n| Op::PutNode(Box::new(n.clone()))),
-        );
-        ops.extend(
-            state
-                .services
-                .values()
-                .map(|s| Op::PutService(Box::new(s.clone()))),
-        );
-        ops.extend(
-            state
-                .tasks
-                .values()
-                .map(|t| Op::PutTask(Box::new(t.clone()))),
-        );
+        let Ok(()) = each_kind(&mut PutAll {
+            state: &state,
+            ops: &mut ops,
+        });
         persist(
             &self.db,
             &ops,
@@ -373,48 +356,105 @@ fn persist(
 ) -> Result<(), StoreError> {
     let w = db.begin_write()?;
     {
-        let mut nodes = w.open_table(NODES)?;
-        let mut services = w.open_table(SERVICES)?;
-        let mut tasks = w.open_table(TASKS)?;
-        let mut meta = w.open_table(META)?;
+        let mut rows = Rows {
+            w: &w,
+            tables: BTreeMap::new(),
+            meta: w.open_table(META)?,
+            sealer,
+        };
         for op in ops {
-            match op {
-                Op::SetCluster(c) => {
-                    meta.insert("cluster", seal::seal(sealer, encode(c)?)?.as_slice())?;
-                }
-                Op::Reset => {
-                    meta.remove("cluster")?;
-                    clear(&mut nodes)?;
-                    clear(&mut services)?;
-                    clear(&mut tasks)?;
-                }
-                Op::PutNode(n) => {
-                    nodes.insert(n.id.as_str(), seal::seal(sealer, encode(n)?)?.as_slice())?;
-                }
-                Op::DeleteNode(id) => {
-                    nodes.remove(id.as_str())?;
-                }
-                Op::PutService(s) => {
-                    services.insert(s.id.as_str(), seal::seal(sealer, encode(s)?)?.as_slice())?;
-                }
-                Op::DeleteService(id) => {
-                    services.remove(id.as_str())?;
-                }
-                Op::PutTask(t) => {
-                    tasks.insert(t.id.as_str(), seal::seal(sealer, encode(t)?)?.as_slice())?;
-                }
-                Op::DeleteTask(id) => {
-                    tasks.remove(id.as_str())?;
-                }
-            }
+            op.visit(&mut rows)?;
         }
-        meta.insert("version", version.to_le_bytes().as_slice())?;
+        rows.meta
+            .insert("version", version.to_le_bytes().as_slice())?;
         for (k, v) in records {
-            meta.insert(format!("raft.{k}").as_str(), v.as_slice())?;
+            rows.meta
+                .insert(format!("raft.{k}").as_str(), v.as_slice())?;
         }
     }
     w.commit()?;
     Ok(())
+}
+
+/// The table a kind's records are kept in.
+fn table<K: Kind>() -> TableDefinition<'static, &'static str, &'static [u8]> {
+    TableDefinition::new(K::TABLE)
+}
+
+/// Writes ops as rows of one write transaction, each kind's table opened once.
+struct Rows<'w> {
+    w: &'w redb::WriteTransaction,
+    tables: BTreeMap<&'static str, redb::Table<'w, &'static str, &'static [u8]>>,
+    meta: redb::Table<'w, &'static str, &'static [u8]>,
+    sealer: Option<&'w Sealer>,
+}
+
+impl<'w> Rows<'w> {
+    fn table<K: Kind>(
+        &mut self,
+    ) -> Result<&mut redb::Table<'w, &'static str, &'static [u8]>, StoreError> {
+        Ok(match self.tables.entry(K::TABLE) {
+            std::collections::btree_map::Entry::Occupied(t) => t.into_mut(),
+            std::collections::btree_map::Entry::Vacant(v) => {
+                v.insert(self.w.open_table(table::<K>())?)
+            }
+        })
+    }
+}
+
+impl OpVisitor for Rows<'_> {
+    type Error = StoreError;
+
+    fn set_cluster(&mut self, cluster: &Cluster) -> Result<(), StoreError> {
+        self.meta.insert(
+            "cluster",
+            seal::seal(self.sealer, encode(cluster)?)?.as_slice(),
+        )?;
+        Ok(())
+    }
+
+    fn reset(&mut self) -> Result<(), StoreError> {
+        self.meta.remove("cluster")?;
+        each_kind(&mut ClearTables(self))
+    }
+
+    fn put<K: Kind>(&mut self, object: &K) -> Result<(), StoreError> {
+        let row = seal::seal(self.sealer, encode(object)?)?;
+        self.table::<K>()?.insert(object.id(), row.as_slice())?;
+        Ok(())
+    }
+
+    fn delete<K: Kind>(&mut self, id: &str) -> Result<(), StoreError> {
+        self.table::<K>()?.remove(id)?;
+        Ok(())
+    }
+}
+
+/// Empties every kind's table ([`Op::Reset`]).
+struct ClearTables<'r, 'w>(&'r mut Rows<'w>);
+
+impl KindVisitor for ClearTables<'_, '_> {
+    type Error = StoreError;
+
+    fn visit<K: Kind>(&mut self) -> Result<(), StoreError> {
+        clear(self.0.table::<K>()?)
+    }
+}
+
+/// The ops that write every object of a state.
+struct PutAll<'a> {
+    state: &'a ClusterState,
+    ops: &'a mut Vec<Op>,
+}
+
+impl KindVisitor for PutAll<'_> {
+    type Error = std::convert::Infallible;
+
+    fn visit<K: Kind>(&mut self) -> Result<(), Self::Error> {
+        self.ops
+            .extend(K::map(self.state).values().map(|o| o.clone().put_op()));
+        Ok(())
+    }
 }
 
 fn remove_records<'a>(
@@ -450,18 +490,19 @@ fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
 fn load(db: &Database, sealer: Option<&Sealer>) -> Result<(ClusterState, Meta), StoreError> {
     // Create the tables on first open so reads below never miss them.
     let w = db.begin_write()?;
-    for t in [NODES, SERVICES, TASKS, META] {
-        w.open_table(t)?;
-    }
+    each_kind(&mut CreateTable(&w))?;
+    w.open_table(META)?;
     w.commit()?;
 
     let r = db
         .begin_read()
         .map_err(|e| StoreError::Read(e.to_string()))?;
     let mut state = ClusterState::default();
-    load_table(&r, NODES, &mut state.nodes, sealer)?;
-    load_table(&r, SERVICES, &mut state.services, sealer)?;
-    load_table(&r, TASKS, &mut state.tasks, sealer)?;
+    each_kind(&mut LoadTable {
+        r: &r,
+        state: &mut state,
+        sealer,
+    })?;
     let meta = r.open_table(META)?;
     if let Some(v) = meta.get("version")? {
         let bytes: [u8; 8] = v
@@ -491,24 +532,43 @@ fn load(db: &Database, sealer: Option<&Sealer>) -> Result<(ClusterState, Meta), 
     Ok((state, records))
 }
 
-fn load_table<T: serde::de::DeserializeOwned>(
-    r: &redb::ReadTransaction,
-    def: TableDefinition<&str, &[u8]>,
-    into: &mut std::collections::BTreeMap<String, T>,
-    sealer: Option<&Sealer>,
-) -> Result<(), StoreError> {
-    let table = r.open_table(def)?;
-    for row in table.iter()? {
-        let (k, v) = row?;
-        let value = serde_json::from_slice(&seal::open(sealer, v.value())?).map_err(|source| {
-            StoreError::Corrupt {
-                key: k.value().to_string(),
-                source,
-            }
-        })?;
-        into.insert(k.value().to_string(), value);
+struct CreateTable<'w>(&'w redb::WriteTransaction);
+
+impl KindVisitor for CreateTable<'_> {
+    type Error = StoreError;
+
+    fn visit<K: Kind>(&mut self) -> Result<(), StoreError> {
+        self.0.open_table(table::<K>())?;
+        Ok(())
     }
-    Ok(())
+}
+
+/// Reads every row of a kind's table into its map.
+struct LoadTable<'a> {
+    r: &'a redb::ReadTransaction,
+    state: &'a mut ClusterState,
+    sealer: Option<&'a Sealer>,
+}
+
+impl KindVisitor for LoadTable<'_> {
+    type Error = StoreError;
+
+    fn visit<K: Kind>(&mut self) -> Result<(), StoreError> {
+        let table = self.r.open_table(table::<K>())?;
+        let into = K::map_mut(self.state);
+        for row in table.iter()? {
+            let (k, v) = row?;
+            let value =
+                serde_json::from_slice(&seal::open(self.sealer, v.value())?).map_err(|source| {
+                    StoreError::Corrupt {
+                        key: k.value().to_string(),
+                        source,
+                    }
+                })?;
+            into.insert(k.value().to_string(), value);
+        }
+        Ok(())
+    }
 }
 
 /// Open (or create) the redb file at `path`. redb panics on some damaged files (a
@@ -556,7 +616,7 @@ mod tests {
         for i in 0..20 {
             store
                 .update(|tx| {
-                    tx.put_node(node(&format!("n{i}")));
+                    tx.put(node(&format!("n{i}")));
                     Ok::<_, StoreError>(())
                 })
                 .await
@@ -583,7 +643,7 @@ mod tests {
         store
             .update(|tx| {
                 tx.push(Op::SetCluster(Box::new(cluster("c1"))));
-                tx.put_node(node("n1"));
+                tx.put(node("n1"));
                 Ok::<_, StoreError>(())
             })
             .await
@@ -621,7 +681,7 @@ mod tests {
             store
                 .update(|tx| {
                     tx.push(Op::SetCluster(Box::new(cluster("c1"))));
-                    tx.put_node(node("n1"));
+                    tx.put(node("n1"));
                     Ok::<_, StoreError>(())
                 })
                 .await
@@ -643,7 +703,7 @@ mod tests {
         rx.mark_unchanged();
         let res: Result<(), StoreError> = store
             .update(|tx| {
-                tx.put_node(node("n1"));
+                tx.put(node("n1"));
                 Err(StoreError::Write("refused".into()))
             })
             .await;
@@ -664,10 +724,10 @@ mod tests {
         rx.mark_unchanged();
         store
             .update(|tx| {
-                tx.put_node(node("n1"));
+                tx.put(node("n1"));
                 assert!(tx.state().nodes.contains_key("n1"));
-                tx.push(Op::DeleteNode("n1".into()));
-                tx.put_node(node("n2"));
+                tx.delete::<Node>("n1");
+                tx.put(node("n2"));
                 Ok::<_, StoreError>(())
             })
             .await
@@ -675,5 +735,84 @@ mod tests {
         assert!(rx.has_changed().unwrap());
         let s = store.state();
         assert_eq!(s.nodes.keys().collect::<Vec<_>>(), vec!["n2"]);
+    }
+
+    fn service(id: &str) -> shoal_api::Service {
+        serde_json::from_value(serde_json::json!({
+            "id": id, "version": 1, "ports": [], "created_at": 1, "updated_at": 1,
+            "spec": {"name": id, "mode": {"replicated": {"replicas": 1}},
+                     "task": {"runtime": {"process": {"command": ["shoal", "whoami"]}}}}
+        }))
+        .unwrap()
+    }
+
+    fn task(id: &str) -> shoal_api::Task {
+        serde_json::from_value(serde_json::json!({
+            "id": id, "service_id": "s1", "service_name": "s1", "slot": 1, "spec_version": 1,
+            "spec": {"runtime": {"process": {"command": ["shoal", "whoami"]}}},
+            "desired_state": "running", "status": {"state": "new", "timestamp": 1},
+            "created_at": 1
+        }))
+        .unwrap()
+    }
+
+    /// The disk format: each kind's rows in its table of old ("nodes", "services", "tasks"),
+    /// keyed by ID, holding the object's JSON; a snapshot install writes the same rows.
+    #[tokio::test]
+    async fn rows_keep_their_tables_and_encoding() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        let store = Store::open(&path).unwrap();
+        store
+            .update(|tx| {
+                tx.put(node("n1"));
+                tx.put(service("s1"));
+                tx.put(task("t1"));
+                tx.put(task("t2"));
+                tx.delete::<shoal_api::Task>("t2");
+                Ok::<_, StoreError>(())
+            })
+            .await
+            .unwrap();
+        let written = store.state();
+        drop(store);
+        let rows = |path: &Path| {
+            let db = Database::open(path).unwrap();
+            let r = db.begin_read().unwrap();
+            let mut rows = BTreeMap::new();
+            for name in ["nodes", "services", "tasks"] {
+                let def: TableDefinition<&str, &[u8]> = TableDefinition::new(name);
+                for row in r.open_table(def).unwrap().iter().unwrap() {
+                    let (k, v) = row.unwrap();
+                    rows.insert((name, k.value().to_string()), v.value().to_vec());
+                }
+            }
+            rows
+        };
+        let expected = BTreeMap::from([
+            (
+                ("nodes", "n1".to_string()),
+                serde_json::to_vec(&node("n1")).unwrap(),
+            ),
+            (
+                ("services", "s1".to_string()),
+                serde_json::to_vec(&service("s1")).unwrap(),
+            ),
+            (
+                ("tasks", "t1".to_string()),
+                serde_json::to_vec(&task("t1")).unwrap(),
+            ),
+        ]);
+        assert_eq!(rows(&path), expected);
+
+        let other = dir.path().join("other.redb");
+        let store = Store::open(&other).unwrap();
+        store.replace((*written).clone(), Meta::new()).unwrap();
+        drop(store);
+        assert_eq!(rows(&other), expected);
+        let reopened = Store::open(&other).unwrap().state();
+        assert_eq!(reopened.nodes, written.nodes);
+        assert_eq!(reopened.services, written.services);
+        assert_eq!(reopened.tasks, written.tasks);
     }
 }

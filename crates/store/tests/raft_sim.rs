@@ -188,7 +188,7 @@ async fn put(store: &Store, body: &[u8]) -> Result<Vec<u8>, String> {
     let id = std::str::from_utf8(body).map_err(|_| "node ID is not UTF-8".to_string())?;
     let res = store
         .update(|tx| {
-            tx.put_node(node(id));
+            tx.put(node(id));
             Ok::<_, StoreError>(())
         })
         .await;

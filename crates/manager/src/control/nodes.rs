@@ -90,7 +90,7 @@ async fn change_role(s: &ControlState, id: &str, role: NodeRole) -> Result<Json<
             }
             n.role = role;
             n.updated_at = crate::now_millis();
-            tx.put_node(n.clone());
+            tx.put(n.clone());
             Ok::<_, ApiError>(n)
         })
         .await?;
@@ -187,7 +187,7 @@ pub async fn update(
                 n.availability = a;
             }
             n.updated_at = crate::now_millis();
-            tx.put_node(n.clone());
+            tx.put(n.clone());
             Ok::<_, ApiError>(n)
         })
         .await?;
@@ -222,7 +222,7 @@ pub async fn remove(
                 n.hostname
             )));
         }
-        tx.push(shoal_store::Op::DeleteNode(n.id.clone()));
+        tx.delete::<Node>(n.id.clone());
         // No agent will report on the node's tasks again: they are orphaned (Swarm's word),
         // which ends them so their slots count as replaced and history can be trimmed.
         let now = crate::now_millis();
@@ -235,7 +235,7 @@ pub async fn remove(
             .collect();
         for mut t in orphans {
             if t.advance(shoal_api::TaskState::Orphaned, now, "node removed").is_ok() {
-                tx.put_task(t);
+                tx.put(t);
             }
         }
         Ok::<_, ApiError>(())

@@ -12,7 +12,6 @@ use shoal_api::{
     id, ClusterState, Service, ServiceMode, ServiceSpec, SpecError, TaskState, UpdateState,
     UpdateStatus,
 };
-use shoal_store::Op;
 
 /// A service with its replica counts, as `service ls` and `service inspect` show it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -115,7 +114,7 @@ pub async fn create(
                 updated_at: now,
             };
             let id = service.id.clone();
-            tx.put_service(service);
+            tx.put(service);
             Ok(id)
         })
         .await?;
@@ -132,7 +131,7 @@ pub async fn remove(
         .update(|tx| {
             let id = find(tx.state(), &key)?.id.clone();
             // Tasks are stopped (drained first) and forgotten by the orchestrator.
-            tx.push(Op::DeleteService(id));
+            tx.delete::<Service>(id);
             Ok::<_, ApiError>(())
         })
         .await?;
@@ -175,7 +174,7 @@ pub async fn scale(
                 }
             }
             svc.updated_at = now_millis();
-            tx.put_service(svc.clone());
+            tx.put(svc.clone());
             Ok(info(tx.state(), &svc))
         })
         .await?;
@@ -265,7 +264,7 @@ pub async fn update(
             }
             svc.spec = req.spec.clone();
             svc.updated_at = now;
-            tx.put_service(svc.clone());
+            tx.put(svc.clone());
             Ok(info(tx.state(), &svc))
         })
         .await?;
@@ -308,7 +307,7 @@ pub async fn rollback(
             let mut rolled = crate::updater::rolled_back(tx.state(), &svc, status, now)
                 .ok_or_else(no_previous)?;
             rolled.ports = ports;
-            tx.put_service(rolled.clone());
+            tx.put(rolled.clone());
             Ok::<_, ApiError>(info(tx.state(), &rolled))
         })
         .await?;

@@ -22,7 +22,7 @@ async fn setup(init: bool) -> (tempfile::TempDir, Router, Arc<Store>) {
                     )
                     .expect("cluster"),
                 )));
-                tx.put_node(Node::new(
+                tx.put(Node::new(
                     "n1".into(),
                     "host1".into(),
                     NodeRole::Manager,

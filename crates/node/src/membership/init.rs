@@ -87,7 +87,7 @@ impl Runtime {
                 self.store
                     .update(|tx| {
                         tx.push(Op::SetCluster(Box::new(cluster)));
-                        tx.put_node(node);
+                        tx.put(node);
                         Ok::<_, shoal_store::StoreError>(())
                     })
                     .await
@@ -192,7 +192,7 @@ impl Runtime {
                     n.control_addr = None;
                     n.state = shoal_api::NodeState::Down;
                     n.updated_at = now;
-                    tx.put_node(n);
+                    tx.put(n);
                 }
                 let mut c = tx
                     .state()

@@ -106,7 +106,7 @@ fn node(id: &str) -> Node {
 async fn put(m: &Member, id: &str) -> Result<(), StoreError> {
     m.store
         .update(|tx| {
-            tx.put_node(node(id));
+            tx.put(node(id));
             Ok::<_, StoreError>(())
         })
         .await
