@@ -205,6 +205,45 @@ fn killed_worker_tasks_are_replaced_within_five_seconds() {
     assert_eq!(whoami_names(c.addr(0, PORT), 24).len(), 6);
 }
 
+/// A node that dies mid-traffic (its link cut, so connections to it time out instead of
+/// being refused, and its daemon and tasks killed) fails no connection made after it died:
+/// the other nodes' meshes move on to a live task within the connect timeout, and stop
+/// trying the dead one. Requests already under way to its tasks may fail; they are not
+/// counted.
+#[test]
+fn a_node_killed_mid_traffic_fails_no_new_connection() {
+    let mut c = cluster(2);
+    create_web(&c, 6);
+    let spread = wait_until(Duration::from_secs(20), || per_node(&c, "web").len() == 3);
+    assert!(spread, "tasks on every node: {:?}", per_node(&c, "web"));
+    let loads = [
+        Load::start_at(c.addr(0, PORT)),
+        Load::start_at(c.addr(1, PORT)),
+    ];
+    let victim = c.node_id(2);
+    // Traffic before the death too.
+    std::thread::sleep(Duration::from_millis(500));
+    let died = Instant::now();
+    c.net.cut(2).expect("cut");
+    c.nodes[2].kill9();
+    let replaced = wait_until(Duration::from_secs(30), || {
+        let spread = per_node(&c, "web");
+        spread.values().sum::<usize>() == 6 && !spread.contains_key(&victim)
+    });
+    assert!(replaced, "tasks replaced: {:?}", per_node(&c, "web"));
+    // Traffic on the replacements too.
+    std::thread::sleep(Duration::from_secs(1));
+    let after: Vec<usize> = loads.iter().map(|l| l.failed_since(died)).collect();
+    let reports: Vec<_> = loads.into_iter().map(Load::finish).collect();
+    eprintln!("node died mid-traffic: {reports:?}, failures started after: {after:?}");
+    assert!(reports.iter().all(|r| r.sent > 50), "{reports:?}");
+    assert_eq!(
+        after,
+        [0, 0],
+        "connections made after the node died failed: {reports:?}"
+    );
+}
+
 #[test]
 fn cut_link_marks_node_down_and_heals_to_one_task_per_slot() {
     let c = cluster(2);

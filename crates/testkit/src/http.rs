@@ -128,6 +128,8 @@ pub struct Load {
     stop: Arc<AtomicBool>,
     sent: Arc<AtomicU64>,
     failed: Arc<AtomicU64>,
+    /// When each failed request started.
+    failed_at: Arc<std::sync::Mutex<Vec<std::time::Instant>>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -146,11 +148,18 @@ impl Load {
         let stop = Arc::new(AtomicBool::new(false));
         let sent = Arc::new(AtomicU64::new(0));
         let failed = Arc::new(AtomicU64::new(0));
-        let (s, n, f) = (stop.clone(), sent.clone(), failed.clone());
+        let failed_at = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (s, n, f, at) = (
+            stop.clone(),
+            sent.clone(),
+            failed.clone(),
+            failed_at.clone(),
+        );
         let thread = std::thread::spawn(move || {
             let mut conn = None;
             while !s.load(Ordering::Relaxed) {
                 n.fetch_add(1, Ordering::Relaxed);
+                let started = std::time::Instant::now();
                 let result = match kind {
                     ClientKind::PerRequest => http_get_at(addr, "/").map(|_| ()),
                     ClientKind::KeepAlive => keep_alive_get(&mut conn, addr),
@@ -158,6 +167,7 @@ impl Load {
                 if let Err(e) = result {
                     eprintln!("load: request failed: {e}");
                     f.fetch_add(1, Ordering::Relaxed);
+                    at.lock().unwrap_or_else(|p| p.into_inner()).push(started);
                 }
                 std::thread::sleep(Duration::from_millis(5));
             }
@@ -166,8 +176,15 @@ impl Load {
             stop,
             sent,
             failed,
+            failed_at,
             thread: Some(thread),
         }
+    }
+
+    /// How many of the failed requests so far started at or after `t`.
+    pub fn failed_since(&self, t: std::time::Instant) -> usize {
+        let at = self.failed_at.lock().unwrap_or_else(|p| p.into_inner());
+        at.iter().filter(|s| **s >= t).count()
     }
 
     pub fn finish(mut self) -> LoadReport {
