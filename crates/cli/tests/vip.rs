@@ -20,6 +20,22 @@ fn udp_from(c: &Cluster, i: usize, ip: &str, port: u16) -> Option<String> {
     )
 }
 
+/// From inside node `i`, `vip:80` reaches two different tasks.
+fn assert_vip_reaches_both(c: &Cluster, i: usize, vip: &str) {
+    let mut seen = std::collections::HashSet::new();
+    let ok = wait_until(Duration::from_secs(30), || {
+        if let Some(name) = c.http_get_from(i, vip, 80).as_deref().and_then(whoami_name) {
+            seen.insert(name);
+        }
+        seen.len() == 2
+    });
+    assert!(
+        ok,
+        "node {i}: VIP {vip}:80 reached only {seen:?}\n{}",
+        c.nodes[i].log()
+    );
+}
+
 fn vip_of(c: &Cluster, service: &str) -> String {
     let svc = c.m().json(&["service", "inspect", service]);
     svc[0]["vip"]
@@ -70,22 +86,7 @@ fn a_service_vip_reaches_its_tasks_from_every_node() {
     let vip = vip_of(&c, "web");
     assert!(vip.starts_with("10.96."), "{vip}");
     for i in 0..3 {
-        let mut seen = std::collections::HashSet::new();
-        let ok = wait_until(Duration::from_secs(20), || {
-            if let Some(name) = c
-                .http_get_from(i, &vip, 80)
-                .as_deref()
-                .and_then(whoami_name)
-            {
-                seen.insert(name);
-            }
-            seen.len() == 2
-        });
-        assert!(
-            ok,
-            "node {i}: VIP {vip}:80 reached only {seen:?}\n{}",
-            c.nodes[i].log()
-        );
+        assert_vip_reaches_both(&c, i, &vip);
     }
 
     // UDP to the VIP: every node reaches both tasks (a new socket, a new flow each time),
@@ -209,22 +210,7 @@ fn a_service_vip_reaches_its_tasks_from_every_node() {
     assert!(ports[0].get("published").is_none(), "{svc}");
     let vip = vip_of(&c, "hidden");
     for i in [0, 2] {
-        let mut seen = std::collections::HashSet::new();
-        let ok = wait_until(Duration::from_secs(30), || {
-            if let Some(name) = c
-                .http_get_from(i, &vip, 80)
-                .as_deref()
-                .and_then(whoami_name)
-            {
-                seen.insert(name);
-            }
-            seen.len() == 2
-        });
-        assert!(
-            ok,
-            "node {i}: VIP {vip}:80 of an exposed-only service reached only {seen:?}\n{}",
-            c.nodes[i].log()
-        );
+        assert_vip_reaches_both(&c, i, &vip);
     }
 }
 
