@@ -127,7 +127,6 @@ pub struct LoadReport {
 pub struct Load {
     stop: Arc<AtomicBool>,
     sent: Arc<AtomicU64>,
-    failed: Arc<AtomicU64>,
     /// When each failed request started.
     failed_at: Arc<std::sync::Mutex<Vec<std::time::Instant>>>,
     thread: Option<JoinHandle<()>>,
@@ -147,14 +146,8 @@ impl Load {
     pub fn start_kind(addr: SocketAddr, kind: ClientKind) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
         let sent = Arc::new(AtomicU64::new(0));
-        let failed = Arc::new(AtomicU64::new(0));
         let failed_at = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let (s, n, f, at) = (
-            stop.clone(),
-            sent.clone(),
-            failed.clone(),
-            failed_at.clone(),
-        );
+        let (s, n, at) = (stop.clone(), sent.clone(), failed_at.clone());
         let thread = std::thread::spawn(move || {
             let mut conn = None;
             while !s.load(Ordering::Relaxed) {
@@ -166,7 +159,6 @@ impl Load {
                 };
                 if let Err(e) = result {
                     eprintln!("load: request failed: {e}");
-                    f.fetch_add(1, Ordering::Relaxed);
                     at.lock().unwrap_or_else(|p| p.into_inner()).push(started);
                 }
                 std::thread::sleep(Duration::from_millis(5));
@@ -175,16 +167,19 @@ impl Load {
         Load {
             stop,
             sent,
-            failed,
             failed_at,
             thread: Some(thread),
         }
     }
 
+    /// When the failed requests so far started.
+    fn failures(&self) -> std::sync::MutexGuard<'_, Vec<std::time::Instant>> {
+        self.failed_at.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// How many of the failed requests so far started at or after `t`.
     pub fn failed_since(&self, t: std::time::Instant) -> usize {
-        let at = self.failed_at.lock().unwrap_or_else(|p| p.into_inner());
-        at.iter().filter(|s| **s >= t).count()
+        self.failures().iter().filter(|s| **s >= t).count()
     }
 
     pub fn finish(mut self) -> LoadReport {
@@ -194,7 +189,7 @@ impl Load {
         }
         LoadReport {
             sent: self.sent.load(Ordering::Relaxed),
-            failed: self.failed.load(Ordering::Relaxed),
+            failed: self.failures().len() as u64,
         }
     }
 }

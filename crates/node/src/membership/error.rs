@@ -78,3 +78,12 @@ impl MembershipError {
         MembershipError::Internal(e.to_string())
     }
 }
+
+/// The control port a manager listens on, or why it cannot.
+pub(crate) async fn bind_listen(
+    addr: SocketAddr,
+) -> Result<tokio::net::TcpListener, MembershipError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| MembershipError::Listen { addr, source })
+}

@@ -33,12 +33,7 @@ impl Runtime {
         let settings = req.settings()?;
         self.check_vip_pool(&settings.vip_pool)?;
         let listen = settings.listen;
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .map_err(|source| E::Listen {
-                addr: listen,
-                source,
-            })?;
+        let listener = super::error::bind_listen(listen).await?;
         let manager_addr = SocketAddr::new(
             settings.advertise_ip,
             listener.local_addr().map_err(E::internal)?.port(),

@@ -69,12 +69,7 @@ impl Runtime {
         };
         let started = match role {
             NodeRole::Manager => {
-                let listener = tokio::net::TcpListener::bind(listen)
-                    .await
-                    .map_err(|source| E::Listen {
-                        addr: listen,
-                        source,
-                    })?;
+                let listener = super::error::bind_listen(listen).await?;
                 store::save(&self.cfg.data_dir, &m, &certs, self.key_sealer().as_ref())
                     .map_err(E::internal)?;
                 self.start_manager(&m, certs, listener, false).await
