@@ -212,6 +212,9 @@ fn a_service_vip_reaches_its_tasks_from_every_node() {
     for i in [0, 2] {
         assert_vip_reaches_both(&c, i, &vip);
     }
+    // Its SRV records name the exposed port at the VIP.
+    let srv = short(&c, 1, &["SRV", "_80._tcp.hidden"]);
+    assert_eq!(srv, ["0 10 80 hidden.shoal.internal."]);
 }
 
 /// `dig` against the cluster's DNS server, from inside node `i`: its output.
