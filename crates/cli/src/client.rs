@@ -7,6 +7,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use shoal_wire::v1::Message;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -122,9 +123,9 @@ impl Client {
         }
         let status = resp.status();
         let bytes = read_body(resp).await?;
-        let message = serde_json::from_slice::<serde_json::Value>(&bytes)
+        let message = serde_json::from_slice::<Message>(&bytes)
             .ok()
-            .and_then(|v| v["message"].as_str().map(str::to_string))
+            .map(|m| m.message)
             .unwrap_or_else(|| String::from_utf8_lossy(&bytes).trim().to_string());
         Err(ApiError { status, message }.into())
     }

@@ -2,7 +2,7 @@
 
 use crate::client::Client;
 use shoal_api::{Health, ServiceMode, Task, TaskState};
-use shoal_manager::control::ServiceInfo;
+use shoal_wire::v1::services::ServiceInfo;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 

@@ -6,8 +6,9 @@
 //! The [`ca`] and [`dispatcher`] serve the node-to-node gRPC services: certificates for
 //! joining nodes, and agent sessions (assignments, endpoint tables, heartbeats, status);
 //! [`liveness`] marks nodes down after missed heartbeats.
-//! Depends on `shoal-api`, `shoal-store`, `shoal-balance` and `shoal-rpc`; never on the agent
-//! or the data plane, which it reaches only through the store and the endpoint tables.
+//! Depends on `shoal-api`, `shoal-store`, `shoal-balance`, `shoal-rpc` and `shoal-wire` (the
+//! API's bodies); never on the agent or the data plane, which it reaches only through the
+//! store and the endpoint tables.
 
 pub mod alloc;
 pub mod announcement;

@@ -1,9 +1,7 @@
 //! The daemon's own routes on the local socket: info, init, join, leave, unlock, and the
 //! guards that keep cluster-state calls off workers and off a locked manager.
 
-use crate::membership::{
-    InitRequest, InitResponse, JoinRequest, JoinResponse, LeaveRequest, MembershipError,
-};
+use crate::membership::MembershipError;
 use crate::runtime::Runtime;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Request, State};
@@ -12,33 +10,14 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::{Deserialize, Serialize};
 use shoal_api::NodeRole;
 use shoal_manager::control::ApiError;
+use shoal_wire::v1::daemon::{InfoResponse, UnlockRequest};
+use shoal_wire::v1::membership::{
+    InitRequest, InitResponse, JoinRequest, JoinResponse, LeaveRequest,
+};
+use shoal_wire::v1::Message;
 use std::sync::Arc;
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct InfoResponse {
-    pub node_id: String,
-    pub hostname: String,
-    pub cluster_id: Option<String>,
-    /// `manager`, `worker`, or none before init/join.
-    pub role: Option<String>,
-    pub managers: Vec<String>,
-    pub version: String,
-    pub nodes: usize,
-    pub services: usize,
-    pub tasks: usize,
-    /// A manager of an autolocked cluster that waits for `shoal unlock`.
-    #[serde(default)]
-    pub locked: bool,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UnlockRequest {
-    pub key: String,
-}
 
 pub fn router(rt: Arc<Runtime>) -> Router {
     Router::new()
@@ -86,21 +65,19 @@ async fn join(
 async fn leave(
     State(rt): State<Arc<Runtime>>,
     body: Result<Json<LeaveRequest>, JsonRejection>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Message>, ApiError> {
     let Json(req) = body?;
     rt.leave(req).await?;
-    Ok(Json(
-        serde_json::json!({ "message": "node left the cluster" }),
-    ))
+    Ok(Json(Message::new("node left the cluster")))
 }
 
 async fn unlock(
     State(rt): State<Arc<Runtime>>,
     body: Result<Json<UnlockRequest>, JsonRejection>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Message>, ApiError> {
     let Json(req) = body?;
     rt.unlock(&req.key).await?;
-    Ok(Json(serde_json::json!({ "message": "node unlocked" })))
+    Ok(Json(Message::new("node unlocked")))
 }
 
 /// The one place a refused or failed membership change becomes a response: a request

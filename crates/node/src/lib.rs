@@ -29,11 +29,9 @@ mod unlock;
 mod vip_iface;
 mod vips;
 
-pub use api::{InfoResponse, UnlockRequest};
 pub use budget::MeshLimits;
 pub use config::{DaemonConfig, DEFAULT_VIP_INTERFACE};
 pub use daemon::run;
-pub use membership::{InitRequest, InitResponse, JoinRequest, JoinResponse, LeaveRequest};
 pub use shoal_agent::docker_host;
 /// Where the routing mesh listens and its connection caps (part of [`DaemonConfig`]).
 pub use shoal_mesh::MeshConfig;

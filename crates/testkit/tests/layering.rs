@@ -11,9 +11,17 @@ fn allowed() -> BTreeMap<&'static str, Vec<&'static str>> {
         ("shoal-store", vec!["shoal-api"]),
         ("shoal-balance", vec!["shoal-api"]),
         ("shoal-rpc", vec!["shoal-api", "shoal-balance"]),
+        // The API's wire types: the daemon serves them, the CLI sends and reads them.
+        ("shoal-wire", vec!["shoal-api", "shoal-balance"]),
         (
             "shoal-manager",
-            vec!["shoal-api", "shoal-store", "shoal-balance", "shoal-rpc"],
+            vec![
+                "shoal-api",
+                "shoal-store",
+                "shoal-balance",
+                "shoal-rpc",
+                "shoal-wire",
+            ],
         ),
         ("shoal-agent", vec!["shoal-api"]),
         (
@@ -31,6 +39,7 @@ fn allowed() -> BTreeMap<&'static str, Vec<&'static str>> {
                 "shoal-store",
                 "shoal-balance",
                 "shoal-rpc",
+                "shoal-wire",
                 "shoal-manager",
                 "shoal-agent",
                 "shoal-mesh",
@@ -42,8 +51,8 @@ fn allowed() -> BTreeMap<&'static str, Vec<&'static str>> {
             vec![
                 "shoal-api",
                 "shoal-rpc",
+                "shoal-wire",
                 "shoal-node",
-                "shoal-manager",
                 "shoal-workloads",
             ],
         ),

@@ -1,13 +1,15 @@
 use crate::client::{encode, Client};
 use crate::commands::daemon::parse_duration;
 use anyhow::Context;
-use shoal_manager::control::{
-    ClusterUpdate, ClusterUpdateResponse, IssueClient, IssuedClient, JoinTokenResponse,
-    UnlockKeyResponse,
+use shoal_wire::v1::clients::{IssueClient, IssuedClient};
+use shoal_wire::v1::cluster::{
+    ClusterUpdate, ClusterUpdateResponse, JoinTokenResponse, UnlockKeyResponse,
 };
-use shoal_node::{
-    InfoResponse, InitRequest, InitResponse, JoinRequest, JoinResponse, LeaveRequest,
+use shoal_wire::v1::daemon::{InfoResponse, UnlockRequest};
+use shoal_wire::v1::membership::{
+    InitRequest, InitResponse, JoinRequest, JoinResponse, LeaveRequest,
 };
+use shoal_wire::v1::Message;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -202,8 +204,8 @@ pub async fn unlock(client: &Client) -> anyhow::Result<ExitCode> {
     if key.is_empty() {
         anyhow::bail!("no unlock key given: type it, or pipe it to `shoal unlock`");
     }
-    let _: serde_json::Value = client
-        .post("/v1/unlock", &shoal_node::UnlockRequest { key: key.into() })
+    let _: Message = client
+        .post("/v1/unlock", &UnlockRequest { key: key.into() })
         .await?;
     println!("Node unlocked.");
     Ok(ExitCode::SUCCESS)
@@ -269,7 +271,7 @@ pub async fn join_token(client: &Client, args: JoinTokenArgs) -> anyhow::Result<
 }
 
 pub async fn leave(client: &Client, args: LeaveArgs) -> anyhow::Result<ExitCode> {
-    let _: serde_json::Value = client
+    let _: Message = client
         .post("/v1/cluster/leave", &LeaveRequest { force: args.force })
         .await?;
     println!("Node left the cluster.");
@@ -344,7 +346,7 @@ fn write_private(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
 
 async fn list_clients(client: &Client) -> anyhow::Result<ExitCode> {
     let list: Vec<shoal_api::ClientRecord> = client.get("/v1/clients").await?;
-    let now = shoal_manager::now_millis();
+    let now = crate::table::now_millis();
     let rows: Vec<Vec<String>> = list
         .iter()
         .map(|c| {

@@ -5,7 +5,7 @@ use crate::client::{encode, ApiError, Client};
 use anyhow::Context;
 use hyper::StatusCode;
 use shoal_api::task_log::parse_since;
-use shoal_manager::control::{LogError, LogRecord};
+use shoal_wire::v1::logs::{LogError, LogRecord};
 use std::io::Write;
 use std::process::ExitCode;
 

@@ -3,7 +3,8 @@ use crate::client::{encode, Client};
 use crate::table::{self, escape, pretty_line};
 use shoal_api::resources::{format_bytes, format_cpus};
 use shoal_api::Node;
-use shoal_node::InfoResponse;
+use shoal_wire::v1::daemon::InfoResponse;
+use shoal_wire::v1::nodes::NodeUpdate;
 use std::process::ExitCode;
 
 #[derive(Debug, clap::Subcommand)]
@@ -204,7 +205,7 @@ async fn ps(client: &Client, nodes: Vec<String>, no_trunc: bool) -> anyhow::Resu
         nodes
     };
     let mut rows = Vec::new();
-    let now = shoal_manager::now_millis();
+    let now = table::now_millis();
     for n in &nodes {
         let node: Node = client.get(&format!("/v1/nodes/{}", encode(n))).await?;
         let tasks: Vec<shoal_api::Task> = client
@@ -280,7 +281,7 @@ async fn update(
     let updated: Node = client
         .post(
             &format!("/v1/nodes/{}/update", encode(node)),
-            &shoal_manager::control::NodeUpdate {
+            &NodeUpdate {
                 availability,
                 labels_add,
                 labels_rm: label_rm,

@@ -3,7 +3,6 @@ use crate::client::{encode, Client};
 use crate::commands::daemon::parse_duration;
 use crate::progress::{wait_converged, WaitOutcome};
 use crate::table::{self, ago, pretty_line, truncate};
-use serde::Deserialize;
 use shoal_api::duration;
 use shoal_api::id::short;
 use shoal_api::resources::{format_bytes, format_cpus};
@@ -11,7 +10,7 @@ use shoal_api::{
     HealthCheck, HealthProbe, Mount, PortConfig, Resources, RestartCondition, Runtime, ServiceMode,
     ServiceSpec, Task, TaskState, TaskTemplate, Ulimit,
 };
-use shoal_manager::control::{ScaleRequest, ServiceInfo};
+use shoal_wire::v1::services::{Created, ScaleRequest, ServiceInfo};
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -486,11 +485,6 @@ impl CreateArgs {
     }
 }
 
-#[derive(Debug, Deserialize)]
-struct Created {
-    id: String,
-}
-
 pub async fn run(client: &Client, cmd: ServiceCmd) -> anyhow::Result<ExitCode> {
     match cmd {
         ServiceCmd::Create(args) => create(client, &args).await,
@@ -626,7 +620,7 @@ async fn ps(
             .map(|n| n.hostname.clone())
             .unwrap_or_default()
     };
-    let now = shoal_manager::now_millis();
+    let now = table::now_millis();
     let mut rows = Vec::new();
     let mut last_slot = None;
     for t in &tasks {
@@ -847,12 +841,12 @@ fn print_pretty(info: &ServiceInfo) {
         pretty_line(format_args!(" State:\t\t{}", u.state.as_str()));
         pretty_line(format_args!(
             " Started:\t{}",
-            crate::table::ago(u.started_at, shoal_manager::now_millis())
+            crate::table::ago(u.started_at, crate::table::now_millis())
         ));
         if let Some(done) = u.completed_at {
             pretty_line(format_args!(
                 " Completed:\t{}",
-                crate::table::ago(done, shoal_manager::now_millis())
+                crate::table::ago(done, crate::table::now_millis())
             ));
         }
         if !u.message.is_empty() {

@@ -8,7 +8,7 @@ use shoal_api::{
     FailureAction, HealthCheck, HealthProbe, Mount, PortConfig, RestartCondition, Runtime,
     ServiceMode, Ulimit, UpdateConfig, UpdateOrder, UpdateState,
 };
-use shoal_manager::control::{ServiceInfo, UpdateRequest};
+use shoal_wire::v1::services::{ServiceInfo, UpdateRequest};
 use std::process::ExitCode;
 use std::time::Duration;
 

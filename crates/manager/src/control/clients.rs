@@ -8,52 +8,16 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use serde::{Deserialize, Serialize};
 use shoal_api::ClientRecord;
 use shoal_rpc::pki::{self, CertRole};
-
-/// Longest client name.
-const MAX_NAME: usize = 64;
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct IssueClient {
-    /// What to call it in `shoal client-cert ls` (default `client`).
-    #[serde(default)]
-    pub name: Option<String>,
-}
-
-/// A newly issued client certificate with its private key (shown once, never stored).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct IssuedClient {
-    pub client: ClientRecord,
-    pub ca_pem: String,
-    pub cert_pem: String,
-    pub key_pem: String,
-}
-
-fn validate_name(name: &str) -> Result<(), ApiError> {
-    let ok = !name.is_empty()
-        && name.len() <= MAX_NAME
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'));
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::bad_request(format!(
-            "invalid client name {name:?}: use 1 to {MAX_NAME} letters, digits, '.', '_', '-' or '@'"
-        )))
-    }
-}
+use shoal_wire::v1::clients::{IssueClient, IssuedClient};
 
 pub async fn issue(
     State(s): State<ControlState>,
     body: Result<Json<IssueClient>, JsonRejection>,
 ) -> Result<(StatusCode, Json<IssuedClient>), ApiError> {
     let Json(req) = body?;
-    let name = req.name.unwrap_or_else(|| "client".into());
-    validate_name(&name)?;
+    let name = req.checked_name()?;
     let state = s.cluster()?;
     let Some(cluster) = state.cluster.as_ref() else {
         return Err(super::no_cluster());

@@ -4,23 +4,10 @@ use super::{cluster_record, ApiError, ControlState};
 use crate::ca::join_token;
 use axum::extract::{Path, Query, State};
 use axum::Json;
-use serde::{Deserialize, Serialize};
 use shoal_api::NodeRole;
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TokenQuery {
-    #[serde(default)]
-    rotate: bool,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct JoinTokenResponse {
-    pub role: String,
-    pub token: String,
-    /// Control addresses of the managers, for the join command.
-    pub managers: Vec<String>,
-}
+use shoal_wire::v1::cluster::{
+    ClusterUpdate, ClusterUpdateResponse, JoinTokenResponse, TokenQuery, UnlockKeyResponse,
+};
 
 pub async fn join_token_of(
     State(s): State<ControlState>,
@@ -61,11 +48,6 @@ pub async fn join_token_of(
     }))
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct UnlockKeyResponse {
-    pub key: String,
-}
-
 /// The cluster's unlock key (autolock), rotated first with `?rotate=true`: every manager
 /// rewraps its data key with the new one as soon as it sees it.
 pub async fn unlock_key(
@@ -96,20 +78,6 @@ pub async fn unlock_key(
         })
         .await?;
     Ok(Json(UnlockKeyResponse { key }))
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ClusterUpdate {
-    /// Turn autolock on (a new unlock key) or off.
-    #[serde(default)]
-    pub autolock: Option<bool>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ClusterUpdateResponse {
-    /// The new unlock key, when autolock was just turned on.
-    pub unlock_key: Option<String>,
 }
 
 /// `shoal update --autolock=true|false`, like `docker swarm update --autolock`.

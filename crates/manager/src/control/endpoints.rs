@@ -8,27 +8,10 @@ use crate::endpoints::watched;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
-use serde::{Deserialize, Serialize};
 use shoal_api::ClusterState;
-use shoal_balance::ServiceEntry;
+use shoal_wire::v1::endpoints::{EndpointsQuery, EndpointsView};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EndpointsQuery {
-    #[serde(default)]
-    pub watch: bool,
-}
-
-/// One version of a service's endpoints.
-#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct EndpointsView {
-    /// The store version it was read at.
-    pub version: u64,
-    #[serde(flatten)]
-    pub service: ServiceEntry,
-}
 
 fn view(state: &ClusterState, id: &str) -> Option<EndpointsView> {
     let service = state.services.get(id)?;

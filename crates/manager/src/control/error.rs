@@ -1,6 +1,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use shoal_wire::v1::Message;
 
 /// An API failure: a status code and one line naming the problem.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,8 +36,7 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({ "message": self.message });
-        (self.status, Json(body)).into_response()
+        (self.status, Json(Message::new(self.message))).into_response()
     }
 }
 

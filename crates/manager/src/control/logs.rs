@@ -12,45 +12,15 @@ use crate::log_broker::{LogEvent, TasksByNode};
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
-use serde::{Deserialize, Serialize};
-use shoal_api::task_log::{format_time, parse_unix_seconds, LogLine, LogRequest};
+use shoal_api::task_log::{format_time, LogLine};
 use shoal_api::{id::short, ClusterState};
+use shoal_wire::v1::logs::{LogError, LogQuery, LogRecord};
 use std::collections::{BTreeSet, HashMap};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 /// Chunks of output queued for the client at most.
 const QUEUED_CHUNKS: usize = 8;
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LogQuery {
-    tail: Option<usize>,
-    #[serde(default)]
-    follow: bool,
-    /// Unix seconds, with an optional fraction (`1764522000.5`), as in Docker's API.
-    since: Option<String>,
-}
-
-/// One line of output as the API sends it.
-#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct LogRecord {
-    pub task_id: String,
-    /// `web.1.<short task id>`.
-    pub task: String,
-    /// Hostname of the task's node.
-    pub node: String,
-    /// RFC 3339 in UTC; absent for a line written before lines were stamped.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub time: Option<String>,
-    pub line: String,
-}
-
-/// A node that could not send its tasks' output.
-#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct LogError {
-    pub error: String,
-}
 
 /// Whose logs: a service's tasks, or one task.
 #[derive(Debug, Clone)]
@@ -153,19 +123,7 @@ pub async fn task_logs(
 }
 
 fn stream_logs(s: ControlState, target: Target, q: LogQuery) -> Result<Response, ApiError> {
-    let since = match &q.since {
-        Some(text) => Some(parse_unix_seconds(text).ok_or_else(|| {
-            ApiError::bad_request(format!(
-                "invalid since {text:?}: expected unix seconds such as 1764522000.5"
-            ))
-        })?),
-        None => None,
-    };
-    let request = LogRequest {
-        tail: q.tail,
-        since,
-        follow: q.follow,
-    };
+    let request = q.request()?;
     let state = s.cluster()?;
     let (tasks, mut names) =
         view(&state, &target).ok_or_else(|| ApiError::not_found("no longer there".to_string()))?;

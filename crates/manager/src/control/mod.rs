@@ -2,7 +2,8 @@
 //!
 //! Handlers validate, then change the store in one atomic write; a rejected request changes
 //! nothing. The daemon adds its own routes (`/v1/info`, `/v1/cluster/init`) and serves the
-//! merged router on the unix socket. See docs/api.md.
+//! merged router on the unix socket. See docs/api.md. The bodies the routes read and write
+//! are `shoal_wire::v1`'s.
 
 mod auth;
 mod clients;
@@ -16,12 +17,7 @@ mod strict;
 mod tasks;
 
 pub use auth::{authorize, require_operator};
-pub use clients::{IssueClient, IssuedClient};
-pub use cluster::{ClusterUpdate, ClusterUpdateResponse, JoinTokenResponse, UnlockKeyResponse};
 pub use error::ApiError;
-pub use logs::{LogError, LogRecord};
-pub use nodes::NodeUpdate;
-pub use services::{ScaleRequest, ServiceInfo, UpdateRequest};
 pub use strict::StrictJson;
 
 use axum::routing::{get, post};

@@ -1,9 +1,10 @@
 use super::{ApiError, ControlState};
 use axum::extract::{Path, State};
 use axum::Json;
-use shoal_api::limits::{check_count, check_labels, MAX_LABELS};
+use shoal_api::limits::{check_count, MAX_LABELS};
 use shoal_api::{Node, NodeRole};
 use shoal_store::raft::GroupStatus;
+use shoal_wire::v1::nodes::{NodeUpdate, RemoveQuery};
 
 /// The node named `id` (ID, prefix or hostname), or 404.
 fn find(state: &shoal_api::ClusterState, id: &str) -> Result<Node, ApiError> {
@@ -145,17 +146,6 @@ pub async fn inspect(
     Ok(Json(node))
 }
 
-#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NodeUpdate {
-    #[serde(default)]
-    pub availability: Option<shoal_api::Availability>,
-    #[serde(default)]
-    pub labels_add: std::collections::BTreeMap<String, String>,
-    #[serde(default)]
-    pub labels_rm: Vec<String>,
-}
-
 pub async fn update(
     State(s): State<ControlState>,
     Path(id): Path<String>,
@@ -163,12 +153,7 @@ pub async fn update(
 ) -> Result<Json<Node>, ApiError> {
     let Json(u) = body?;
     s.cluster()?;
-    check_labels(u.labels_add.iter())?;
-    for k in &u.labels_rm {
-        if k.is_empty() || k.contains(char::is_whitespace) {
-            return Err(ApiError::bad_request(format!("invalid label key {k:?}")));
-        }
-    }
+    u.check()?;
     let node = s
         .store
         .update(|tx| {
@@ -193,13 +178,6 @@ pub async fn update(
         .await?;
     tracing::info!(node = %node.id, availability = node.availability.as_str(), "node updated");
     Ok(Json(node))
-}
-
-#[derive(Debug, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RemoveQuery {
-    #[serde(default)]
-    force: bool,
 }
 
 pub async fn remove(

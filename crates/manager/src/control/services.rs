@@ -6,50 +6,15 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use serde::{Deserialize, Serialize};
-use shoal_api::limits::MAX_REPLICAS;
-use shoal_api::{
-    id, ClusterState, Service, ServiceMode, ServiceSpec, SpecError, TaskState, UpdateState,
-    UpdateStatus,
-};
-
-/// A service with its replica counts, as `service ls` and `service inspect` show it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ServiceInfo {
-    #[serde(flatten)]
-    pub service: Service,
-    /// Tasks running now (and ready to serve).
-    pub running: u64,
-    /// Tasks wanted: the replica count, or the number of eligible nodes for global services.
-    pub desired: u64,
-}
-
-fn info(state: &ClusterState, service: &Service) -> ServiceInfo {
-    let tasks: Vec<_> = state.tasks_of(&service.id).collect();
-    let running = tasks
-        .iter()
-        .filter(|t| t.status.state == TaskState::Running && t.desired_state == TaskState::Running)
-        .count() as u64;
-    let desired = match service.spec.mode {
-        ServiceMode::Replicated { replicas } => replicas,
-        ServiceMode::Global => tasks
-            .iter()
-            .filter(|t| t.desired_state == TaskState::Running)
-            .count() as u64,
-    };
-    ServiceInfo {
-        service: service.clone(),
-        running,
-        desired,
-    }
-}
+use shoal_api::{id, ClusterState, Service, ServiceMode, ServiceSpec, UpdateState, UpdateStatus};
+use shoal_wire::v1::services::{Created, ScaleRequest, ServiceInfo, UpdateRequest};
 
 pub async fn list(State(s): State<ControlState>) -> Result<Json<Vec<ServiceInfo>>, ApiError> {
     let state = s.cluster()?;
     let mut out: Vec<ServiceInfo> = state
         .services
         .values()
-        .map(|svc| info(&state, svc))
+        .map(|svc| ServiceInfo::new(&state, svc))
         .collect();
     out.sort_by(|a, b| a.service.spec.name.cmp(&b.service.spec.name));
     Ok(Json(out))
@@ -61,18 +26,13 @@ pub async fn inspect(
 ) -> Result<Json<ServiceInfo>, ApiError> {
     let state = s.cluster()?;
     let svc = find(&state, &key)?;
-    Ok(Json(info(&state, svc)))
+    Ok(Json(ServiceInfo::new(&state, svc)))
 }
 
 fn find<'a>(state: &'a ClusterState, key: &str) -> Result<&'a Service, ApiError> {
     state
         .find_service(key)
         .ok_or_else(|| ApiError::not_found(format!("service {key} not found")))
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-pub struct Created {
-    pub id: String,
 }
 
 pub async fn create(
@@ -139,12 +99,6 @@ pub async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ScaleRequest {
-    pub replicas: u64,
-}
-
 pub async fn scale(
     State(s): State<ControlState>,
     Path(key): Path<String>,
@@ -152,14 +106,7 @@ pub async fn scale(
 ) -> Result<Json<ServiceInfo>, ApiError> {
     let Json(req) = body?;
     s.cluster()?;
-    if req.replicas > MAX_REPLICAS {
-        return Err(SpecError::invalid(
-            "replicas",
-            req.replicas.to_string(),
-            format!("at most {MAX_REPLICAS} per service"),
-        )
-        .into());
-    }
+    req.check()?;
     let out = s
         .store
         .update(|tx| {
@@ -175,19 +122,10 @@ pub async fn scale(
             }
             svc.updated_at = now_millis();
             tx.put(svc.clone());
-            Ok(info(tx.state(), &svc))
+            Ok(ServiceInfo::new(tx.state(), &svc))
         })
         .await?;
     Ok(Json(out))
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UpdateRequest {
-    pub spec: ServiceSpec,
-    /// Roll out even if the spec is unchanged (replaces every task).
-    #[serde(default)]
-    pub force: bool,
 }
 
 /// `spec` with what the tasks do not see set aside — the replica count (a scale), how the
@@ -265,7 +203,7 @@ pub async fn update(
             svc.spec = req.spec.clone();
             svc.updated_at = now;
             tx.put(svc.clone());
-            Ok(info(tx.state(), &svc))
+            Ok(ServiceInfo::new(tx.state(), &svc))
         })
         .await?;
     tracing::info!(service = %out.service.spec.name, version = out.service.version, "service updated");
@@ -308,7 +246,7 @@ pub async fn rollback(
                 .ok_or_else(no_previous)?;
             rolled.ports = ports;
             tx.put(rolled.clone());
-            Ok::<_, ApiError>(info(tx.state(), &rolled))
+            Ok::<_, ApiError>(ServiceInfo::new(tx.state(), &rolled))
         })
         .await?;
     tracing::info!(service = %out.service.spec.name, "service rollback started");

@@ -1,19 +1,8 @@
 use super::{ApiError, ControlState};
 use axum::extract::{Path, Query, State};
 use axum::Json;
-use serde::Deserialize;
 use shoal_api::{Task, TaskState};
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TaskQuery {
-    /// Service ID, ID prefix or name.
-    service: Option<String>,
-    /// Node ID, ID prefix or hostname.
-    node: Option<String>,
-    /// Only tasks with this desired state (`running`, `shutdown`...).
-    desired_state: Option<String>,
-}
+use shoal_wire::v1::tasks::TaskQuery;
 
 pub async fn list(
     State(s): State<ControlState>,

@@ -3,7 +3,7 @@
 
 use super::error::MembershipError;
 use super::record::{Certs, Membership};
-use super::request::{InitRequest, InitResponse};
+use super::settings::InitSettings;
 use super::state::{Change, Step};
 use super::store;
 use crate::daemon::bind_control;
@@ -16,6 +16,7 @@ use shoal_manager::now_millis;
 use shoal_rpc::pki::{self, CertRole};
 use shoal_store::raft::Replica;
 use shoal_store::{Op, Store};
+use shoal_wire::v1::membership::{InitRequest, InitResponse};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,7 +31,7 @@ impl Runtime {
         }
         let mut roles = self.roles.lock().await;
         self.standing().check(Change::Init)?;
-        let settings = req.settings()?;
+        let settings = InitSettings::try_from(&req)?;
         self.check_vip_pool(&settings.vip_pool)?;
         let listen = settings.listen;
         let listener = super::error::bind_listen(listen).await?;

@@ -4,7 +4,6 @@
 use super::error::MembershipError;
 use super::first_contact;
 use super::record::{Certs, Membership};
-use super::request::{JoinRequest, JoinResponse};
 use super::state::Change;
 use super::store;
 use crate::addr;
@@ -13,6 +12,7 @@ use shoal_api::NodeRole;
 use shoal_rpc::pki;
 use shoal_rpc::proto::{IssueRequest, LocalNetwork};
 use shoal_rpc::token::JoinToken;
+use shoal_wire::v1::membership::{JoinRequest, JoinResponse};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 

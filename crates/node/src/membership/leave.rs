@@ -1,13 +1,13 @@
 //! `leave`: stop this node's tasks and forget the cluster.
 
 use super::error::MembershipError;
-use super::request::LeaveRequest;
 use super::state::{Change, Step};
 use super::store;
 use crate::data_plane::DataPlaneStatus;
 use crate::runtime::Runtime;
 use shoal_agent::AgentStop;
 use shoal_api::NodeRole;
+use shoal_wire::v1::membership::LeaveRequest;
 
 use MembershipError as E;
 

@@ -1,79 +1,13 @@
-//! The requests and answers of `init`, `join` and `leave`: plain data, as the local API
-//! reads and writes them, and the checks a request passes before anything is touched.
+//! The checks an `init` request (`shoal_wire::v1::membership`) passes before anything is
+//! touched, and the settings of the new cluster they give.
 
 use super::error::MembershipError;
 use crate::addr;
-use serde::{Deserialize, Serialize};
 use shoal_api::VipPool;
 use shoal_rpc::pki;
+use shoal_wire::v1::membership::InitRequest;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct InitRequest {
-    /// Address other nodes reach this node at (IP, or IP:PORT for the control port).
-    #[serde(default)]
-    pub advertise_addr: Option<String>,
-    /// Control port listen address (default 0.0.0.0:2377).
-    #[serde(default)]
-    pub listen_addr: Option<String>,
-    /// Agent heartbeat period in ms (default 1000).
-    #[serde(default)]
-    pub heartbeat_ms: Option<u64>,
-    /// Node certificate lifetime in seconds (default 90 days).
-    #[serde(default)]
-    pub cert_expiry_secs: Option<u64>,
-    /// Disaster recovery: restart the cluster this manager belonged to from its local
-    /// state, as its only manager.
-    #[serde(default)]
-    pub force_new_cluster: bool,
-    /// Managers start locked until `shoal unlock` gives the returned unlock key.
-    #[serde(default)]
-    pub autolock: bool,
-    /// The network service VIPs come from (default `10.96.0.0/16`).
-    #[serde(default)]
-    pub vip_pool: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct InitResponse {
-    pub cluster_id: String,
-    pub node_id: String,
-    pub worker_token: String,
-    pub manager_addr: String,
-    /// With autolock: the key `shoal unlock` asks for.
-    #[serde(default)]
-    pub unlock_key: Option<String>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct JoinRequest {
-    pub token: String,
-    /// A manager's control address, `HOST[:PORT]` (port 2377 by default).
-    pub remote_addr: String,
-    #[serde(default)]
-    pub advertise_addr: Option<String>,
-    /// Control port listen address if the token makes this node a manager
-    /// (default 0.0.0.0:2377).
-    #[serde(default)]
-    pub listen_addr: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct JoinResponse {
-    pub node_id: String,
-    pub cluster_id: String,
-    pub role: String,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LeaveRequest {
-    #[serde(default)]
-    pub force: bool,
-}
 
 /// An `init` request, checked: what the new cluster is made with.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,29 +21,31 @@ pub struct InitSettings {
     pub vip_pool: VipPool,
 }
 
-impl InitRequest {
+impl TryFrom<&InitRequest> for InitSettings {
+    type Error = MembershipError;
+
     /// The settings of a new cluster, or the first thing wrong with the request.
-    pub fn settings(&self) -> Result<InitSettings, MembershipError> {
-        let listen = addr::listen_addr(self.listen_addr.as_deref())?;
-        let advertise_ip: IpAddr = match self.advertise_addr.as_deref() {
+    fn try_from(req: &InitRequest) -> Result<InitSettings, MembershipError> {
+        let listen = addr::listen_addr(req.listen_addr.as_deref())?;
+        let advertise_ip: IpAddr = match req.advertise_addr.as_deref() {
             Some(a) => addr::advertise_ip(a)?,
             None if !listen.ip().is_unspecified() => listen.ip(),
             None => IpAddr::from([127, 0, 0, 1]),
         };
-        let heartbeat_ms = self
+        let heartbeat_ms = req
             .heartbeat_ms
             .unwrap_or(shoal_api::cluster::DEFAULT_HEARTBEAT_MS);
         if !(50..=60_000).contains(&heartbeat_ms) {
             return Err(MembershipError::Heartbeat(heartbeat_ms));
         }
         let cert_expiry = Duration::from_secs(
-            self.cert_expiry_secs
+            req.cert_expiry_secs
                 .unwrap_or(pki::DEFAULT_CERT_LIFETIME.as_secs()),
         );
         if cert_expiry < Duration::from_secs(10) {
             return Err(MembershipError::CertExpiry);
         }
-        let vip_pool = match self.vip_pool.as_deref() {
+        let vip_pool = match req.vip_pool.as_deref() {
             Some(text) => {
                 VipPool::parse(text).map_err(|e| MembershipError::VipPool(e.to_string()))?
             }
@@ -130,7 +66,7 @@ mod tests {
     use super::*;
 
     fn refusal(req: InitRequest) -> String {
-        match req.settings() {
+        match InitSettings::try_from(&req) {
             Err(e) => e.to_string(),
             Ok(s) => panic!("accepted: {s:?}"),
         }
@@ -138,7 +74,7 @@ mod tests {
 
     #[test]
     fn defaults() {
-        let s = InitRequest::default().settings().expect("defaults");
+        let s = InitSettings::try_from(&InitRequest::default()).expect("defaults");
         assert_eq!(s.listen, SocketAddr::from(([0, 0, 0, 0], 2377)));
         assert_eq!(s.advertise_ip, IpAddr::from([127, 0, 0, 1]));
         assert_eq!(s.heartbeat_ms, 1000);
@@ -148,19 +84,17 @@ mod tests {
 
     #[test]
     fn advertise_ip_comes_from_a_specific_listen_address() {
-        let s = InitRequest {
+        let s = InitSettings::try_from(&InitRequest {
             listen_addr: Some("10.0.0.7:4000".into()),
             ..InitRequest::default()
-        }
-        .settings()
+        })
         .expect("settings");
         assert_eq!(s.advertise_ip, IpAddr::from([10, 0, 0, 7]));
-        let s = InitRequest {
+        let s = InitSettings::try_from(&InitRequest {
             listen_addr: Some("10.0.0.7:4000".into()),
             advertise_addr: Some("10.0.0.8:2377".into()),
             ..InitRequest::default()
-        }
-        .settings()
+        })
         .expect("settings");
         assert_eq!(s.advertise_ip, IpAddr::from([10, 0, 0, 8]));
     }
