@@ -230,7 +230,12 @@ async fn pump(
             match read {
                 Ok(n) => break n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock && got > 0 => break got,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    // Woken with nothing to read (readiness may be spurious): the buffer
+                    // goes back while the direction waits, so an idle connection holds none.
+                    give_buffer(std::mem::take(&mut buf));
+                    continue;
+                }
                 Err(e) => return Err(e),
             }
         };
@@ -259,7 +264,9 @@ async fn pump(
                 pipe: None,
             };
             let pipe = taken.pipe.insert(pipe);
-            return splice_pump(from, to, pipe, one_done, activity).await;
+            // Boxed: only a bulk direction pays for the splice state; an idle connection
+            // keeps its task small.
+            return Box::pin(splice_pump(from, to, pipe, one_done, activity)).await;
         }
     }
 }

@@ -35,6 +35,8 @@ pub struct DaemonConfig {
     /// Where the node's DNS server sends names outside the cluster; `None`: the resolvers
     /// in /etc/resolv.conf.
     pub dns_upstreams: Option<Vec<std::net::SocketAddr>>,
+    /// Threads the data plane (mesh, VIPs, DNS) runs on, apart from the control plane.
+    pub data_plane_threads: usize,
 }
 
 /// The VIP interface a daemon uses unless told otherwise.

@@ -75,7 +75,7 @@ pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
         engine,
         status,
         data_key,
-    ));
+    )?);
     if !store.is_locked() {
         rt.resume().await?;
     }

@@ -7,6 +7,10 @@
 //! only once every node acknowledged a table without it, so drain-before-stop covers every
 //! path a request can take into the node. Manager and worker roles both build theirs with
 //! [`DataPlane::start`].
+//!
+//! The data plane runs on threads of its own ([`DataPlaneThreads`]), apart from the
+//! control plane's runtime: one thread by default, so a request's reads, writes and
+//! wake-ups stay on one core with no hand-over between threads.
 
 use shoal_api::NodeRole;
 use shoal_balance::DataPlaneSnapshot;
@@ -68,9 +72,85 @@ impl Member for Mesh {
     }
 }
 
+/// The threads the data plane runs on: its listeners, connections, flows and DNS
+/// answers, apart from the control plane's runtime.
+///
+/// One thread (the default) runs a single-threaded runtime: every connection's reads,
+/// writes and wake-ups stay on that thread, with no work stealing and no waking of parked
+/// workers between them. More threads run a multi-threaded runtime of that many workers,
+/// for more than one core's worth of traffic.
+pub struct DataPlaneThreads {
+    handle: tokio::runtime::Handle,
+    /// A multi-threaded runtime, shut down when this is dropped.
+    runtime: Option<tokio::runtime::Runtime>,
+    /// Ends the single thread's runtime when this is dropped.
+    _stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl std::fmt::Debug for DataPlaneThreads {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DataPlaneThreads").finish_non_exhaustive()
+    }
+}
+
+/// The threads' name, as `top -H` and `/proc/PID/task/*/comm` show it.
+const THREAD_NAME: &str = "shoal-data";
+
+impl DataPlaneThreads {
+    /// Starts `threads` threads (at least one).
+    pub fn start(threads: usize) -> std::io::Result<DataPlaneThreads> {
+        if threads > 1 {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(threads)
+                .thread_name(THREAD_NAME)
+                .enable_all()
+                .build()?;
+            return Ok(DataPlaneThreads {
+                handle: runtime.handle().clone(),
+                runtime: Some(runtime),
+                _stop: None,
+            });
+        }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let handle = runtime.handle().clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name(THREAD_NAME.into())
+            .spawn(move || {
+                // Runs the spawned tasks until the sender is dropped; the runtime and every
+                // task still on it are dropped on this thread.
+                let _ = runtime.block_on(stopped);
+            })?;
+        Ok(DataPlaneThreads {
+            handle,
+            runtime: None,
+            _stop: Some(stop),
+        })
+    }
+
+    /// Where data-plane tasks are spawned.
+    pub fn handle(&self) -> &tokio::runtime::Handle {
+        &self.handle
+    }
+}
+
+impl Drop for DataPlaneThreads {
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            // Not waiting: the drop may happen on an async thread, where blocking is refused.
+            rt.shutdown_background();
+        }
+    }
+}
+
 /// The members of a node's data plane, fed together, acknowledged together.
 pub struct DataPlane {
     members: Vec<Arc<dyn Member>>,
+    /// Where the members run (their listeners, connections and servers are spawned by
+    /// `apply`, which runs there).
+    threads: tokio::runtime::Handle,
     /// The DNS resolver address tasks are given, once the node's DNS server answers.
     resolver: watch::Receiver<Option<std::net::IpAddr>>,
     acked: watch::Receiver<u64>,
@@ -116,6 +196,7 @@ impl DataPlane {
         }));
         DataPlane {
             members,
+            threads: tokio::runtime::Handle::current(),
             resolver: watch::channel(None).1,
             acked,
             tasks,
@@ -124,8 +205,10 @@ impl DataPlane {
 
     /// The standard data plane of a node: its routing mesh, and — unless
     /// `vip_interface` is `None` — its service VIPs on that interface and its DNS server
-    /// (forwarding to `dns_upstreams`, or the host's resolvers).
+    /// (forwarding to `dns_upstreams`, or the host's resolvers); all of them run on
+    /// `threads`.
     pub fn start(
+        threads: &tokio::runtime::Handle,
         mesh: Mesh,
         caps: shoal_mesh::ConnectionCaps,
         vip_interface: Option<&str>,
@@ -133,16 +216,22 @@ impl DataPlane {
     ) -> DataPlane {
         let mut members: Vec<Arc<dyn Member>> = vec![Arc::new(mesh)];
         let Some(iface) = vip_interface else {
-            return DataPlane::new(members);
+            return DataPlane::new(members).on(threads);
         };
         // VIPs before DNS: the VIP member puts the resolver address on the interface.
         members.push(Arc::new(crate::vips::Vips::new(iface, caps)));
         let dns = Arc::new(crate::dns::Dns::new(dns_upstreams));
         let resolver = dns.resolver();
         members.push(dns);
-        let mut plane = DataPlane::new(members);
+        let mut plane = DataPlane::new(members).on(threads);
         plane.resolver = resolver;
         plane
+    }
+
+    /// Runs the members on `threads` instead of the caller's runtime.
+    fn on(mut self, threads: &tokio::runtime::Handle) -> DataPlane {
+        self.threads = threads.clone();
+        self
     }
 
     /// The address of the node's DNS server, once it answers (`None` without one).
@@ -169,7 +258,8 @@ impl DataPlane {
         node_id: String,
     ) -> JoinHandle<()> {
         let members = self.members.clone();
-        tokio::spawn(async move {
+        // Applied on the data plane's threads: what `apply` spawns runs there.
+        self.threads.spawn(async move {
             loop {
                 let table = tables.borrow_and_update().clone();
                 let table = if table.has_local_first() {
@@ -225,6 +315,8 @@ mod tests {
     struct Fake {
         acked: watch::Sender<u64>,
         applied: std::sync::Mutex<Vec<u64>>,
+        /// The thread each apply ran on.
+        threads: std::sync::Mutex<Vec<Option<String>>>,
     }
 
     impl Member for Fake {
@@ -236,6 +328,10 @@ mod tests {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .push(table.version);
+            self.threads
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(std::thread::current().name().map(str::to_owned));
             Box::pin(async { Vec::new() })
         }
         fn acked(&self) -> watch::Receiver<u64> {
@@ -247,6 +343,7 @@ mod tests {
         Arc::new(Fake {
             acked: watch::channel(0).0,
             applied: Default::default(),
+            threads: Default::default(),
         })
     }
 
@@ -304,5 +401,33 @@ mod tests {
             assert_eq!(applied, [1, 2]);
         }
         assert_eq!(status_rx.borrow().role, Some(NodeRole::Worker));
+    }
+
+    /// Members apply snapshots on the data plane's own threads (one thread, or a runtime of
+    /// several), and the threads go away when dropped from async code.
+    #[tokio::test]
+    async fn members_run_on_the_data_plane_threads() {
+        for n in [1, 2] {
+            let threads = DataPlaneThreads::start(n).expect("threads");
+            let a = fake();
+            let plane = DataPlane::new(vec![a.clone()]).on(threads.handle());
+            let (_tables, tables_rx) = watch::channel(Arc::new(DataPlaneSnapshot {
+                version: 1,
+                ..DataPlaneSnapshot::default()
+            }));
+            let (status, mut status_rx) = watch::channel(DataPlaneStatus::default());
+            let _feed = plane.feed(tables_rx, status, NodeRole::Worker, "n1".into());
+            tokio::time::timeout(
+                Duration::from_secs(10),
+                status_rx.wait_for(|s| s.table_version == 1),
+            )
+            .await
+            .expect("in time")
+            .expect("open");
+            let on = a.threads.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            assert_eq!(on, vec![Some(THREAD_NAME.to_owned())], "{n} thread(s)");
+            drop(plane);
+            drop(threads);
+        }
     }
 }

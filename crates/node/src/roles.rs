@@ -97,6 +97,8 @@ struct Common<'a> {
     membership: &'a Membership,
     status: watch::Sender<DataPlaneStatus>,
     engine: Option<EngineInfo>,
+    /// Where the data plane runs.
+    data_plane: &'a tokio::runtime::Handle,
 }
 
 /// The session this node keeps with the leader, and what it tells it about itself.
@@ -168,6 +170,7 @@ fn session_and_data_plane(
     role: NodeRole,
 ) -> (Arc<RemoteDispatcher>, DataPlane, JoinHandle<()>) {
     let plane = DataPlane::start(
+        c.data_plane,
         Mesh::new(c.cfg.mesh_bind),
         c.cfg.mesh_bind.caps,
         c.cfg.vip_interface.as_deref(),
@@ -201,6 +204,8 @@ pub struct ManagerStart<'a> {
     pub engine: Option<EngineInfo>,
     /// Log readers waiting for the nodes (shared with the daemon's own API).
     pub logs: Arc<LogBroker>,
+    /// Where the data plane runs.
+    pub data_plane: &'a tokio::runtime::Handle,
 }
 
 /// The control address other managers and agents reach this manager at.
@@ -222,6 +227,7 @@ pub async fn start_manager(s: ManagerStart<'_>) -> anyhow::Result<Roles> {
         membership: s.membership,
         status: s.status,
         engine: s.engine,
+        data_plane: s.data_plane,
     };
     let store = s.store;
     let (stop_decisions, stop_decisions_rx) = watch::channel(false);
@@ -404,15 +410,32 @@ async fn lead_while_leader(
     }
 }
 
-pub async fn start_worker(
-    cfg: &DaemonConfig,
-    node_id: &str,
-    hostname: &str,
-    membership: &Membership,
-    certs: Certs,
-    status: watch::Sender<DataPlaneStatus>,
-    engine: Option<EngineInfo>,
-) -> anyhow::Result<Roles> {
+/// What a worker needs to start.
+pub struct WorkerStart<'a> {
+    pub cfg: &'a DaemonConfig,
+    pub node_id: &'a str,
+    pub hostname: &'a str,
+    pub membership: &'a Membership,
+    pub certs: Certs,
+    pub status: watch::Sender<DataPlaneStatus>,
+    /// The node's container engine, if it has one.
+    pub engine: Option<EngineInfo>,
+    /// Where the data plane runs.
+    pub data_plane: &'a tokio::runtime::Handle,
+}
+
+/// A worker: an agent and a data plane fed by a session with the leader.
+pub async fn start_worker(s: WorkerStart<'_>) -> anyhow::Result<Roles> {
+    let WorkerStart {
+        cfg,
+        node_id,
+        hostname,
+        membership,
+        certs,
+        status,
+        engine,
+        data_plane,
+    } = s;
     let c = Common {
         cfg,
         node_id,
@@ -420,6 +443,7 @@ pub async fn start_worker(
         membership,
         status,
         engine,
+        data_plane,
     };
     let (stop_decisions, _) = watch::channel(false);
     let (stop_agent, stop_agent_rx) = watch::channel(AgentStop::Run);

@@ -2,7 +2,7 @@
 //! the tasks that follow the cluster; it starts, resumes and stops the node's roles.
 
 use crate::daemon::bind_control;
-use crate::data_plane::DataPlaneStatus;
+use crate::data_plane::{DataPlaneStatus, DataPlaneThreads};
 use crate::membership::{store, Certs, Membership, Standing};
 use crate::roles::{self, Roles};
 use crate::state_key::{self, DataKey};
@@ -36,6 +36,8 @@ pub struct Runtime {
     pub(crate) failed_unlocks: tokio::sync::Mutex<()>,
     /// Readers of task logs waiting for the nodes (while this node leads).
     pub(crate) logs: Arc<shoal_manager::log_broker::LogBroker>,
+    /// The threads the data plane runs on, kept across role changes.
+    pub(crate) data_plane: DataPlaneThreads,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -56,8 +58,10 @@ impl Runtime {
         engine: Option<EngineInfo>,
         status: watch::Sender<DataPlaneStatus>,
         data_key: Option<DataKey>,
-    ) -> Runtime {
-        Runtime {
+    ) -> anyhow::Result<Runtime> {
+        let data_plane = DataPlaneThreads::start(cfg.data_plane_threads)
+            .map_err(|e| anyhow::anyhow!("cannot start the data plane's threads: {e}"))?;
+        Ok(Runtime {
             cfg,
             store,
             node_id,
@@ -71,7 +75,8 @@ impl Runtime {
             data_key: Mutex::new(data_key),
             failed_unlocks: tokio::sync::Mutex::new(()),
             logs: Arc::default(),
-        }
+            data_plane,
+        })
     }
 
     /// Where this node stands now.
@@ -129,20 +134,22 @@ impl Runtime {
             forward_tls: self.forward_tls.clone(),
             engine: self.engine.clone(),
             logs: self.logs.clone(),
+            data_plane: self.data_plane.handle(),
         })
         .await
     }
 
     pub(crate) async fn start_worker(&self, m: &Membership, certs: Certs) -> anyhow::Result<Roles> {
-        roles::start_worker(
-            &self.cfg,
-            &self.node_id,
-            &self.hostname,
-            m,
+        roles::start_worker(roles::WorkerStart {
+            cfg: &self.cfg,
+            node_id: &self.node_id,
+            hostname: &self.hostname,
+            membership: m,
             certs,
-            self.status.clone(),
-            self.engine.clone(),
-        )
+            status: self.status.clone(),
+            engine: self.engine.clone(),
+            data_plane: self.data_plane.handle(),
+        })
         .await
     }
 

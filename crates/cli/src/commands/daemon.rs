@@ -19,7 +19,7 @@ pub struct DaemonArgs {
     mesh_bind: IpAddr,
     /// Most client connections the routing mesh holds open at once, over all published
     /// ports; more wait in the listen queue [default: as many as the file descriptor limit
-    /// allows, 6 descriptors each, after 1,280 kept for the control plane]
+    /// allows, 4 descriptors each, after 1,280 kept for the control plane]
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     mesh_max_connections: Option<u32>,
     /// Most client connections on any one published port (never more than half the
@@ -49,6 +49,11 @@ pub struct DaemonArgs {
     /// (repeat for several) [default: the nameservers of /etc/resolv.conf]
     #[arg(long, value_parser = parse_upstream)]
     dns_upstream: Vec<std::net::SocketAddr>,
+    /// Threads the data plane (routing mesh, VIPs, DNS) runs on, apart from the control
+    /// plane: one keeps each connection on one core; more serve more than one core's worth
+    /// of traffic
+    #[arg(long, default_value = "1", value_parser = clap::value_parser!(u16).range(1..=256))]
+    data_plane_threads: u16,
     /// Log filter (e.g. info, debug, shoal_mesh=debug)
     #[arg(long, env = "SHOAL_LOG", default_value = "info")]
     log_level: String,
@@ -113,6 +118,7 @@ pub async fn run(args: DaemonArgs) -> anyhow::Result<ExitCode> {
         control_limits: shoal_rpc::server::ControlLimits::default(),
         docker_host: shoal_node::docker_host(args.docker_host.as_deref()),
         dns_upstreams: (!args.dns_upstream.is_empty()).then_some(args.dns_upstream),
+        data_plane_threads: usize::from(args.data_plane_threads),
         vip_interface: match args.vip_interface.as_str() {
             "off" => None,
             name => Some(vip_interface_name(name)?),
