@@ -269,9 +269,12 @@ pub struct TmpfsOptions {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct Ulimit {
-    pub name: String,
-    pub soft: i64,
-    pub hard: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub soft: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hard: Option<i64>,
     #[serde(flatten)]
     pub extra: Extra,
 }
@@ -368,7 +371,8 @@ pub struct PlacementPreference {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct SpreadOver {
-    pub spread_descriptor: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spread_descriptor: Option<String>,
     #[serde(flatten)]
     pub extra: Extra,
 }

@@ -772,3 +772,74 @@ fn filters_match_prefixes_labels_and_known_keys() {
         "invalid filter 'mode=jobs'"
     );
 }
+
+/// Every path to a key or list element of `v`, as JSON pointers.
+fn pointers(v: &Value, at: String, out: &mut Vec<String>) {
+    match v {
+        Value::Object(o) => {
+            for (k, child) in o {
+                let p = format!("{at}/{k}");
+                out.push(p.clone());
+                pointers(child, p, out);
+            }
+        }
+        Value::Array(a) => {
+            for (i, child) in a.iter().enumerate() {
+                let p = format!("{at}/{i}");
+                out.push(p.clone());
+                pointers(child, p, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn remove(v: &mut Value, pointer: &str) {
+    let (parent, last) = pointer.rsplit_once('/').expect("a pointer");
+    match v.pointer_mut(parent).expect("the parent") {
+        Value::Object(o) => {
+            o.remove(last);
+        }
+        Value::Array(a) => {
+            a.remove(last.parse::<usize>().expect("an index"));
+        }
+        _ => unreachable!(),
+    }
+}
+
+#[test]
+fn with_any_one_field_left_out_a_spec_still_round_trips() {
+    let full = full_spec();
+    let mut all = Vec::new();
+    pointers(&full, String::new(), &mut all);
+    for p in all {
+        let mut sent = full.clone();
+        remove(&mut sent, &p);
+        let spec = parse(&sent);
+        // Labels, TaskTemplate and Mode are always written, as Docker writes them.
+        for (key, empty) in [
+            ("Labels", json!({})),
+            ("TaskTemplate", json!({})),
+            ("Mode", json!({})),
+        ] {
+            if sent.get(key).is_none() {
+                sent[key] = empty;
+            }
+        }
+        assert_eq!(serde_json::to_value(&spec).expect("json"), sent, "{p}");
+        let Ok(c) = to_shoal::service_spec(&spec, None) else {
+            continue;
+        };
+        let over = to_docker::service_spec(&c.spec, Some(&spec));
+        // A spec is always written with its EndpointSpec (Traefik reads its Mode).
+        let mut want = sent.clone();
+        if want.get("EndpointSpec").is_none() {
+            want["EndpointSpec"] = json!({"Mode": "vip"});
+        }
+        assert_eq!(serde_json::to_value(&over).expect("json"), want, "{p}");
+        let fresh = to_docker::service_spec(&c.spec, None);
+        let again = to_shoal::service_spec(&fresh, None).expect("its own rendering converts");
+        assert_eq!(again.spec, c.spec, "{p}");
+        assert!(again.warnings.is_empty(), "{p}: {:?}", again.warnings);
+    }
+}

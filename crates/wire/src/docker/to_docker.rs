@@ -128,7 +128,9 @@ fn task_spec_over(
                 .iter()
                 .map(|pref| spec::PlacementPreference {
                     spread: Some(spec::SpreadOver {
-                        spread_descriptor: pref.strip_prefix("spread=").unwrap_or(pref).to_string(),
+                        spread_descriptor: Some(
+                            pref.strip_prefix("spread=").unwrap_or(pref).to_string(),
+                        ),
                         extra: Default::default(),
                     }),
                     extra: Default::default(),
@@ -216,9 +218,9 @@ fn container_spec(t: &api::TaskTemplate, mut c: ContainerSpec) -> ContainerSpec 
                 k.ulimits
                     .iter()
                     .map(|u| spec::Ulimit {
-                        name: u.name.clone(),
-                        soft: u.soft,
-                        hard: u.hard,
+                        name: Some(u.name.clone()),
+                        soft: Some(u.soft),
+                        hard: Some(u.hard),
                         extra: Default::default(),
                     })
                     .collect()

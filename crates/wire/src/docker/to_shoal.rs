@@ -211,11 +211,15 @@ pub fn task_template(
             .clone()
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| "SIGTERM".into()),
-        stop_grace_period: duration(
-            &format!("{base}.StopGracePeriod"),
-            c.stop_grace_period,
-            Duration::from_secs(10),
-        )?,
+        // An explicit 0 stops at once; absent is the 10 s default.
+        stop_grace_period: match c.stop_grace_period {
+            Some(0) => Duration::ZERO,
+            ns => duration(
+                &format!("{base}.StopGracePeriod"),
+                ns,
+                Duration::from_secs(10),
+            )?,
+        },
         ..api::TaskTemplate::default()
     };
     let (health, none) = health(c.healthcheck.as_ref(), w)?;
@@ -303,16 +307,22 @@ fn runtime(c: &ContainerSpec, process: bool, w: &mut Vec<String>) -> Result<Runt
     for (i, m) in c.mounts.iter().flatten().enumerate() {
         mounts.push(mount(&format!("{base}.Mounts[{i}]"), m, w)?);
     }
-    let ulimits = c
-        .ulimits
-        .iter()
-        .flatten()
-        .map(|u| api::Ulimit {
-            name: u.name.clone(),
-            soft: u.soft,
-            hard: u.hard,
-        })
-        .collect();
+    let mut ulimits = Vec::new();
+    for (i, u) in c.ulimits.iter().flatten().enumerate() {
+        let field = format!("{base}.Ulimits[{i}]");
+        warn_extra(&format!("{field}."), &u.extra, w);
+        let name = u.name.clone().filter(|n| !n.is_empty()).ok_or_else(|| {
+            DockerError::invalid(
+                format!("{field}.Name"),
+                "missing: name the limit (nofile...)",
+            )
+        })?;
+        ulimits.push(api::Ulimit {
+            name,
+            soft: u.soft.unwrap_or(0),
+            hard: u.hard.unwrap_or(0),
+        });
+    }
     Ok(Runtime::Container(api::ContainerSpec {
         image: c.image.clone(),
         entrypoint: c.command.clone().filter(|c| !c.is_empty()),
@@ -501,9 +511,10 @@ fn placement(
         let field = format!("TaskTemplate.Placement.Preferences[{i}]");
         warn_extra(&format!("{field}."), &pref.extra, w);
         match &pref.spread {
-            Some(s) => task
-                .placement_prefs
-                .push(format!("spread={}", s.spread_descriptor)),
+            Some(s) => {
+                let on = s.spread_descriptor.as_deref().unwrap_or_default();
+                task.placement_prefs.push(format!("spread={on}"));
+            }
             None => w.push(format!("{field}: only Spread is supported, ignored")),
         }
     }
