@@ -843,3 +843,31 @@ fn with_any_one_field_left_out_a_spec_still_round_trips() {
         assert!(again.warnings.is_empty(), "{p}: {:?}", again.warnings);
     }
 }
+
+/// The fuzz target's property, on its seeds: each converts, and renders back (over itself
+/// or from nothing) to a spec that converts to the same shoal spec.
+#[test]
+fn the_fuzz_seeds_convert_and_render_back() {
+    for (name, body) in [
+        (
+            "cli_create",
+            include_str!("../../../../fuzz/seeds/docker_spec/cli_create.json"),
+        ),
+        (
+            "process",
+            include_str!("../../../../fuzz/seeds/docker_spec/process.json"),
+        ),
+        (
+            "stack",
+            include_str!("../../../../fuzz/seeds/docker_spec/stack.json"),
+        ),
+    ] {
+        let spec = parse_service_spec(body.as_bytes()).expect(name);
+        let c = to_shoal::service_spec(&spec, None).expect(name);
+        for base in [Some(&spec), None] {
+            let rendered = to_docker::service_spec(&c.spec, base);
+            let back = to_shoal::service_spec(&rendered, None).expect(name);
+            assert_eq!(back.spec, c.spec, "{name}");
+        }
+    }
+}
