@@ -392,8 +392,10 @@ fn host_prefix(addr: &str) -> Option<String> {
 }
 
 /// A stored task as `GET /tasks` shows it. `version` is its `Version.Index`; `node_addr`
-/// the address of its node (its address on the network); `sent` the Docker task spec of
-/// the service version it was made from, when the caller has it.
+/// the address of its node (its address on the network); `sent` the `TaskTemplate` of the
+/// service's Docker spec, when the caller has it. Passing the current one is safe for a
+/// task of an older version: only the sections that still mean the task's template are
+/// kept, the others are rendered from it.
 pub fn task(
     t: &api::Task,
     version: u64,
