@@ -8,7 +8,12 @@
 //! JSON on the wire: renaming one breaks every client. Reading a request strictly (an
 //! unknown field refused by its path) is `shoal_api::strict`, applied by the server.
 //!
+//! [`docker`] holds the swarm part of the Docker Engine API (the JSON the `docker` CLI,
+//! Traefik and docker-py send and read), its `filters` parameter, and the pure conversions
+//! between Docker's objects and shoal's model.
+//!
 //! Depends only on `shoal-api` and `shoal-balance` (pure data, no I/O); never on the manager,
 //! the node or the CLI.
 
+pub mod docker;
 pub mod v1;
