@@ -615,6 +615,15 @@ pub struct Service {
     pub update_status: Option<crate::UpdateStatus>,
     pub created_at: u64,
     pub updated_at: u64,
+    /// The spec as a Docker Engine API client last sent it (`POST /services/create` or
+    /// `/update`), kept whole: Docker clients post the whole spec back on every change, and
+    /// what shoal does not model must come back as they sent it. `None` for a service made
+    /// or last changed through shoal's own API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub docker_spec: Option<serde_json::Value>,
+    /// The Docker spec before the last update, for `rollback=previous`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub docker_previous_spec: Option<serde_json::Value>,
 }
 
 #[cfg(test)]

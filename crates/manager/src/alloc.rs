@@ -261,6 +261,8 @@ mod tests {
             previous_spec: None,
             ports: ports(published),
             update_status: None,
+            docker_spec: None,
+            docker_previous_spec: None,
             created_at: 0,
             updated_at: 0,
         }

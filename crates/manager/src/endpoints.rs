@@ -170,6 +170,8 @@ mod tests {
             },
             previous_spec: None,
             update_status: None,
+            docker_spec: None,
+            docker_previous_spec: None,
             ports,
             created_at: 0,
             updated_at: 0,

@@ -16,6 +16,7 @@ pub mod ca;
 mod checks;
 pub mod control;
 pub mod dispatcher;
+pub mod docker;
 pub mod endpoints;
 pub mod leader;
 pub mod liveness;

@@ -241,6 +241,8 @@ mod tests {
                 spec,
                 previous_spec: None,
                 update_status: None,
+                docker_spec: None,
+                docker_previous_spec: None,
                 created_at: 0,
                 updated_at: 0,
             });

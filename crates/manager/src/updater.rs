@@ -554,6 +554,8 @@ mod tests {
             }),
             created_at: 0,
             updated_at: 0,
+            docker_spec: None,
+            docker_previous_spec: None,
         }
     }
 

@@ -131,9 +131,14 @@ pub async fn worker_guard(State(rt): State<Arc<Runtime>>, req: Request, next: Ne
         "/v1/cluster/unlock-key",
         "/v1/cluster/update",
         "/v1/clients",
+        // The Docker API's swarm routes (after their version prefix is gone).
+        "/nodes",
+        "/services",
+        "/tasks",
     ]
     .iter()
-    .any(|p| path.starts_with(p));
+    .any(|p| path.starts_with(p))
+        || path == "/swarm";
     if cluster_call && rt.membership().is_some_and(|m| m.role == NodeRole::Worker) {
         return ApiError::unavailable(
             "this node is a worker: cluster state is kept by the managers; run this on a manager (or use --host tcp://MANAGER:2377)",

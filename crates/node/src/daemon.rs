@@ -81,26 +81,36 @@ pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
     }
     tokio::spawn(rt.clone().keep_data_key());
 
-    let app = control_router(ControlState {
+    let control = ControlState {
         store: store.clone(),
         logs: rt.logs.clone(),
-    })
-    .layer(axum::middleware::from_fn_with_state(
-        Forward {
-            store: store.clone(),
-            tls: rt.forward_tls.subscribe(),
-        },
-        forward::to_leader,
-    ))
-    .merge(node_router(rt.clone()))
-    .layer(axum::middleware::from_fn_with_state(
-        rt.clone(),
-        worker_guard,
-    ))
-    .layer(axum::middleware::from_fn_with_state(
-        rt.clone(),
-        locked_guard,
-    ));
+    };
+    let app = control_router(control.clone())
+        .merge(shoal_manager::docker::router(control))
+        .layer(axum::middleware::from_fn_with_state(
+            Forward {
+                store: store.clone(),
+                tls: rt.forward_tls.subscribe(),
+            },
+            forward::to_leader,
+        ))
+        .merge(node_router(rt.clone()))
+        .merge(crate::docker::router(rt.clone()))
+        .fallback(shoal_manager::docker::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            rt.clone(),
+            worker_guard,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            rt.clone(),
+            locked_guard,
+        ));
+    // Around the router, so a Docker API version prefix is gone before routing.
+    let app = axum::Router::new()
+        .fallback_service(app)
+        .layer(axum::middleware::from_fn(
+            shoal_manager::docker::strip_version,
+        ));
     let (stop_api, mut stop_api_rx) = watch::channel(false);
     let server = tokio::spawn(async move {
         let served = axum::serve(listener, app)

@@ -13,6 +13,7 @@ mod daemon;
 mod data_plane;
 mod describe;
 mod dns;
+mod docker;
 mod forward;
 mod health;
 mod identity;

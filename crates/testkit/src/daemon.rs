@@ -269,6 +269,68 @@ impl Daemon {
         }
     }
 
+    /// Run the real `docker` CLI against this daemon's socket (`DOCKER_HOST`), with a
+    /// config dir of its own so the machine's contexts and settings play no part.
+    pub fn docker(&self, args: &[&str]) -> Output {
+        let config = self.dir.path().join("docker-config");
+        let out = Command::new("docker")
+            .env("DOCKER_HOST", format!("unix://{}", self.socket.display()))
+            .env("DOCKER_CONFIG", &config)
+            .env_remove("DOCKER_CONTEXT")
+            .env_remove("DOCKER_API_VERSION")
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run docker");
+        Output {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// A raw HTTP request to the daemon's socket (`curl --unix-socket`): the status line's
+    /// code, the response headers and the body. For routes no CLI command reaches.
+    pub fn http(&self, method: &str, path: &str) -> (u16, String, String) {
+        self.http_with(method, path, None)
+    }
+
+    /// [`Daemon::http`] with a JSON request body.
+    pub fn http_with(&self, method: &str, path: &str, body: Option<&str>) -> (u16, String, String) {
+        let mut cmd = Command::new("curl");
+        // `-X HEAD` would wait for the body the length header announces.
+        match method {
+            "HEAD" => cmd.args(["-s", "-I", "--max-time", "30", "--unix-socket"]),
+            _ => cmd.args([
+                "-s",
+                "-i",
+                "--max-time",
+                "30",
+                "-X",
+                method,
+                "--unix-socket",
+            ]),
+        };
+        cmd.arg(&self.socket).arg(format!("http://localhost{path}"));
+        if let Some(body) = body {
+            cmd.args([
+                "-H",
+                "Content-Type: application/json",
+                "--data-binary",
+                body,
+            ]);
+        }
+        let out = cmd.stdin(Stdio::null()).output().expect("run curl");
+        let text = String::from_utf8_lossy(&out.stdout).replace("\r\n", "\n");
+        let (head, body) = text.split_once("\n\n").unwrap_or((&text, ""));
+        let code = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        (code, head.to_owned(), body.to_owned())
+    }
+
     /// Run `shoal -H <socket> ARGS...`, giving up (and killing it) after `limit`: `None`
     /// if it did not finish in time. For commands with short output.
     pub fn cli_within(&self, args: &[&str], limit: Duration) -> Option<Output> {

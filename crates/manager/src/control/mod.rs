@@ -11,8 +11,8 @@ mod cluster;
 mod endpoints;
 mod error;
 mod logs;
-mod nodes;
-mod services;
+pub(crate) mod nodes;
+pub(crate) mod services;
 mod strict;
 mod tasks;
 
@@ -39,7 +39,7 @@ fn no_cluster() -> ApiError {
 
 impl ControlState {
     /// The current state, or 503 if this node has not joined a cluster yet.
-    fn cluster(&self) -> Result<Arc<shoal_api::ClusterState>, ApiError> {
+    pub(crate) fn cluster(&self) -> Result<Arc<shoal_api::ClusterState>, ApiError> {
         let state = self.store.state();
         if state.cluster.is_none() {
             return Err(no_cluster());

@@ -16,7 +16,7 @@ fn find(state: &shoal_api::ClusterState, id: &str) -> Result<Node, ApiError> {
 
 /// A manager's place in the Raft group: Leader, Reachable, Unreachable, or Joining (a
 /// learner catching up, or not yet added by the leader).
-fn set_manager_status(n: &mut Node, g: &GroupStatus) {
+pub(crate) fn set_manager_status(n: &mut Node, g: &GroupStatus) {
     if n.role != NodeRole::Manager {
         return;
     }
@@ -34,7 +34,7 @@ fn set_manager_status(n: &mut Node, g: &GroupStatus) {
     );
 }
 
-fn group(s: &ControlState) -> Option<GroupStatus> {
+pub(crate) fn group(s: &ControlState) -> Option<GroupStatus> {
     s.store.replica().map(|r| r.status())
 }
 

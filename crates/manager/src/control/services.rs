@@ -29,7 +29,7 @@ pub async fn inspect(
     Ok(Json(ServiceInfo::new(&state, svc)))
 }
 
-fn find<'a>(state: &'a ClusterState, key: &str) -> Result<&'a Service, ApiError> {
+pub(crate) fn find<'a>(state: &'a ClusterState, key: &str) -> Result<&'a Service, ApiError> {
     state
         .find_service(key)
         .ok_or_else(|| ApiError::not_found(format!("service {key} not found")))
@@ -39,6 +39,17 @@ pub async fn create(
     State(s): State<ControlState>,
     StrictJson(spec): StrictJson<ServiceSpec>,
 ) -> Result<(StatusCode, Json<Created>), ApiError> {
+    let id = create_service(&s, spec, None).await?;
+    Ok((StatusCode::CREATED, Json(Created { id })))
+}
+
+/// Checks `spec` and writes a new service of it in one transaction, with the Docker spec it
+/// came from (`docker_spec`, from the Docker API). Returns the new service's ID.
+pub(crate) async fn create_service(
+    s: &ControlState,
+    spec: ServiceSpec,
+    docker_spec: Option<serde_json::Value>,
+) -> Result<String, ApiError> {
     let snapshot = s.cluster()?;
     spec.validate()?;
     if let Some(program) = spec.task.process().and_then(|p| p.command.first()) {
@@ -69,6 +80,8 @@ pub async fn create(
                 spec: spec.clone(),
                 previous_spec: None,
                 update_status: None,
+                docker_spec: docker_spec.clone(),
+                docker_previous_spec: None,
                 ports,
                 created_at: now,
                 updated_at: now,
@@ -79,7 +92,7 @@ pub async fn create(
         })
         .await?;
     tracing::info!(service = %spec.name, id = %id, "service created");
-    Ok((StatusCode::CREATED, Json(Created { id })))
+    Ok(id)
 }
 
 pub async fn remove(
@@ -149,6 +162,49 @@ pub async fn update(
     Path(key): Path<String>,
     StrictJson(req): StrictJson<UpdateRequest>,
 ) -> Result<Json<ServiceInfo>, ApiError> {
+    let change = Change {
+        spec: req.spec,
+        force: req.force,
+        expect: None,
+        docker_spec: None,
+    };
+    let svc = update_service(&s, &key, change).await?;
+    Ok(Json(ServiceInfo::new(&s.store.state(), &svc)))
+}
+
+/// A change of a service's spec, as shoal's API or the Docker API asks for it.
+#[derive(Debug)]
+pub(crate) struct Change {
+    pub spec: ServiceSpec,
+    /// Roll the tasks out even if their template is unchanged.
+    pub force: bool,
+    /// The Docker API's optimistic lock: the service's `Version.Index` the client read
+    /// (shoal's `updated_at`); a service changed since is refused.
+    pub expect: Option<u64>,
+    /// The Docker spec the change came from; `Some` also makes an unchanged spec no error
+    /// and clears the last rollout's status when this change is no rollout, as Docker does.
+    pub docker_spec: Option<serde_json::Value>,
+}
+
+/// The error Docker gives for a stale `version`.
+pub(crate) fn out_of_sequence() -> ApiError {
+    ApiError::new(StatusCode::CONFLICT, "update out of sequence")
+}
+
+/// Checks and applies `change` to the service named or identified by `key` in one
+/// transaction; a change of the tasks' template starts a rollout.
+pub(crate) async fn update_service(
+    s: &ControlState,
+    key: &str,
+    change: Change,
+) -> Result<Service, ApiError> {
+    let Change {
+        spec,
+        force,
+        expect,
+        docker_spec,
+    } = change;
+    let req = UpdateRequest { spec, force };
     let snapshot = s.cluster()?;
     req.spec.validate()?;
     if let Some(program) = req.spec.task.process().and_then(|p| p.command.first()) {
@@ -162,7 +218,10 @@ pub async fn update(
     let out = s
         .store
         .update(|tx| {
-            let mut svc = find(tx.state(), &key)?.clone();
+            let mut svc = find(tx.state(), key)?.clone();
+            if expect.is_some_and(|v| v != svc.updated_at) {
+                return Err(out_of_sequence());
+            }
             if req.spec.name != svc.spec.name {
                 return Err(ApiError::bad_request(format!(
                     "service {} cannot be renamed to {}",
@@ -178,7 +237,7 @@ pub async fn update(
                 )));
             }
             let rollout = req.force || rollout_part(&req.spec) != rollout_part(&svc.spec);
-            if !rollout && req.spec == svc.spec {
+            if !rollout && req.spec == svc.spec && docker_spec.is_none() {
                 return Err(ApiError::bad_request(format!(
                 "service {}: nothing to update (the spec is unchanged; use --force to redeploy)",
                 svc.spec.name
@@ -189,6 +248,13 @@ pub async fn update(
             // A service made before VIPs existed gets one now.
             svc.vip = Some(alloc::vip(tx.state(), Some(&svc))?);
             let now = now_millis();
+            if docker_spec.is_some() {
+                svc.docker_previous_spec = svc.docker_spec.take();
+                svc.docker_spec = docker_spec.clone();
+                if !rollout {
+                    svc.update_status = None;
+                }
+            }
             if rollout {
                 svc.previous_spec = Some(svc.spec.clone());
                 svc.version += 1;
@@ -203,27 +269,41 @@ pub async fn update(
             svc.spec = req.spec.clone();
             svc.updated_at = now;
             tx.put(svc.clone());
-            Ok(ServiceInfo::new(tx.state(), &svc))
+            Ok(svc)
         })
         .await?;
-    tracing::info!(service = %out.service.spec.name, version = out.service.version, "service updated");
-    Ok(Json(out))
+    tracing::info!(service = %out.spec.name, version = out.version, "service updated");
+    Ok(out)
 }
 
 pub async fn rollback(
     State(s): State<ControlState>,
     Path(key): Path<String>,
 ) -> Result<Json<ServiceInfo>, ApiError> {
+    let svc = rollback_service(&s, &key, None).await?;
+    Ok(Json(ServiceInfo::new(&s.store.state(), &svc)))
+}
+
+/// Rolls the service named or identified by `key` back to its previous spec (its Docker
+/// spec too); `expect` as in [`Change::expect`].
+pub(crate) async fn rollback_service(
+    s: &ControlState,
+    key: &str,
+    expect: Option<u64>,
+) -> Result<Service, ApiError> {
     let snapshot = s.cluster()?;
     let host_busy = snapshot
-        .find_service(&key)
+        .find_service(key)
         .and_then(|svc| svc.previous_spec.as_ref())
         .map(|previous| ports_in_use(&snapshot, &previous.ports))
         .unwrap_or_default();
     let out = s
         .store
         .update(|tx| {
-            let svc = find(tx.state(), &key)?.clone();
+            let svc = find(tx.state(), key)?.clone();
+            if expect.is_some_and(|v| v != svc.updated_at) {
+                return Err(out_of_sequence());
+            }
             let no_previous = || {
                 ApiError::bad_request(format!(
                     "service {} has no previous spec to roll back to",
@@ -245,10 +325,12 @@ pub async fn rollback(
             let mut rolled = crate::updater::rolled_back(tx.state(), &svc, status, now)
                 .ok_or_else(no_previous)?;
             rolled.ports = ports;
+            rolled.docker_spec = svc.docker_previous_spec.clone();
+            rolled.docker_previous_spec = svc.docker_spec.clone();
             tx.put(rolled.clone());
-            Ok::<_, ApiError>(ServiceInfo::new(tx.state(), &rolled))
+            Ok::<_, ApiError>(rolled)
         })
         .await?;
-    tracing::info!(service = %out.service.spec.name, "service rollback started");
-    Ok(Json(out))
+    tracing::info!(service = %out.spec.name, "service rollback started");
+    Ok(out)
 }

@@ -43,6 +43,8 @@ fn state(nodes: &[&str], tasks: &[(&str, &str, Option<&str>)]) -> ClusterState {
                 },
                 previous_spec: None,
                 update_status: None,
+                docker_spec: None,
+                docker_previous_spec: None,
                 ports: vec![],
                 created_at: 0,
                 updated_at: 0,

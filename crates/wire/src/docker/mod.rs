@@ -131,6 +131,17 @@ impl Version {
             components: vec![ComponentVersion {
                 name: "Engine".into(),
                 version: server_version.into(),
+                details: [
+                    ("ApiVersion", API_VERSION),
+                    ("MinAPIVersion", MIN_API_VERSION),
+                    ("Os", os),
+                    ("Arch", arch),
+                    ("KernelVersion", kernel),
+                    ("Experimental", "false"),
+                ]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
             }],
             version: server_version.into(),
             api_version: API_VERSION.into(),

@@ -444,4 +444,7 @@ pub struct VersionPlatform {
 pub struct ComponentVersion {
     pub name: String,
     pub version: String,
+    /// `ApiVersion`, `MinAPIVersion`, `Os`, `Arch`, ... as `docker version` prints them.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub details: std::collections::BTreeMap<String, String>,
 }

@@ -478,6 +478,8 @@ fn stored_service() -> api::Service {
         }),
         created_at: 1_764_561_495_123,
         updated_at: 1_764_561_495_123,
+        docker_spec: None,
+        docker_previous_spec: None,
     }
 }
 

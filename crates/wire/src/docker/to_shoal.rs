@@ -298,8 +298,10 @@ fn runtime(c: &ContainerSpec, process: bool, w: &mut Vec<String>) -> Result<Runt
                 ));
             }
         }
+        // The docker CLI tags an untagged image name `:latest`; a program has no tag.
+        let program = c.image.strip_suffix(":latest").unwrap_or(&c.image);
         return Ok(Runtime::Process(api::ProcessSpec {
-            command: vec![c.image.clone()],
+            command: vec![program.to_owned()],
             args: command.into_iter().chain(args).collect(),
         }));
     }

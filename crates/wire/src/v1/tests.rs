@@ -27,6 +27,8 @@ fn service() -> Service {
         ports: Vec::new(),
         vip: Some([10, 96, 0, 2].into()),
         update_status: None,
+        docker_spec: None,
+        docker_previous_spec: None,
         created_at: 1000,
         updated_at: 2000,
     }

@@ -1,0 +1,303 @@
+//! The Docker Engine API on the daemon's socket, driven by raw requests and by the real
+//! docker CLI (`DOCKER_HOST=unix://.../shoal.sock`).
+
+use shoal_testkit::Daemon;
+use std::path::Path;
+
+fn bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_shoal"))
+}
+
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+#[test]
+fn ping_advertises_the_api_version_and_the_swarm_state() {
+    let d = Daemon::start(bin());
+    for path in ["/_ping", "/v1.44/_ping", "/v1.24/_ping"] {
+        let (code, head, body) = d.http("GET", path);
+        assert_eq!(code, 200, "{path}: {head}");
+        assert_eq!(body, "OK", "{path}");
+        assert_eq!(header(&head, "Api-Version"), Some("1.44"), "{head}");
+        assert_eq!(header(&head, "Ostype"), Some("linux"), "{head}");
+        assert_eq!(header(&head, "Swarm"), Some("inactive"), "{head}");
+    }
+    let (code, head, body) = d.http("HEAD", "/_ping");
+    assert_eq!(code, 200, "{head}");
+    assert!(body.is_empty(), "{body:?}");
+    assert!(d.init().ok(), "{}", d.log());
+    let (_, head, _) = d.http("HEAD", "/_ping");
+    assert_eq!(header(&head, "Swarm"), Some("active/manager"), "{head}");
+}
+
+#[test]
+fn unknown_routes_and_versions_get_docker_style_errors() {
+    let d = Daemon::start(bin());
+    let (code, head, body) = d.http("GET", "/v1.44/no/such/route");
+    assert_eq!(code, 404, "{head}");
+    let json: serde_json::Value = serde_json::from_str(&body).expect(&body);
+    assert_eq!(json["message"], "page not found", "{body}");
+    let (code, _, body) = d.http("GET", "/no/such/route");
+    assert_eq!(code, 404, "{body}");
+    let (code, _, body) = d.http("GET", "/v1.12/_ping");
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("client version 1.12 is too old"), "{body}");
+    let (code, _, body) = d.http("GET", "/v1.99/_ping");
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("client version 1.99 is too new"), "{body}");
+    // shoal's own API is untouched by the Docker routes.
+    let (code, _, body) = d.http("GET", "/v1/info");
+    assert_eq!(code, 200, "{body}");
+}
+
+/// The golden output of a docker command recorded from real Swarm: its stdout.
+fn golden_stdout(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden/docker/cli")
+        .join(format!("{name}.txt"));
+    let text = std::fs::read_to_string(&path).expect("golden file");
+    let (_, rest) = text.split_once("--- stdout\n").expect("stdout section");
+    let (out, _) = rest.split_once("--- stderr").expect("stderr section");
+    out.to_owned()
+}
+
+/// `text` masked as the goldens are (IDs, ages, host, engine version), by the goldens' own
+/// masking module.
+fn masked(text: &str, ids: &[String], engine: &str) -> String {
+    use std::io::Write;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ids_file = dir.path().join("ids");
+    std::fs::write(&ids_file, ids.join("\n")).expect("ids");
+    let mask = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/docker/mask.py");
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let mut child = std::process::Command::new("python3")
+        .arg(mask)
+        .arg("text")
+        .args(["--host", host.trim(), "--engine", engine, "--ids"])
+        .arg(&ids_file)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("write");
+    let out = child.wait_with_output().expect("mask");
+    assert!(out.status.success(), "mask.py failed");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Compares a command's output with its golden from real Swarm, field by field once both
+/// are masked; `swap` turns shoal's values that differ by design (the image of a process
+/// service, the port) into the golden's.
+fn assert_like_swarm(name: &str, ours: &str, ids: &[String], engine: &str, swap: &[(&str, &str)]) {
+    // Masked first: the masking cuts table cells at the header's column starts.
+    let mut ours = masked(ours, ids, engine);
+    for (from, to) in swap {
+        ours = ours.replace(from, to);
+    }
+    let golden = golden_stdout(name);
+    let rows = |t: &str| -> Vec<Vec<String>> {
+        t.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| l.split_whitespace().map(str::to_owned).collect())
+            .collect()
+    };
+    assert_eq!(
+        rows(&ours),
+        rows(&golden),
+        "{name}: shoal's output\n{ours}\ndiffers from real Swarm's\n{golden}"
+    );
+}
+
+/// The docker CLI drives a shoal cluster as it drives a swarm: node ls, service create with
+/// its progress, ls, ps, inspect, scale, update, rollback and rm; outputs compared with
+/// real Swarm's, and traffic reaches the service through the mesh.
+#[test]
+fn the_docker_cli_drives_services() {
+    let d = Daemon::start(bin());
+    assert!(d.init().ok(), "{}", d.log());
+    let version = d.docker(&["version", "--format", "{{.Server.APIVersion}}"]);
+    assert!(version.ok(), "{version:?}");
+    assert_eq!(version.stdout.trim(), "1.44");
+    let info = d.docker(&[
+        "info",
+        "--format",
+        "{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}} {{.Swarm.NodeID}}",
+    ]);
+    assert_eq!(
+        info.stdout.trim(),
+        format!("active true {}", d.node_id()),
+        "{info:?}"
+    );
+    let engine = d
+        .docker(&[
+            "node",
+            "inspect",
+            "self",
+            "--format",
+            "{{.Description.Engine.EngineVersion}}",
+        ])
+        .stdout
+        .trim()
+        .to_owned();
+    let nodes = d.docker(&["node", "ls"]);
+    assert!(nodes.ok(), "{nodes:?}");
+    assert_like_swarm("node-ls", &nodes.stdout, &[d.node_id()], &engine, &[]);
+
+    let port = shoal_testkit::free_port();
+    let publish = format!("{port}:80");
+    let create = d.docker(&[
+        "service",
+        "create",
+        "--name",
+        "web",
+        "--label",
+        "com.shoal.runtime=process",
+        "--replicas",
+        "2",
+        "-p",
+        &publish,
+        "shoal",
+        "whoami",
+    ]);
+    assert!(create.ok(), "{create:?}\n{}", d.log());
+    let id = create
+        .stdout
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    assert!(create.stdout.contains("converged"), "{}", create.stdout);
+    let answer = shoal_testkit::http_get(port, "/").expect("through the mesh");
+    assert!(shoal_testkit::whoami_name(&answer).is_some(), "{answer}");
+
+    let swap = [
+        ("shoal:latest", "shoal-golden/app:1"),
+        (publish.as_str(), "8080:80"),
+    ];
+    let swap_port = format!("*:{port}->80/tcp");
+    let mut swaps = swap.to_vec();
+    swaps.push((swap_port.as_str(), "*:8080->80/tcp"));
+    let ls = d.docker(&["service", "ls"]);
+    assert_like_swarm(
+        "service-ls",
+        &ls.stdout,
+        std::slice::from_ref(&id),
+        &engine,
+        &swaps,
+    );
+    let tasks: Vec<String> = d
+        .docker(&["service", "ps", "-q", "web"])
+        .stdout
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let mut ids = tasks.clone();
+    ids.push(id.clone());
+    let ps = d.docker(&["service", "ps", "web"]);
+    assert_like_swarm("service-ps", &ps.stdout, &ids, &engine, &swaps);
+    let name = d.docker(&[
+        "service",
+        "inspect",
+        "web",
+        "--format",
+        "{{.Spec.Name}} {{.ID}}",
+    ]);
+    assert_eq!(name.stdout.trim(), format!("web {id}"), "{name:?}");
+
+    let scale = d.docker(&["service", "scale", "web=3"]);
+    assert!(
+        scale.ok() && scale.stdout.contains("converged"),
+        "{scale:?}"
+    );
+    let replicas = d.docker(&["service", "ls", "--format", "{{.Replicas}}"]);
+    assert_eq!(replicas.stdout.trim(), "3/3", "{replicas:?}");
+    let update = d.docker(&["service", "update", "--env-add", "X=1", "web"]);
+    assert!(
+        update.ok() && update.stdout.contains("converged"),
+        "{update:?}"
+    );
+    let env = d.docker(&[
+        "service",
+        "inspect",
+        "web",
+        "--format",
+        "{{.Spec.TaskTemplate.ContainerSpec.Env}}",
+    ]);
+    assert_eq!(env.stdout.trim(), "[X=1]", "{env:?}");
+    let rollback = d.docker(&["service", "rollback", "web"]);
+    assert!(rollback.ok(), "{rollback:?}");
+    let env = d.docker(&[
+        "service",
+        "inspect",
+        "web",
+        "--format",
+        "{{.Spec.TaskTemplate.ContainerSpec.Env}}",
+    ]);
+    assert_eq!(env.stdout.trim(), "[]", "{env:?}");
+
+    let missing = d.docker(&["service", "scale", "nosuch=1"]);
+    assert!(!missing.ok(), "{missing:?}");
+    assert!(
+        missing.stderr.contains("service nosuch not found"),
+        "{missing:?}"
+    );
+    let missing = d.docker(&["service", "inspect", "nosuch"]);
+    assert!(
+        missing.stderr.contains("no such service: nosuch"),
+        "{missing:?}"
+    );
+
+    let rm = d.docker(&["service", "rm", "web"]);
+    assert!(rm.ok(), "{rm:?}");
+    let ls = d.docker(&["service", "ls", "-q"]);
+    assert!(ls.ok() && ls.stdout.trim().is_empty(), "{ls:?}");
+}
+
+/// Malformed specs and filters are refused with 400 and one line naming the problem;
+/// nothing is written.
+#[test]
+fn malformed_docker_requests_are_refused_naming_the_field() {
+    let d = Daemon::start(bin());
+    assert!(d.init().ok(), "{}", d.log());
+    let bad = [
+        (
+            r#"{"Name":"x","TaskTemplate":{"ContainerSpec":{"Image":"img"}},"Mode":{"Replicated":{"Replicas":-1}}}"#,
+            "Replicas",
+        ),
+        (
+            r#"{"Name":"x","TaskTemplate":{"ContainerSpec":{"Image":""}}}"#,
+            "Image",
+        ),
+        (
+            r#"{"Name":"x","TaskTemplate":{"ContainerSpec":{"Image":"img"}},"EndpointSpec":{"Ports":[{"Protocol":"icmp","TargetPort":80}]}}"#,
+            "Protocol",
+        ),
+        ("not json", "invalid request body"),
+    ];
+    for (body, names) in bad {
+        let (code, _, answer) = d.http_with("POST", "/v1.44/services/create", Some(body));
+        assert_eq!(code, 400, "{body}: {answer}");
+        let json: serde_json::Value = serde_json::from_str(&answer).expect(&answer);
+        let message = json["message"].as_str().unwrap_or_default();
+        assert!(message.contains(names), "{body}: {message}");
+        assert!(!message.contains('\n'), "{message}");
+    }
+    let (code, _, answer) = d.http(
+        "GET",
+        "/v1.44/services?filters=%7B%22nosuch%22%3A%7B%22x%22%3Atrue%7D%7D",
+    );
+    assert_eq!(code, 400, "{answer}");
+    assert!(answer.contains("nosuch"), "{answer}");
+    let (code, _, answer) = d.http("GET", "/v1.44/services");
+    assert_eq!((code, answer.trim()), (200, "[]"));
+}

@@ -1,0 +1,365 @@
+//! The Docker API's swarm routes over shoal's store: `/swarm`, `/nodes`, `/services` and
+//! `/tasks`. Reads answer from this manager's state; writes go through the same checks
+//! and single-transaction writes as shoal's own `/v1` routes (`control::services`).
+
+use crate::control::nodes;
+use crate::control::services::{self as svc, Change};
+use crate::control::{ApiError, ControlState};
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+use shoal_api::{ClusterState, NodeRole, ServiceMode, Task, TaskState};
+use shoal_wire::docker::filters::{NODE_FILTERS, SERVICE_FILTERS, TASK_FILTERS};
+use shoal_wire::docker::to_docker::{self, SentSpecs, SwarmNetwork};
+use shoal_wire::docker::{
+    parse_service_spec, to_shoal, DockerError, Filters, JoinTokens, Node, Service,
+    ServiceCreateResponse, ServiceSpec, ServiceStatus, ServiceUpdateResponse, Swarm,
+};
+
+impl From<DockerError> for ApiError {
+    fn from(e: DockerError) -> Self {
+        ApiError::bad_request(e.to_string())
+    }
+}
+
+impl From<shoal_wire::docker::FilterError> for ApiError {
+    fn from(e: shoal_wire::docker::FilterError) -> Self {
+        ApiError::bad_request(e.to_string())
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ListQuery {
+    #[serde(default)]
+    filters: String,
+    /// `GET /services?status=true`: with each service's task counts.
+    #[serde(default)]
+    status: Option<String>,
+}
+
+fn truthy(v: Option<&str>) -> bool {
+    matches!(v, Some("1" | "true" | "True" | "TRUE"))
+}
+
+/// The one swarm-scoped network shoal reports: its ID is the cluster's.
+fn network(state: &ClusterState) -> SwarmNetwork<'_> {
+    let cluster = state.cluster.as_ref();
+    SwarmNetwork {
+        id: cluster.map_or("", |c| c.id.as_str()),
+        pool: cluster.and_then(|c| c.vip_pool).unwrap_or_default(),
+    }
+}
+
+/// The Docker spec a service was last given, if a Docker client gave it.
+fn sent(v: Option<&serde_json::Value>) -> Option<ServiceSpec> {
+    v.and_then(|v| serde_json::from_value(v.clone()).ok())
+}
+
+fn status_of(state: &ClusterState, s: &shoal_api::Service) -> ServiceStatus {
+    let tasks = state.tasks.values().filter(|t| t.service_id == s.id);
+    let running = tasks
+        .clone()
+        .filter(|t| t.status.state == TaskState::Running && t.desired_state == TaskState::Running)
+        .count() as u64;
+    let desired = match s.spec.mode {
+        ServiceMode::Replicated { replicas } => replicas,
+        ServiceMode::Global => tasks
+            .filter(|t| t.desired_state == TaskState::Running)
+            .count() as u64,
+    };
+    ServiceStatus {
+        running_tasks: running,
+        desired_tasks: desired,
+        completed_tasks: 0,
+    }
+}
+
+fn docker_service(state: &ClusterState, s: &shoal_api::Service, status: bool) -> Service {
+    let (spec, previous) = (
+        sent(s.docker_spec.as_ref()),
+        sent(s.docker_previous_spec.as_ref()),
+    );
+    let mut out = to_docker::service(
+        s,
+        SentSpecs {
+            spec: spec.as_ref(),
+            previous: previous.as_ref(),
+        },
+        status.then(|| status_of(state, s)),
+        &network(state),
+    );
+    out.version.index = s.updated_at;
+    out
+}
+
+fn find_service<'a>(
+    state: &'a ClusterState,
+    key: &str,
+) -> Result<&'a shoal_api::Service, ApiError> {
+    svc::find(state, key)
+}
+
+pub async fn list_services(
+    State(s): State<ControlState>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Vec<Service>>, ApiError> {
+    let state = s.cluster()?;
+    let f = Filters::parse(&q.filters)?;
+    f.check(SERVICE_FILTERS)?;
+    f.check_values("mode", &["replicated", "global"])?;
+    let status = truthy(q.status.as_deref());
+    let mut out: Vec<Service> = state
+        .services
+        .values()
+        .filter(|x| f.matches_prefix("id", &[&x.id]) && f.matches_prefix("name", &[&x.spec.name]))
+        .filter(|x| f.matches_labels("label", &x.spec.labels))
+        .filter(|x| {
+            let mode = match x.spec.mode {
+                ServiceMode::Replicated { .. } => "replicated",
+                ServiceMode::Global => "global",
+            };
+            f.matches_exact("mode", mode)
+        })
+        .map(|x| docker_service(&state, x, status))
+        .collect();
+    out.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(Json(out))
+}
+
+pub async fn inspect_service(
+    State(s): State<ControlState>,
+    Path(key): Path<String>,
+) -> Result<Json<Service>, ApiError> {
+    let state = s.cluster()?;
+    let x = find_service(&state, &key)?;
+    Ok(Json(docker_service(&state, x, false)))
+}
+
+pub async fn create_service(
+    State(s): State<ControlState>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<ServiceCreateResponse>), ApiError> {
+    let spec = parse_service_spec(&body)?;
+    let converted = to_shoal::service_spec(&spec, None)?;
+    let raw = serde_json::to_value(&spec).map_err(|e| ApiError::internal(e.to_string()))?;
+    let id = svc::create_service(&s, converted.spec, Some(raw)).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(ServiceCreateResponse {
+            id,
+            warnings: converted.warnings,
+        }),
+    ))
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct UpdateQuery {
+    version: Option<String>,
+    rollback: Option<String>,
+}
+
+pub async fn update_service(
+    State(s): State<ControlState>,
+    Path(key): Path<String>,
+    Query(q): Query<UpdateQuery>,
+    body: Bytes,
+) -> Result<Json<ServiceUpdateResponse>, ApiError> {
+    let state = s.cluster()?;
+    let version = match q.version.as_deref() {
+        Some(v) => Some(v.parse::<u64>().map_err(|_| {
+            ApiError::bad_request(format!("invalid version {v:?}: expected a whole number"))
+        })?),
+        None => None,
+    };
+    match q.rollback.as_deref() {
+        Some("previous") => {
+            svc::rollback_service(&s, &key, version).await?;
+            return Ok(Json(ServiceUpdateResponse::default()));
+        }
+        None | Some("") => {}
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "invalid rollback {other:?}: only previous is supported"
+            )))
+        }
+    }
+    let current = find_service(&state, &key)?;
+    let spec = parse_service_spec(&body)?;
+    let converted = to_shoal::service_spec(&spec, Some(&current.spec))?;
+    let before = sent(current.docker_spec.as_ref());
+    // `docker service update --force` bumps ForceUpdate: a rollout even if nothing else changed.
+    let force = before
+        .as_ref()
+        .is_some_and(|b| b.task_template.force_update != spec.task_template.force_update);
+    let raw = serde_json::to_value(&spec).map_err(|e| ApiError::internal(e.to_string()))?;
+    svc::update_service(
+        &s,
+        &key,
+        Change {
+            spec: converted.spec,
+            force,
+            expect: version,
+            docker_spec: Some(raw),
+        },
+    )
+    .await?;
+    Ok(Json(ServiceUpdateResponse {
+        warnings: converted.warnings,
+    }))
+}
+
+pub async fn remove_service(
+    State(s): State<ControlState>,
+    Path(key): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    s.cluster()?;
+    s.store
+        .update(|tx| {
+            let id = find_service(tx.state(), &key)?.id.clone();
+            tx.delete::<shoal_api::Service>(id);
+            Ok::<_, ApiError>(())
+        })
+        .await?;
+    tracing::info!(service = %key, "service removed");
+    Ok(StatusCode::OK)
+}
+
+fn docker_task(state: &ClusterState, t: &Task) -> shoal_wire::docker::Task {
+    let service = state.services.get(&t.service_id);
+    let spec = service.and_then(|x| sent(x.docker_spec.as_ref()));
+    let node_addr = t
+        .node_id
+        .as_ref()
+        .and_then(|n| state.nodes.get(n))
+        .map(|n| n.addr.as_str());
+    to_docker::task(
+        t,
+        t.status.timestamp.max(t.created_at),
+        node_addr,
+        spec.as_ref().map(|x| &x.task_template),
+        &network(state),
+    )
+}
+
+pub async fn list_tasks(
+    State(s): State<ControlState>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Vec<shoal_wire::docker::Task>>, ApiError> {
+    let state = s.cluster()?;
+    let f = Filters::parse(&q.filters)?;
+    f.check(TASK_FILTERS)?;
+    let services: Vec<&shoal_api::Service> = f
+        .values("service")
+        .filter_map(|k| state.find_service(k))
+        .collect();
+    let nodes: Vec<&shoal_api::Node> = f
+        .values("node")
+        .filter_map(|k| state.find_node(k))
+        .collect();
+    let up_to_date = f.contains("_up-to-date").then(|| f.is_true("_up-to-date"));
+    let mut out: Vec<shoal_wire::docker::Task> = state
+        .tasks
+        .values()
+        .filter(|t| !f.contains("service") || services.iter().any(|x| x.id == t.service_id))
+        .filter(|t| {
+            !f.contains("node") || nodes.iter().any(|n| t.node_id.as_deref() == Some(&n.id))
+        })
+        .filter(|t| f.matches_exact("desired-state", t.desired_state.as_str()))
+        .filter(|t| f.matches_prefix("id", &[&t.id]))
+        .filter(|t| {
+            let name = format!("{}.{}", t.service_name, t.slot);
+            f.matches_prefix("name", &[&name])
+        })
+        .filter(|t| {
+            let service = state.services.get(&t.service_id);
+            let labels = service.map(|x| &x.spec.labels);
+            labels.is_none_or(|l| f.matches_labels("label", l))
+        })
+        .filter(|t| {
+            up_to_date.is_none_or(|want| {
+                let current = state
+                    .services
+                    .get(&t.service_id)
+                    .is_some_and(|x| x.version == t.spec_version);
+                current == want
+            })
+        })
+        .map(|t| docker_task(&state, t))
+        .collect();
+    out.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(Json(out))
+}
+
+pub async fn inspect_task(
+    State(s): State<ControlState>,
+    Path(id): Path<String>,
+) -> Result<Json<shoal_wire::docker::Task>, ApiError> {
+    let state = s.cluster()?;
+    let t = state
+        .find_task(&id)
+        .ok_or_else(|| ApiError::not_found(format!("task {id} not found")))?;
+    Ok(Json(docker_task(&state, t)))
+}
+
+pub async fn list_nodes(
+    State(s): State<ControlState>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Vec<Node>>, ApiError> {
+    let state = s.cluster()?;
+    let f = Filters::parse(&q.filters)?;
+    f.check(NODE_FILTERS)?;
+    let mut out: Vec<Node> = state
+        .nodes
+        .values()
+        .filter(|n| f.matches_prefix("id", &[&n.id]) && f.matches_prefix("name", &[&n.hostname]))
+        .filter(|n| f.matches_exact("role", n.role.as_str()))
+        .filter(|n| {
+            f.matches_labels("label", &n.labels) && f.matches_labels("node.label", &n.labels)
+        })
+        .map(|n| docker_node(&s, n))
+        .collect();
+    out.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(Json(out))
+}
+
+pub async fn inspect_node(
+    State(s): State<ControlState>,
+    Path(key): Path<String>,
+) -> Result<Json<Node>, ApiError> {
+    let state = s.cluster()?;
+    let n = state
+        .find_node(&key)
+        .ok_or_else(|| ApiError::not_found(format!("node {key} not found")))?;
+    Ok(Json(docker_node(&s, n)))
+}
+
+/// A node as Docker shows it, with its manager's place in the Raft group.
+fn docker_node(s: &ControlState, n: &shoal_api::Node) -> Node {
+    let mut n = n.clone();
+    if let Some(g) = nodes::group(s) {
+        nodes::set_manager_status(&mut n, &g);
+    }
+    to_docker::node(&n, n.updated_at)
+}
+
+pub async fn inspect_swarm(State(s): State<ControlState>) -> Result<Json<Swarm>, ApiError> {
+    let state = s.cluster()?;
+    let c = state
+        .cluster
+        .as_ref()
+        .ok_or_else(|| ApiError::unavailable("this node is not part of a cluster"))?;
+    let token =
+        |role| crate::ca::join_token(c, role).map_err(|e| ApiError::internal(e.to_string()));
+    let tokens = JoinTokens {
+        worker: token(NodeRole::Worker)?,
+        manager: token(NodeRole::Manager)?,
+    };
+    Ok(Json(to_docker::swarm(
+        c,
+        c.created_at,
+        c.created_at,
+        tokens,
+    )))
+}
