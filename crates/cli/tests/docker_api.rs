@@ -117,6 +117,9 @@ fn assert_like_swarm(name: &str, ours: &str, ids: &[String], engine: &str, swap:
     );
 }
 
+/// A service's environment, as `docker service inspect --format` shows it.
+const ENV: &str = "{{.Spec.TaskTemplate.ContainerSpec.Env}}";
+
 /// The docker CLI drives a shoal cluster as it drives a swarm: node ls, service create with
 /// its progress, ls, ps, inspect, scale, update, rollback and rm; outputs compared with
 /// real Swarm's, and traffic reaches the service through the mesh.
@@ -226,23 +229,11 @@ fn the_docker_cli_drives_services() {
         update.ok() && update.stdout.contains("converged"),
         "{update:?}"
     );
-    let env = d.docker(&[
-        "service",
-        "inspect",
-        "web",
-        "--format",
-        "{{.Spec.TaskTemplate.ContainerSpec.Env}}",
-    ]);
+    let env = d.docker(&["service", "inspect", "web", "--format", ENV]);
     assert_eq!(env.stdout.trim(), "[X=1]", "{env:?}");
     let rollback = d.docker(&["service", "rollback", "web"]);
     assert!(rollback.ok(), "{rollback:?}");
-    let env = d.docker(&[
-        "service",
-        "inspect",
-        "web",
-        "--format",
-        "{{.Spec.TaskTemplate.ContainerSpec.Env}}",
-    ]);
+    let env = d.docker(&["service", "inspect", "web", "--format", ENV]);
     assert_eq!(env.stdout.trim(), "[]", "{env:?}");
 
     let missing = d.docker(&["service", "scale", "nosuch=1"]);

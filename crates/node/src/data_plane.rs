@@ -347,6 +347,17 @@ mod tests {
         })
     }
 
+    /// Waits until the node's status says it routes by table `version`.
+    async fn routes_by(status: &mut watch::Receiver<DataPlaneStatus>, version: u64) {
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            status.wait_for(|s| s.table_version == version),
+        )
+        .await
+        .expect("in time")
+        .expect("open");
+    }
+
     async fn becomes(rx: &mut watch::Receiver<u64>, want: u64) {
         tokio::time::timeout(Duration::from_secs(10), rx.wait_for(|v| *v == want))
             .await
@@ -381,21 +392,9 @@ mod tests {
         let (tables, tables_rx) = watch::channel(table(1));
         let (status, mut status_rx) = watch::channel(DataPlaneStatus::default());
         let _feed = plane.feed(tables_rx, status, NodeRole::Worker, "n1".into());
-        tokio::time::timeout(
-            Duration::from_secs(10),
-            status_rx.wait_for(|s| s.table_version == 1),
-        )
-        .await
-        .expect("in time")
-        .expect("open");
+        routes_by(&mut status_rx, 1).await;
         tables.send_replace(table(2));
-        tokio::time::timeout(
-            Duration::from_secs(10),
-            status_rx.wait_for(|s| s.table_version == 2),
-        )
-        .await
-        .expect("in time")
-        .expect("open");
+        routes_by(&mut status_rx, 2).await;
         for m in [&a, &b] {
             let applied = m.applied.lock().unwrap_or_else(|p| p.into_inner()).clone();
             assert_eq!(applied, [1, 2]);
@@ -417,13 +416,7 @@ mod tests {
             }));
             let (status, mut status_rx) = watch::channel(DataPlaneStatus::default());
             let _feed = plane.feed(tables_rx, status, NodeRole::Worker, "n1".into());
-            tokio::time::timeout(
-                Duration::from_secs(10),
-                status_rx.wait_for(|s| s.table_version == 1),
-            )
-            .await
-            .expect("in time")
-            .expect("open");
+            routes_by(&mut status_rx, 1).await;
             let on = a.threads.lock().unwrap_or_else(|p| p.into_inner()).clone();
             assert_eq!(on, vec![Some(THREAD_NAME.to_owned())], "{n} thread(s)");
             drop(plane);
