@@ -49,6 +49,11 @@ fn unknown_routes_and_versions_get_docker_style_errors() {
     let (code, _, body) = d.http("GET", "/v1.99/_ping");
     assert_eq!(code, 400, "{body}");
     assert!(body.contains("client version 1.99 is too new"), "{body}");
+    // Stubs clients probe: no containers listed here, no registry to ask.
+    let (code, _, body) = d.http("GET", "/v1.44/containers/json");
+    assert_eq!((code, body.trim()), (200, "[]"));
+    let (code, _, _) = d.http("GET", "/v1.44/distribution/img:1/json");
+    assert_eq!(code, 404);
     // shoal's own API is untouched by the Docker routes.
     let (code, _, body) = d.http("GET", "/v1/info");
     assert_eq!(code, 200, "{body}");
@@ -154,6 +159,27 @@ fn the_docker_cli_drives_services() {
     let nodes = d.docker(&["node", "ls"]);
     assert!(nodes.ok(), "{nodes:?}");
     assert_like_swarm("node-ls", &nodes.stdout, &[d.node_id()], &engine, &[]);
+    let node = d.node_id();
+    let update = d.docker(&["node", "update", "--label-add", "zone=a", &node]);
+    assert!(update.ok(), "{update:?}");
+    let labels = d.docker(&["node", "inspect", &node, "--format", "{{.Spec.Labels}}"]);
+    assert_eq!(labels.stdout.trim(), "map[zone:a]", "{labels:?}");
+    let drain = d.docker(&["node", "update", "--availability", "drain", &node]);
+    assert!(drain.ok(), "{drain:?}");
+    let active = d.docker(&["node", "update", "--availability", "active", &node]);
+    assert!(active.ok(), "{active:?}");
+    let demote = d.docker(&["node", "demote", &node]);
+    assert!(!demote.ok(), "{demote:?}");
+    assert!(demote.stderr.contains("last manager"), "{demote:?}");
+    let rm = d.docker(&["node", "rm", &node]);
+    assert!(!rm.ok() && rm.stderr.contains("is a manager"), "{rm:?}");
+    let token = d.docker(&["swarm", "join-token", "worker"]);
+    assert!(token.ok(), "{token:?}");
+    assert!(
+        token.stdout.contains(&d.worker_token()),
+        "{token:?} lacks {}",
+        d.worker_token()
+    );
 
     let port = shoal_testkit::free_port();
     let publish = format!("{port}:80");

@@ -7,7 +7,7 @@ use shoal_store::raft::GroupStatus;
 use shoal_wire::v1::nodes::{NodeUpdate, RemoveQuery};
 
 /// The node named `id` (ID, prefix or hostname), or 404.
-fn find(state: &shoal_api::ClusterState, id: &str) -> Result<Node, ApiError> {
+pub(crate) fn find(state: &shoal_api::ClusterState, id: &str) -> Result<Node, ApiError> {
     state
         .find_node(id)
         .cloned()
@@ -79,17 +79,7 @@ async fn change_role(s: &ControlState, id: &str, role: NodeRole) -> Result<Json<
                     NodeRole::Worker => format!("node {} is not a manager", n.hostname),
                 }));
             }
-            match role {
-                NodeRole::Manager => {
-                    n.control_addr =
-                        Some(format!("{}:{}", n.addr, shoal_rpc::DEFAULT_CONTROL_PORT));
-                }
-                NodeRole::Worker => {
-                    check_demotion(tx.state(), &n, group.as_ref())?;
-                    n.control_addr = None;
-                }
-            }
-            n.role = role;
+            set_role(tx.state(), &mut n, role, group.as_ref())?;
             n.updated_at = crate::now_millis();
             tx.put(n.clone());
             Ok::<_, ApiError>(n)
@@ -97,6 +87,27 @@ async fn change_role(s: &ControlState, id: &str, role: NodeRole) -> Result<Json<
         .await?;
     tracing::info!(node = %node.id, role = role.as_str(), "node role changed");
     Ok(Json(node))
+}
+
+/// Gives `n` (not yet of `role`) its new role, checking that a demotion keeps a manager
+/// and a quorum; the leader's membership loop makes the Raft group follow.
+pub(crate) fn set_role(
+    state: &shoal_api::ClusterState,
+    n: &mut Node,
+    role: NodeRole,
+    group: Option<&GroupStatus>,
+) -> Result<(), ApiError> {
+    match role {
+        NodeRole::Manager => {
+            n.control_addr = Some(format!("{}:{}", n.addr, shoal_rpc::DEFAULT_CONTROL_PORT));
+        }
+        NodeRole::Worker => {
+            check_demotion(state, n, group)?;
+            n.control_addr = None;
+        }
+    }
+    n.role = role;
+    Ok(())
 }
 
 /// Demoting `n` must leave a manager, and enough reachable voters for a quorum.
@@ -185,16 +196,22 @@ pub async fn remove(
     Path(id): Path<String>,
     axum::extract::Query(q): axum::extract::Query<RemoveQuery>,
 ) -> Result<axum::http::StatusCode, ApiError> {
+    remove_node(&s, &id, q.force).await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
+}
+
+/// Forgets a worker that is down (or any worker, with `force`) and orphans its tasks.
+pub(crate) async fn remove_node(s: &ControlState, id: &str, force: bool) -> Result<(), ApiError> {
     s.cluster()?;
     s.store.update(|tx| {
-        let n = find(tx.state(), &id)?;
+        let n = find(tx.state(), id)?;
         if n.role == NodeRole::Manager {
             return Err(ApiError::conflict(format!(
                 "node {} is a manager: demote it first (`shoal node demote`)",
                 n.hostname
             )));
         }
-        if n.state != shoal_api::NodeState::Down && !q.force {
+        if n.state != shoal_api::NodeState::Down && !force {
             return Err(ApiError::conflict(format!(
                 "node {} is not down and can't be removed: stop it (or `shoal leave` on it) first, or use --force",
                 n.hostname
@@ -219,5 +236,5 @@ pub async fn remove(
         Ok::<_, ApiError>(())
     }).await?;
     tracing::info!(node = %id, "node removed");
-    Ok(axum::http::StatusCode::NO_CONTENT)
+    Ok(())
 }

@@ -65,7 +65,8 @@ pub fn router(state: ControlState) -> Router {
     Router::new()
         .route("/swarm", get(inspect_swarm))
         .route("/nodes", get(list_nodes))
-        .route("/nodes/{id}", get(inspect_node))
+        .route("/nodes/{id}", get(inspect_node).delete(remove_node))
+        .route("/nodes/{id}/update", post(update_node))
         .route("/services", get(list_services))
         .route("/services/create", post(create_service))
         .route(

@@ -167,12 +167,7 @@ pub async fn update_service(
     body: Bytes,
 ) -> Result<Json<ServiceUpdateResponse>, ApiError> {
     let state = s.cluster()?;
-    let version = match q.version.as_deref() {
-        Some(v) => Some(v.parse::<u64>().map_err(|_| {
-            ApiError::bad_request(format!("invalid version {v:?}: expected a whole number"))
-        })?),
-        None => None,
-    };
+    let version = whole_number("version", q.version.as_deref())?;
     match q.rollback.as_deref() {
         Some("previous") => {
             svc::rollback_service(&s, &key, version).await?;
@@ -333,6 +328,85 @@ pub async fn inspect_node(
         .find_node(&key)
         .ok_or_else(|| ApiError::not_found(format!("node {key} not found")))?;
     Ok(Json(docker_node(&s, n)))
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct NodeUpdateQuery {
+    version: Option<String>,
+}
+
+/// `docker node update|promote|demote`: the node's whole spec (labels, role, availability)
+/// in one write, refused if the node changed since the client read it (`version`).
+pub async fn update_node(
+    State(s): State<ControlState>,
+    Path(key): Path<String>,
+    Query(q): Query<NodeUpdateQuery>,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    s.cluster()?;
+    let version = whole_number("version", q.version.as_deref())?;
+    let spec: shoal_wire::docker::NodeSpec = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))?;
+    let role = match spec.role.as_str() {
+        "" => None,
+        r => Some(r.parse::<NodeRole>().map_err(ApiError::bad_request)?),
+    };
+    let availability = match spec.availability.as_str() {
+        "" => None,
+        "active" => Some(shoal_api::Availability::Active),
+        "pause" => Some(shoal_api::Availability::Pause),
+        "drain" => Some(shoal_api::Availability::Drain),
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "invalid Availability {other:?}: expected active, pause or drain"
+            )))
+        }
+    };
+    shoal_api::limits::check_labels(spec.labels.iter())?;
+    let group = nodes::group(&s);
+    s.store
+        .update(|tx| {
+            let mut n = nodes::find(tx.state(), &key)?;
+            if version.is_some_and(|v| v != n.updated_at) {
+                return Err(svc::out_of_sequence());
+            }
+            if let Some(role) = role.filter(|r| *r != n.role) {
+                nodes::set_role(tx.state(), &mut n, role, group.as_ref())?;
+            }
+            if let Some(a) = availability {
+                n.availability = a;
+            }
+            n.labels = spec.labels.clone();
+            n.updated_at = crate::now_millis();
+            tx.put(n);
+            Ok::<_, ApiError>(())
+        })
+        .await?;
+    Ok(StatusCode::OK)
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ForceQuery {
+    force: Option<String>,
+}
+
+pub async fn remove_node(
+    State(s): State<ControlState>,
+    Path(key): Path<String>,
+    Query(q): Query<ForceQuery>,
+) -> Result<StatusCode, ApiError> {
+    nodes::remove_node(&s, &key, truthy(q.force.as_deref())).await?;
+    Ok(StatusCode::OK)
+}
+
+/// A query parameter that must be a whole number, if given.
+fn whole_number(name: &str, v: Option<&str>) -> Result<Option<u64>, ApiError> {
+    v.map(|v| {
+        v.parse::<u64>().map_err(|_| {
+            ApiError::bad_request(format!("invalid {name} {v:?}: expected a whole number"))
+        })
+    })
+    .transpose()
 }
 
 /// A node as Docker shows it, with its manager's place in the Raft group.
