@@ -318,3 +318,56 @@ fn malformed_docker_requests_are_refused_naming_the_field() {
     let (code, _, answer) = d.http("GET", "/v1.44/services");
     assert_eq!((code, answer.trim()), (200, "[]"));
 }
+
+/// `docker swarm init`, `join` and `leave` against shoal daemons on two hosts (network
+/// namespaces): the output of `init` is real Swarm's, the second node joins as a worker
+/// and becomes ready, and leaves.
+#[test]
+fn docker_swarm_init_and_join_make_a_cluster() {
+    assert!(
+        shoal_testkit::netns::available(),
+        "multi-node tests need root and iproute2 (network namespaces)"
+    );
+    let net = shoal_testkit::TestNet::create(2).expect("test network");
+    let first = Daemon::start_in(bin(), &net, 0);
+    let ip0 = net.ip(0).to_string();
+    let control = format!("{ip0}:2377");
+    let init = first.docker(&["swarm", "init", "--advertise-addr", &ip0]);
+    assert!(init.ok(), "{init:?}\n{}", first.log());
+    let golden = golden_stdout("swarm-init").replace("127.0.0.1", &ip0);
+    let ours = masked(&init.stdout, &[first.node_id()], "");
+    let token = first.docker(&["swarm", "join-token", "-q", "worker"]);
+    assert!(token.ok(), "{token:?}");
+    let token = token.stdout.trim().to_owned();
+    assert_eq!(ours.replace(&token, "<TOKEN>"), golden, "swarm init");
+
+    let second = Daemon::start_in(bin(), &net, 1);
+    let ip1 = net.ip(1).to_string();
+    let join = second.docker(&[
+        "swarm",
+        "join",
+        "--token",
+        &token,
+        "--advertise-addr",
+        &ip1,
+        &control,
+    ]);
+    assert!(join.ok(), "{join:?}\n{}", second.log());
+    assert_eq!(join.stdout.trim(), "This node joined a swarm as a worker.");
+    let ready = shoal_testkit::wait_until(std::time::Duration::from_secs(60), || {
+        let ls = first.docker(&["node", "ls", "--format", "{{.Hostname}} {{.Status}}"]);
+        ls.stdout.lines().filter(|l| l.ends_with(" Ready")).count() == 2
+    });
+    assert!(ready, "{}", first.docker(&["node", "ls"]).stdout);
+    let info = second.docker(&[
+        "info",
+        "--format",
+        "{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}",
+    ]);
+    assert_eq!(info.stdout.trim(), "active false", "{info:?}");
+    let leave = second.docker(&["swarm", "leave"]);
+    assert!(leave.ok(), "{leave:?}\n{}", second.log());
+    assert_eq!(leave.stdout.trim(), "Node left the swarm.");
+    let info = second.docker(&["info", "--format", "{{.Swarm.LocalNodeState}}"]);
+    assert_eq!(info.stdout.trim(), "inactive", "{info:?}");
+}

@@ -6,14 +6,17 @@
 
 use crate::membership::Standing;
 use crate::runtime::Runtime;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::header::{HeaderName, HeaderValue, CACHE_CONTROL, PRAGMA};
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
+use serde::Deserialize;
 use shoal_api::NodeRole;
+use shoal_manager::control::ApiError;
 use shoal_wire::docker::to_docker::{self, LocalNodeState};
 use shoal_wire::docker::{Info, Version, API_VERSION};
+use shoal_wire::v1::membership::{InitRequest, JoinRequest, LeaveRequest};
 use std::sync::Arc;
 
 pub fn router(rt: Arc<Runtime>) -> Router {
@@ -25,7 +28,123 @@ pub fn router(rt: Arc<Runtime>) -> Router {
         // Probed by Portainer and docker-py: a shoal node lists no containers of its own
         // through this API (its container tasks are reached as tasks).
         .route("/containers/json", get(|| async { Json(Vec::<()>::new()) }))
+        .route("/swarm/init", post(swarm_init))
+        .route("/swarm/join", post(swarm_join))
+        .route("/swarm/leave", post(swarm_leave))
         .with_state(rt)
+}
+
+/// What `docker swarm init` sends (the parts shoal acts on; the rest is Docker's overlay
+/// and data-path settings, which shoal has no use for).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct SwarmInitRequest {
+    #[serde(default)]
+    listen_addr: String,
+    #[serde(default)]
+    advertise_addr: String,
+    #[serde(default)]
+    force_new_cluster: bool,
+    #[serde(default)]
+    auto_lock_managers: bool,
+    #[serde(default)]
+    default_addr_pool: Option<Vec<String>>,
+    #[serde(default)]
+    spec: Option<serde_json::Value>,
+}
+
+/// An empty string is an address left to the node.
+fn given(text: &str) -> Option<String> {
+    (!text.trim().is_empty()).then(|| text.trim().to_owned())
+}
+
+fn body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))
+}
+
+/// `POST /swarm/init`: answers the new node's ID, as a JSON string.
+async fn swarm_init(
+    State(rt): State<Arc<Runtime>>,
+    bytes: axum::body::Bytes,
+) -> Result<Json<String>, ApiError> {
+    let r: SwarmInitRequest = body(&bytes)?;
+    let vip_pool = match r.default_addr_pool.as_deref() {
+        None | Some([]) => None,
+        Some([one]) => Some(one.clone()),
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "invalid DefaultAddrPool: shoal takes one network for its service VIPs",
+            ))
+        }
+    };
+    let nanos = |path: &[&str]| {
+        let mut v = r.spec.as_ref()?;
+        for key in path {
+            v = v.get(key)?;
+        }
+        v.as_u64().filter(|n| *n > 0)
+    };
+    let req = InitRequest {
+        advertise_addr: given(&r.advertise_addr),
+        listen_addr: given(&r.listen_addr),
+        heartbeat_ms: nanos(&["Dispatcher", "HeartbeatPeriod"]).map(|n| n / 1_000_000),
+        cert_expiry_secs: nanos(&["CAConfig", "NodeCertExpiry"]).map(|n| n / 1_000_000_000),
+        force_new_cluster: r.force_new_cluster,
+        autolock: r.auto_lock_managers,
+        vip_pool,
+    };
+    Ok(Json(rt.init(req).await?.node_id))
+}
+
+/// What `docker swarm join` sends.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct SwarmJoinRequest {
+    #[serde(default)]
+    listen_addr: String,
+    #[serde(default)]
+    advertise_addr: String,
+    #[serde(default)]
+    remote_addrs: Vec<String>,
+    #[serde(default)]
+    join_token: String,
+}
+
+/// `POST /swarm/join`: joins through the first manager address given.
+async fn swarm_join(
+    State(rt): State<Arc<Runtime>>,
+    bytes: axum::body::Bytes,
+) -> Result<(), ApiError> {
+    let r: SwarmJoinRequest = body(&bytes)?;
+    let remote = r
+        .remote_addrs
+        .first()
+        .and_then(|a| given(a))
+        .ok_or_else(|| ApiError::bad_request("invalid RemoteAddrs: name a manager's address"))?;
+    rt.join(JoinRequest {
+        token: r.join_token,
+        remote_addr: remote,
+        advertise_addr: given(&r.advertise_addr),
+        listen_addr: given(&r.listen_addr),
+    })
+    .await?;
+    Ok(())
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ForceQuery {
+    force: Option<String>,
+}
+
+/// `POST /swarm/leave[?force=1]`.
+async fn swarm_leave(
+    State(rt): State<Arc<Runtime>>,
+    Query(q): Query<ForceQuery>,
+) -> Result<(), ApiError> {
+    let force = matches!(q.force.as_deref(), Some("1" | "true" | "True"));
+    rt.leave(LeaveRequest { force }).await?;
+    Ok(())
 }
 
 const SERVER_VERSION: &str = env!("CARGO_PKG_VERSION");
