@@ -209,6 +209,17 @@ fn the_docker_cli_drives_services() {
     let answer = shoal_testkit::http_get(port, "/").expect("through the mesh");
     assert!(shoal_testkit::whoami_name(&answer).is_some(), "{answer}");
 
+    // Logs as Docker prints them: `web.1.<id>@<host>    | <line>`, from Docker's
+    // multiplexed frames with the swarm details.
+    let mut logs = d.docker(&["service", "logs", "web"]);
+    let logged = shoal_testkit::wait_until(std::time::Duration::from_secs(30), || {
+        logs = d.docker(&["service", "logs", "web"]);
+        logs.stdout
+            .lines()
+            .any(|l| l.starts_with("web.1.") && l.contains('@') && l.contains("| whoami web.1."))
+    });
+    assert!(logged && logs.ok(), "{logs:?}");
+
     let swap = [
         ("shoal:latest", "shoal-golden/app:1"),
         (publish.as_str(), "8080:80"),

@@ -35,6 +35,38 @@ struct Named {
     task: String,
     node_id: String,
     node: String,
+    service_id: String,
+}
+
+/// How lines go to the reader: shoal's JSON lines, or the Docker Engine API's
+/// multiplexed stream (an 8-byte frame header per line: stream 1, three zero bytes, the
+/// payload's length, big-endian), optionally with the line's time and the
+/// `com.docker.swarm.*` details before it, as `docker service logs` reads it.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) enum Format {
+    #[default]
+    JsonLines,
+    Docker {
+        timestamps: bool,
+        details: bool,
+    },
+}
+
+impl Format {
+    fn content_type(self) -> &'static str {
+        match self {
+            Format::JsonLines => "application/x-ndjson",
+            Format::Docker { .. } => "application/vnd.docker.multiplexed-stream",
+        }
+    }
+}
+
+/// One frame of Docker's multiplexed stream: `stream` 1 is stdout, 2 stderr.
+fn frame(out: &mut Vec<u8>, stream: u8, payload: &[u8]) {
+    let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
+    out.extend_from_slice(&[stream, 0, 0, 0]);
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(&payload[..len as usize]);
 }
 
 /// The target's tasks by node (oldest first), and their names; none once it is gone.
@@ -65,19 +97,51 @@ fn view(state: &ClusterState, target: &Target) -> Option<(TasksByNode, HashMap<S
                 task: format!("{}.{}", t.slot_name(), short(&t.id)),
                 node_id: node_id.clone(),
                 node,
+                service_id: t.service_id.clone(),
             },
         );
     }
     Some((by_node, names))
 }
 
-/// The lines a node sent, as JSON lines; lines of tasks it was not asked for are dropped.
-fn encode(node: &str, lines: Vec<LogLine>, names: &HashMap<String, Named>) -> Vec<u8> {
+/// The lines a node sent, in `format`; lines of tasks it was not asked for are dropped.
+fn encode(
+    node: &str,
+    lines: Vec<LogLine>,
+    names: &HashMap<String, Named>,
+    format: Format,
+) -> Vec<u8> {
     let mut out = Vec::new();
     for l in lines {
         let Some(n) = names.get(&l.task_id).filter(|n| n.node_id == node) else {
             continue;
         };
+        if let Format::Docker {
+            timestamps,
+            details,
+        } = format
+        {
+            let mut payload = Vec::with_capacity(l.line.len() + 160);
+            if timestamps {
+                if let Some(t) = l.time {
+                    payload.extend_from_slice(format_time(t).as_bytes());
+                    payload.push(b' ');
+                }
+            }
+            if details {
+                payload.extend_from_slice(
+                    format!(
+                        "com.docker.swarm.node.id={},com.docker.swarm.service.id={},com.docker.swarm.task.id={} ",
+                        n.node_id, n.service_id, l.task_id
+                    )
+                    .as_bytes(),
+                );
+            }
+            payload.extend_from_slice(&l.line);
+            payload.push(b'\n');
+            frame(&mut out, 1, &payload);
+            continue;
+        }
         let record = LogRecord {
             task_id: l.task_id,
             task: n.task.clone(),
@@ -92,7 +156,12 @@ fn encode(node: &str, lines: Vec<LogLine>, names: &HashMap<String, Named>) -> Ve
     out
 }
 
-fn error_line(message: String) -> Vec<u8> {
+fn error_line(message: String, format: Format) -> Vec<u8> {
+    if let Format::Docker { .. } = format {
+        let mut out = Vec::new();
+        frame(&mut out, 2, format!("{message}\n").as_bytes());
+        return out;
+    }
     let mut out = serde_json::to_vec(&LogError { error: message }).unwrap_or_default();
     out.push(b'\n');
     out
@@ -107,7 +176,7 @@ pub async fn service_logs(
     let service = state
         .find_service(&key)
         .ok_or_else(|| ApiError::not_found(format!("service {key} not found")))?;
-    stream_logs(s, Target::Service(service.id.clone()), q)
+    stream_logs(s, Target::Service(service.id.clone()), q, Format::JsonLines)
 }
 
 pub async fn task_logs(
@@ -119,10 +188,38 @@ pub async fn task_logs(
     let task = state
         .find_task(&key)
         .ok_or_else(|| ApiError::not_found(format!("task {key} not found")))?;
-    stream_logs(s, Target::Task(task.id.clone()), q)
+    stream_logs(s, Target::Task(task.id.clone()), q, Format::JsonLines)
 }
 
-fn stream_logs(s: ControlState, target: Target, q: LogQuery) -> Result<Response, ApiError> {
+/// A service's logs (`task` false) or a task's, by name or ID, in `format`.
+pub(crate) fn logs_of(
+    s: ControlState,
+    key: &str,
+    task: bool,
+    q: LogQuery,
+    format: Format,
+) -> Result<Response, ApiError> {
+    let state = s.cluster()?;
+    let target = if task {
+        let t = state
+            .find_task(key)
+            .ok_or_else(|| ApiError::not_found(format!("task {key} not found")))?;
+        Target::Task(t.id.clone())
+    } else {
+        let x = state
+            .find_service(key)
+            .ok_or_else(|| ApiError::not_found(format!("service {key} not found")))?;
+        Target::Service(x.id.clone())
+    };
+    stream_logs(s, target, q, format)
+}
+
+fn stream_logs(
+    s: ControlState,
+    target: Target,
+    q: LogQuery,
+    format: Format,
+) -> Result<Response, ApiError> {
     let request = q.request()?;
     let state = s.cluster()?;
     let (tasks, mut names) =
@@ -140,7 +237,7 @@ fn stream_logs(s: ControlState, target: Target, q: LogQuery) -> Result<Response,
         loop {
             let out = tokio::select! {
                 event = sub.events.recv() => match event {
-                    Some(LogEvent::Lines { node, lines }) => encode(&node, lines, &names),
+                    Some(LogEvent::Lines { node, lines }) => encode(&node, lines, &names, format),
                     _ => return,
                 },
                 notice = sub.notices.recv() => {
@@ -153,7 +250,7 @@ fn stream_logs(s: ControlState, target: Target, q: LogQuery) -> Result<Response,
                                 .get(&node)
                                 .map_or_else(|| node.clone(), |n| n.hostname.clone());
                             let msg = format!("cannot read the logs on node {host}: {reason}");
-                            (node, error_line(msg))
+                            (node, error_line(msg, format))
                         }
                         LogEvent::Done { node } | LogEvent::Lines { node, .. } => (node, Vec::new()),
                     };
@@ -164,7 +261,7 @@ fn stream_logs(s: ControlState, target: Target, q: LogQuery) -> Result<Response,
                     if !request.follow && waiting.is_empty() {
                         // Every node's lines were queued before it said it was done.
                         while let Ok(LogEvent::Lines { node, lines }) = sub.events.try_recv() {
-                            let out = encode(&node, lines, &names);
+                            let out = encode(&node, lines, &names, format);
                             if tx.send(Ok(Bytes::from(out))).await.is_err() {
                                 return;
                             }
@@ -194,7 +291,7 @@ fn stream_logs(s: ControlState, target: Target, q: LogQuery) -> Result<Response,
         }
     });
     Response::builder()
-        .header("content-type", "application/x-ndjson")
+        .header("content-type", format.content_type())
         .body(Body::from_stream(ReceiverStream::new(rx)))
         .map_err(|e| ApiError::internal(e.to_string()))
 }
@@ -212,6 +309,7 @@ mod tests {
                 task: "web.1.t1".into(),
                 node_id: "n1".into(),
                 node: "host1".into(),
+                service_id: "s1".into(),
             },
         );
         let lines = vec![
@@ -226,7 +324,7 @@ mod tests {
                 line: b"not asked".to_vec(),
             },
         ];
-        let out = encode("n1", lines.clone(), &names);
+        let out = encode("n1", lines.clone(), &names, Format::JsonLines);
         let records: Vec<LogRecord> = out
             .split(|b| *b == b'\n')
             .filter(|l| !l.is_empty())
@@ -243,6 +341,17 @@ mod tests {
             }]
         );
         // Another node cannot speak for t1.
-        assert!(encode("n2", lines, &names).is_empty());
+        assert!(encode("n2", lines.clone(), &names, Format::JsonLines).is_empty());
+        // Docker's multiplexed stream: one stdout frame per line, with time and details.
+        let docker = Format::Docker {
+            timestamps: true,
+            details: true,
+        };
+        let out = encode("n1", lines, &names, docker);
+        let payload = b"1970-01-01T00:00:00.000000000Z com.docker.swarm.node.id=n1,com.docker.swarm.service.id=s1,com.docker.swarm.task.id=t1 hello\n";
+        let mut want = vec![1, 0, 0, 0];
+        want.extend_from_slice(&u32::try_from(payload.len()).expect("len").to_be_bytes());
+        want.extend_from_slice(payload);
+        assert_eq!(out, want);
     }
 }

@@ -10,7 +10,7 @@ mod clients;
 mod cluster;
 mod endpoints;
 mod error;
-mod logs;
+pub(crate) mod logs;
 pub(crate) mod nodes;
 pub(crate) mod services;
 mod strict;

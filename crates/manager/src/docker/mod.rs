@@ -74,6 +74,8 @@ pub fn router(state: ControlState) -> Router {
             get(inspect_service).delete(remove_service),
         )
         .route("/services/{id}/update", post(update_service))
+        .route("/services/{id}/logs", get(service_logs))
+        .route("/tasks/{id}/logs", get(task_logs))
         .route("/tasks", get(list_tasks))
         .route("/tasks/{id}", get(inspect_task))
         .with_state(state)

@@ -399,6 +399,59 @@ pub async fn remove_node(
     Ok(StatusCode::OK)
 }
 
+/// What `docker service logs` asks for.
+#[derive(Debug, Default, Deserialize)]
+pub struct LogsQuery {
+    details: Option<String>,
+    follow: Option<String>,
+    timestamps: Option<String>,
+    since: Option<String>,
+    tail: Option<String>,
+}
+
+fn logs(
+    s: ControlState,
+    key: &str,
+    task: bool,
+    q: LogsQuery,
+) -> Result<axum::response::Response, ApiError> {
+    let tail = match q.tail.as_deref() {
+        None | Some("" | "all") => None,
+        Some(n) => Some(n.parse::<usize>().map_err(|_| {
+            ApiError::bad_request(format!(
+                "invalid tail {n:?}: expected a number of lines or all"
+            ))
+        })?),
+    };
+    let since = q.since.filter(|t| !t.is_empty() && t != "0");
+    let query = shoal_wire::v1::logs::LogQuery {
+        tail,
+        follow: truthy(q.follow.as_deref()),
+        since,
+    };
+    let format = crate::control::logs::Format::Docker {
+        timestamps: truthy(q.timestamps.as_deref()),
+        details: truthy(q.details.as_deref()),
+    };
+    crate::control::logs::logs_of(s, key, task, query, format)
+}
+
+pub async fn service_logs(
+    State(s): State<ControlState>,
+    Path(key): Path<String>,
+    Query(q): Query<LogsQuery>,
+) -> Result<axum::response::Response, ApiError> {
+    logs(s, &key, false, q)
+}
+
+pub async fn task_logs(
+    State(s): State<ControlState>,
+    Path(key): Path<String>,
+    Query(q): Query<LogsQuery>,
+) -> Result<axum::response::Response, ApiError> {
+    logs(s, &key, true, q)
+}
+
 /// A query parameter that must be a whole number, if given.
 fn whole_number(name: &str, v: Option<&str>) -> Result<Option<u64>, ApiError> {
     v.map(|v| {
