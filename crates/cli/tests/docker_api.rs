@@ -382,3 +382,30 @@ fn docker_swarm_init_and_join_make_a_cluster() {
     let info = second.docker(&["info", "--format", "{{.Swarm.LocalNodeState}}"]);
     assert_eq!(info.stdout.trim(), "inactive", "{info:?}");
 }
+
+/// On every manager the Docker API answers as on the leader: a follower forwards the
+/// swarm routes to the leader's control port, as it does shoal's own.
+#[test]
+fn every_manager_answers_the_docker_api() {
+    let c = shoal_testkit::Cluster::start(bin(), 2, 0);
+    let create = c.nodes[1].docker(&[
+        "service",
+        "create",
+        "-d",
+        "--name",
+        "fw",
+        "--replicas",
+        "0",
+        "--label",
+        "com.shoal.runtime=process",
+        "shoal",
+        "whoami",
+    ]);
+    assert!(create.ok(), "{create:?}\n{}", c.nodes[1].log());
+    for d in &c.nodes {
+        let ls = d.docker(&["service", "ls", "--format", "{{.Name}} {{.Replicas}}"]);
+        assert_eq!(ls.stdout.trim(), "fw 0/0", "{ls:?}\n{}", d.log());
+        let nodes = d.docker(&["node", "ls", "-q"]);
+        assert_eq!(nodes.stdout.lines().count(), 2, "{nodes:?}");
+    }
+}

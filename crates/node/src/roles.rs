@@ -263,22 +263,31 @@ pub async fn start_manager(s: ManagerStart<'_>) -> anyhow::Result<Roles> {
         }))
         .add_service(raft_net::server(store.clone()))
         .into_axum_router();
-    let api = control_router(ControlState {
+    let control = ControlState {
         store: store.clone(),
         logs: s.logs.clone(),
-    })
-    .layer(axum::middleware::from_fn_with_state(
-        Forward {
-            store: store.clone(),
-            tls: tls_set.http.subscribe(),
-        },
-        forward::to_leader,
-    ))
-    .layer(axum::middleware::from_fn_with_state(
-        store.clone(),
-        shoal_manager::control::require_operator,
-    ));
-    let app = grpc.merge(api);
+    };
+    // The Docker API's swarm routes too: a follower forwards them here (their version
+    // prefix already gone).
+    let api = control_router(control.clone())
+        .merge(shoal_manager::docker::router(control))
+        .layer(axum::middleware::from_fn_with_state(
+            Forward {
+                store: store.clone(),
+                tls: tls_set.http.subscribe(),
+            },
+            forward::to_leader,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            store.clone(),
+            shoal_manager::control::require_operator,
+        ));
+    let app =
+        axum::Router::new()
+            .fallback_service(grpc.merge(api))
+            .layer(axum::middleware::from_fn(
+                shoal_manager::docker::strip_version,
+            ));
     let server = tokio::spawn(shoal_rpc::server::serve_with(
         s.listener,
         tls_set.server.subscribe(),
