@@ -179,7 +179,7 @@ pub(crate) struct Change {
     /// Roll the tasks out even if their template is unchanged.
     pub force: bool,
     /// The Docker API's optimistic lock: the service's `Version.Index` the client read
-    /// (shoal's `updated_at`); a service changed since is refused.
+    /// (`docker::service_index`); a service whose spec changed since is refused.
     pub expect: Option<u64>,
     /// The Docker spec the change came from; `Some` also makes an unchanged spec no error
     /// and clears the last rollout's status when this change is no rollout, as Docker does.
@@ -219,7 +219,7 @@ pub(crate) async fn update_service(
         .store
         .update(|tx| {
             let mut svc = find(tx.state(), key)?.clone();
-            if expect.is_some_and(|v| v != svc.updated_at) {
+            if expect.is_some_and(|v| v != crate::docker::service_index(&svc)) {
                 return Err(out_of_sequence());
             }
             if req.spec.name != svc.spec.name {
@@ -301,7 +301,7 @@ pub(crate) async fn rollback_service(
         .store
         .update(|tx| {
             let svc = find(tx.state(), key)?.clone();
-            if expect.is_some_and(|v| v != svc.updated_at) {
+            if expect.is_some_and(|v| v != crate::docker::service_index(&svc)) {
                 return Err(out_of_sequence());
             }
             let no_previous = || {

@@ -103,6 +103,29 @@ pub async fn strip_version(mut req: Request, next: Next) -> Response {
     next.run(req).await
 }
 
+/// A service's `Version.Index`: it changes when its spec does (shoal's or the Docker spec
+/// it was sent), not when its rollout's status or its tasks do, so the optimistic lock of
+/// `update?version=N` guards against a lost spec change and not against the cluster's own
+/// bookkeeping.
+pub fn service_index(s: &shoal_api::Service) -> u64 {
+    index_of(&(&s.spec, &s.docker_spec))
+}
+
+/// A node's `Version.Index`: it changes with its spec (role, availability, labels), not with
+/// its state, which heartbeats and announcements keep changing.
+pub fn node_index(n: &shoal_api::Node) -> u64 {
+    index_of(&(n.role, n.availability, &n.labels))
+}
+
+/// A stable 53-bit digest (FNV-1a of the JSON), so JavaScript clients read it exactly.
+fn index_of(value: &impl serde::Serialize) -> u64 {
+    let bytes = serde_json::to_vec(value).unwrap_or_default();
+    let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    (hash & ((1 << 53) - 1)).max(1)
+}
+
 /// The answer to a path no route serves, in Docker's words.
 pub async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "page not found")
@@ -111,6 +134,15 @@ pub async fn not_found() -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_index_is_a_stable_53_bit_digest_of_what_it_covers() {
+        let labels = std::collections::BTreeMap::from([("zone".to_owned(), "a".to_owned())]);
+        let a = index_of(&(shoal_api::NodeRole::Worker, &labels));
+        assert_eq!(a, index_of(&(shoal_api::NodeRole::Worker, &labels)));
+        assert_ne!(a, index_of(&(shoal_api::NodeRole::Manager, &labels)));
+        assert!(a > 0 && a < 1 << 53);
+    }
 
     #[test]
     fn version_prefixes_are_recognised_and_shoal_paths_are_not() {

@@ -90,7 +90,7 @@ fn docker_service(state: &ClusterState, s: &shoal_api::Service, status: bool) ->
         status.then(|| status_of(state, s)),
         &network(state),
     );
-    out.version.index = s.updated_at;
+    out.version.index = super::service_index(s);
     out
 }
 
@@ -367,7 +367,7 @@ pub async fn update_node(
     s.store
         .update(|tx| {
             let mut n = nodes::find(tx.state(), &key)?;
-            if version.is_some_and(|v| v != n.updated_at) {
+            if version.is_some_and(|v| v != super::node_index(&n)) {
                 return Err(svc::out_of_sequence());
             }
             if let Some(role) = role.filter(|r| *r != n.role) {
@@ -468,7 +468,7 @@ fn docker_node(s: &ControlState, n: &shoal_api::Node) -> Node {
     if let Some(g) = nodes::group(s) {
         nodes::set_manager_status(&mut n, &g);
     }
-    to_docker::node(&n, n.updated_at)
+    to_docker::node(&n, super::node_index(&n))
 }
 
 pub async fn inspect_swarm(State(s): State<ControlState>) -> Result<Json<Swarm>, ApiError> {
