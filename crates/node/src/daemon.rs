@@ -106,11 +106,7 @@ pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
             locked_guard,
         ));
     // Around the router, so a Docker API version prefix is gone before routing.
-    let app = axum::Router::new()
-        .fallback_service(app)
-        .layer(axum::middleware::from_fn(
-            shoal_manager::docker::strip_version,
-        ));
+    let app = shoal_manager::docker::versioned(app);
     let (stop_api, mut stop_api_rx) = watch::channel(false);
     let server = tokio::spawn(async move {
         let served = axum::serve(listener, app)

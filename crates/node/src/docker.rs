@@ -14,6 +14,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use shoal_api::NodeRole;
 use shoal_manager::control::ApiError;
+use shoal_manager::docker::{json_body, truthy};
 use shoal_wire::docker::to_docker::{self, LocalNodeState};
 use shoal_wire::docker::{Info, Version, API_VERSION};
 use shoal_wire::v1::membership::{InitRequest, JoinRequest, LeaveRequest};
@@ -58,17 +59,12 @@ fn given(text: &str) -> Option<String> {
     (!text.trim().is_empty()).then(|| text.trim().to_owned())
 }
 
-fn body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))
-}
-
 /// `POST /swarm/init`: answers the new node's ID, as a JSON string.
 async fn swarm_init(
     State(rt): State<Arc<Runtime>>,
     bytes: axum::body::Bytes,
 ) -> Result<Json<String>, ApiError> {
-    let r: SwarmInitRequest = body(&bytes)?;
+    let r: SwarmInitRequest = json_body(&bytes)?;
     let vip_pool = match r.default_addr_pool.as_deref() {
         None | Some([]) => None,
         Some([one]) => Some(one.clone()),
@@ -116,7 +112,7 @@ async fn swarm_join(
     State(rt): State<Arc<Runtime>>,
     bytes: axum::body::Bytes,
 ) -> Result<(), ApiError> {
-    let r: SwarmJoinRequest = body(&bytes)?;
+    let r: SwarmJoinRequest = json_body(&bytes)?;
     let remote = r
         .remote_addrs
         .first()
@@ -142,7 +138,7 @@ async fn swarm_leave(
     State(rt): State<Arc<Runtime>>,
     Query(q): Query<ForceQuery>,
 ) -> Result<(), ApiError> {
-    let force = matches!(q.force.as_deref(), Some("1" | "true" | "True"));
+    let force = truthy(q.force.as_deref());
     rt.leave(LeaveRequest { force }).await?;
     Ok(())
 }

@@ -282,12 +282,7 @@ pub async fn start_manager(s: ManagerStart<'_>) -> anyhow::Result<Roles> {
             store.clone(),
             shoal_manager::control::require_operator,
         ));
-    let app =
-        axum::Router::new()
-            .fallback_service(grpc.merge(api))
-            .layer(axum::middleware::from_fn(
-                shoal_manager::docker::strip_version,
-            ));
+    let app = shoal_manager::docker::versioned(grpc.merge(api));
     let server = tokio::spawn(shoal_rpc::server::serve_with(
         s.listener,
         tls_set.server.subscribe(),

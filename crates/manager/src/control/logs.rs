@@ -172,11 +172,7 @@ pub async fn service_logs(
     Path(key): Path<String>,
     Query(q): Query<LogQuery>,
 ) -> Result<Response, ApiError> {
-    let state = s.cluster()?;
-    let service = state
-        .find_service(&key)
-        .ok_or_else(|| ApiError::not_found(format!("service {key} not found")))?;
-    stream_logs(s, Target::Service(service.id.clone()), q, Format::JsonLines)
+    logs_of(s, &key, false, q, Format::JsonLines)
 }
 
 pub async fn task_logs(
@@ -184,11 +180,7 @@ pub async fn task_logs(
     Path(key): Path<String>,
     Query(q): Query<LogQuery>,
 ) -> Result<Response, ApiError> {
-    let state = s.cluster()?;
-    let task = state
-        .find_task(&key)
-        .ok_or_else(|| ApiError::not_found(format!("task {key} not found")))?;
-    stream_logs(s, Target::Task(task.id.clone()), q, Format::JsonLines)
+    logs_of(s, &key, true, q, Format::JsonLines)
 }
 
 /// A service's logs (`task` false) or a task's, by name or ID, in `format`.

@@ -99,17 +99,23 @@ pub async fn remove(
     State(s): State<ControlState>,
     Path(key): Path<String>,
 ) -> Result<StatusCode, ApiError> {
+    remove_service(&s, &key).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Removes the service named or identified by `key`.
+pub(crate) async fn remove_service(s: &ControlState, key: &str) -> Result<(), ApiError> {
     s.cluster()?;
     s.store
         .update(|tx| {
-            let id = find(tx.state(), &key)?.id.clone();
+            let id = find(tx.state(), key)?.id.clone();
             // Tasks are stopped (drained first) and forgotten by the orchestrator.
             tx.delete::<Service>(id);
             Ok::<_, ApiError>(())
         })
         .await?;
     tracing::info!(service = %key, "service removed");
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }
 
 pub async fn scale(

@@ -126,6 +126,24 @@ fn index_of(value: &impl serde::Serialize) -> u64 {
     (hash & ((1 << 53) - 1)).max(1)
 }
 
+/// A query flag as Docker clients send it (`force=1`, `status=true`).
+pub fn truthy(v: Option<&str>) -> bool {
+    matches!(v, Some("1" | "true" | "True" | "TRUE"))
+}
+
+/// A JSON request body, or 400 naming what is wrong with it.
+pub fn json_body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))
+}
+
+/// `app` behind [`strip_version`]: the prefix is gone before `app` routes.
+pub fn versioned(app: Router) -> Router {
+    Router::new()
+        .fallback_service(app)
+        .layer(axum::middleware::from_fn(strip_version))
+}
+
 /// The answer to a path no route serves, in Docker's words.
 pub async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "page not found")

@@ -2,6 +2,7 @@
 //! `/tasks`. Reads answer from this manager's state; writes go through the same checks
 //! and single-transaction writes as shoal's own `/v1` routes (`control::services`).
 
+use super::truthy;
 use crate::control::nodes;
 use crate::control::services::{self as svc, Change};
 use crate::control::{ApiError, ControlState};
@@ -11,12 +12,14 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
 use shoal_api::{ClusterState, NodeRole, ServiceMode, Task, TaskState};
+use shoal_store::raft::GroupStatus;
 use shoal_wire::docker::filters::{NODE_FILTERS, SERVICE_FILTERS, TASK_FILTERS};
 use shoal_wire::docker::to_docker::{self, SentSpecs, SwarmNetwork};
 use shoal_wire::docker::{
     parse_service_spec, to_shoal, DockerError, Filters, JoinTokens, Node, Service,
     ServiceCreateResponse, ServiceSpec, ServiceStatus, ServiceUpdateResponse, Swarm,
 };
+use std::collections::HashMap;
 
 impl From<DockerError> for ApiError {
     fn from(e: DockerError) -> Self {
@@ -37,10 +40,6 @@ pub struct ListQuery {
     /// `GET /services?status=true`: with each service's task counts.
     #[serde(default)]
     status: Option<String>,
-}
-
-fn truthy(v: Option<&str>) -> bool {
-    matches!(v, Some("1" | "true" | "True" | "TRUE"))
 }
 
 /// The one swarm-scoped network shoal reports: its ID is the cluster's.
@@ -94,13 +93,6 @@ fn docker_service(state: &ClusterState, s: &shoal_api::Service, status: bool) ->
     out
 }
 
-fn find_service<'a>(
-    state: &'a ClusterState,
-    key: &str,
-) -> Result<&'a shoal_api::Service, ApiError> {
-    svc::find(state, key)
-}
-
 pub async fn list_services(
     State(s): State<ControlState>,
     Query(q): Query<ListQuery>,
@@ -133,7 +125,7 @@ pub async fn inspect_service(
     Path(key): Path<String>,
 ) -> Result<Json<Service>, ApiError> {
     let state = s.cluster()?;
-    let x = find_service(&state, &key)?;
+    let x = svc::find(&state, &key)?;
     Ok(Json(docker_service(&state, x, false)))
 }
 
@@ -180,7 +172,7 @@ pub async fn update_service(
             )))
         }
     }
-    let current = find_service(&state, &key)?;
+    let current = svc::find(&state, &key)?;
     let spec = parse_service_spec(&body)?;
     let converted = to_shoal::service_spec(&spec, Some(&current.spec))?;
     let before = sent(current.docker_spec.as_ref());
@@ -209,21 +201,17 @@ pub async fn remove_service(
     State(s): State<ControlState>,
     Path(key): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    s.cluster()?;
-    s.store
-        .update(|tx| {
-            let id = find_service(tx.state(), &key)?.id.clone();
-            tx.delete::<shoal_api::Service>(id);
-            Ok::<_, ApiError>(())
-        })
-        .await?;
-    tracing::info!(service = %key, "service removed");
+    svc::remove_service(&s, &key).await?;
     Ok(StatusCode::OK)
 }
 
-fn docker_task(state: &ClusterState, t: &Task) -> shoal_wire::docker::Task {
-    let service = state.services.get(&t.service_id);
-    let spec = service.and_then(|x| sent(x.docker_spec.as_ref()));
+/// A task as Docker shows it; `sent` is its service's Docker spec, if a Docker client gave
+/// one.
+fn docker_task(
+    state: &ClusterState,
+    t: &Task,
+    sent: Option<&ServiceSpec>,
+) -> shoal_wire::docker::Task {
     let node_addr = t
         .node_id
         .as_ref()
@@ -233,7 +221,7 @@ fn docker_task(state: &ClusterState, t: &Task) -> shoal_wire::docker::Task {
         t,
         t.status.timestamp.max(t.created_at),
         node_addr,
-        spec.as_ref().map(|x| &x.task_template),
+        sent.map(|x| &x.task_template),
         &network(state),
     )
 }
@@ -254,6 +242,7 @@ pub async fn list_tasks(
         .filter_map(|k| state.find_node(k))
         .collect();
     let up_to_date = f.contains("_up-to-date").then(|| f.is_true("_up-to-date"));
+    let mut sent_specs: HashMap<&str, Option<ServiceSpec>> = HashMap::new();
     let mut out: Vec<shoal_wire::docker::Task> = state
         .tasks
         .values()
@@ -281,7 +270,14 @@ pub async fn list_tasks(
                 current == want
             })
         })
-        .map(|t| docker_task(&state, t))
+        .map(|t| {
+            // Each service's Docker spec read once, however many of its tasks are listed.
+            let spec = sent_specs.entry(t.service_id.as_str()).or_insert_with(|| {
+                let service = state.services.get(&t.service_id);
+                service.and_then(|x| sent(x.docker_spec.as_ref()))
+            });
+            docker_task(&state, t, spec.as_ref())
+        })
         .collect();
     out.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(Json(out))
@@ -295,7 +291,11 @@ pub async fn inspect_task(
     let t = state
         .find_task(&id)
         .ok_or_else(|| ApiError::not_found(format!("task {id} not found")))?;
-    Ok(Json(docker_task(&state, t)))
+    let spec = state
+        .services
+        .get(&t.service_id)
+        .and_then(|x| sent(x.docker_spec.as_ref()));
+    Ok(Json(docker_task(&state, t, spec.as_ref())))
 }
 
 pub async fn list_nodes(
@@ -305,6 +305,7 @@ pub async fn list_nodes(
     let state = s.cluster()?;
     let f = Filters::parse(&q.filters)?;
     f.check(NODE_FILTERS)?;
+    let group = nodes::group(&s);
     let mut out: Vec<Node> = state
         .nodes
         .values()
@@ -313,7 +314,7 @@ pub async fn list_nodes(
         .filter(|n| {
             f.matches_labels("label", &n.labels) && f.matches_labels("node.label", &n.labels)
         })
-        .map(|n| docker_node(&s, n))
+        .map(|n| docker_node(n, group.as_ref()))
         .collect();
     out.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(Json(out))
@@ -327,7 +328,7 @@ pub async fn inspect_node(
     let n = state
         .find_node(&key)
         .ok_or_else(|| ApiError::not_found(format!("node {key} not found")))?;
-    Ok(Json(docker_node(&s, n)))
+    Ok(Json(docker_node(n, nodes::group(&s).as_ref())))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -345,8 +346,7 @@ pub async fn update_node(
 ) -> Result<StatusCode, ApiError> {
     s.cluster()?;
     let version = whole_number("version", q.version.as_deref())?;
-    let spec: shoal_wire::docker::NodeSpec = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))?;
+    let spec: shoal_wire::docker::NodeSpec = super::json_body(&body)?;
     let role = match spec.role.as_str() {
         "" => None,
         r => Some(r.parse::<NodeRole>().map_err(ApiError::bad_request)?),
@@ -462,11 +462,11 @@ fn whole_number(name: &str, v: Option<&str>) -> Result<Option<u64>, ApiError> {
     .transpose()
 }
 
-/// A node as Docker shows it, with its manager's place in the Raft group.
-fn docker_node(s: &ControlState, n: &shoal_api::Node) -> Node {
+/// A node as Docker shows it, with its manager's place in the Raft `group`.
+fn docker_node(n: &shoal_api::Node, group: Option<&GroupStatus>) -> Node {
     let mut n = n.clone();
-    if let Some(g) = nodes::group(s) {
-        nodes::set_manager_status(&mut n, &g);
+    if let Some(g) = group {
+        nodes::set_manager_status(&mut n, g);
     }
     to_docker::node(&n, super::node_index(&n))
 }
