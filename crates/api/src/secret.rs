@@ -139,6 +139,43 @@ pub struct FileRef {
     pub mode: Option<u32>,
 }
 
+/// The secrets and configs a node's tasks use: what a session carries to the node, and
+/// nothing more (a node never receives a blob none of its tasks references).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskFiles {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<Secret>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub configs: Vec<Config>,
+}
+
+impl TaskFiles {
+    /// The blobs `tasks` reference, each once, from `state`.
+    pub fn for_tasks(state: &crate::ClusterState, tasks: &[crate::Task]) -> TaskFiles {
+        fn pick<K: BlobKind>(
+            map: &BTreeMap<String, Blob<K>>,
+            tasks: &[crate::Task],
+        ) -> Vec<Blob<K>> {
+            let ids: std::collections::BTreeSet<&str> = tasks
+                .iter()
+                .flat_map(|t| K::refs(&t.spec))
+                .map(|r| r.id.as_str())
+                .collect();
+            ids.into_iter()
+                .filter_map(|id| map.get(id).cloned())
+                .collect()
+        }
+        TaskFiles {
+            secrets: pick(&state.secrets, tasks),
+            configs: pick(&state.configs, tasks),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.secrets.is_empty() && self.configs.is_empty()
+    }
+}
+
 /// Most secrets (and most configs) one service uses.
 pub const MAX_REFS: usize = 100;
 

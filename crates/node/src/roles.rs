@@ -153,6 +153,7 @@ async fn agent<D: Dispatcher>(
             logs_dir,
             drain_timeout: c.cfg.drain_timeout,
             resolver,
+            files_dir: shoal_agent::files::node_dir(c.node_id),
         },
         registry,
         dispatcher,
