@@ -31,6 +31,8 @@ pub fn task_dir(base: &Path, task_id: &str) -> PathBuf {
     base.join(task_id)
 }
 
+// `f_type`'s integer type differs between architectures.
+#[allow(clippy::useless_conversion)]
 fn is_tmpfs(path: &Path) -> bool {
     rustix::fs::statfs(path).is_ok_and(|st| i64::from(st.f_type) == TMPFS_MAGIC)
 }
