@@ -206,6 +206,9 @@ pub struct ManagerStart<'a> {
     pub logs: Arc<LogBroker>,
     /// Where the data plane runs.
     pub data_plane: &'a tokio::runtime::Handle,
+    /// The node's own Docker API routes (`/_ping`, `/version`, `/info`), served on the
+    /// control port beside the swarm routes for a remote docker CLI.
+    pub docker_about: axum::Router,
 }
 
 /// The control address other managers and agents reach this manager at.
@@ -268,7 +271,7 @@ pub async fn start_manager(s: ManagerStart<'_>) -> anyhow::Result<Roles> {
         logs: s.logs.clone(),
     };
     // The Docker API's swarm routes too: a follower forwards them here (their version
-    // prefix already gone).
+    // prefix already gone). The node's own Docker routes answer here, not forwarded.
     let api = control_router(control.clone())
         .merge(shoal_manager::docker::router(control))
         .layer(axum::middleware::from_fn_with_state(
@@ -278,6 +281,7 @@ pub async fn start_manager(s: ManagerStart<'_>) -> anyhow::Result<Roles> {
             },
             forward::to_leader,
         ))
+        .merge(s.docker_about)
         .layer(axum::middleware::from_fn_with_state(
             store.clone(),
             shoal_manager::control::require_operator,

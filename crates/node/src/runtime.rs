@@ -115,7 +115,7 @@ impl Runtime {
     }
 
     pub(crate) async fn start_manager(
-        &self,
+        self: &Arc<Self>,
         m: &Membership,
         certs: Certs,
         listener: tokio::net::TcpListener,
@@ -135,6 +135,7 @@ impl Runtime {
             engine: self.engine.clone(),
             logs: self.logs.clone(),
             data_plane: self.data_plane.handle(),
+            docker_about: crate::docker::about_router(self.clone()),
         })
         .await
     }
