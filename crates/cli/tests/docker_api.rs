@@ -521,3 +521,93 @@ fn a_remote_docker_cli_drives_a_manager_over_mutual_tls() {
         "{revoked:?}"
     );
 }
+
+/// `docker swarm join-token --rotate` and `docker swarm update`: `POST
+/// /swarm/update?version=N` with the whole spec. A rotated token is refused for joins and
+/// the new one is taken; a stale version is refused as Docker refuses it.
+#[test]
+fn docker_swarm_update_rotates_tokens_and_applies_settings() {
+    let d = Daemon::start(bin());
+    d.init();
+    let old = d.worker_token();
+    let manager_token = d.join_token("manager");
+    let rotate = d.docker(&["swarm", "join-token", "--rotate", "worker"]);
+    assert!(rotate.ok(), "{rotate:?}\n{}", d.log());
+    assert!(
+        rotate
+            .stdout
+            .starts_with("Successfully rotated worker join token."),
+        "{rotate:?}"
+    );
+    let shown = d.docker(&["swarm", "join-token", "-q", "worker"]);
+    let new = shown.stdout.trim().to_owned();
+    assert!(shown.ok() && new.starts_with("SWMTKN-1-"), "{shown:?}");
+    assert_ne!(new, old, "the worker token changed");
+    assert!(rotate.stdout.contains(&new), "{rotate:?}");
+    assert_eq!(
+        d.worker_token(),
+        new,
+        "shoal's own API shows the same token"
+    );
+    assert_eq!(
+        d.join_token("manager"),
+        manager_token,
+        "only the worker token"
+    );
+
+    // A stale version is refused, and so is a malformed request, naming the problem.
+    let (code, _, body) = d.http_with(
+        "POST",
+        "/v1.44/swarm/update?version=1&rotateWorkerToken=true",
+        Some("{}"),
+    );
+    assert_eq!(code, 409, "{body}");
+    assert!(body.contains("update out of sequence"), "{body}");
+    assert_eq!(d.worker_token(), new, "a refused update changes nothing");
+    let (code, _, body) = d.http_with(
+        "POST",
+        "/v1.44/swarm/update?rotateWorkerToken=true",
+        Some("{}"),
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("invalid swarm version"), "{body}");
+
+    // Settings shoal acts on, from the whole spec the CLI posts back.
+    let update = d.docker(&["swarm", "update", "--dispatcher-heartbeat", "2s"]);
+    assert!(update.ok(), "{update:?}");
+    let heartbeat = d.docker(&[
+        "info",
+        "--format",
+        "{{.Swarm.Cluster.Spec.Dispatcher.HeartbeatPeriod}}",
+    ]);
+    assert_eq!(heartbeat.stdout.trim(), "2s", "{heartbeat:?}");
+    let lock = d.docker(&["swarm", "update", "--autolock=true"]);
+    assert!(lock.ok(), "{lock:?}");
+    let key = d.docker(&["swarm", "unlock-key", "-q"]);
+    let shoal_key = d.cli(&["unlock-key", "-q"]);
+    assert!(
+        key.ok() && key.stdout.trim().starts_with("SWMKEY-1-"),
+        "{key:?}"
+    );
+    assert_eq!(key.stdout.trim(), shoal_key.stdout.trim());
+    assert!(lock.stdout.contains(key.stdout.trim()), "{lock:?}");
+
+    // The old token is refused for a join; the new one is taken.
+    let joiner = Daemon::start(bin());
+    let control = d.control_addr();
+    let refused = joiner.cli(&["join", "--token", &old, &control]);
+    assert!(
+        !refused.ok() && refused.stderr.contains("rotated"),
+        "{refused:?}"
+    );
+    let joined = joiner.cli(&["join", "--token", &new, &control]);
+    assert!(joined.ok(), "{joined:?}\n{}", joiner.log());
+    let workers = shoal_testkit::wait_until(std::time::Duration::from_secs(60), || {
+        d.docker(&["node", "ls", "-q", "--filter", "role=worker"])
+            .stdout
+            .lines()
+            .count()
+            == 1
+    });
+    assert!(workers, "{}", d.docker(&["node", "ls"]).stdout);
+}

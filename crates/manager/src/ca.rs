@@ -60,6 +60,16 @@ pub fn join_token(c: &Cluster, role: NodeRole) -> Result<String, pki::PkiError> 
     .to_string())
 }
 
+/// Give `role`'s join token a new secret: the old token is refused from now on.
+pub fn rotate_join_token(c: &mut Cluster, role: NodeRole) {
+    let secret = token::new_secret();
+    match role {
+        NodeRole::Worker => c.worker_secret = secret,
+        NodeRole::Manager => c.manager_secret = secret,
+    }
+    tracing::info!(role = role.as_str(), "join token rotated");
+}
+
 /// Sign a certificate for `node_id` with the cluster CA; a manager's names `ips`, the
 /// addresses its control port is reached at (see [`manager_ips`]).
 pub fn issue(

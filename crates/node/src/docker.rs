@@ -193,7 +193,7 @@ async fn info(State(rt): State<Arc<Runtime>>) -> Json<Info> {
     let cluster = state
         .cluster
         .as_ref()
-        .map(|c| to_docker::cluster_info(c, c.created_at, c.created_at));
+        .map(|c| to_docker::cluster_info(c, shoal_manager::docker::swarm_index(c), c.created_at));
     let mut swarm = to_docker::swarm_info(state.nodes.get(&rt.node_id), local, &nodes, cluster);
     if swarm.node_id.is_empty() && local == LocalNodeState::Active {
         // A worker keeps no copy of the cluster's nodes: it still knows who it is.

@@ -7,7 +7,7 @@
 
 mod auth;
 mod clients;
-mod cluster;
+pub(crate) mod cluster;
 mod endpoints;
 mod error;
 pub(crate) mod logs;
@@ -49,7 +49,7 @@ impl ControlState {
 }
 
 /// A copy of the cluster record inside a write, to change and put back.
-fn cluster_record(tx: &shoal_store::Txn) -> Result<shoal_api::Cluster, ApiError> {
+pub(crate) fn cluster_record(tx: &shoal_store::Txn) -> Result<shoal_api::Cluster, ApiError> {
     tx.state().cluster.clone().ok_or_else(no_cluster)
 }
 

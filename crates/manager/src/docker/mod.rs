@@ -9,6 +9,7 @@
 //! docs/docker-compat.md.
 
 mod routes;
+mod swarm;
 
 use crate::control::{ApiError, ControlState};
 use axum::extract::Request;
@@ -64,6 +65,8 @@ pub fn router(state: ControlState) -> Router {
     use routes::*;
     Router::new()
         .route("/swarm", get(inspect_swarm))
+        .route("/swarm/update", post(swarm::update_swarm))
+        .route("/swarm/unlockkey", get(swarm::unlock_key))
         .route("/nodes", get(list_nodes))
         .route("/nodes/{id}", get(inspect_node).delete(remove_node))
         .route("/nodes/{id}/update", post(update_node))
@@ -115,6 +118,20 @@ pub fn service_index(s: &shoal_api::Service) -> u64 {
 /// its state, which heartbeats and announcements keep changing.
 pub fn node_index(n: &shoal_api::Node) -> u64 {
     index_of(&(n.role, n.availability, &n.labels))
+}
+
+/// The swarm's `Version.Index`: it changes with what `POST /swarm/update` changes (the
+/// settings, the join tokens, the unlock key), so `update?version=N` is refused after
+/// another client changed one. The secrets enter it only through a SHA-256 digest.
+pub fn swarm_index(c: &shoal_api::Cluster) -> u64 {
+    let secret = |s: &str| shoal_rpc::token::digest(s.as_bytes());
+    index_of(&(
+        c.heartbeat_period_ms,
+        c.cert_lifetime_secs,
+        secret(&c.worker_secret),
+        secret(&c.manager_secret),
+        c.autolock_key.as_deref().map(secret),
+    ))
 }
 
 /// A stable 53-bit digest (FNV-1a of the JSON), so JavaScript clients read it exactly.
