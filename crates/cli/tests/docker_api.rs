@@ -611,3 +611,184 @@ fn docker_swarm_update_rotates_tokens_and_applies_settings() {
     });
     assert!(workers, "{}", d.docker(&["node", "ls"]).stdout);
 }
+
+/// A `docker` command against `d`'s socket, not yet run (for commands that stream).
+fn docker_command(d: &Daemon, args: &[&str]) -> std::process::Command {
+    let mut cmd = std::process::Command::new("docker");
+    cmd.env("DOCKER_HOST", format!("unix://{}", d.socket().display()))
+        .env("DOCKER_CONFIG", d.dir.path().join("docker-config"))
+        .env_remove("DOCKER_CONTEXT")
+        .env_remove("DOCKER_API_VERSION")
+        .args(args);
+    cmd
+}
+
+/// Unix seconds with nanoseconds, as `docker events --since/--until` take them.
+fn unix_time(t: std::time::SystemTime) -> String {
+    let d = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after the epoch");
+    format!("{}.{:09}", d.as_secs(), d.subsec_nanos())
+}
+
+/// `docker events --filter type=service` follows services being created, updated and
+/// removed (the create kept from before it connected, the rest as they happen), and no
+/// node events; `--until` in the past answers the kept events and ends.
+#[test]
+fn docker_events_follow_services() {
+    let d = Daemon::start(bin());
+    d.init();
+    let start = unix_time(std::time::SystemTime::now() - std::time::Duration::from_secs(1));
+    let create = d.docker(&[
+        "service",
+        "create",
+        "-d",
+        "--name",
+        "ev",
+        "--replicas",
+        "0",
+        "--label",
+        "com.shoal.runtime=process",
+        "shoal",
+        "whoami",
+    ]);
+    assert!(create.ok(), "{create:?}");
+    let id = create.stdout.trim().to_owned();
+    let mut events = docker_command(
+        &d,
+        &[
+            "events",
+            "--since",
+            &start,
+            "--filter",
+            "type=service",
+            "--format",
+            "{{json .}}",
+        ],
+    )
+    .stdin(std::process::Stdio::null())
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .expect("docker events");
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<serde_json::Value>::new()));
+    let stdout = events.stdout.take().expect("stdout");
+    let reader = {
+        let lines = lines.clone();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let json = serde_json::from_str(&line).unwrap_or(serde_json::Value::Null);
+                lines.lock().expect("lines").push(json);
+            }
+        })
+    };
+    let seen = |want: &str| {
+        let lines = lines.lock().expect("lines");
+        lines.iter().any(|e| e["Action"] == want)
+    };
+    let minute = std::time::Duration::from_secs(60);
+    assert!(
+        shoal_testkit::wait_until(minute, || seen("create")),
+        "{:?}",
+        lines.lock().expect("lines")
+    );
+    // Connected: what follows streams as it happens.
+    let me = d.node_id();
+    assert!(d
+        .docker(&["node", "update", "--label-add", "zone=a", &me])
+        .ok());
+    let update = d.docker(&["service", "update", "-d", "--label-add", "tier=web", "ev"]);
+    assert!(update.ok(), "{update:?}");
+    assert!(d.docker(&["service", "rm", "ev"]).ok());
+    assert!(
+        shoal_testkit::wait_until(minute, || seen("remove")),
+        "{:?}",
+        lines.lock().expect("lines")
+    );
+    let _ = events.kill();
+    let _ = events.wait();
+    let _ = reader.join();
+    let lines = lines.lock().expect("lines").clone();
+    let got: Vec<(String, String, String, String)> = lines
+        .iter()
+        .map(|e| {
+            let s = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
+            (
+                s(&e["Type"]),
+                s(&e["Action"]),
+                s(&e["Actor"]["ID"]),
+                s(&e["Actor"]["Attributes"]["name"]),
+            )
+        })
+        .collect();
+    // The update may be followed by its rollout's (`updatestate.new`) ones, as in Swarm.
+    let mut got = got;
+    got.dedup();
+    let want: Vec<(String, String, String, String)> = ["create", "update", "remove"]
+        .iter()
+        .map(|a| ("service".into(), a.to_string(), id.clone(), "ev".into()))
+        .collect();
+    assert_eq!(got, want, "{lines:?}");
+    for e in &lines {
+        assert_eq!(e["scope"], "swarm", "{e}");
+        let nanos = e["timeNano"].as_i64().unwrap_or_default();
+        assert_eq!(e["time"].as_i64(), Some(nanos / 1_000_000_000), "{e}");
+    }
+
+    // An `until` already past: the kept events it chooses, then the end.
+    let until = unix_time(std::time::SystemTime::now());
+    let past = shoal_testkit::run_within(
+        &mut docker_command(
+            &d,
+            &[
+                "events",
+                "--since",
+                &start,
+                "--until",
+                &until,
+                "--filter",
+                "event=remove",
+                "--format",
+                "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}",
+            ],
+        ),
+        minute,
+    )
+    .expect("docker events --until ends");
+    assert_eq!(past.stdout.trim(), "service remove ev", "{past:?}");
+    // The node's label change was an event too, of type node.
+    let nodes = shoal_testkit::run_within(
+        &mut docker_command(
+            &d,
+            &[
+                "events",
+                "--since",
+                &start,
+                "--until",
+                &until,
+                "--filter",
+                &format!("node={me}"),
+                "--format",
+                "{{.Type}} {{.Action}} {{.Actor.ID}}",
+            ],
+        ),
+        minute,
+    )
+    .expect("docker events --until ends");
+    assert!(
+        nodes
+            .stdout
+            .lines()
+            .any(|l| l == format!("node update {me}")),
+        "{nodes:?}"
+    );
+    let bad = d.docker(&["events", "--filter", "colour=red", "--until", &until]);
+    assert!(
+        !bad.ok() && bad.stderr.contains("invalid filter 'colour'"),
+        "{bad:?}"
+    );
+}

@@ -204,6 +204,8 @@ pub struct ManagerStart<'a> {
     pub engine: Option<EngineInfo>,
     /// Log readers waiting for the nodes (shared with the daemon's own API).
     pub logs: Arc<LogBroker>,
+    /// The cluster's recent changes as Docker events (shared with the daemon's own API).
+    pub events: Arc<shoal_manager::docker::EventLog>,
     /// Where the data plane runs.
     pub data_plane: &'a tokio::runtime::Handle,
     /// The node's own Docker API routes (`/_ping`, `/version`, `/info`), served on the
@@ -269,6 +271,7 @@ pub async fn start_manager(s: ManagerStart<'_>) -> anyhow::Result<Roles> {
     let control = ControlState {
         store: store.clone(),
         logs: s.logs.clone(),
+        events: s.events,
     };
     // The Docker API's swarm routes too: a follower forwards them here (their version
     // prefix already gone). The node's own Docker routes answer here, not forwarded.

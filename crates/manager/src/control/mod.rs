@@ -31,6 +31,8 @@ pub struct ControlState {
     pub store: Arc<Store>,
     /// Where log readers meet the nodes that hold the logs.
     pub logs: Arc<crate::log_broker::LogBroker>,
+    /// The cluster's recent changes as Docker events (`GET /events`).
+    pub events: Arc<crate::docker::EventLog>,
 }
 
 fn no_cluster() -> ApiError {

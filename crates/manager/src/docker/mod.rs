@@ -8,8 +8,11 @@
 //! an unknown path answers 404 `page not found`, as the Docker Engine does. See
 //! docs/docker-compat.md.
 
+mod events;
 mod routes;
 mod swarm;
+
+pub use events::{EventLog, EventSource};
 
 use crate::control::{ApiError, ControlState};
 use axum::extract::Request;
@@ -81,6 +84,7 @@ pub fn router(state: ControlState) -> Router {
         .route("/tasks/{id}/logs", get(task_logs))
         .route("/tasks", get(list_tasks))
         .route("/tasks/{id}", get(inspect_task))
+        .route("/events", get(events::events))
         .with_state(state)
 }
 
