@@ -408,6 +408,27 @@ fn every_manager_answers_the_docker_api() {
         let nodes = d.docker(&["node", "ls", "-q"]);
         assert_eq!(nodes.stdout.lines().count(), 2, "{nodes:?}");
     }
+    // Events too: a follower's request streams back from the leader.
+    let until = unix_time(std::time::SystemTime::now());
+    for d in &c.nodes {
+        let args = [
+            "events",
+            "--since",
+            "0",
+            "--until",
+            &until,
+            "--filter",
+            "type=service",
+            "--format",
+            "{{.Action}} {{.Actor.Attributes.name}}",
+        ];
+        let events = shoal_testkit::run_within(
+            &mut docker_command(d, &args),
+            std::time::Duration::from_secs(60),
+        )
+        .expect("docker events --until ends");
+        assert_eq!(events.stdout.trim(), "create fw", "{events:?}\n{}", d.log());
+    }
 }
 
 /// The real docker CLI on another machine's terms: `-H tcp://MANAGER:PORT --tlsverify`
@@ -504,6 +525,22 @@ fn a_remote_docker_cli_drives_a_manager_over_mutual_tls() {
     );
     assert_eq!(ls.stdout.trim(), "remote 0/0", "{ls:?}");
 
+    // The certificate names the manager's IP, not every name that reaches it.
+    let by_name = std::process::Command::new("docker")
+        .env("DOCKER_CONFIG", d.dir.path().join("remote-docker-config"))
+        .args([
+            "-H",
+            &d.control_addr().replace("127.0.0.1", "tcp://localhost"),
+        ])
+        .args(tls)
+        .arg("version")
+        .output()
+        .expect("run docker");
+    let err = String::from_utf8_lossy(&by_name.stderr);
+    assert!(
+        !by_name.status.success() && err.contains("not localhost"),
+        "{err}"
+    );
     // The CA alone verifies the manager, but the manager wants a client certificate.
     let refused = remote_docker(&d, &["--tlsverify", "--tlscacert", &ca], &["node", "ls"]);
     assert!(!refused.ok(), "{refused:?}");

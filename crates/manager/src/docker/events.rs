@@ -424,6 +424,21 @@ mod tests {
         assert!(diff(&before, &after, 5).is_empty());
     }
 
+    #[tokio::test]
+    async fn a_stream_ends_when_its_reader_goes_away() {
+        let log = EventLog::default();
+        let (past, live) = log.subscribe(None, None);
+        let (tx, rx) = mpsc::channel(4);
+        let streaming = tokio::spawn(stream(past, live, Filters::default(), None, tx));
+        // No event to send: it notices the reader is gone while it waits for one.
+        drop(rx);
+        tokio::time::timeout(std::time::Duration::from_secs(30), streaming)
+            .await
+            .expect("the stream ended")
+            .expect("no panic");
+        assert_eq!(log.live.receiver_count(), 0, "its subscription is gone");
+    }
+
     #[test]
     fn since_replays_kept_events_and_none_without_since_or_until() {
         let log = EventLog::default();
