@@ -303,6 +303,10 @@ async fn stream(
             return;
         }
     }
+    if left.is_some_and(|d| d.is_zero()) {
+        // `until` is past: the kept events were all there is.
+        return;
+    }
     let deadline = async {
         match left {
             Some(d) => tokio::time::sleep(d).await,
