@@ -408,4 +408,424 @@ fn every_manager_answers_the_docker_api() {
         let nodes = d.docker(&["node", "ls", "-q"]);
         assert_eq!(nodes.stdout.lines().count(), 2, "{nodes:?}");
     }
+    // Events too: a follower's request streams back from the leader.
+    let until = unix_time(std::time::SystemTime::now());
+    for d in &c.nodes {
+        let args = [
+            "events",
+            "--since",
+            "0",
+            "--until",
+            &until,
+            "--filter",
+            "type=service",
+            "--format",
+            "{{.Action}} {{.Actor.Attributes.name}}",
+        ];
+        let events = shoal_testkit::run_within(
+            &mut docker_command(d, &args),
+            std::time::Duration::from_secs(60),
+        )
+        .expect("docker events --until ends");
+        assert_eq!(events.stdout.trim(), "create fw", "{events:?}\n{}", d.log());
+    }
+}
+
+/// The real docker CLI on another machine's terms: `-H tcp://MANAGER:PORT --tlsverify`
+/// with a client certificate from `shoal client-cert`, against the manager's control port.
+fn remote_docker(d: &Daemon, tls: &[&str], args: &[&str]) -> shoal_testkit::Output {
+    let out = std::process::Command::new("docker")
+        .env("DOCKER_CONFIG", d.dir.path().join("remote-docker-config"))
+        .env_remove("DOCKER_HOST")
+        .env_remove("DOCKER_CONTEXT")
+        .env_remove("DOCKER_API_VERSION")
+        .env_remove("DOCKER_TLS_VERIFY")
+        .env_remove("DOCKER_CERT_PATH")
+        .args(["-H", &format!("tcp://{}", d.control_addr())])
+        .args(tls)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run docker");
+    shoal_testkit::Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// A remote docker CLI verifies the manager's certificate against the address it dialled
+/// (an IP SAN) and shows a client certificate: `info`, `node ls`, `service create` and
+/// `service ls` work; without a client certificate it is refused.
+#[test]
+fn a_remote_docker_cli_drives_a_manager_over_mutual_tls() {
+    let d = Daemon::start(bin());
+    d.init();
+    let certs = d.dir.path().join("client");
+    let dir = certs.to_str().unwrap_or_default();
+    let issued = d.cli(&["client-cert", "--name", "laptop", "--out", dir]);
+    assert!(issued.ok(), "{issued:?}");
+    let (ca, cert, key) = (
+        format!("{dir}/ca.pem"),
+        format!("{dir}/cert.pem"),
+        format!("{dir}/key.pem"),
+    );
+    let tls = [
+        "--tlsverify",
+        "--tlscacert",
+        &ca,
+        "--tlscert",
+        &cert,
+        "--tlskey",
+        &key,
+    ];
+    let info = remote_docker(
+        &d,
+        &tls,
+        &[
+            "info",
+            "--format",
+            "{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}} {{.Swarm.NodeID}}",
+        ],
+    );
+    assert_eq!(
+        info.stdout.trim(),
+        format!("active true {}", d.node_id()),
+        "{info:?}\n{}",
+        d.log()
+    );
+    let nodes = remote_docker(&d, &tls, &["node", "ls", "--format", "{{.ID}} {{.Self}}"]);
+    assert_eq!(
+        nodes.stdout.trim(),
+        format!("{} true", d.node_id()),
+        "{nodes:?}"
+    );
+    let create = remote_docker(
+        &d,
+        &tls,
+        &[
+            "service",
+            "create",
+            "-d",
+            "--name",
+            "remote",
+            "--replicas",
+            "0",
+            "--label",
+            "com.shoal.runtime=process",
+            "shoal",
+            "whoami",
+        ],
+    );
+    assert!(create.ok(), "{create:?}\n{}", d.log());
+    let ls = remote_docker(
+        &d,
+        &tls,
+        &["service", "ls", "--format", "{{.Name}} {{.Replicas}}"],
+    );
+    assert_eq!(ls.stdout.trim(), "remote 0/0", "{ls:?}");
+
+    // The certificate names the manager's IP, not every name that reaches it.
+    let by_name = std::process::Command::new("docker")
+        .env("DOCKER_CONFIG", d.dir.path().join("remote-docker-config"))
+        .args([
+            "-H",
+            &d.control_addr().replace("127.0.0.1", "tcp://localhost"),
+        ])
+        .args(tls)
+        .arg("version")
+        .output()
+        .expect("run docker");
+    let err = String::from_utf8_lossy(&by_name.stderr);
+    assert!(
+        !by_name.status.success() && err.contains("not localhost"),
+        "{err}"
+    );
+    // The CA alone verifies the manager, but the manager wants a client certificate.
+    let refused = remote_docker(&d, &["--tlsverify", "--tlscacert", &ca], &["node", "ls"]);
+    assert!(!refused.ok(), "{refused:?}");
+    assert!(
+        refused
+            .stderr
+            .contains("a client certificate of this cluster is required"),
+        "{refused:?}"
+    );
+    // A revoked certificate is refused at the next call.
+    assert!(d.cli(&["client-cert", "revoke", "laptop"]).ok());
+    let revoked = remote_docker(&d, &tls, &["service", "ls"]);
+    assert!(
+        !revoked.ok() && revoked.stderr.contains("revoked"),
+        "{revoked:?}"
+    );
+}
+
+/// `docker swarm join-token --rotate` and `docker swarm update`: `POST
+/// /swarm/update?version=N` with the whole spec. A rotated token is refused for joins and
+/// the new one is taken; a stale version is refused as Docker refuses it.
+#[test]
+fn docker_swarm_update_rotates_tokens_and_applies_settings() {
+    let d = Daemon::start(bin());
+    d.init();
+    let old = d.worker_token();
+    let manager_token = d.join_token("manager");
+    let rotate = d.docker(&["swarm", "join-token", "--rotate", "worker"]);
+    assert!(rotate.ok(), "{rotate:?}\n{}", d.log());
+    assert!(
+        rotate
+            .stdout
+            .starts_with("Successfully rotated worker join token."),
+        "{rotate:?}"
+    );
+    let shown = d.docker(&["swarm", "join-token", "-q", "worker"]);
+    let new = shown.stdout.trim().to_owned();
+    assert!(shown.ok() && new.starts_with("SWMTKN-1-"), "{shown:?}");
+    assert_ne!(new, old, "the worker token changed");
+    assert!(rotate.stdout.contains(&new), "{rotate:?}");
+    assert_eq!(
+        d.worker_token(),
+        new,
+        "shoal's own API shows the same token"
+    );
+    assert_eq!(
+        d.join_token("manager"),
+        manager_token,
+        "only the worker token"
+    );
+
+    // A stale version is refused, and so is a malformed request, naming the problem.
+    let (code, _, body) = d.http_with(
+        "POST",
+        "/v1.44/swarm/update?version=1&rotateWorkerToken=true",
+        Some("{}"),
+    );
+    assert_eq!(code, 409, "{body}");
+    assert!(body.contains("update out of sequence"), "{body}");
+    assert_eq!(d.worker_token(), new, "a refused update changes nothing");
+    let (code, _, body) = d.http_with(
+        "POST",
+        "/v1.44/swarm/update?rotateWorkerToken=true",
+        Some("{}"),
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("invalid swarm version"), "{body}");
+
+    // Settings shoal acts on, from the whole spec the CLI posts back.
+    let update = d.docker(&["swarm", "update", "--dispatcher-heartbeat", "2s"]);
+    assert!(update.ok(), "{update:?}");
+    let heartbeat = d.docker(&[
+        "info",
+        "--format",
+        "{{.Swarm.Cluster.Spec.Dispatcher.HeartbeatPeriod}}",
+    ]);
+    assert_eq!(heartbeat.stdout.trim(), "2s", "{heartbeat:?}");
+    let lock = d.docker(&["swarm", "update", "--autolock=true"]);
+    assert!(lock.ok(), "{lock:?}");
+    let key = d.docker(&["swarm", "unlock-key", "-q"]);
+    let shoal_key = d.cli(&["unlock-key", "-q"]);
+    assert!(
+        key.ok() && key.stdout.trim().starts_with("SWMKEY-1-"),
+        "{key:?}"
+    );
+    assert_eq!(key.stdout.trim(), shoal_key.stdout.trim());
+    assert!(lock.stdout.contains(key.stdout.trim()), "{lock:?}");
+
+    // The old token is refused for a join; the new one is taken.
+    let joiner = Daemon::start(bin());
+    let control = d.control_addr();
+    let refused = joiner.cli(&["join", "--token", &old, &control]);
+    assert!(
+        !refused.ok() && refused.stderr.contains("rotated"),
+        "{refused:?}"
+    );
+    let joined = joiner.cli(&["join", "--token", &new, &control]);
+    assert!(joined.ok(), "{joined:?}\n{}", joiner.log());
+    let workers = shoal_testkit::wait_until(std::time::Duration::from_secs(60), || {
+        d.docker(&["node", "ls", "-q", "--filter", "role=worker"])
+            .stdout
+            .lines()
+            .count()
+            == 1
+    });
+    assert!(workers, "{}", d.docker(&["node", "ls"]).stdout);
+}
+
+/// A `docker` command against `d`'s socket, not yet run (for commands that stream).
+fn docker_command(d: &Daemon, args: &[&str]) -> std::process::Command {
+    let mut cmd = std::process::Command::new("docker");
+    cmd.env("DOCKER_HOST", format!("unix://{}", d.socket().display()))
+        .env("DOCKER_CONFIG", d.dir.path().join("docker-config"))
+        .env_remove("DOCKER_CONTEXT")
+        .env_remove("DOCKER_API_VERSION")
+        .args(args);
+    cmd
+}
+
+/// Unix seconds with nanoseconds, as `docker events --since/--until` take them.
+fn unix_time(t: std::time::SystemTime) -> String {
+    let d = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after the epoch");
+    format!("{}.{:09}", d.as_secs(), d.subsec_nanos())
+}
+
+/// `docker events --filter type=service` follows services being created, updated and
+/// removed (the create kept from before it connected, the rest as they happen), and no
+/// node events; `--until` in the past answers the kept events and ends.
+#[test]
+fn docker_events_follow_services() {
+    let d = Daemon::start(bin());
+    d.init();
+    let start = unix_time(std::time::SystemTime::now() - std::time::Duration::from_secs(1));
+    let create = d.docker(&[
+        "service",
+        "create",
+        "-d",
+        "--name",
+        "ev",
+        "--replicas",
+        "0",
+        "--label",
+        "com.shoal.runtime=process",
+        "shoal",
+        "whoami",
+    ]);
+    assert!(create.ok(), "{create:?}");
+    let id = create.stdout.trim().to_owned();
+    let mut events = docker_command(
+        &d,
+        &[
+            "events",
+            "--since",
+            &start,
+            "--filter",
+            "type=service",
+            "--format",
+            "{{json .}}",
+        ],
+    )
+    .stdin(std::process::Stdio::null())
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .expect("docker events");
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<serde_json::Value>::new()));
+    let stdout = events.stdout.take().expect("stdout");
+    let reader = {
+        let lines = lines.clone();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let json = serde_json::from_str(&line).unwrap_or(serde_json::Value::Null);
+                lines.lock().expect("lines").push(json);
+            }
+        })
+    };
+    let seen = |want: &str| {
+        let lines = lines.lock().expect("lines");
+        lines.iter().any(|e| e["Action"] == want)
+    };
+    let minute = std::time::Duration::from_secs(60);
+    assert!(
+        shoal_testkit::wait_until(minute, || seen("create")),
+        "{:?}",
+        lines.lock().expect("lines")
+    );
+    // Connected: what follows streams as it happens.
+    let me = d.node_id();
+    assert!(d
+        .docker(&["node", "update", "--label-add", "zone=a", &me])
+        .ok());
+    let update = d.docker(&["service", "update", "-d", "--label-add", "tier=web", "ev"]);
+    assert!(update.ok(), "{update:?}");
+    assert!(d.docker(&["service", "rm", "ev"]).ok());
+    assert!(
+        shoal_testkit::wait_until(minute, || seen("remove")),
+        "{:?}",
+        lines.lock().expect("lines")
+    );
+    let _ = events.kill();
+    let _ = events.wait();
+    let _ = reader.join();
+    let lines = lines.lock().expect("lines").clone();
+    let got: Vec<(String, String, String, String)> = lines
+        .iter()
+        .map(|e| {
+            let s = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
+            (
+                s(&e["Type"]),
+                s(&e["Action"]),
+                s(&e["Actor"]["ID"]),
+                s(&e["Actor"]["Attributes"]["name"]),
+            )
+        })
+        .collect();
+    // The update may be followed by its rollout's (`updatestate.new`) ones, as in Swarm.
+    let mut got = got;
+    got.dedup();
+    let want: Vec<(String, String, String, String)> = ["create", "update", "remove"]
+        .iter()
+        .map(|a| ("service".into(), a.to_string(), id.clone(), "ev".into()))
+        .collect();
+    assert_eq!(got, want, "{lines:?}");
+    for e in &lines {
+        assert_eq!(e["scope"], "swarm", "{e}");
+        let nanos = e["timeNano"].as_i64().unwrap_or_default();
+        assert_eq!(e["time"].as_i64(), Some(nanos / 1_000_000_000), "{e}");
+    }
+
+    // An `until` already past: the kept events it chooses, then the end.
+    let until = unix_time(std::time::SystemTime::now());
+    let past = shoal_testkit::run_within(
+        &mut docker_command(
+            &d,
+            &[
+                "events",
+                "--since",
+                &start,
+                "--until",
+                &until,
+                "--filter",
+                "event=remove",
+                "--format",
+                "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}",
+            ],
+        ),
+        minute,
+    )
+    .expect("docker events --until ends");
+    assert_eq!(past.stdout.trim(), "service remove ev", "{past:?}");
+    // The node's label change was an event too, of type node.
+    let nodes = shoal_testkit::run_within(
+        &mut docker_command(
+            &d,
+            &[
+                "events",
+                "--since",
+                &start,
+                "--until",
+                &until,
+                "--filter",
+                &format!("node={me}"),
+                "--format",
+                "{{.Type}} {{.Action}} {{.Actor.ID}}",
+            ],
+        ),
+        minute,
+    )
+    .expect("docker events --until ends");
+    assert!(
+        nodes
+            .stdout
+            .lines()
+            .any(|l| l == format!("node update {me}")),
+        "{nodes:?}"
+    );
+    let bad = d.docker(&["events", "--filter", "colour=red", "--until", &until]);
+    assert!(
+        !bad.ok() && bad.stderr.contains("invalid filter 'colour'"),
+        "{bad:?}"
+    );
 }

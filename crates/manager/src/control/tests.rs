@@ -37,6 +37,7 @@ async fn setup(init: bool) -> (tempfile::TempDir, Router, Arc<Store>) {
     let router = router(ControlState {
         store: store.clone(),
         logs: Default::default(),
+        events: Default::default(),
     });
     (dir, router, store)
 }
