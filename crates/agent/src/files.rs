@@ -165,7 +165,8 @@ pub fn env_name(target: &str) -> String {
         .collect()
 }
 
-/// Removes the directories under `base` of tasks `keep` does not want.
+/// Removes the directories under `base` of tasks `keep` does not want, and `base` once
+/// it is empty.
 pub fn sweep(base: &Path, keep: impl Fn(&str) -> bool) {
     let Ok(entries) = std::fs::read_dir(base) else {
         return;
@@ -179,6 +180,8 @@ pub fn sweep(base: &Path, keep: impl Fn(&str) -> bool) {
             }
         }
     }
+    // The node's directory goes too once no task has files (refused while one has).
+    let _ = std::fs::remove_dir(base);
 }
 
 #[cfg(test)]

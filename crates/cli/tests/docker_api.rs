@@ -2,6 +2,9 @@
 //! docker CLI (`DOCKER_HOST=unix://.../shoal.sock`).
 
 use shoal_testkit::Daemon;
+#[path = "support/golden.rs"]
+mod golden;
+use golden::{assert_like_swarm, golden_stdout, masked};
 use std::path::Path;
 
 fn bin() -> &'static Path {
@@ -57,69 +60,6 @@ fn unknown_routes_and_versions_get_docker_style_errors() {
     // shoal's own API is untouched by the Docker routes.
     let (code, _, body) = d.http("GET", "/v1/info");
     assert_eq!(code, 200, "{body}");
-}
-
-/// The golden output of a docker command recorded from real Swarm: its stdout.
-fn golden_stdout(name: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden/docker/cli")
-        .join(format!("{name}.txt"));
-    let text = std::fs::read_to_string(&path).expect("golden file");
-    let (_, rest) = text.split_once("--- stdout\n").expect("stdout section");
-    let (out, _) = rest.split_once("--- stderr").expect("stderr section");
-    out.to_owned()
-}
-
-/// `text` masked as the goldens are (IDs, ages, host, engine version), by the goldens' own
-/// masking module.
-fn masked(text: &str, ids: &[String], engine: &str) -> String {
-    use std::io::Write;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let ids_file = dir.path().join("ids");
-    std::fs::write(&ids_file, ids.join("\n")).expect("ids");
-    let mask = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/docker/mask.py");
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-    let mut child = std::process::Command::new("python3")
-        .arg(mask)
-        .arg("text")
-        .args(["--host", host.trim(), "--engine", engine, "--ids"])
-        .arg(&ids_file)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("python3");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(text.as_bytes())
-        .expect("write");
-    let out = child.wait_with_output().expect("mask");
-    assert!(out.status.success(), "mask.py failed");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Compares a command's output with its golden from real Swarm, field by field once both
-/// are masked; `swap` turns shoal's values that differ by design (the image of a process
-/// service, the port) into the golden's.
-fn assert_like_swarm(name: &str, ours: &str, ids: &[String], engine: &str, swap: &[(&str, &str)]) {
-    // Masked first: the masking cuts table cells at the header's column starts.
-    let mut ours = masked(ours, ids, engine);
-    for (from, to) in swap {
-        ours = ours.replace(from, to);
-    }
-    let golden = golden_stdout(name);
-    let rows = |t: &str| -> Vec<Vec<String>> {
-        t.lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(|l| l.split_whitespace().map(str::to_owned).collect())
-            .collect()
-    };
-    assert_eq!(
-        rows(&ours),
-        rows(&golden),
-        "{name}: shoal's output\n{ours}\ndiffers from real Swarm's\n{golden}"
-    );
 }
 
 /// A service's environment, as `docker service inspect --format` shows it.
