@@ -85,17 +85,7 @@ fn the_docker_cli_drives_services() {
         format!("active true {}", d.node_id()),
         "{info:?}"
     );
-    let engine = d
-        .docker(&[
-            "node",
-            "inspect",
-            "self",
-            "--format",
-            "{{.Description.Engine.EngineVersion}}",
-        ])
-        .stdout
-        .trim()
-        .to_owned();
+    let engine = golden::engine(&d);
     let nodes = d.docker(&["node", "ls"]);
     assert!(nodes.ok(), "{nodes:?}");
     assert_like_swarm("node-ls", &nodes.stdout, &[d.node_id()], &engine, &[]);

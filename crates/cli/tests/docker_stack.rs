@@ -8,23 +8,10 @@ use std::time::Duration;
 
 #[path = "support/golden.rs"]
 mod golden;
-use golden::assert_like_swarm;
+use golden::{assert_like_swarm, engine};
 
 fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_shoal"))
-}
-
-fn engine(d: &Daemon) -> String {
-    d.docker(&[
-        "node",
-        "inspect",
-        "self",
-        "--format",
-        "{{.Description.Engine.EngineVersion}}",
-    ])
-    .stdout
-    .trim()
-    .to_owned()
 }
 
 /// Every file under `dir` holding `needle`.

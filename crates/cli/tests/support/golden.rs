@@ -74,3 +74,17 @@ pub fn assert_like_swarm(
         "{name}: shoal's output\n{ours}\ndiffers from real Swarm's\n{golden}"
     );
 }
+
+/// The engine version the daemon reports for itself, which the goldens mask.
+pub fn engine(d: &shoal_testkit::Daemon) -> String {
+    d.docker(&[
+        "node",
+        "inspect",
+        "self",
+        "--format",
+        "{{.Description.Engine.EngineVersion}}",
+    ])
+    .stdout
+    .trim()
+    .to_owned()
+}
