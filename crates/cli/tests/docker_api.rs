@@ -306,6 +306,56 @@ fn docker_swarm_init_and_join_make_a_cluster() {
         "{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}",
     ]);
     assert_eq!(info.stdout.trim(), "active false", "{info:?}");
+
+    // Promoted and demoted with the docker CLI: the worker becomes a reachable manager that
+    // answers the swarm routes itself, then a worker again.
+    let id1 = second.node_id();
+    let promote = first.docker(&["node", "promote", &id1]);
+    assert!(promote.ok(), "{promote:?}");
+    assert!(
+        promote.stdout.contains("promoted to a manager"),
+        "{promote:?}"
+    );
+    let status = |d: &Daemon| {
+        d.docker(&[
+            "node",
+            "inspect",
+            &id1,
+            "--format",
+            "{{.ManagerStatus.Reachability}}",
+        ])
+        .stdout
+        .trim()
+        .to_owned()
+    };
+    let manager = shoal_testkit::wait_until(std::time::Duration::from_secs(60), || {
+        let control = second.docker(&["info", "--format", "{{.Swarm.ControlAvailable}}"]);
+        control.stdout.trim() == "true" && status(&first) == "reachable"
+    });
+    assert!(
+        manager,
+        "{}\n{}",
+        first.docker(&["node", "ls"]).stdout,
+        second.log()
+    );
+    let from_second = second.docker(&["node", "ls", "-q"]);
+    assert_eq!(from_second.stdout.lines().count(), 2, "{from_second:?}");
+    let ps = second.docker(&["node", "ps", "self"]);
+    assert!(ps.ok() && ps.stdout.starts_with("ID "), "{ps:?}");
+    let demote = first.docker(&["node", "demote", &id1]);
+    assert!(demote.ok(), "{demote:?}");
+    let worker = shoal_testkit::wait_until(std::time::Duration::from_secs(60), || {
+        let control = second.docker(&["info", "--format", "{{.Swarm.ControlAvailable}}"]);
+        let role = first.docker(&["node", "inspect", &id1, "--format", "{{.Spec.Role}}"]);
+        control.stdout.trim() == "false" && role.stdout.trim() == "worker"
+    });
+    assert!(
+        worker,
+        "{}\n{}",
+        first.docker(&["node", "ls"]).stdout,
+        second.log()
+    );
+
     let leave = second.docker(&["swarm", "leave"]);
     assert!(leave.ok(), "{leave:?}\n{}", second.log());
     assert_eq!(leave.stdout.trim(), "Node left the swarm.");

@@ -195,6 +195,10 @@ async fn info(State(rt): State<Arc<Runtime>>) -> Json<Info> {
         .as_ref()
         .map(|c| to_docker::cluster_info(c, shoal_manager::docker::swarm_index(c), c.created_at));
     let mut swarm = to_docker::swarm_info(state.nodes.get(&rt.node_id), local, &nodes, cluster);
+    // What this node is now, not what the store last said: a node the cluster is demoting
+    // or promoting is a manager until its roles have switched.
+    swarm.control_available =
+        matches!(rt.standing(), Standing::Member(m) if m.role == NodeRole::Manager);
     if swarm.node_id.is_empty() && local == LocalNodeState::Active {
         // A worker keeps no copy of the cluster's nodes: it still knows who it is.
         swarm.node_id = rt.node_id.clone();
