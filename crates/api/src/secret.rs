@@ -197,6 +197,64 @@ impl FileRef {
         Ok(())
     }
 
+    /// Docker's `--secret` / `--config` syntax: `NAME`, or
+    /// `source=NAME[,target=T][,uid=N][,gid=N][,mode=0444]`; the target defaults to the
+    /// name (a secret) or `/NAME` (a config). The name is resolved by the manager.
+    pub fn parse<K: BlobKind>(text: &str) -> Result<FileRef, SpecError> {
+        let flag = if K::NAME == "secret" {
+            "--secret"
+        } else {
+            "--config"
+        };
+        let bad = |why: String| SpecError::Other(format!("invalid {flag} {text:?}: {why}"));
+        let mut r = FileRef {
+            id: String::new(),
+            name: String::new(),
+            target: String::new(),
+            uid: None,
+            gid: None,
+            mode: None,
+        };
+        if !text.contains('=') {
+            r.name = text.to_owned();
+        } else {
+            for part in text.split(',') {
+                let (k, v) = part
+                    .split_once('=')
+                    .ok_or_else(|| bad(format!("{part:?} is not KEY=VALUE")))?;
+                let number = |radix: u32| {
+                    u32::from_str_radix(v, radix)
+                        .map_err(|_| bad(format!("{k}={v} is not a number")))
+                };
+                match k {
+                    "source" | "src" => r.name = v.to_owned(),
+                    "target" | "dst" | "destination" => r.target = v.to_owned(),
+                    "uid" => r.uid = Some(number(10)?),
+                    "gid" => r.gid = Some(number(10)?),
+                    "mode" => r.mode = Some(number(8)?),
+                    other => return Err(bad(format!("unknown key {other:?}"))),
+                }
+            }
+        }
+        if r.name.is_empty() {
+            return Err(bad("name the source".into()));
+        }
+        crate::network::check_object_name(K::NAME, &r.name)?;
+        if r.target.is_empty() {
+            r.target = if K::NAME == "secret" {
+                r.name.clone()
+            } else {
+                format!("/{}", r.name)
+            };
+        }
+        r.check(if K::NAME == "secret" {
+            "secret target"
+        } else {
+            "config target"
+        })?;
+        Ok(r)
+    }
+
     /// The path inside a container.
     pub fn container_path(&self) -> String {
         if self.target.starts_with('/') {
@@ -277,5 +335,29 @@ mod tests {
         assert_eq!(r("/etc/app.conf").container_path(), "/etc/app.conf");
         assert!(r("../etc/passwd").check("secret target").is_err());
         assert!(r("").check("secret target").is_err());
+    }
+
+    #[test]
+    fn references_parse_as_docker_writes_them() {
+        let s = FileRef::parse::<SecretKind>("db").unwrap();
+        assert_eq!((s.name.as_str(), s.target.as_str()), ("db", "db"));
+        let c = FileRef::parse::<ConfigKind>("app").unwrap();
+        assert_eq!(c.target, "/app");
+        let c = FileRef::parse::<ConfigKind>("source=app,target=/etc/app.conf,mode=0400,uid=5")
+            .unwrap();
+        assert_eq!(
+            (c.name.as_str(), c.target.as_str(), c.mode, c.uid),
+            ("app", "/etc/app.conf", Some(0o400), Some(5))
+        );
+        for bad in [
+            "",
+            "source=",
+            "target=/x",
+            "source=a,mode=9",
+            "source=a,colour=red",
+        ] {
+            let e = FileRef::parse::<SecretKind>(bad).unwrap_err().to_string();
+            assert!(!e.is_empty() && !e.contains('\n'), "{bad}: {e}");
+        }
     }
 }

@@ -328,3 +328,76 @@ configs:
     });
     assert!(gone, "{:?}", d.http("GET", "/v1.44/tasks"));
 }
+
+/// `shoal service create --secret/--config/--network` takes Docker's syntax; the names are
+/// resolved by the manager, a missing one refused in one line.
+#[test]
+fn shoal_service_create_takes_secrets_configs_and_networks() {
+    let d = Daemon::start(bin());
+    assert!(d.init().ok(), "{}", d.log());
+    assert!(d
+        .docker(&["network", "create", "-d", "overlay", "backend"])
+        .ok());
+    assert!(d
+        .docker_with_input(&["secret", "create", "token", "-"], b"t0k3n")
+        .ok());
+    assert!(d
+        .docker_with_input(&["config", "create", "conf", "-"], b"level=3")
+        .ok());
+    let missing = d.cli(&[
+        "service", "create", "--name", "m", "--secret", "nosuch", "--", "sleep", "600",
+    ]);
+    assert!(!missing.ok(), "{missing:?}");
+    assert!(
+        missing.stderr.contains("secret nosuch not found"),
+        "{missing:?}"
+    );
+    let bad = d.cli(&[
+        "service",
+        "create",
+        "--name",
+        "m",
+        "--config",
+        "source=conf,mode=9",
+        "--",
+        "sleep",
+        "1",
+    ]);
+    assert!(!bad.ok() && bad.stderr.contains("--config"), "{bad:?}");
+    let create = d.cli(&[
+        "service",
+        "create",
+        "--name",
+        "app",
+        "--secret",
+        "source=token,target=api_token,mode=0400",
+        "--config",
+        "source=conf,target=/etc/app/level.conf",
+        "--network",
+        "name=backend,alias=api",
+        "--",
+        "sh",
+        "-c",
+        "cat \"$SHOAL_SECRET_API_TOKEN\"; echo; cat \"$SHOAL_CONFIG_LEVEL_CONF\"; echo; \
+         stat -c 'mode=%a' \"$SHOAL_SECRET_API_TOKEN\"; exec sleep 600",
+    ]);
+    assert!(create.ok(), "{create:?}\n{}", d.log());
+    let mut logs = d.cli(&["service", "logs", "app"]);
+    let read = wait_until(Duration::from_secs(60), || {
+        logs = d.cli(&["service", "logs", "app"]);
+        logs.stdout.contains("mode=400")
+    });
+    assert!(read, "{logs:?}\n{}", d.log());
+    assert!(
+        logs.stdout.contains("t0k3n") && logs.stdout.contains("level=3"),
+        "{logs:?}"
+    );
+    let aliases = d.docker(&[
+        "service",
+        "inspect",
+        "app",
+        "--format",
+        "{{(index .Spec.TaskTemplate.Networks 0).Aliases}}",
+    ]);
+    assert_eq!(aliases.stdout.trim(), "[api]", "{aliases:?}");
+}
