@@ -202,6 +202,48 @@ fn the_docker_cli_drives_services() {
     assert!(rollback.ok(), "{rollback:?}");
     let env = d.docker(&["service", "inspect", "web", "--format", ENV]);
     assert_eq!(env.stdout.trim(), "[]", "{env:?}");
+    // A rollback undoes the last update only: after a scale, the scale, restarting no task.
+    let running = |d: &Daemon| {
+        let mut ids: Vec<String> = d
+            .docker(&[
+                "service",
+                "ps",
+                "-q",
+                "--filter",
+                "desired-state=running",
+                "web",
+            ])
+            .stdout
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        ids.sort();
+        ids
+    };
+    let scale = d.docker(&["service", "scale", "web=2"]);
+    assert!(scale.ok(), "{scale:?}");
+    let before = running(&d);
+    assert_eq!(before.len(), 2, "{before:?}");
+    let rollback = d.docker(&["service", "rollback", "web"]);
+    assert!(rollback.ok(), "{rollback:?}");
+    let replicas = d.docker(&[
+        "service",
+        "inspect",
+        "web",
+        "--format",
+        "{{.Spec.Mode.Replicated.Replicas}}",
+    ]);
+    assert_eq!(replicas.stdout.trim(), "3", "{replicas:?}");
+    let env = d.docker(&["service", "inspect", "web", "--format", ENV]);
+    assert_eq!(env.stdout.trim(), "[]", "{env:?}");
+    let three = shoal_testkit::wait_until(std::time::Duration::from_secs(30), || {
+        running(&d).len() == 3
+    });
+    let after = running(&d);
+    assert!(
+        three && before.iter().all(|t| after.contains(t)),
+        "{before:?} -> {after:?}"
+    );
 
     let missing = d.docker(&["service", "scale", "nosuch=1"]);
     assert!(!missing.ok(), "{missing:?}");

@@ -268,6 +268,9 @@ pub(crate) async fn update_service(
             if docker_spec.is_some() {
                 svc.docker_previous_spec = svc.docker_spec.take();
                 svc.docker_spec = docker_spec.clone();
+                // Docker keeps the spec before every update, a scale too, so a rollback
+                // undoes the last update only.
+                svc.previous_spec = Some(svc.spec.clone());
                 if !rollout {
                     svc.update_status = None;
                 }
@@ -342,6 +345,17 @@ pub(crate) async fn rollback_service(
             let mut rolled = crate::updater::rolled_back(tx.state(), &svc, status, now)
                 .ok_or_else(no_previous)?;
             rolled.ports = ports;
+            if rollout_part(&rolled.spec) == rollout_part(&svc.spec) {
+                // Undoing what the tasks never saw (a scale, labels): nothing to roll out.
+                rolled.version = svc.version;
+                rolled.update_status = Some(UpdateStatus {
+                    state: UpdateState::RollbackCompleted,
+                    version: svc.version,
+                    started_at: now,
+                    completed_at: Some(now),
+                    message: "rollback completed".into(),
+                });
+            }
             rolled.docker_spec = svc.docker_previous_spec.clone();
             rolled.docker_previous_spec = svc.docker_spec.clone();
             tx.put(rolled.clone());
