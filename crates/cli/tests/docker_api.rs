@@ -183,6 +183,20 @@ fn the_docker_cli_drives_services() {
         "{{.Spec.Name}} {{.ID}}",
     ]);
     assert_eq!(name.stdout.trim(), format!("web {id}"), "{name:?}");
+    // `service inspect` asks with insertDefaults=true: what the CLI left out, as shoal runs it.
+    let defaults = d.docker(&[
+        "service",
+        "inspect",
+        "web",
+        "--format",
+        "{{.Spec.TaskTemplate.RestartPolicy.Condition}} {{.Spec.UpdateConfig.Order}} \
+         {{.Spec.TaskTemplate.ContainerSpec.StopGracePeriod}} {{.Spec.TaskTemplate.Runtime}}",
+    ]);
+    assert_eq!(
+        defaults.stdout.trim(),
+        "any stop-first 10s container",
+        "{defaults:?}"
+    );
 
     let scale = d.docker(&["service", "scale", "web=3"]);
     assert!(

@@ -135,13 +135,46 @@ pub async fn list_services(
     Ok(Json(out))
 }
 
+#[derive(Debug, Default, Deserialize)]
+pub struct InspectQuery {
+    #[serde(rename = "insertDefaults")]
+    insert_defaults: Option<String>,
+}
+
 pub async fn inspect_service(
     State(s): State<ControlState>,
     Path(key): Path<String>,
-) -> Result<Json<Service>, ApiError> {
+    Query(q): Query<InspectQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let state = s.cluster()?;
     let x = svc::find(&state, &key)?;
-    Ok(Json(docker_service(&state, x, false)))
+    let out = docker_service(&state, x, false);
+    let mut json = serde_json::to_value(&out).map_err(|e| ApiError::internal(e.to_string()))?;
+    if truthy(q.insert_defaults.as_deref()) {
+        // What the client left out, as shoal runs it: the spec rendered from shoal's model,
+        // and the two settings Docker always names.
+        let mut full = serde_json::to_value(to_docker::service_spec(&x.spec, None))
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        full["TaskTemplate"]["Runtime"] = "container".into();
+        full["TaskTemplate"]["ContainerSpec"]["Isolation"] = "default".into();
+        fill_missing(&mut json["Spec"], full);
+    }
+    Ok(Json(json))
+}
+
+/// Adds to `to` every key of `from` it lacks, at every level of nested objects.
+fn fill_missing(to: &mut serde_json::Value, from: serde_json::Value) {
+    let (Some(to), serde_json::Value::Object(from)) = (to.as_object_mut(), from) else {
+        return;
+    };
+    for (k, v) in from {
+        match to.get_mut(&k) {
+            Some(existing) => fill_missing(existing, v),
+            None => {
+                to.insert(k, v);
+            }
+        }
+    }
 }
 
 pub async fn create_service(
