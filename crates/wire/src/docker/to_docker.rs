@@ -38,7 +38,15 @@ pub fn service_spec(s: &api::ServiceSpec, sent: Option<&spec::ServiceSpec>) -> s
             d.labels.insert(RUNTIME_LABEL.into(), "process".into());
         }
     }
-    if !same(&|w| w.mode == s.mode) {
+    // A replicated mode without its count reads back with it, as Swarm's does (the docker
+    // CLI's progress needs it: `unrecognized service mode`).
+    let no_count = matches!(s.mode, api::ServiceMode::Replicated { .. })
+        && d.mode
+            .replicated
+            .as_ref()
+            .and_then(|r| r.replicas)
+            .is_none();
+    if !same(&|w| w.mode == s.mode) || no_count {
         match s.mode {
             api::ServiceMode::Replicated { replicas } => {
                 let mut r = d.mode.replicated.take().unwrap_or_default();
