@@ -639,6 +639,39 @@ fn a_task_has_docker_shape() {
     assert!(v.get("NetworksAttachments").is_none(), "no address known");
 }
 
+/// A container task is on the network at its container's own address (what Traefik's
+/// task mode connects to), a process task at its node's; a malformed address is never
+/// written (a client refuses the whole list over one).
+#[test]
+fn a_container_task_reports_its_own_address() {
+    let with = |addr: Option<&str>| {
+        let mut t = stored_task(false);
+        t.status.runtime = Some(api::RuntimeStatus::Container {
+            id: "c1".into(),
+            addr: addr.map(str::to_owned),
+        });
+        let v = serde_json::to_value(to_docker::task(&t, 9, Some("192.168.1.10"), None, &net()))
+            .expect("json");
+        v["NetworksAttachments"][0]["Addresses"].clone()
+    };
+    assert_eq!(with(Some("172.17.0.3/16")), json!(["172.17.0.3/16"]));
+    assert_eq!(with(Some("fd00::3/64")), json!(["fd00::3/64"]));
+    assert_eq!(with(None), json!(["192.168.1.10/32"]), "not known yet");
+    for bad in ["172.17.0.3", "172.17.0.3/33", "nonsense/16", "172.17.0.3/x"] {
+        assert_eq!(with(Some(bad)), json!(["192.168.1.10/32"]), "{bad}");
+    }
+    // What a node reports decodes without the address, from a node that does not send it.
+    let old: api::RuntimeStatus =
+        serde_json::from_str(r#"{"container":{"id":"c1"}}"#).expect("old report");
+    assert_eq!(
+        old,
+        api::RuntimeStatus::Container {
+            id: "c1".into(),
+            addr: None
+        }
+    );
+}
+
 #[test]
 fn a_node_and_the_swarm_have_docker_shape() {
     let mut n = api::Node::new(
