@@ -46,6 +46,7 @@ fn docker_py_drives_the_swarm_api() {
         "node update labels",
         "service scale",
         "service remove",
+        "a container spec round-trips as sent",
     ] {
         assert!(
             out.stdout.contains(&format!("ok: {check}")),

@@ -11,6 +11,7 @@ checks are round-trips: what a client sends is read back through the API (spec f
 echoed as sent), and the service answers on its published port through the mesh.
 """
 
+import json
 import os
 import sys
 import time
@@ -240,6 +241,71 @@ def check_services(client, node_id, port):
     ok("service remove")
 
 
+def no_nulls(v):
+    """`v` without its null members: docker-py sends some unset fields as null, which a
+    Go server reads as absent."""
+    if isinstance(v, dict):
+        return {k: no_nulls(x) for k, x in v.items() if x is not None}
+    if isinstance(v, list):
+        return [no_nulls(x) for x in v]
+    return v
+
+
+def check_spec_round_trip(client):
+    """A container service's whole TaskTemplate, as docker-py builds it, comes back as
+    sent (docker-py's own integration tests compare Mounts, Resources, LogDriver and the
+    like after a create). No replicas, so nothing runs."""
+    from docker.types import ContainerSpec, DNSConfig, Healthcheck, Mount, TaskTemplate
+
+    template = TaskTemplate(
+        container_spec=ContainerSpec(
+            "registry.test/app:1",
+            command=["/app"],
+            args=["--serve", "80"],
+            hostname="app-{{.Task.Slot}}",
+            env={"A": "1"},
+            workdir="/srv",
+            user="101",
+            labels={"c": "d"},
+            mounts=[
+                Mount("/data", "/srv/data", type="bind", read_only=True),
+                Mount("/cache", "cache", type="volume", labels={"k": "v"}),
+            ],
+            stop_grace_period=20_000_000_000,
+            tty=True,
+            groups=["wheel"],
+            read_only=True,
+            stop_signal="SIGQUIT",
+            healthcheck=Healthcheck(
+                test=["CMD", "true"], interval=2_000_000_000, timeout=1_000_000_000, retries=4
+            ),
+            hosts={"db": "10.0.0.1"},
+            dns_config=DNSConfig(nameservers=["1.1.1.1"], options=["ndots:2"]),
+            cap_add=["NET_ADMIN"],
+            sysctls={"net.core.somaxconn": "1024"},
+        ),
+        resources=Resources(cpu_limit=500_000_000, mem_limit=268435456, mem_reservation=67108864),
+        restart_policy=RestartPolicy(condition="any", delay=0, max_attempts=0),
+        log_driver={"Name": "json-file", "Options": {"max-size": "10m"}},
+        force_update=2,
+    )
+    sent = no_nulls(json.loads(json.dumps(template)))
+    created = client.api.create_service(
+        template,
+        name="pyspec",
+        labels={"stack": "py"},
+        mode=ServiceMode("replicated", replicas=0),
+    )
+    spec = client.api.inspect_service(created["ID"])["Spec"]
+    for key, want in sent.items():
+        eq(no_nulls(spec["TaskTemplate"].get(key)), want, f"TaskTemplate.{key}")
+    eq(spec["Labels"], {"stack": "py"}, "Spec.Labels")
+    eq(spec["Mode"], {"Replicated": {"Replicas": 0}}, "Spec.Mode")
+    eq(client.api.tasks(filters={"service": created["ID"]}), [], "no tasks for no replicas")
+    client.api.remove_service(created["ID"])
+    ok("a container spec round-trips as sent")
+
+
 def served(client, path):
     """Whether the daemon serves `path` (a route not served answers 404 `page not found`)."""
     r = client.api._get(client.api._url(path))
@@ -288,6 +354,7 @@ def main():
         check_daemon(client, node_id)
         check_nodes(client, node_id)
         check_services(client, node_id, port)
+        check_spec_round_trip(client)
         for path, check in (("/secrets", check_secrets), ("/configs", check_configs)):
             if served(client, path):
                 check(client)
