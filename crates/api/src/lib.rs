@@ -13,10 +13,12 @@ pub mod error;
 pub mod id;
 pub mod limits;
 pub mod mount;
+pub mod network;
 pub mod node;
 pub mod port;
 pub mod resources;
 pub mod runtime;
+pub mod secret;
 pub mod service;
 pub mod state;
 pub mod strict;
@@ -33,10 +35,12 @@ pub use description::{EngineInfo, NodeDescription};
 pub use endpoint_spec::{EndpointMode, Policy};
 pub use error::SpecError;
 pub use mount::{Mount, MountType};
+pub use network::{Network, NetworkAttachment};
 pub use node::{Availability, Node, NodeRole, NodeState};
 pub use port::{PortConfig, Protocol, ProxyProtocol, PublishMode};
 pub use resources::{ResourceLimits, ResourceReservations, Resources};
 pub use runtime::{ContainerSpec, ProcessSpec, Runtime, RuntimeKind, RuntimeStatus};
+pub use secret::{Blob, BlobKind, Config, ConfigKind, FileRef, Secret, SecretKind};
 pub use service::{
     HealthCheck, HealthProbe, RestartCondition, RestartPolicy, Service, ServiceMode, ServiceSpec,
     TaskTemplate,

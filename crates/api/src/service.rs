@@ -170,6 +170,15 @@ pub struct TaskTemplate {
     /// a paused or slow rollout is a canary.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lb_weight: Option<u32>,
+    /// The cluster networks the service is attached to, with its aliases on each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub networks: Vec<crate::NetworkAttachment>,
+    /// The secrets each task gets as files.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<crate::FileRef>,
+    /// The configs each task gets as files.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub configs: Vec<crate::FileRef>,
 }
 
 /// How long a UDP flow of a service without an idle timeout lives without traffic.
@@ -271,6 +280,39 @@ impl TaskTemplate {
     /// port (http and tcp probes need one).
     fn validate(&self, mode: &ServiceMode, published: bool) -> Result<(), SpecError> {
         let t = self;
+        check_count(
+            "networks",
+            t.networks.len(),
+            crate::network::MAX_ATTACHMENTS,
+        )?;
+        for n in &t.networks {
+            check_count(
+                "network aliases",
+                n.aliases.len(),
+                crate::network::MAX_ALIASES,
+            )?;
+            n.aliases
+                .iter()
+                .try_for_each(|a| crate::network::check_alias(a))?;
+        }
+        check_count("secrets", t.secrets.len(), crate::secret::MAX_REFS)?;
+        check_count("configs", t.configs.len(), crate::secret::MAX_REFS)?;
+        t.secrets
+            .iter()
+            .try_for_each(|r| r.check("secret target"))?;
+        t.configs
+            .iter()
+            .try_for_each(|r| r.check("config target"))?;
+        let mut targets = HashSet::new();
+        for r in t.secrets.iter().chain(&t.configs) {
+            if !targets.insert(r.container_path()) {
+                return Err(SpecError::invalid(
+                    "secret or config target",
+                    r.container_path(),
+                    "two files with the same path",
+                ));
+            }
+        }
         match &t.runtime {
             Runtime::Process(p) => {
                 if p.command.is_empty() {

@@ -13,6 +13,12 @@ pub struct ClusterState {
     pub nodes: BTreeMap<String, Node>,
     pub services: BTreeMap<String, Service>,
     pub tasks: BTreeMap<String, Task>,
+    #[serde(default)]
+    pub networks: BTreeMap<String, crate::Network>,
+    #[serde(default)]
+    pub secrets: BTreeMap<String, crate::Secret>,
+    #[serde(default)]
+    pub configs: BTreeMap<String, crate::Config>,
 }
 
 impl ClusterState {
@@ -62,9 +68,47 @@ impl ClusterState {
         }
     }
 
+    /// A network by ID, name or unique ID prefix.
+    pub fn find_network(&self, key: &str) -> Option<&crate::Network> {
+        find_named(&self.networks, key, |n| &n.name)
+    }
+
+    /// A secret by ID, name or unique ID prefix.
+    pub fn find_secret(&self, key: &str) -> Option<&crate::Secret> {
+        find_named(&self.secrets, key, |s| &s.name)
+    }
+
+    /// A config by ID, name or unique ID prefix.
+    pub fn find_config(&self, key: &str) -> Option<&crate::Config> {
+        find_named(&self.configs, key, |c| &c.name)
+    }
+
     pub fn tasks_of<'a>(&'a self, service_id: &'a str) -> impl Iterator<Item = &'a Task> + 'a {
         self.tasks
             .values()
             .filter(move |t| t.service_id == service_id)
+    }
+}
+
+/// An object by full ID, then by name, then by a prefix of its ID only one object has
+/// (Docker's order).
+pub fn find_named<'a, T>(
+    map: &'a BTreeMap<String, T>,
+    key: &str,
+    name: impl Fn(&T) -> &str,
+) -> Option<&'a T> {
+    if let Some(x) = map.get(key) {
+        return Some(x);
+    }
+    if let Some(x) = map.values().find(|x| name(x) == key) {
+        return Some(x);
+    }
+    let mut by_prefix = map
+        .iter()
+        .filter(|(id, _)| id.starts_with(key))
+        .map(|(_, x)| x);
+    match (by_prefix.next(), by_prefix.next()) {
+        (Some(x), None) if !key.is_empty() => Some(x),
+        _ => None,
     }
 }

@@ -47,6 +47,10 @@ pub fn balancer_for(policy: Policy) -> Box<dyn Balancer> {
 pub struct ServiceEntry {
     pub id: String,
     pub name: String,
+    /// Further names the service answers to (its aliases on the networks it is attached
+    /// to); a service's own name wins over another's alias.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
     /// The service's virtual address, once it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vip: Option<IpAddr>,

@@ -83,6 +83,7 @@ impl Names {
         };
         // Service names first, so that a service literally named `tasks.x` keeps its name.
         let mut entries = Vec::with_capacity(snapshot.services.len());
+        let mut aliased = Vec::with_capacity(snapshot.services.len());
         for entry in &snapshot.services {
             let name = entry.name.to_ascii_lowercase();
             if !valid_relative(&name) || names.index.contains_key(name.as_bytes()) {
@@ -97,6 +98,22 @@ impl Names {
                 .index
                 .insert(name.clone().into_bytes().into(), Node::Service(at));
             entries.push((at, name));
+            aliased.push((at, &entry.aliases));
+        }
+        // Aliases after every service's own name, so a name always wins over an alias; of
+        // two services with one alias, the first in the snapshot has it.
+        for (at, list) in aliased {
+            for alias in list {
+                let alias = alias.to_ascii_lowercase();
+                if !valid_relative(&alias) {
+                    continue;
+                }
+                names
+                    .index
+                    .entry(alias.clone().into_bytes().into())
+                    .or_insert(Node::Service(at));
+                entries.push((at, alias));
+            }
         }
         for (at, name) in entries {
             let tasks = format!("tasks.{name}");

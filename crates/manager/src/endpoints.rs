@@ -72,9 +72,20 @@ fn entry<'a>(
         })
         .collect();
     endpoints.sort_by(|a, b| a.task_id.cmp(&b.task_id));
+    let mut aliases: Vec<String> = service
+        .spec
+        .task
+        .networks
+        .iter()
+        .flat_map(|n| n.aliases.iter().cloned())
+        .filter(|a| *a != service.spec.name)
+        .collect();
+    aliases.sort();
+    aliases.dedup();
     ServiceEntry {
         id: service.id.clone(),
         name: service.spec.name.clone(),
+        aliases,
         vip: service.vip.map(IpAddr::V4),
         endpoint_mode: service.spec.endpoint_mode,
         policy: service.spec.lb,

@@ -9,6 +9,9 @@ kinds! {
     Node in nodes, table "nodes", ops PutNode / DeleteNode;
     Service in services, table "services", ops PutService / DeleteService;
     Task in tasks, table "tasks", ops PutTask / DeleteTask;
+    Network in networks, table "networks", ops PutNetwork / DeleteNetwork;
+    Secret in secrets, table "secrets", ops PutSecret / DeleteSecret;
+    Config in configs, table "configs", ops PutConfig / DeleteConfig;
 }
 
 /// Apply one op to a state. Deterministic: the same ops in the same order give the same state.

@@ -12,6 +12,7 @@ mod endpoints;
 mod error;
 pub(crate) mod logs;
 pub(crate) mod nodes;
+pub(crate) mod objects;
 pub(crate) mod services;
 mod strict;
 mod tasks;

@@ -70,6 +70,8 @@ pub(crate) async fn create_service(
                     spec.name
                 )));
             }
+            let mut spec = spec.clone();
+            super::objects::resolve_refs(state, &mut spec.task)?;
             let ports = alloc::published_ports(state, None, &spec.ports, &host_busy)?;
             let vip = alloc::vip(state, None)?;
             let now = now_millis();
@@ -77,7 +79,7 @@ pub(crate) async fn create_service(
                 vip: Some(vip),
                 id: id::new_id(),
                 version: 1,
-                spec: spec.clone(),
+                spec,
                 previous_spec: None,
                 update_status: None,
                 docker_spec: docker_spec.clone(),
@@ -242,6 +244,12 @@ pub(crate) async fn update_service(
                     svc.spec.name
                 )));
             }
+            let mut spec = req.spec.clone();
+            super::objects::resolve_refs(tx.state(), &mut spec.task)?;
+            let req = UpdateRequest {
+                spec,
+                force: req.force,
+            };
             let rollout = req.force || rollout_part(&req.spec) != rollout_part(&svc.spec);
             if !rollout && req.spec == svc.spec && docker_spec.is_none() {
                 return Err(ApiError::bad_request(format!(

@@ -8,6 +8,7 @@
 //! an unknown path answers 404 `page not found`, as the Docker Engine does. See
 //! docs/docker-compat.md.
 
+mod objects;
 mod routes;
 
 use crate::control::{ApiError, ControlState};
@@ -17,6 +18,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use shoal_api::{Blob, BlobKind, ConfigKind, SecretKind};
 
 /// The oldest version prefix accepted (the docker CLI's fallback when it cannot negotiate;
 /// `shoal_wire::docker::MIN_API_VERSION`).
@@ -78,7 +80,31 @@ pub fn router(state: ControlState) -> Router {
         .route("/tasks/{id}/logs", get(task_logs))
         .route("/tasks", get(list_tasks))
         .route("/tasks/{id}", get(inspect_task))
+        .route("/networks", get(objects::list_networks))
+        .route("/networks/create", post(objects::create_network))
+        .route(
+            "/networks/{id}",
+            get(objects::inspect_network).delete(objects::remove_network),
+        )
+        .merge(blob_routes::<SecretKind>("/secrets"))
+        .merge(blob_routes::<ConfigKind>("/configs"))
         .with_state(state)
+}
+
+/// `/secrets` or `/configs`: list, inspect, create, update (labels only), delete.
+fn blob_routes<K: BlobKind>(base: &str) -> Router<ControlState>
+where
+    Blob<K>: shoal_store::Kind,
+{
+    use objects::*;
+    Router::new()
+        .route(base, get(list_blobs::<K>))
+        .route(&format!("{base}/create"), post(create_blob::<K>))
+        .route(
+            &format!("{base}/{{id}}"),
+            get(inspect_blob::<K>).delete(remove_blob::<K>),
+        )
+        .route(&format!("{base}/{{id}}/update"), post(update_blob::<K>))
 }
 
 /// Middleware around the whole router: takes a Docker API version prefix off the path, so
@@ -118,7 +144,7 @@ pub fn node_index(n: &shoal_api::Node) -> u64 {
 }
 
 /// A stable 53-bit digest (FNV-1a of the JSON), so JavaScript clients read it exactly.
-fn index_of(value: &impl serde::Serialize) -> u64 {
+pub(crate) fn index_of(value: &impl serde::Serialize) -> u64 {
     let bytes = serde_json::to_vec(value).unwrap_or_default();
     let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
         (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)

@@ -16,8 +16,8 @@ use shoal_store::raft::GroupStatus;
 use shoal_wire::docker::filters::{NODE_FILTERS, SERVICE_FILTERS, TASK_FILTERS};
 use shoal_wire::docker::to_docker::{self, SentSpecs, SwarmNetwork};
 use shoal_wire::docker::{
-    parse_service_spec, to_shoal, DockerError, Filters, JoinTokens, Node, Service,
-    ServiceCreateResponse, ServiceSpec, ServiceStatus, ServiceUpdateResponse, Swarm,
+    parse_service_spec, to_shoal, DockerError, EndpointVirtualIp, Filters, JoinTokens, Node,
+    Service, ServiceCreateResponse, ServiceSpec, ServiceStatus, ServiceUpdateResponse, Swarm,
 };
 use std::collections::HashMap;
 
@@ -90,6 +90,21 @@ fn docker_service(state: &ClusterState, s: &shoal_api::Service, status: bool) ->
         &network(state),
     );
     out.version.index = super::service_index(s);
+    // The VIP is the service's address on every network it is attached to.
+    if let Some(vip) = out.endpoint.virtual_ips.first().cloned() {
+        for a in s
+            .spec
+            .task
+            .networks
+            .iter()
+            .filter(|a| a.network != vip.network_id)
+        {
+            out.endpoint.virtual_ips.push(EndpointVirtualIp {
+                network_id: a.network.clone(),
+                addr: vip.addr.clone(),
+            });
+        }
+    }
     out
 }
 
@@ -217,13 +232,32 @@ fn docker_task(
         .as_ref()
         .and_then(|n| state.nodes.get(n))
         .map(|n| n.addr.as_str());
-    to_docker::task(
+    let mut out = to_docker::task(
         t,
         t.status.timestamp.max(t.created_at),
         node_addr,
         sent.map(|x| &x.task_template),
         &network(state),
-    )
+    );
+    // The task's address on each network its template attaches it to.
+    if let Some(first) = out.networks_attachments.first().cloned() {
+        for a in &t.spec.networks {
+            if let Some(n) = state.networks.get(&a.network) {
+                out.networks_attachments
+                    .push(shoal_wire::docker::NetworkAttachment {
+                        network: shoal_wire::docker::Network {
+                            id: n.id.clone(),
+                            spec: shoal_wire::docker::NetworkSpec {
+                                name: n.name.clone(),
+                                labels: n.labels.clone(),
+                            },
+                        },
+                        addresses: first.addresses.clone(),
+                    });
+            }
+        }
+    }
+    out
 }
 
 pub async fn list_tasks(
@@ -453,7 +487,7 @@ pub async fn task_logs(
 }
 
 /// A query parameter that must be a whole number, if given.
-fn whole_number(name: &str, v: Option<&str>) -> Result<Option<u64>, ApiError> {
+pub(super) fn whole_number(name: &str, v: Option<&str>) -> Result<Option<u64>, ApiError> {
     v.map(|v| {
         v.parse::<u64>().map_err(|_| {
             ApiError::bad_request(format!("invalid {name} {v:?}: expected a whole number"))

@@ -12,6 +12,8 @@
 //! - [`to_shoal`]: a Docker `ServiceSpec` to shoal's `ServiceSpec`, with a warning for each
 //!   field shoal does not act on and an error naming a malformed one.
 //! - [`to_docker`]: shoal's stored `Service`, `Task`, `Node` and cluster to Docker's.
+//! - [`networks`] and [`blobs`]: `/networks`, `/secrets` and `/configs`, their bodies and
+//!   the checks and conversions of each.
 //!
 //! **A spec is kept as it was sent.** Clients post the whole spec back on every update, so
 //! what shoal does not model must come back unchanged. Every struct of [`spec`] holds the
@@ -26,7 +28,9 @@
 //! with `Command` followed by `Args` as its arguments; any other service runs `Image` as a
 //! container, `Command` being its entrypoint.
 
+pub mod blobs;
 pub mod filters;
+pub mod networks;
 pub mod objects;
 pub mod spec;
 pub mod to_docker;

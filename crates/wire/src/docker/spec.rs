@@ -181,11 +181,12 @@ pub struct ContainerSpec {
     pub stop_grace_period: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub healthcheck: Option<HealthConfig>,
-    /// Secret and config references: kept as sent, not delivered to tasks.
+    /// The secrets each task gets as files under `/run/secrets`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub secrets: Option<Vec<serde_json::Value>>,
+    pub secrets: Option<Vec<SecretReference>>,
+    /// The configs each task gets as files.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub configs: Option<Vec<serde_json::Value>>,
+    pub configs: Option<Vec<ConfigReference>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub capability_add: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -294,7 +295,52 @@ pub struct Driver {
     pub extra: Extra,
 }
 
-/// `TaskTemplate.Networks[]`: shoal has one network, which every task joins.
+/// `ContainerSpec.Secrets[]`: which secret (the CLI sends both ID and name) and its file.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct SecretReference {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<FileTarget>,
+    #[serde(rename = "SecretID", skip_serializing_if = "String::is_empty")]
+    pub secret_id: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub secret_name: String,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// `ContainerSpec.Configs[]`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ConfigReference {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<FileTarget>,
+    #[serde(rename = "ConfigID", skip_serializing_if = "String::is_empty")]
+    pub config_id: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub config_name: String,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// The file a secret or config appears as: `UID` and `GID` are strings, `Mode` a number.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct FileTarget {
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    #[serde(rename = "UID", skip_serializing_if = "String::is_empty")]
+    pub uid: String,
+    #[serde(rename = "GID", skip_serializing_if = "String::is_empty")]
+    pub gid: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<u32>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// `TaskTemplate.Networks[]`: a cluster network (by name or ID) and the service's aliases
+/// on it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct NetworkAttachmentConfig {

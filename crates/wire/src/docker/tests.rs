@@ -115,19 +115,21 @@ fn docker_py_mode_keys_in_lower_case_are_read() {
 fn unsupported_fields_are_warned_about_never_refused() {
     let mut body = cli_create_body();
     body["TaskTemplate"]["ContainerSpec"]["Privileges"] = json!({"NoNewPrivileges": true});
-    body["TaskTemplate"]["ContainerSpec"]["Secrets"] =
-        json!([{"SecretName": "s", "SecretID": "x", "File": {"Name": "s"}}]);
     body["TaskTemplate"]["LogDriver"] = json!({"Name": "json-file"});
-    body["TaskTemplate"]["Networks"] = json!([{"Target": "st_default", "Aliases": ["web"]}]);
+    body["TaskTemplate"]["Networks"] = json!([{"Target": "st_default", "DriverOpts": {"a": "b"}}]);
     body["EndpointSpec"]["Ports"][0]["Name"] = json!("http");
     let c = convert(&body).expect("converts with warnings");
-    assert_eq!(c.spec, expected_web());
+    let mut expected = expected_web();
+    expected.task.networks = vec![api::NetworkAttachment {
+        network: "st_default".into(),
+        aliases: vec![],
+    }];
+    assert_eq!(c.spec, expected);
     let all = c.warnings.join("\n");
     for field in [
         "TaskTemplate.ContainerSpec.Privileges: not supported by shoal",
-        "TaskTemplate.ContainerSpec.Secrets",
         "TaskTemplate.LogDriver",
-        "TaskTemplate.Networks",
+        "TaskTemplate.Networks[0].DriverOpts",
         "EndpointSpec.Ports[0].Name",
     ] {
         assert!(all.contains(field), "{field} in {all}");

@@ -101,6 +101,7 @@ fn task_spec_over(
             &w.stop_signal,
             w.stop_grace_period,
             &w.health,
+            (&w.secrets, &w.configs),
         ) == (
             &t.runtime,
             &t.env,
@@ -108,6 +109,7 @@ fn task_spec_over(
             &t.stop_signal,
             t.stop_grace_period,
             &t.health,
+            (&t.secrets, &t.configs),
         )
     });
     if !container_same || d.container_spec.is_none() {
@@ -115,6 +117,18 @@ fn task_spec_over(
             t,
             d.container_spec.take().unwrap_or_default(),
         ));
+    }
+    if !same(&|w| w.networks == t.networks) {
+        d.networks = (!t.networks.is_empty()).then(|| {
+            t.networks
+                .iter()
+                .map(|n| spec::NetworkAttachmentConfig {
+                    target: n.network.clone(),
+                    aliases: some_vec(&n.aliases),
+                    extra: Default::default(),
+                })
+                .collect()
+        });
     }
     if !same(&|w| w.restart == t.restart) {
         let mut r = d.restart_policy.take().unwrap_or_default();
@@ -179,13 +193,47 @@ where
     (!v.is_empty()).then(|| v.to_vec())
 }
 
-/// `t`'s runtime, environment and health check written over `c` (secrets, configs and
-/// unknown fields kept).
+/// A secret's or config's file as Docker writes it (`UID`/`GID` as strings), with what was
+/// given and nothing more.
+fn file_target(r: &api::FileRef) -> spec::FileTarget {
+    spec::FileTarget {
+        name: r.target.clone(),
+        uid: r.uid.map(|n| n.to_string()).unwrap_or_default(),
+        gid: r.gid.map(|n| n.to_string()).unwrap_or_default(),
+        mode: r.mode,
+        extra: Default::default(),
+    }
+}
+
+/// `t`'s runtime, environment, health check, secrets and configs written over `c`
+/// (unknown fields kept).
 fn container_spec(t: &api::TaskTemplate, mut c: ContainerSpec) -> ContainerSpec {
     c.env = some_vec(&t.env);
     c.dir = t.workdir.clone();
     c.stop_signal = Some(t.stop_signal.clone());
     c.stop_grace_period = Some(nanos(t.stop_grace_period));
+    c.secrets = (!t.secrets.is_empty()).then(|| {
+        t.secrets
+            .iter()
+            .map(|r| spec::SecretReference {
+                file: Some(file_target(r)),
+                secret_id: r.id.clone(),
+                secret_name: r.name.clone(),
+                extra: Default::default(),
+            })
+            .collect()
+    });
+    c.configs = (!t.configs.is_empty()).then(|| {
+        t.configs
+            .iter()
+            .map(|r| spec::ConfigReference {
+                file: Some(file_target(r)),
+                config_id: r.id.clone(),
+                config_name: r.name.clone(),
+                extra: Default::default(),
+            })
+            .collect()
+    });
     let mut no_healthcheck = false;
     match &t.runtime {
         Runtime::Process(p) => {

@@ -7,8 +7,8 @@
 //! create`.
 
 use super::spec::{
-    ContainerSpec, EndpointSpec, HealthConfig, Mount, Placement, PortConfig, ResourceRequirements,
-    RestartPolicy, ServiceMode, ServiceSpec, TaskSpec, UpdateConfig,
+    ContainerSpec, EndpointSpec, FileTarget, HealthConfig, Mount, Placement, PortConfig,
+    ResourceRequirements, RestartPolicy, ServiceMode, ServiceSpec, TaskSpec, UpdateConfig,
 };
 use super::{DockerError, Extra, RUNTIME_LABEL};
 use serde_json::Value;
@@ -227,12 +227,30 @@ pub fn task_template(
     if let Runtime::Container(cs) = &mut task.runtime {
         cs.no_healthcheck = none;
     }
-    for (name, refs) in [("Secrets", &c.secrets), ("Configs", &c.configs)] {
-        if refs.as_ref().is_some_and(|r| !r.is_empty()) {
-            w.push(format!(
-                "{base}.{name}: not delivered to tasks by shoal, kept in the spec only"
-            ));
-        }
+    for (i, r) in c.secrets.iter().flatten().enumerate() {
+        let field = format!("{base}.Secrets[{i}]");
+        let default = &r.secret_name;
+        task.secrets.push(file_ref(
+            &field,
+            &r.secret_id,
+            &r.secret_name,
+            r.file.as_ref(),
+            default,
+            w,
+        )?);
+    }
+    for (i, r) in c.configs.iter().flatten().enumerate() {
+        let field = format!("{base}.Configs[{i}]");
+        // Swarm puts a config without a file name at /<config name>.
+        let default = format!("/{}", r.config_name);
+        task.configs.push(file_ref(
+            &field,
+            &r.config_id,
+            &r.config_name,
+            r.file.as_ref(),
+            &default,
+            w,
+        )?);
     }
     warn_extra(&format!("{base}."), &c.extra, w);
     if let Some(r) = &t.restart_policy {
@@ -244,15 +262,68 @@ pub fn task_template(
     if let Some(r) = &t.resources {
         task.resources = resources(r, w)?;
     }
-    if t.networks.as_ref().is_some_and(|n| !n.is_empty()) {
-        w.push(
-            "TaskTemplate.Networks: shoal has one network, which every task joins; ignored".into(),
-        );
+    for (i, n) in t.networks.iter().flatten().enumerate() {
+        let field = format!("TaskTemplate.Networks[{i}]");
+        warn_extra(&format!("{field}."), &n.extra, w);
+        if n.target.is_empty() {
+            return Err(DockerError::invalid(
+                format!("{field}.Target"),
+                "missing: name the network",
+            ));
+        }
+        task.networks.push(api::NetworkAttachment {
+            network: n.target.clone(),
+            aliases: n.aliases.clone().unwrap_or_default(),
+        });
     }
     if t.log_driver.as_ref().is_some_and(|d| !d.name.is_empty()) {
         w.push("TaskTemplate.LogDriver: shoal keeps task logs itself; ignored".into());
     }
     Ok(task)
+}
+
+/// A secret or config reference: by ID, or by name when no ID is given (the manager
+/// resolves and checks it); the file is `default` unless named.
+fn file_ref(
+    field: &str,
+    id: &str,
+    name: &str,
+    file: Option<&FileTarget>,
+    default: &str,
+    w: &mut Vec<String>,
+) -> Result<api::FileRef, DockerError> {
+    if id.is_empty() && name.is_empty() {
+        return Err(DockerError::invalid(
+            field,
+            "missing: name the object or give its ID",
+        ));
+    }
+    let number = |what: &str, v: &str| -> Result<Option<u32>, DockerError> {
+        if v.is_empty() {
+            return Ok(None);
+        }
+        v.parse::<u32>().map(Some).map_err(|_| {
+            DockerError::invalid(
+                format!("{field}.File.{what}"),
+                format!("{v:?} is not a number"),
+            )
+        })
+    };
+    let target = file
+        .map(|f| f.name.clone())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| default.to_owned());
+    if let Some(f) = file {
+        warn_extra(&format!("{field}.File."), &f.extra, w);
+    }
+    Ok(api::FileRef {
+        id: id.to_owned(),
+        name: name.to_owned(),
+        target,
+        uid: file.map(|f| number("UID", &f.uid)).transpose()?.flatten(),
+        gid: file.map(|f| number("GID", &f.gid)).transpose()?.flatten(),
+        mode: file.and_then(|f| f.mode),
+    })
 }
 
 fn runtime(c: &ContainerSpec, process: bool, w: &mut Vec<String>) -> Result<Runtime, DockerError> {

@@ -1,0 +1,112 @@
+//! Cluster networks: named objects services attach to, as `docker network create -d
+//! overlay` makes them (and `docker stack deploy` does for `<stack>_default`).
+//!
+//! A network in shoal is a name and a scope for names, not a separate address space: a
+//! service attached to it is reachable by its name and by its aliases on the network, over
+//! its one VIP (docs/networking.md says what this is beside Swarm's VXLAN overlay).
+
+use crate::SpecError;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The only driver a cluster network has: Docker's name for a swarm-scoped network.
+pub const OVERLAY: &str = "overlay";
+
+/// A stored cluster network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Network {
+    pub id: String,
+    pub name: String,
+    /// Always [`OVERLAY`].
+    pub driver: String,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Standalone containers may attach (kept and shown; shoal attaches only tasks).
+    #[serde(default)]
+    pub attachable: bool,
+    /// No route out of the network (kept and shown, not enforced).
+    #[serde(default)]
+    pub internal: bool,
+    pub created_at: u64,
+    pub updated_at: u64,
+}
+
+/// A service's attachment to a network: the network's ID and the extra names the service
+/// answers to on it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkAttachment {
+    pub network: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+}
+
+/// Most networks one service attaches to.
+pub const MAX_ATTACHMENTS: usize = 32;
+/// Most aliases of a service on one network.
+pub const MAX_ALIASES: usize = 32;
+
+/// Names of networks, secrets and configs follow Docker's rule: letters, digits, `-`, `_`
+/// and `.`, starting and ending with a letter or digit, at most 64 characters.
+pub fn check_object_name(what: &'static str, name: &str) -> Result<(), SpecError> {
+    if name.is_empty() {
+        return Err(SpecError::Other(format!("{what} name is missing")));
+    }
+    let ok_chars = name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
+    let edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+    if !ok_chars || !edge(name.chars().next()) || !edge(name.chars().last()) || name.len() > 64 {
+        return Err(SpecError::invalid(
+            what,
+            name,
+            "use letters, digits, '-', '_' or '.', starting and ending with a letter or digit, at most 64 characters",
+        ));
+    }
+    Ok(())
+}
+
+/// An alias: a DNS label or dotted name, at most 63 characters.
+pub fn check_alias(alias: &str) -> Result<(), SpecError> {
+    let ok = !alias.is_empty()
+        && alias.len() <= 63
+        && alias
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+        && alias
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric());
+    if !ok {
+        return Err(SpecError::invalid(
+            "network alias",
+            alias,
+            "use letters, digits, '-', '_' or '.', starting with a letter or digit, at most 63 characters",
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn object_names_follow_dockers_rule() {
+        for ok in ["a", "st_default", "db.password-1", &"x".repeat(64)] {
+            check_object_name("secret", ok).unwrap();
+        }
+        for bad in ["", "-a", "a-", "a b", "a/b", &"x".repeat(65)] {
+            let e = check_object_name("secret", bad).unwrap_err().to_string();
+            assert!(e.contains("secret"), "{e}");
+        }
+    }
+
+    #[test]
+    fn aliases_are_dns_names() {
+        check_alias("web").unwrap();
+        check_alias("db.internal").unwrap();
+        assert!(check_alias("").is_err());
+        assert!(check_alias("a b").is_err());
+        assert!(check_alias(&"a".repeat(64)).is_err());
+    }
+}
