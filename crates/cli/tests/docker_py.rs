@@ -47,6 +47,8 @@ fn docker_py_drives_the_swarm_api() {
         "service scale",
         "service remove",
         "a container spec round-trips as sent",
+        "secrets create, list, get, remove",
+        "configs create, list, get, remove",
     ] {
         assert!(
             out.stdout.contains(&format!("ok: {check}")),
