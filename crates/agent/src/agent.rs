@@ -25,6 +25,8 @@ pub struct AgentConfig {
     pub drain_timeout: Duration,
     /// The node's DNS server, once it answers: tasks resolve service names with it.
     pub resolver: tokio::sync::watch::Receiver<Option<std::net::IpAddr>>,
+    /// Where tasks' secrets and configs are written, on a tmpfs (`files::node_dir`).
+    pub files_dir: PathBuf,
 }
 
 /// How the agent is asked to end.
@@ -125,6 +127,8 @@ impl Agent {
             self.reconcile(&current, &mut live, &ended, &ev_tx);
             if current.version > 0 {
                 self.forget_logs(&current, &live, &mut logged);
+                // Secrets and configs stay on the node only while their task runs here.
+                crate::files::sweep(&self.cfg.files_dir, |id| live.contains_key(id));
             }
             tokio::select! {
                 r = assignments.changed() => if r.is_err() { break AgentStop::Daemon },
@@ -280,7 +284,7 @@ impl Agent {
                 continue;
             }
             if t.desired_state == TaskState::Running && t.status.state == TaskState::Assigned {
-                if let Some(l) = self.start(t, live, ev_tx) {
+                if let Some(l) = self.start(t, &a.files, live, ev_tx) {
                     live.insert(t.id.clone(), l);
                 }
             } else if t.desired_state > TaskState::Running && !t.status.state.is_terminal() {
@@ -334,6 +338,7 @@ impl Agent {
     fn start(
         &self,
         t: &Task,
+        files: &shoal_api::TaskFiles,
         live: &HashMap<String, Live>,
         ev_tx: &mpsc::Sender<Event>,
     ) -> Option<Live> {
@@ -356,16 +361,23 @@ impl Agent {
                 return None;
             }
         };
-        let spec = match launch_spec(
+        let spec = launch_spec(
             t,
             &self.cfg.node,
             *self.cfg.resolver.borrow(),
             &endpoint,
             &self.cfg.logs_dir,
-        ) {
+        )
+        .map_err(|e| e.to_string())
+        .and_then(|mut spec| {
+            let values = crate::launch::template_values(t, &self.cfg.node);
+            crate::files::write(&self.cfg.files_dir, t, files, &values, &mut spec)?;
+            Ok(spec)
+        });
+        let spec = match spec {
             Ok(s) => s,
             Err(e) => {
-                self.report(vec![reject(e.to_string())]);
+                self.report(vec![reject(e)]);
                 return None;
             }
         };

@@ -169,8 +169,11 @@ impl Dispatcher for FakeDispatcher {
 
 impl FakeDispatcher {
     fn assign(&self, version: u64, tasks: Vec<Task>) {
-        self.tx
-            .send_replace(Arc::new(Assignments { version, tasks }));
+        self.tx.send_replace(Arc::new(Assignments {
+            version,
+            tasks,
+            files: Default::default(),
+        }));
     }
 
     fn states(&self, id: &str) -> Vec<TaskState> {
@@ -237,6 +240,7 @@ fn start(registry: Registry, tasks: Vec<Task>) -> Harness {
             logs_dir: dir,
             drain_timeout: Duration::from_secs(30),
             resolver: watch::channel(None).1,
+            files_dir: std::env::temp_dir().join("shoal-agent-fake-files"),
         },
         registry,
         dispatcher.clone(),

@@ -11,6 +11,8 @@ pub struct Assignments {
     /// 0 until the first assignments arrive from a manager.
     pub version: u64,
     pub tasks: Vec<Task>,
+    /// The secrets and configs the tasks use.
+    pub files: shoal_api::TaskFiles,
 }
 
 /// Where assignments come from and reports go to.

@@ -115,6 +115,19 @@ pub const LABEL_SLOT: &str = "com.shoal.task.slot";
 pub const LABEL_TASK_NAME: &str = "com.shoal.task.name";
 pub const LABEL_CLUSTER: &str = "com.shoal.cluster.id";
 
+/// What `{{.Task.Slot}}`-style placeholders stand for in `task` on `node`.
+pub fn template_values(task: &Task, node: &NodeIdentity) -> TemplateValues {
+    TemplateValues {
+        task_id: task.id.clone(),
+        task_name: task.name(),
+        task_slot: task.slot.to_string(),
+        service_id: task.service_id.clone(),
+        service_name: task.service_name.clone(),
+        node_id: node.id.clone(),
+        node_hostname: node.hostname.clone(),
+    }
+}
+
 /// Build the launch spec: argv and env with templates expanded, plus the variables that
 /// name the task and give it its ports (`PORT` is the first target's host port,
 /// `SHOAL_PORT_<target>` one per target).
@@ -125,15 +138,7 @@ pub fn launch_spec(
     endpoint: &TaskEndpoint,
     logs_dir: &Path,
 ) -> Result<LaunchSpec, SpecError> {
-    let values = TemplateValues {
-        task_id: task.id.clone(),
-        task_name: task.name(),
-        task_slot: task.slot.to_string(),
-        service_id: task.service_id.clone(),
-        service_name: task.service_name.clone(),
-        node_id: node.id.clone(),
-        node_hostname: node.hostname.clone(),
-    };
+    let values = template_values(task, node);
     let mut env: Vec<(String, String)> = vec![
         ("SHOAL_TASK_ID".into(), task.id.clone()),
         ("SHOAL_TASK_NAME".into(), task.name()),

@@ -14,6 +14,7 @@ mod container;
 mod controller;
 mod dispatcher;
 mod executor;
+pub mod files;
 mod health;
 pub mod host_ports;
 pub mod launch;

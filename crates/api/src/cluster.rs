@@ -81,5 +81,9 @@ impl std::fmt::Debug for Cluster {
 
 /// Swarm's default dispatcher heartbeat period is 5 s; shoal detects failures faster.
 pub const DEFAULT_HEARTBEAT_MS: u64 = 1000;
+/// The heartbeat periods a cluster accepts, in milliseconds (50 ms to 1 min).
+pub const HEARTBEAT_MS_RANGE: std::ops::RangeInclusive<u64> = 50..=60_000;
+/// The shortest node certificate lifetime a cluster accepts, in seconds.
+pub const MIN_CERT_LIFETIME_SECS: u64 = 10;
 /// A node is declared down after this many missed heartbeats.
 pub const MISSED_HEARTBEATS_DOWN: u64 = 3;

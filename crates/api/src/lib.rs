@@ -40,7 +40,7 @@ pub use node::{Availability, Node, NodeRole, NodeState};
 pub use port::{PortConfig, Protocol, ProxyProtocol, PublishMode};
 pub use resources::{ResourceLimits, ResourceReservations, Resources};
 pub use runtime::{ContainerSpec, ProcessSpec, Runtime, RuntimeKind, RuntimeStatus};
-pub use secret::{Blob, BlobKind, Config, ConfigKind, FileRef, Secret, SecretKind};
+pub use secret::{Blob, BlobKind, Config, ConfigKind, FileRef, Secret, SecretKind, TaskFiles};
 pub use service::{
     HealthCheck, HealthProbe, RestartCondition, RestartPolicy, Service, ServiceMode, ServiceSpec,
     TaskTemplate,

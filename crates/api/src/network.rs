@@ -40,6 +40,37 @@ pub struct NetworkAttachment {
     pub aliases: Vec<String>,
 }
 
+impl NetworkAttachment {
+    /// Docker's `--network` syntax: `NAME`, or `name=NAME[,alias=A]...`. The name is
+    /// resolved by the manager.
+    pub fn parse(text: &str) -> Result<NetworkAttachment, SpecError> {
+        let bad = |why: String| SpecError::Other(format!("invalid --network {text:?}: {why}"));
+        let mut n = NetworkAttachment {
+            network: String::new(),
+            aliases: Vec::new(),
+        };
+        if !text.contains('=') {
+            n.network = text.to_owned();
+        } else {
+            for part in text.split(',') {
+                match part.split_once('=') {
+                    Some(("name" | "target", v)) => n.network = v.to_owned(),
+                    Some(("alias", v)) => {
+                        check_alias(v)?;
+                        n.aliases.push(v.to_owned());
+                    }
+                    Some((k, _)) => return Err(bad(format!("unknown key {k:?}"))),
+                    None => return Err(bad(format!("{part:?} is not KEY=VALUE"))),
+                }
+            }
+        }
+        if n.network.is_empty() {
+            return Err(bad("name the network".into()));
+        }
+        Ok(n)
+    }
+}
+
 /// Most networks one service attaches to.
 pub const MAX_ATTACHMENTS: usize = 32;
 /// Most aliases of a service on one network.
@@ -99,6 +130,17 @@ mod tests {
             let e = check_object_name("secret", bad).unwrap_err().to_string();
             assert!(e.contains("secret"), "{e}");
         }
+    }
+
+    #[test]
+    fn attachments_parse_as_docker_writes_them() {
+        let n = NetworkAttachment::parse("net1").unwrap();
+        assert_eq!((n.network.as_str(), n.aliases.len()), ("net1", 0));
+        let n = NetworkAttachment::parse("name=net1,alias=web,alias=www").unwrap();
+        assert_eq!(n.aliases, ["web", "www"]);
+        assert!(NetworkAttachment::parse("alias=web").is_err());
+        assert!(NetworkAttachment::parse("name=n,alias=a b").is_err());
+        assert!(NetworkAttachment::parse("name=n,driver=x").is_err());
     }
 
     #[test]

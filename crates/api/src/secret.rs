@@ -139,6 +139,43 @@ pub struct FileRef {
     pub mode: Option<u32>,
 }
 
+/// The secrets and configs a node's tasks use: what a session carries to the node, and
+/// nothing more (a node never receives a blob none of its tasks references).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskFiles {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<Secret>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub configs: Vec<Config>,
+}
+
+impl TaskFiles {
+    /// The blobs `tasks` reference, each once, from `state`.
+    pub fn for_tasks(state: &crate::ClusterState, tasks: &[crate::Task]) -> TaskFiles {
+        fn pick<K: BlobKind>(
+            map: &BTreeMap<String, Blob<K>>,
+            tasks: &[crate::Task],
+        ) -> Vec<Blob<K>> {
+            let ids: std::collections::BTreeSet<&str> = tasks
+                .iter()
+                .flat_map(|t| K::refs(&t.spec))
+                .map(|r| r.id.as_str())
+                .collect();
+            ids.into_iter()
+                .filter_map(|id| map.get(id).cloned())
+                .collect()
+        }
+        TaskFiles {
+            secrets: pick(&state.secrets, tasks),
+            configs: pick(&state.configs, tasks),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.secrets.is_empty() && self.configs.is_empty()
+    }
+}
+
 /// Most secrets (and most configs) one service uses.
 pub const MAX_REFS: usize = 100;
 
@@ -158,6 +195,64 @@ impl FileRef {
             ));
         }
         Ok(())
+    }
+
+    /// Docker's `--secret` / `--config` syntax: `NAME`, or
+    /// `source=NAME[,target=T][,uid=N][,gid=N][,mode=0444]`; the target defaults to the
+    /// name (a secret) or `/NAME` (a config). The name is resolved by the manager.
+    pub fn parse<K: BlobKind>(text: &str) -> Result<FileRef, SpecError> {
+        let flag = if K::NAME == "secret" {
+            "--secret"
+        } else {
+            "--config"
+        };
+        let bad = |why: String| SpecError::Other(format!("invalid {flag} {text:?}: {why}"));
+        let mut r = FileRef {
+            id: String::new(),
+            name: String::new(),
+            target: String::new(),
+            uid: None,
+            gid: None,
+            mode: None,
+        };
+        if !text.contains('=') {
+            r.name = text.to_owned();
+        } else {
+            for part in text.split(',') {
+                let (k, v) = part
+                    .split_once('=')
+                    .ok_or_else(|| bad(format!("{part:?} is not KEY=VALUE")))?;
+                let number = |radix: u32| {
+                    u32::from_str_radix(v, radix)
+                        .map_err(|_| bad(format!("{k}={v} is not a number")))
+                };
+                match k {
+                    "source" | "src" => r.name = v.to_owned(),
+                    "target" | "dst" | "destination" => r.target = v.to_owned(),
+                    "uid" => r.uid = Some(number(10)?),
+                    "gid" => r.gid = Some(number(10)?),
+                    "mode" => r.mode = Some(number(8)?),
+                    other => return Err(bad(format!("unknown key {other:?}"))),
+                }
+            }
+        }
+        if r.name.is_empty() {
+            return Err(bad("name the source".into()));
+        }
+        crate::network::check_object_name(K::NAME, &r.name)?;
+        if r.target.is_empty() {
+            r.target = if K::NAME == "secret" {
+                r.name.clone()
+            } else {
+                format!("/{}", r.name)
+            };
+        }
+        r.check(if K::NAME == "secret" {
+            "secret target"
+        } else {
+            "config target"
+        })?;
+        Ok(r)
     }
 
     /// The path inside a container.
@@ -240,5 +335,29 @@ mod tests {
         assert_eq!(r("/etc/app.conf").container_path(), "/etc/app.conf");
         assert!(r("../etc/passwd").check("secret target").is_err());
         assert!(r("").check("secret target").is_err());
+    }
+
+    #[test]
+    fn references_parse_as_docker_writes_them() {
+        let s = FileRef::parse::<SecretKind>("db").unwrap();
+        assert_eq!((s.name.as_str(), s.target.as_str()), ("db", "db"));
+        let c = FileRef::parse::<ConfigKind>("app").unwrap();
+        assert_eq!(c.target, "/app");
+        let c = FileRef::parse::<ConfigKind>("source=app,target=/etc/app.conf,mode=0400,uid=5")
+            .unwrap();
+        assert_eq!(
+            (c.name.as_str(), c.target.as_str(), c.mode, c.uid),
+            ("app", "/etc/app.conf", Some(0o400), Some(5))
+        );
+        for bad in [
+            "",
+            "source=",
+            "target=/x",
+            "source=a,mode=9",
+            "source=a,colour=red",
+        ] {
+            let e = FileRef::parse::<SecretKind>(bad).unwrap_err().to_string();
+            assert!(!e.is_empty() && !e.contains('\n'), "{bad}: {e}");
+        }
     }
 }

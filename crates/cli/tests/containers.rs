@@ -704,3 +704,70 @@ fn a_health_cmd_of_a_container_service_runs_in_the_container() {
         "the failed task's container is removed"
     );
 }
+
+/// A container task finds its secret at /run/secrets/<name> and its config at the target,
+/// read-only, templates expanded; the files leave the node's tmpfs with the task.
+#[test]
+fn a_container_gets_its_secret_and_config_as_read_only_files() {
+    let Some(n) = node() else { return };
+    let secret = n.d.docker_with_input(
+        &["secret", "create", "db_password", "-"],
+        b"s3cret-in-a-file",
+    );
+    assert!(secret.ok(), "{secret:?}");
+    let config = n.d.docker_with_input(
+        &[
+            "config",
+            "create",
+            "--template-driver",
+            "golang",
+            "app",
+            "-",
+        ],
+        b"task={{.Service.Name}}.{{.Task.Slot}}",
+    );
+    assert!(config.ok(), "{config:?}");
+    let create = n.d.docker(&[
+        "service",
+        "create",
+        "-d",
+        "--name",
+        "vault",
+        "--secret",
+        "db_password",
+        "--config",
+        "source=app,target=/etc/app.conf,mode=0400",
+        &n.images.v1,
+    ]);
+    assert!(create.ok(), "{create:?}");
+    let up = wait_until(WAIT, || n.running_containers("vault").len() == 1);
+    assert!(up, "{:?}\n{}", n.tasks("vault"), n.d.log());
+    let id = n
+        .running_containers("vault")
+        .into_iter()
+        .next()
+        .expect("a container");
+    let inside =
+        |script: &str| docker::exec_sh(&id, script).unwrap_or_else(|e| panic!("{script}: {e}"));
+    assert_eq!(
+        inside("read -r l < /run/secrets/db_password; echo \"$l\""),
+        "s3cret-in-a-file\n"
+    );
+    assert_eq!(
+        inside("read -r l < /etc/app.conf; echo \"$l\""),
+        "task=vault.1\n"
+    );
+    assert!(
+        docker::exec_sh(&id, "echo x > /run/secrets/db_password").is_err(),
+        "the secret is read-only"
+    );
+    let c = docker::inspect(&id);
+    let mounts = c["Mounts"].to_string();
+    assert!(mounts.contains("/dev/shm/shoal/"), "{mounts}");
+    let files = Path::new("/dev/shm/shoal").join(&n.id);
+    assert!(n.d.docker(&["service", "rm", "vault"]).ok());
+    let gone = wait_until(WAIT, || {
+        std::fs::read_dir(&files).map_or(true, |mut d| d.next().is_none())
+    });
+    assert!(gone, "task files left in {}", files.display());
+}

@@ -2,6 +2,9 @@
 //! docker CLI (`DOCKER_HOST=unix://.../shoal.sock`).
 
 use shoal_testkit::Daemon;
+#[path = "support/golden.rs"]
+mod golden;
+use golden::{assert_like_swarm, golden_stdout, masked};
 use std::path::Path;
 
 fn bin() -> &'static Path {
@@ -59,69 +62,6 @@ fn unknown_routes_and_versions_get_docker_style_errors() {
     assert_eq!(code, 200, "{body}");
 }
 
-/// The golden output of a docker command recorded from real Swarm: its stdout.
-fn golden_stdout(name: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden/docker/cli")
-        .join(format!("{name}.txt"));
-    let text = std::fs::read_to_string(&path).expect("golden file");
-    let (_, rest) = text.split_once("--- stdout\n").expect("stdout section");
-    let (out, _) = rest.split_once("--- stderr").expect("stderr section");
-    out.to_owned()
-}
-
-/// `text` masked as the goldens are (IDs, ages, host, engine version), by the goldens' own
-/// masking module.
-fn masked(text: &str, ids: &[String], engine: &str) -> String {
-    use std::io::Write;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let ids_file = dir.path().join("ids");
-    std::fs::write(&ids_file, ids.join("\n")).expect("ids");
-    let mask = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/docker/mask.py");
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-    let mut child = std::process::Command::new("python3")
-        .arg(mask)
-        .arg("text")
-        .args(["--host", host.trim(), "--engine", engine, "--ids"])
-        .arg(&ids_file)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("python3");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(text.as_bytes())
-        .expect("write");
-    let out = child.wait_with_output().expect("mask");
-    assert!(out.status.success(), "mask.py failed");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Compares a command's output with its golden from real Swarm, field by field once both
-/// are masked; `swap` turns shoal's values that differ by design (the image of a process
-/// service, the port) into the golden's.
-fn assert_like_swarm(name: &str, ours: &str, ids: &[String], engine: &str, swap: &[(&str, &str)]) {
-    // Masked first: the masking cuts table cells at the header's column starts.
-    let mut ours = masked(ours, ids, engine);
-    for (from, to) in swap {
-        ours = ours.replace(from, to);
-    }
-    let golden = golden_stdout(name);
-    let rows = |t: &str| -> Vec<Vec<String>> {
-        t.lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(|l| l.split_whitespace().map(str::to_owned).collect())
-            .collect()
-    };
-    assert_eq!(
-        rows(&ours),
-        rows(&golden),
-        "{name}: shoal's output\n{ours}\ndiffers from real Swarm's\n{golden}"
-    );
-}
-
 /// A service's environment, as `docker service inspect --format` shows it.
 const ENV: &str = "{{.Spec.TaskTemplate.ContainerSpec.Env}}";
 
@@ -145,17 +85,7 @@ fn the_docker_cli_drives_services() {
         format!("active true {}", d.node_id()),
         "{info:?}"
     );
-    let engine = d
-        .docker(&[
-            "node",
-            "inspect",
-            "self",
-            "--format",
-            "{{.Description.Engine.EngineVersion}}",
-        ])
-        .stdout
-        .trim()
-        .to_owned();
+    let engine = golden::engine(&d);
     let nodes = d.docker(&["node", "ls"]);
     assert!(nodes.ok(), "{nodes:?}");
     assert_like_swarm("node-ls", &nodes.stdout, &[d.node_id()], &engine, &[]);
@@ -376,6 +306,56 @@ fn docker_swarm_init_and_join_make_a_cluster() {
         "{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}",
     ]);
     assert_eq!(info.stdout.trim(), "active false", "{info:?}");
+
+    // Promoted and demoted with the docker CLI: the worker becomes a reachable manager that
+    // answers the swarm routes itself, then a worker again.
+    let id1 = second.node_id();
+    let promote = first.docker(&["node", "promote", &id1]);
+    assert!(promote.ok(), "{promote:?}");
+    assert!(
+        promote.stdout.contains("promoted to a manager"),
+        "{promote:?}"
+    );
+    let status = |d: &Daemon| {
+        d.docker(&[
+            "node",
+            "inspect",
+            &id1,
+            "--format",
+            "{{.ManagerStatus.Reachability}}",
+        ])
+        .stdout
+        .trim()
+        .to_owned()
+    };
+    let manager = shoal_testkit::wait_until(std::time::Duration::from_secs(60), || {
+        let control = second.docker(&["info", "--format", "{{.Swarm.ControlAvailable}}"]);
+        control.stdout.trim() == "true" && status(&first) == "reachable"
+    });
+    assert!(
+        manager,
+        "{}\n{}",
+        first.docker(&["node", "ls"]).stdout,
+        second.log()
+    );
+    let from_second = second.docker(&["node", "ls", "-q"]);
+    assert_eq!(from_second.stdout.lines().count(), 2, "{from_second:?}");
+    let ps = second.docker(&["node", "ps", "self"]);
+    assert!(ps.ok() && ps.stdout.starts_with("ID "), "{ps:?}");
+    let demote = first.docker(&["node", "demote", &id1]);
+    assert!(demote.ok(), "{demote:?}");
+    let worker = shoal_testkit::wait_until(std::time::Duration::from_secs(60), || {
+        let control = second.docker(&["info", "--format", "{{.Swarm.ControlAvailable}}"]);
+        let role = first.docker(&["node", "inspect", &id1, "--format", "{{.Spec.Role}}"]);
+        control.stdout.trim() == "false" && role.stdout.trim() == "worker"
+    });
+    assert!(
+        worker,
+        "{}\n{}",
+        first.docker(&["node", "ls"]).stdout,
+        second.log()
+    );
+
     let leave = second.docker(&["swarm", "leave"]);
     assert!(leave.ok(), "{leave:?}\n{}", second.log());
     assert_eq!(leave.stdout.trim(), "Node left the swarm.");
@@ -408,4 +388,424 @@ fn every_manager_answers_the_docker_api() {
         let nodes = d.docker(&["node", "ls", "-q"]);
         assert_eq!(nodes.stdout.lines().count(), 2, "{nodes:?}");
     }
+    // Events too: a follower's request streams back from the leader.
+    let until = unix_time(std::time::SystemTime::now());
+    for d in &c.nodes {
+        let args = [
+            "events",
+            "--since",
+            "0",
+            "--until",
+            &until,
+            "--filter",
+            "type=service",
+            "--format",
+            "{{.Action}} {{.Actor.Attributes.name}}",
+        ];
+        let events = shoal_testkit::run_within(
+            &mut docker_command(d, &args),
+            std::time::Duration::from_secs(60),
+        )
+        .expect("docker events --until ends");
+        assert_eq!(events.stdout.trim(), "create fw", "{events:?}\n{}", d.log());
+    }
+}
+
+/// The real docker CLI on another machine's terms: `-H tcp://MANAGER:PORT --tlsverify`
+/// with a client certificate from `shoal client-cert`, against the manager's control port.
+fn remote_docker(d: &Daemon, tls: &[&str], args: &[&str]) -> shoal_testkit::Output {
+    let out = std::process::Command::new("docker")
+        .env("DOCKER_CONFIG", d.dir.path().join("remote-docker-config"))
+        .env_remove("DOCKER_HOST")
+        .env_remove("DOCKER_CONTEXT")
+        .env_remove("DOCKER_API_VERSION")
+        .env_remove("DOCKER_TLS_VERIFY")
+        .env_remove("DOCKER_CERT_PATH")
+        .args(["-H", &format!("tcp://{}", d.control_addr())])
+        .args(tls)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run docker");
+    shoal_testkit::Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// A remote docker CLI verifies the manager's certificate against the address it dialled
+/// (an IP SAN) and shows a client certificate: `info`, `node ls`, `service create` and
+/// `service ls` work; without a client certificate it is refused.
+#[test]
+fn a_remote_docker_cli_drives_a_manager_over_mutual_tls() {
+    let d = Daemon::start(bin());
+    d.init();
+    let certs = d.dir.path().join("client");
+    let dir = certs.to_str().unwrap_or_default();
+    let issued = d.cli(&["client-cert", "--name", "laptop", "--out", dir]);
+    assert!(issued.ok(), "{issued:?}");
+    let (ca, cert, key) = (
+        format!("{dir}/ca.pem"),
+        format!("{dir}/cert.pem"),
+        format!("{dir}/key.pem"),
+    );
+    let tls = [
+        "--tlsverify",
+        "--tlscacert",
+        &ca,
+        "--tlscert",
+        &cert,
+        "--tlskey",
+        &key,
+    ];
+    let info = remote_docker(
+        &d,
+        &tls,
+        &[
+            "info",
+            "--format",
+            "{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}} {{.Swarm.NodeID}}",
+        ],
+    );
+    assert_eq!(
+        info.stdout.trim(),
+        format!("active true {}", d.node_id()),
+        "{info:?}\n{}",
+        d.log()
+    );
+    let nodes = remote_docker(&d, &tls, &["node", "ls", "--format", "{{.ID}} {{.Self}}"]);
+    assert_eq!(
+        nodes.stdout.trim(),
+        format!("{} true", d.node_id()),
+        "{nodes:?}"
+    );
+    let create = remote_docker(
+        &d,
+        &tls,
+        &[
+            "service",
+            "create",
+            "-d",
+            "--name",
+            "remote",
+            "--replicas",
+            "0",
+            "--label",
+            "com.shoal.runtime=process",
+            "shoal",
+            "whoami",
+        ],
+    );
+    assert!(create.ok(), "{create:?}\n{}", d.log());
+    let ls = remote_docker(
+        &d,
+        &tls,
+        &["service", "ls", "--format", "{{.Name}} {{.Replicas}}"],
+    );
+    assert_eq!(ls.stdout.trim(), "remote 0/0", "{ls:?}");
+
+    // The certificate names the manager's IP, not every name that reaches it.
+    let by_name = std::process::Command::new("docker")
+        .env("DOCKER_CONFIG", d.dir.path().join("remote-docker-config"))
+        .args([
+            "-H",
+            &d.control_addr().replace("127.0.0.1", "tcp://localhost"),
+        ])
+        .args(tls)
+        .arg("version")
+        .output()
+        .expect("run docker");
+    let err = String::from_utf8_lossy(&by_name.stderr);
+    assert!(
+        !by_name.status.success() && err.contains("not localhost"),
+        "{err}"
+    );
+    // The CA alone verifies the manager, but the manager wants a client certificate.
+    let refused = remote_docker(&d, &["--tlsverify", "--tlscacert", &ca], &["node", "ls"]);
+    assert!(!refused.ok(), "{refused:?}");
+    assert!(
+        refused
+            .stderr
+            .contains("a client certificate of this cluster is required"),
+        "{refused:?}"
+    );
+    // A revoked certificate is refused at the next call.
+    assert!(d.cli(&["client-cert", "revoke", "laptop"]).ok());
+    let revoked = remote_docker(&d, &tls, &["service", "ls"]);
+    assert!(
+        !revoked.ok() && revoked.stderr.contains("revoked"),
+        "{revoked:?}"
+    );
+}
+
+/// `docker swarm join-token --rotate` and `docker swarm update`: `POST
+/// /swarm/update?version=N` with the whole spec. A rotated token is refused for joins and
+/// the new one is taken; a stale version is refused as Docker refuses it.
+#[test]
+fn docker_swarm_update_rotates_tokens_and_applies_settings() {
+    let d = Daemon::start(bin());
+    d.init();
+    let old = d.worker_token();
+    let manager_token = d.join_token("manager");
+    let rotate = d.docker(&["swarm", "join-token", "--rotate", "worker"]);
+    assert!(rotate.ok(), "{rotate:?}\n{}", d.log());
+    assert!(
+        rotate
+            .stdout
+            .starts_with("Successfully rotated worker join token."),
+        "{rotate:?}"
+    );
+    let shown = d.docker(&["swarm", "join-token", "-q", "worker"]);
+    let new = shown.stdout.trim().to_owned();
+    assert!(shown.ok() && new.starts_with("SWMTKN-1-"), "{shown:?}");
+    assert_ne!(new, old, "the worker token changed");
+    assert!(rotate.stdout.contains(&new), "{rotate:?}");
+    assert_eq!(
+        d.worker_token(),
+        new,
+        "shoal's own API shows the same token"
+    );
+    assert_eq!(
+        d.join_token("manager"),
+        manager_token,
+        "only the worker token"
+    );
+
+    // A stale version is refused, and so is a malformed request, naming the problem.
+    let (code, _, body) = d.http_with(
+        "POST",
+        "/v1.44/swarm/update?version=1&rotateWorkerToken=true",
+        Some("{}"),
+    );
+    assert_eq!(code, 409, "{body}");
+    assert!(body.contains("update out of sequence"), "{body}");
+    assert_eq!(d.worker_token(), new, "a refused update changes nothing");
+    let (code, _, body) = d.http_with(
+        "POST",
+        "/v1.44/swarm/update?rotateWorkerToken=true",
+        Some("{}"),
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("invalid swarm version"), "{body}");
+
+    // Settings shoal acts on, from the whole spec the CLI posts back.
+    let update = d.docker(&["swarm", "update", "--dispatcher-heartbeat", "2s"]);
+    assert!(update.ok(), "{update:?}");
+    let heartbeat = d.docker(&[
+        "info",
+        "--format",
+        "{{.Swarm.Cluster.Spec.Dispatcher.HeartbeatPeriod}}",
+    ]);
+    assert_eq!(heartbeat.stdout.trim(), "2s", "{heartbeat:?}");
+    let lock = d.docker(&["swarm", "update", "--autolock=true"]);
+    assert!(lock.ok(), "{lock:?}");
+    let key = d.docker(&["swarm", "unlock-key", "-q"]);
+    let shoal_key = d.cli(&["unlock-key", "-q"]);
+    assert!(
+        key.ok() && key.stdout.trim().starts_with("SWMKEY-1-"),
+        "{key:?}"
+    );
+    assert_eq!(key.stdout.trim(), shoal_key.stdout.trim());
+    assert!(lock.stdout.contains(key.stdout.trim()), "{lock:?}");
+
+    // The old token is refused for a join; the new one is taken.
+    let joiner = Daemon::start(bin());
+    let control = d.control_addr();
+    let refused = joiner.cli(&["join", "--token", &old, &control]);
+    assert!(
+        !refused.ok() && refused.stderr.contains("rotated"),
+        "{refused:?}"
+    );
+    let joined = joiner.cli(&["join", "--token", &new, &control]);
+    assert!(joined.ok(), "{joined:?}\n{}", joiner.log());
+    let workers = shoal_testkit::wait_until(std::time::Duration::from_secs(60), || {
+        d.docker(&["node", "ls", "-q", "--filter", "role=worker"])
+            .stdout
+            .lines()
+            .count()
+            == 1
+    });
+    assert!(workers, "{}", d.docker(&["node", "ls"]).stdout);
+}
+
+/// A `docker` command against `d`'s socket, not yet run (for commands that stream).
+fn docker_command(d: &Daemon, args: &[&str]) -> std::process::Command {
+    let mut cmd = std::process::Command::new("docker");
+    cmd.env("DOCKER_HOST", format!("unix://{}", d.socket().display()))
+        .env("DOCKER_CONFIG", d.dir.path().join("docker-config"))
+        .env_remove("DOCKER_CONTEXT")
+        .env_remove("DOCKER_API_VERSION")
+        .args(args);
+    cmd
+}
+
+/// Unix seconds with nanoseconds, as `docker events --since/--until` take them.
+fn unix_time(t: std::time::SystemTime) -> String {
+    let d = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after the epoch");
+    format!("{}.{:09}", d.as_secs(), d.subsec_nanos())
+}
+
+/// `docker events --filter type=service` follows services being created, updated and
+/// removed (the create kept from before it connected, the rest as they happen), and no
+/// node events; `--until` in the past answers the kept events and ends.
+#[test]
+fn docker_events_follow_services() {
+    let d = Daemon::start(bin());
+    d.init();
+    let start = unix_time(std::time::SystemTime::now() - std::time::Duration::from_secs(1));
+    let create = d.docker(&[
+        "service",
+        "create",
+        "-d",
+        "--name",
+        "ev",
+        "--replicas",
+        "0",
+        "--label",
+        "com.shoal.runtime=process",
+        "shoal",
+        "whoami",
+    ]);
+    assert!(create.ok(), "{create:?}");
+    let id = create.stdout.trim().to_owned();
+    let mut events = docker_command(
+        &d,
+        &[
+            "events",
+            "--since",
+            &start,
+            "--filter",
+            "type=service",
+            "--format",
+            "{{json .}}",
+        ],
+    )
+    .stdin(std::process::Stdio::null())
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .expect("docker events");
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<serde_json::Value>::new()));
+    let stdout = events.stdout.take().expect("stdout");
+    let reader = {
+        let lines = lines.clone();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let json = serde_json::from_str(&line).unwrap_or(serde_json::Value::Null);
+                lines.lock().expect("lines").push(json);
+            }
+        })
+    };
+    let seen = |want: &str| {
+        let lines = lines.lock().expect("lines");
+        lines.iter().any(|e| e["Action"] == want)
+    };
+    let minute = std::time::Duration::from_secs(60);
+    assert!(
+        shoal_testkit::wait_until(minute, || seen("create")),
+        "{:?}",
+        lines.lock().expect("lines")
+    );
+    // Connected: what follows streams as it happens.
+    let me = d.node_id();
+    assert!(d
+        .docker(&["node", "update", "--label-add", "zone=a", &me])
+        .ok());
+    let update = d.docker(&["service", "update", "-d", "--label-add", "tier=web", "ev"]);
+    assert!(update.ok(), "{update:?}");
+    assert!(d.docker(&["service", "rm", "ev"]).ok());
+    assert!(
+        shoal_testkit::wait_until(minute, || seen("remove")),
+        "{:?}",
+        lines.lock().expect("lines")
+    );
+    let _ = events.kill();
+    let _ = events.wait();
+    let _ = reader.join();
+    let lines = lines.lock().expect("lines").clone();
+    let got: Vec<(String, String, String, String)> = lines
+        .iter()
+        .map(|e| {
+            let s = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
+            (
+                s(&e["Type"]),
+                s(&e["Action"]),
+                s(&e["Actor"]["ID"]),
+                s(&e["Actor"]["Attributes"]["name"]),
+            )
+        })
+        .collect();
+    // The update may be followed by its rollout's (`updatestate.new`) ones, as in Swarm.
+    let mut got = got;
+    got.dedup();
+    let want: Vec<(String, String, String, String)> = ["create", "update", "remove"]
+        .iter()
+        .map(|a| ("service".into(), a.to_string(), id.clone(), "ev".into()))
+        .collect();
+    assert_eq!(got, want, "{lines:?}");
+    for e in &lines {
+        assert_eq!(e["scope"], "swarm", "{e}");
+        let nanos = e["timeNano"].as_i64().unwrap_or_default();
+        assert_eq!(e["time"].as_i64(), Some(nanos / 1_000_000_000), "{e}");
+    }
+
+    // An `until` already past: the kept events it chooses, then the end.
+    let until = unix_time(std::time::SystemTime::now());
+    let past = shoal_testkit::run_within(
+        &mut docker_command(
+            &d,
+            &[
+                "events",
+                "--since",
+                &start,
+                "--until",
+                &until,
+                "--filter",
+                "event=remove",
+                "--format",
+                "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}",
+            ],
+        ),
+        minute,
+    )
+    .expect("docker events --until ends");
+    assert_eq!(past.stdout.trim(), "service remove ev", "{past:?}");
+    // The node's label change was an event too, of type node.
+    let nodes = shoal_testkit::run_within(
+        &mut docker_command(
+            &d,
+            &[
+                "events",
+                "--since",
+                &start,
+                "--until",
+                &until,
+                "--filter",
+                &format!("node={me}"),
+                "--format",
+                "{{.Type}} {{.Action}} {{.Actor.ID}}",
+            ],
+        ),
+        minute,
+    )
+    .expect("docker events --until ends");
+    assert!(
+        nodes
+            .stdout
+            .lines()
+            .any(|l| l == format!("node update {me}")),
+        "{nodes:?}"
+    );
+    let bad = d.docker(&["events", "--filter", "colour=red", "--until", &until]);
+    assert!(
+        !bad.ok() && bad.stderr.contains("invalid filter 'colour'"),
+        "{bad:?}"
+    );
 }

@@ -330,6 +330,35 @@ mod tests {
     }
 
     #[test]
+    fn aliases_answer_for_their_service_and_never_over_a_name() {
+        let entry = |id: &str, name: &str, aliases: &[&str]| ServiceEntry {
+            id: id.into(),
+            name: name.into(),
+            aliases: aliases.iter().map(|a| a.to_string()).collect(),
+            vip: Some(IpAddr::from([10, 255, 0, 2])),
+            ..ServiceEntry::default()
+        };
+        let snapshot = DataPlaneSnapshot {
+            vip_pool: None,
+            version: 1,
+            services: vec![
+                entry("s1", "st_web", &["web", "api", "Front"]),
+                entry("s2", "api", &[]),
+                entry("s3", "other_web", &["web", "bad..alias"]),
+            ],
+        };
+        let names = Names::new(&snapshot, "shoal.internal");
+        assert_eq!(names.find(b"web"), Some(Node::Service(0)));
+        assert_eq!(names.find(b"tasks.web"), Some(Node::Tasks(0)));
+        assert_eq!(names.find(b"front"), Some(Node::Service(0)));
+        // A service's own name wins over another's alias; the first alias holder keeps it.
+        assert_eq!(names.find(b"api"), Some(Node::Service(1)));
+        assert_eq!(names.find(b"tasks.api"), Some(Node::Tasks(1)));
+        assert_eq!(names.find(b"other_web"), Some(Node::Service(2)));
+        assert_eq!(names.find(b"bad..alias"), None);
+    }
+
+    #[test]
     fn an_invalid_domain_falls_back_to_the_default() {
         for domain in ["", ".", "a..b", "bad domain", &"x".repeat(64)] {
             assert_eq!(normalize_domain(domain), None, "{domain:?}");

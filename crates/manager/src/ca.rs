@@ -10,6 +10,7 @@ use shoal_rpc::proto::{
 use shoal_rpc::tls::PeerIdentity;
 use shoal_rpc::token::{self, JoinToken};
 use shoal_store::{Store, StoreError};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tonic::{Request, Response, Status};
@@ -59,12 +60,24 @@ pub fn join_token(c: &Cluster, role: NodeRole) -> Result<String, pki::PkiError> 
     .to_string())
 }
 
-/// Sign a certificate for `node_id` with the cluster CA.
+/// Give `role`'s join token a new secret: the old token is refused from now on.
+pub fn rotate_join_token(c: &mut Cluster, role: NodeRole) {
+    let secret = token::new_secret();
+    match role {
+        NodeRole::Worker => c.worker_secret = secret,
+        NodeRole::Manager => c.manager_secret = secret,
+    }
+    tracing::info!(role = role.as_str(), "join token rotated");
+}
+
+/// Sign a certificate for `node_id` with the cluster CA; a manager's names `ips`, the
+/// addresses its control port is reached at (see [`manager_ips`]).
 pub fn issue(
     c: &Cluster,
     csr_pem: &str,
     node_id: &str,
     role: CertRole,
+    ips: &[IpAddr],
 ) -> Result<String, pki::PkiError> {
     pki::sign_node_cert(
         &ca_material(c),
@@ -73,7 +86,20 @@ pub fn issue(
         role,
         &c.id,
         Duration::from_secs(c.cert_lifetime_secs),
+        ips,
     )
+}
+
+/// The addresses a manager's certificate names: its node address and its control
+/// address's IP, so a client that checks the address it dialled against the certificate
+/// (the docker CLI with `--tlsverify -H tcp://IP:2377`) accepts it.
+pub fn manager_ips(addr: &str, control_addr: Option<&str>) -> Vec<IpAddr> {
+    let mut ips: Vec<IpAddr> = addr.parse().ok().into_iter().collect();
+    if let Some(ip) = control_addr.and_then(|a| a.parse::<std::net::SocketAddr>().ok()) {
+        ips.push(ip.ip().to_canonical());
+    }
+    ips.dedup();
+    ips
 }
 
 /// Which role a token grants, or why it grants none.
@@ -233,7 +259,11 @@ impl ca_server::Ca for CaService {
             NodeRole::Manager => CertRole::Manager,
             NodeRole::Worker => CertRole::Worker,
         };
-        let cert_pem = issue(&c, &r.csr_pem, &r.node_id, cert_role)
+        let ips = match cert_role {
+            CertRole::Manager => manager_ips(&ip, control_addr.as_deref()),
+            _ => Vec::new(),
+        };
+        let cert_pem = issue(&c, &r.csr_pem, &r.node_id, cert_role, &ips)
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
         let now = now_millis();
         self.store
@@ -274,7 +304,8 @@ impl ca_server::Ca for CaService {
             NodeRole::Manager => CertRole::Manager,
             NodeRole::Worker => CertRole::Worker,
         };
-        let cert_pem = issue(&c, &req.get_ref().csr_pem, &node.id, role)
+        let ips = manager_ips(&node.addr, node.control_addr.as_deref());
+        let cert_pem = issue(&c, &req.get_ref().csr_pem, &node.id, role, &ips)
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
         tracing::info!(node = %node.id, "node certificate renewed");
         Ok(Response::new(IssueResponse {

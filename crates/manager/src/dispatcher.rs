@@ -192,6 +192,7 @@ impl dispatcher_server::Dispatcher for DispatcherService {
                     let cluster = state.cluster.as_ref();
                     let session = Session {
                         version,
+                        files: shoal_api::TaskFiles::for_tasks(&state, &tasks),
                         tasks,
                         data_plane: built.snapshot,
                         endpoints: built.ingress,

@@ -84,6 +84,7 @@ pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
     let control = ControlState {
         store: store.clone(),
         logs: rt.logs.clone(),
+        events: rt.events.clone(),
     };
     let app = control_router(control.clone())
         .merge(shoal_manager::docker::router(control))

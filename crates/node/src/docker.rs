@@ -1,8 +1,8 @@
 //! The node's own routes of the Docker Engine API: `/_ping` (what the docker CLI, Traefik
 //! and docker-py call first, to learn the API version and whether the node is in a swarm),
 //! `/version` and `/info` (the node's place in the cluster: `docker node ls` marks the local
-//! node by it, `docker stack deploy` needs `ControlAvailable`). The swarm routes are the
-//! manager's (`shoal_manager::docker`).
+//! node by it, `docker stack deploy` needs `ControlAvailable`), on the daemon's socket and
+//! on a manager's control port. The swarm routes are the manager's (`shoal_manager::docker`).
 
 use crate::membership::Standing;
 use crate::runtime::Runtime;
@@ -20,7 +20,20 @@ use shoal_wire::docker::{Info, Version, API_VERSION};
 use shoal_wire::v1::membership::{InitRequest, JoinRequest, LeaveRequest};
 use std::sync::Arc;
 
+/// Every route of the node's own, on the daemon's socket.
 pub fn router(rt: Arc<Runtime>) -> Router {
+    Router::new()
+        .route("/swarm/init", post(swarm_init))
+        .route("/swarm/join", post(swarm_join))
+        .route("/swarm/leave", post(swarm_leave))
+        .with_state(rt.clone())
+        .merge(about_router(rt))
+}
+
+/// What the node says about itself, also served on a manager's control port, so a remote
+/// `docker --tlsverify -H tcp://MANAGER:2377` can ping and negotiate before the swarm
+/// routes (joining and leaving stay on the node's own socket).
+pub fn about_router(rt: Arc<Runtime>) -> Router {
     // `get` answers HEAD too, without the body: the CLI pings with HEAD first.
     Router::new()
         .route("/_ping", get(ping))
@@ -29,9 +42,6 @@ pub fn router(rt: Arc<Runtime>) -> Router {
         // Probed by Portainer and docker-py: a shoal node lists no containers of its own
         // through this API (its container tasks are reached as tasks).
         .route("/containers/json", get(|| async { Json(Vec::<()>::new()) }))
-        .route("/swarm/init", post(swarm_init))
-        .route("/swarm/join", post(swarm_join))
-        .route("/swarm/leave", post(swarm_leave))
         .with_state(rt)
 }
 
@@ -183,8 +193,12 @@ async fn info(State(rt): State<Arc<Runtime>>) -> Json<Info> {
     let cluster = state
         .cluster
         .as_ref()
-        .map(|c| to_docker::cluster_info(c, c.created_at, c.created_at));
+        .map(|c| to_docker::cluster_info(c, shoal_manager::docker::swarm_index(c), c.created_at));
     let mut swarm = to_docker::swarm_info(state.nodes.get(&rt.node_id), local, &nodes, cluster);
+    // What this node is now, not what the store last said: a node the cluster is demoting
+    // or promoting is a manager until its roles have switched.
+    swarm.control_available =
+        matches!(rt.standing(), Standing::Member(m) if m.role == NodeRole::Manager);
     if swarm.node_id.is_empty() && local == LocalNodeState::Active {
         // A worker keeps no copy of the cluster's nodes: it still knows who it is.
         swarm.node_id = rt.node_id.clone();

@@ -253,6 +253,7 @@ async fn run_session(
             d.assignments.send_replace(Arc::new(Assignments {
                 version: session.version,
                 tasks: session.tasks,
+                files: session.files,
             }));
         }
         Ok(())

@@ -5,7 +5,7 @@ use crate::membership::store::save_certs;
 use crate::membership::Certs;
 use rand::Rng;
 use rustls::{ClientConfig, ServerConfig};
-use shoal_manager::ca::issue;
+use shoal_manager::ca::{issue, manager_ips};
 use shoal_rpc::pki::{self, renewal_time, CertRole};
 use shoal_rpc::proto::ca_client::CaClient;
 use shoal_rpc::proto::RenewRequest;
@@ -108,8 +108,14 @@ pub async fn manager_loop(
                 .cluster
                 .clone()
                 .ok_or_else(|| anyhow::anyhow!("no cluster"))?;
+            let ips = store
+                .state()
+                .nodes
+                .get(&node_id)
+                .map(|n| manager_ips(&n.addr, n.control_addr.as_deref()))
+                .unwrap_or_default();
             let key = pki::new_node_key()?;
-            let cert_pem = issue(&cluster, &key.csr_pem, &node_id, CertRole::Manager)?;
+            let cert_pem = issue(&cluster, &key.csr_pem, &node_id, CertRole::Manager, &ips)?;
             let next = Certs {
                 ca_pem: certs.ca_pem.clone(),
                 cert_pem,

@@ -153,6 +153,7 @@ async fn agent<D: Dispatcher>(
             logs_dir,
             drain_timeout: c.cfg.drain_timeout,
             resolver,
+            files_dir: shoal_agent::files::node_dir(c.node_id),
         },
         registry,
         dispatcher,
@@ -204,8 +205,13 @@ pub struct ManagerStart<'a> {
     pub engine: Option<EngineInfo>,
     /// Log readers waiting for the nodes (shared with the daemon's own API).
     pub logs: Arc<LogBroker>,
+    /// The cluster's recent changes as Docker events (shared with the daemon's own API).
+    pub events: Arc<shoal_manager::docker::EventLog>,
     /// Where the data plane runs.
     pub data_plane: &'a tokio::runtime::Handle,
+    /// The node's own Docker API routes (`/_ping`, `/version`, `/info`), served on the
+    /// control port beside the swarm routes for a remote docker CLI.
+    pub docker_about: axum::Router,
 }
 
 /// The control address other managers and agents reach this manager at.
@@ -266,9 +272,10 @@ pub async fn start_manager(s: ManagerStart<'_>) -> anyhow::Result<Roles> {
     let control = ControlState {
         store: store.clone(),
         logs: s.logs.clone(),
+        events: s.events,
     };
     // The Docker API's swarm routes too: a follower forwards them here (their version
-    // prefix already gone).
+    // prefix already gone). The node's own Docker routes answer here, not forwarded.
     let api = control_router(control.clone())
         .merge(shoal_manager::docker::router(control))
         .layer(axum::middleware::from_fn_with_state(
@@ -278,6 +285,7 @@ pub async fn start_manager(s: ManagerStart<'_>) -> anyhow::Result<Roles> {
             },
             forward::to_leader,
         ))
+        .merge(s.docker_about)
         .layer(axum::middleware::from_fn_with_state(
             store.clone(),
             shoal_manager::control::require_operator,

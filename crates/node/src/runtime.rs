@@ -36,6 +36,8 @@ pub struct Runtime {
     pub(crate) failed_unlocks: tokio::sync::Mutex<()>,
     /// Readers of task logs waiting for the nodes (while this node leads).
     pub(crate) logs: Arc<shoal_manager::log_broker::LogBroker>,
+    /// The cluster's changes as Docker events, kept while the daemon runs.
+    pub(crate) events: Arc<shoal_manager::docker::EventLog>,
     /// The threads the data plane runs on, kept across role changes.
     pub(crate) data_plane: DataPlaneThreads,
 }
@@ -61,6 +63,7 @@ impl Runtime {
     ) -> anyhow::Result<Runtime> {
         let data_plane = DataPlaneThreads::start(cfg.data_plane_threads)
             .map_err(|e| anyhow::anyhow!("cannot start the data plane's threads: {e}"))?;
+        let events = shoal_manager::docker::EventLog::follow(&store);
         Ok(Runtime {
             cfg,
             store,
@@ -75,6 +78,7 @@ impl Runtime {
             data_key: Mutex::new(data_key),
             failed_unlocks: tokio::sync::Mutex::new(()),
             logs: Arc::default(),
+            events,
             data_plane,
         })
     }
@@ -115,7 +119,7 @@ impl Runtime {
     }
 
     pub(crate) async fn start_manager(
-        &self,
+        self: &Arc<Self>,
         m: &Membership,
         certs: Certs,
         listener: tokio::net::TcpListener,
@@ -134,7 +138,9 @@ impl Runtime {
             forward_tls: self.forward_tls.clone(),
             engine: self.engine.clone(),
             logs: self.logs.clone(),
+            events: self.events.clone(),
             data_plane: self.data_plane.handle(),
+            docker_about: crate::docker::about_router(self.clone()),
         })
         .await
     }

@@ -36,7 +36,7 @@ async fn member(cluster: &shoal_api::Cluster, name: &str, timing: Timing) -> Mem
     let store =
         Arc::new(Store::open_with(&dir.path().join("state.redb"), Some(sealer)).expect("store"));
     let key = pki::new_node_key().expect("key");
-    let cert = ca::issue(cluster, &key.csr_pem, name, CertRole::Manager).expect("cert");
+    let cert = ca::issue(cluster, &key.csr_pem, name, CertRole::Manager, &[]).expect("cert");
     let server = tls::server_config(&cluster.ca_cert_pem, &cert, &key.key_pem).expect("tls");
     let client = tls::client_config(&cluster.ca_cert_pem, Some((&cert, &key.key_pem)), &[b"h2"])
         .expect("tls");

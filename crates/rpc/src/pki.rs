@@ -1,8 +1,10 @@
 //! The cluster PKI: a root CA per cluster, node certificates that name the node.
 //!
 //! A node certificate's subject is `CN=<node id>, OU=<role>, O=<cluster id>`; manager
-//! certificates also carry the DNS name [`crate::MANAGER_SERVER_NAME`], which clients
-//! verify. Keys are ECDSA P-256, made and used through aws-lc-rs.
+//! certificates also carry the DNS name [`crate::MANAGER_SERVER_NAME`], which nodes and the
+//! shoal CLI verify, and the manager's addresses as IP names, which a client that checks
+//! the address it dialled (the docker CLI with `--tlsverify`) verifies. Keys are ECDSA
+//! P-256, made and used through aws-lc-rs.
 
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateSigningRequestParams, DistinguishedName,
@@ -123,7 +125,8 @@ pub fn new_node_key() -> Result<NodeKey, PkiError> {
 }
 
 /// Sign a node certificate for the public key in `csr_pem`. The subject comes from the
-/// arguments, never from the CSR: the CA decides who the node is.
+/// arguments, never from the CSR: the CA decides who the node is. A manager's certificate
+/// also names `ips`, the addresses its control port is reached at (ignored for other roles).
 pub fn sign_node_cert(
     ca: &CaMaterial,
     csr_pem: &str,
@@ -131,6 +134,7 @@ pub fn sign_node_cert(
     role: CertRole,
     cluster_id: &str,
     lifetime: Duration,
+    ips: &[std::net::IpAddr],
 ) -> Result<String, PkiError> {
     let csr = CertificateSigningRequestParams::from_pem(csr_pem)
         .map_err(|e| PkiError::Parse(format!("certificate request: {e}")))?;
@@ -145,6 +149,7 @@ pub fn sign_node_cert(
     let mut sans = vec![SanType::DnsName(node_id.try_into()?)];
     if role == CertRole::Manager {
         sans.push(SanType::DnsName(crate::MANAGER_SERVER_NAME.try_into()?));
+        sans.extend(ips.iter().map(|ip| SanType::IpAddress(*ip)));
     }
     params.subject_alt_names = sans;
     params.key_usages = vec![
@@ -236,6 +241,7 @@ mod tests {
             CertRole::Worker,
             "c1",
             Duration::from_secs(3600),
+            &[],
         )
         .unwrap();
         let id = identity(&pem_to_der(&pem).unwrap()).unwrap();
@@ -255,9 +261,38 @@ mod tests {
             "n",
             CertRole::Worker,
             "c1",
-            DEFAULT_CERT_LIFETIME
+            DEFAULT_CERT_LIFETIME,
+            &[]
         )
         .is_err());
+    }
+
+    #[test]
+    fn a_manager_certificate_names_its_addresses_and_a_worker_certificate_does_not() {
+        let ca = new_root_ca("c1").unwrap();
+        let ip: std::net::IpAddr = "192.0.2.7".parse().unwrap();
+        let sans = |role| {
+            let key = new_node_key().unwrap();
+            let pem = sign_node_cert(
+                &ca,
+                &key.csr_pem,
+                "n1",
+                role,
+                "c1",
+                DEFAULT_CERT_LIFETIME,
+                &[ip],
+            )
+            .unwrap();
+            let der = pem_to_der(&pem).unwrap();
+            let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+            let names = cert.subject_alternative_name().unwrap().unwrap().value;
+            format!("{:?}", names.general_names)
+        };
+        let manager = sans(CertRole::Manager);
+        assert!(manager.contains("shoal-manager"), "{manager}");
+        assert!(manager.contains("[192, 0, 2, 7]"), "{manager}");
+        let worker = sans(CertRole::Worker);
+        assert!(!worker.contains("[192, 0, 2, 7]"), "{worker}");
     }
 
     #[test]

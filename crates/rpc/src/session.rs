@@ -4,7 +4,7 @@
 //! [`SessionMessage`] envelope; this module is the only code that knows how.
 
 use crate::proto::SessionMessage;
-use shoal_api::{NodeRole, Task};
+use shoal_api::{NodeRole, Task, TaskFiles};
 use shoal_balance::{DataPlaneSnapshot, EndpointTable};
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,6 +31,8 @@ pub struct Session {
     pub cluster_acked: u64,
     /// The role the cluster wants the node to have; none if the leader named none it knows.
     pub role: Option<NodeRole>,
+    /// The secrets and configs `tasks` use.
+    pub files: TaskFiles,
 }
 
 /// A session message that could not be encoded or read.
@@ -67,6 +69,11 @@ impl Session {
                 .map(|r| r.as_str().to_string())
                 .unwrap_or_default(),
             data_plane_json: json("data plane", &*self.data_plane)?,
+            files_json: if self.files.is_empty() {
+                Vec::new()
+            } else {
+                json("files", &self.files)?
+            },
         })
     }
 
@@ -88,6 +95,11 @@ impl Session {
             managers: msg.managers.clone(),
             cluster_acked: msg.cluster_acked_version,
             role: msg.role.parse().ok(),
+            files: if msg.files_json.is_empty() {
+                TaskFiles::default()
+            } else {
+                from_json("files", &msg.files_json)?
+            },
         })
     }
 }
@@ -127,6 +139,7 @@ mod tests {
             managers: vec!["10.0.0.1:2377".into()],
             cluster_acked: 5,
             role: Some(NodeRole::Worker),
+            files: TaskFiles::default(),
         };
         let msg = s.encode().expect("encode");
         assert_eq!(msg.role, "worker");
@@ -145,6 +158,7 @@ mod tests {
             managers: vec![],
             cluster_acked: 0,
             role: None,
+            files: TaskFiles::default(),
         }
         .encode()
         .expect("encode");

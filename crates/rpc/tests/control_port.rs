@@ -48,6 +48,7 @@ fn cert(ca: &CaMaterial, name: &str, role: CertRole) -> (String, String) {
         role,
         "cluster-1",
         Duration::from_secs(3600),
+        &[],
     )
     .unwrap();
     (cert, key.key_pem)

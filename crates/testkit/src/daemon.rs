@@ -272,21 +272,39 @@ impl Daemon {
     /// Run the real `docker` CLI against this daemon's socket (`DOCKER_HOST`), with a
     /// config dir of its own so the machine's contexts and settings play no part.
     pub fn docker(&self, args: &[&str]) -> Output {
+        self.docker_with_input(args, b"")
+    }
+
+    /// [`Daemon::docker`] with `input` on the command's stdin (`docker secret create s -`).
+    pub fn docker_with_input(&self, args: &[&str], input: &[u8]) -> Output {
+        use std::io::Write;
         let config = self.dir.path().join("docker-config");
-        let out = Command::new("docker")
+        let mut child = Command::new("docker")
             .env("DOCKER_HOST", format!("unix://{}", self.socket.display()))
             .env("DOCKER_CONFIG", &config)
             .env_remove("DOCKER_CONTEXT")
             .env_remove("DOCKER_API_VERSION")
             .args(args)
-            .stdin(Stdio::null())
-            .output()
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
             .expect("run docker");
+        if let Some(mut stdin) = child.stdin.take() {
+            // A command that reads nothing closes its end early: not an error here.
+            let _ = stdin.write_all(input);
+        }
+        let out = child.wait_with_output().expect("run docker");
         Output {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         }
+    }
+
+    /// The daemon's own directory (its data dir, socket, log and docker CLI config).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
     }
 
     /// A raw HTTP request to the daemon's socket (`curl --unix-socket`): the status line's

@@ -141,6 +141,8 @@ pub struct CreateArgs {
     env_file: Vec<std::path::PathBuf>,
     #[command(flatten)]
     container: ContainerFlags,
+    #[command(flatten)]
+    attach: AttachFlags,
     /// Placement constraint, e.g. node.labels.zone==a
     #[arg(long)]
     constraint: Vec<String>,
@@ -276,6 +278,38 @@ pub struct ContainerFlags {
     /// Ulimit option name=soft[:hard], e.g. nofile=1024:2048
     #[arg(long, value_name = "ULIMIT")]
     ulimit: Vec<String>,
+}
+
+/// What a service's tasks are given beside their command: secrets, configs, networks.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct AttachFlags {
+    /// A secret as a file: NAME, or source=NAME[,target=FILE][,uid=N][,gid=N][,mode=0444]
+    /// (/run/secrets/FILE in a container; $SHOAL_SECRET_<FILE> names it for a process)
+    #[arg(long, value_name = "SECRET")]
+    secret: Vec<String>,
+    /// A config as a file: NAME, or source=NAME[,target=PATH][,uid=N][,gid=N][,mode=0444]
+    #[arg(long, value_name = "CONFIG")]
+    config: Vec<String>,
+    /// A cluster network: NAME, or name=NAME[,alias=ALIAS]... (aliases answer in the DNS)
+    #[arg(long, value_name = "NETWORK")]
+    network: Vec<String>,
+}
+
+impl AttachFlags {
+    fn apply(&self, task: &mut TaskTemplate) -> anyhow::Result<()> {
+        for s in &self.secret {
+            task.secrets
+                .push(shoal_api::FileRef::parse::<shoal_api::SecretKind>(s)?);
+        }
+        for c in &self.config {
+            task.configs
+                .push(shoal_api::FileRef::parse::<shoal_api::ConfigKind>(c)?);
+        }
+        for n in &self.network {
+            task.networks.push(shoal_api::NetworkAttachment::parse(n)?);
+        }
+        Ok(())
+    }
 }
 
 impl ContainerFlags {
@@ -418,6 +452,7 @@ impl CreateArgs {
         let raw: Vec<String> = std::env::args().collect();
         let mut task = runtime_of(&self.image, after_double_dash(&raw, &self.image))?;
         self.container.apply(&mut task)?;
+        self.attach.apply(&mut task)?;
         if let Some(e) = &self.entrypoint {
             let Runtime::Container(c) = &mut task.runtime else {
                 anyhow::bail!("--entrypoint needs an image; a process service runs its command");

@@ -31,7 +31,7 @@ pub async fn issue(
         revoked_at: None,
     };
     let key = pki::new_node_key().map_err(|e| ApiError::internal(e.to_string()))?;
-    let cert_pem = ca::issue(cluster, &key.csr_pem, &record.cn(), CertRole::Client)
+    let cert_pem = ca::issue(cluster, &key.csr_pem, &record.cn(), CertRole::Client, &[])
         .map_err(|e| ApiError::internal(e.to_string()))?;
     let ca_pem = cluster.ca_cert_pem.clone();
     let stored = record.clone();

@@ -1,10 +1,10 @@
 //! Cluster-wide calls: join tokens.
 
 use super::{cluster_record, ApiError, ControlState};
-use crate::ca::join_token;
+use crate::ca::{join_token, rotate_join_token};
 use axum::extract::{Path, Query, State};
 use axum::Json;
-use shoal_api::NodeRole;
+use shoal_api::{Cluster, NodeRole};
 use shoal_wire::v1::cluster::{
     ClusterUpdate, ClusterUpdateResponse, JoinTokenResponse, TokenQuery, UnlockKeyResponse,
 };
@@ -29,13 +29,8 @@ pub async fn join_token_of(
         .update(|tx| {
             let mut c = cluster_record(tx)?;
             if q.rotate {
-                let secret = shoal_rpc::token::new_secret();
-                match role {
-                    NodeRole::Worker => c.worker_secret = secret,
-                    NodeRole::Manager => c.manager_secret = secret,
-                }
+                rotate_join_token(&mut c, role);
                 tx.push(shoal_store::Op::SetCluster(Box::new(c.clone())));
-                tracing::info!(role = role.as_str(), "join token rotated");
             }
             Ok::<_, ApiError>(c)
         })
@@ -65,14 +60,11 @@ pub async fn unlock_key(
         .update(|tx| {
             let mut c = cluster_record(tx)?;
             if c.autolock_key.is_none() {
-                return Err(ApiError::bad_request(
-                    "autolock is not enabled on this cluster: there is no unlock key (shoal init --autolock)",
-                ));
+                return Err(no_unlock_key());
             }
             if let Some(k) = &new {
-                c.autolock_key = Some(k.clone());
+                rotate_unlock_key(&mut c, k.clone())?;
                 tx.push(shoal_store::Op::SetCluster(Box::new(c.clone())));
-                tracing::info!("unlock key rotated");
             }
             Ok::<_, ApiError>(c.autolock_key.unwrap_or_default())
         })
@@ -101,15 +93,43 @@ pub async fn update(
         .store
         .update(|tx| {
             let mut c = cluster_record(tx)?;
-            if c.autolock_key.is_some() == autolock {
+            if !set_autolock(&mut c, key.clone()) {
                 // Already so: keep the current key, nothing to write.
                 return Ok::<_, ApiError>(None);
             }
-            c.autolock_key = key.clone();
             tx.push(shoal_store::Op::SetCluster(Box::new(c)));
-            tracing::info!(autolock, "autolock changed");
             Ok(key.clone())
         })
         .await?;
     Ok(Json(ClusterUpdateResponse { unlock_key }))
+}
+
+/// Why there is no unlock key to show or rotate.
+pub(crate) fn no_unlock_key() -> ApiError {
+    ApiError::bad_request(
+        "autolock is not enabled on this cluster: there is no unlock key (shoal init --autolock)",
+    )
+}
+
+/// Turn autolock on with `key`, or off with `None`; false when it already was so (an
+/// enabled cluster keeps its key).
+pub(crate) fn set_autolock(c: &mut Cluster, key: Option<String>) -> bool {
+    let autolock = key.is_some();
+    if c.autolock_key.is_some() == autolock {
+        return false;
+    }
+    c.autolock_key = key;
+    tracing::info!(autolock, "autolock changed");
+    true
+}
+
+/// Replace the unlock key: every manager rewraps its data key with `key` as soon as it
+/// sees it. Refused when autolock is off.
+pub(crate) fn rotate_unlock_key(c: &mut Cluster, key: String) -> Result<(), ApiError> {
+    if c.autolock_key.is_none() {
+        return Err(no_unlock_key());
+    }
+    c.autolock_key = Some(key);
+    tracing::info!("unlock key rotated");
+    Ok(())
 }

@@ -7,7 +7,7 @@
 
 mod auth;
 mod clients;
-mod cluster;
+pub(crate) mod cluster;
 mod endpoints;
 mod error;
 pub(crate) mod logs;
@@ -32,6 +32,8 @@ pub struct ControlState {
     pub store: Arc<Store>,
     /// Where log readers meet the nodes that hold the logs.
     pub logs: Arc<crate::log_broker::LogBroker>,
+    /// The cluster's recent changes as Docker events (`GET /events`).
+    pub events: Arc<crate::docker::EventLog>,
 }
 
 fn no_cluster() -> ApiError {
@@ -50,7 +52,7 @@ impl ControlState {
 }
 
 /// A copy of the cluster record inside a write, to change and put back.
-fn cluster_record(tx: &shoal_store::Txn) -> Result<shoal_api::Cluster, ApiError> {
+pub(crate) fn cluster_record(tx: &shoal_store::Txn) -> Result<shoal_api::Cluster, ApiError> {
     tx.state().cluster.clone().ok_or_else(no_cluster)
 }
 

@@ -149,12 +149,15 @@ pub async fn scale(
     Ok(Json(out))
 }
 
-/// `spec` with what the tasks do not see set aside — the replica count (a scale), how the
-/// service is reached and balanced and when idle connections close (the data plane's) — so
+/// `spec` with what the tasks do not see set aside — the replica count (a scale), the
+/// service's labels, how the service is reached and balanced and when idle connections
+/// close (the data plane's) — so
 /// changing only those is no rollout. A task's weight is part of its template: changing it
 /// rolls out, which is how a canary gets its share.
 fn rollout_part(spec: &ServiceSpec) -> ServiceSpec {
     let mut s = spec.clone();
+    // The service's labels are its own, not its tasks' (a container's are in its template).
+    s.labels = Default::default();
     s.endpoint_mode = Default::default();
     s.lb = Default::default();
     s.lb_local_first = Default::default();

@@ -37,6 +37,7 @@ async fn setup(init: bool) -> (tempfile::TempDir, Router, Arc<Store>) {
     let router = router(ControlState {
         store: store.clone(),
         logs: Default::default(),
+        events: Default::default(),
     });
     (dir, router, store)
 }
@@ -321,4 +322,25 @@ async fn unknown_fields_in_a_request_are_refused_by_name_and_nothing_is_written(
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     let msg = body["message"].as_str().unwrap_or_default();
     assert!(msg.contains("unknown field `forse`"), "{msg}");
+}
+
+#[tokio::test]
+async fn a_change_of_the_services_labels_alone_rolls_nothing_out() {
+    let (_d, r, store) = setup(true).await;
+    let (web, _) = web_spec();
+    let (status, body) = call(&r, "POST", "/v1/services", &web).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let labelled = web.replacen(
+        "{\"name\":\"web\"",
+        "{\"name\":\"web\",\"labels\":{\"a\":\"b\"}",
+        1,
+    );
+    let update = format!(r#"{{"spec":{labelled}}}"#);
+    let (status, body) = call(&r, "POST", "/v1/services/web/update", &update).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let state = store.state();
+    let svc = state.find_service("web").expect("web");
+    assert_eq!(svc.spec.labels["a"], "b");
+    assert_eq!(svc.version, 1, "no new task version");
+    assert!(svc.update_status.is_none(), "{:?}", svc.update_status);
 }

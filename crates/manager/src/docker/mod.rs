@@ -8,8 +8,12 @@
 //! an unknown path answers 404 `page not found`, as the Docker Engine does. See
 //! docs/docker-compat.md.
 
+mod events;
 mod objects;
 mod routes;
+mod swarm;
+
+pub use events::{EventLog, EventSource};
 
 use crate::control::{ApiError, ControlState};
 use axum::extract::Request;
@@ -66,6 +70,8 @@ pub fn router(state: ControlState) -> Router {
     use routes::*;
     Router::new()
         .route("/swarm", get(inspect_swarm))
+        .route("/swarm/update", post(swarm::update_swarm))
+        .route("/swarm/unlockkey", get(swarm::unlock_key))
         .route("/nodes", get(list_nodes))
         .route("/nodes/{id}", get(inspect_node).delete(remove_node))
         .route("/nodes/{id}/update", post(update_node))
@@ -88,6 +94,7 @@ pub fn router(state: ControlState) -> Router {
         )
         .merge(blob_routes::<SecretKind>("/secrets"))
         .merge(blob_routes::<ConfigKind>("/configs"))
+        .route("/events", get(events::events))
         .with_state(state)
 }
 
@@ -141,6 +148,20 @@ pub fn service_index(s: &shoal_api::Service) -> u64 {
 /// its state, which heartbeats and announcements keep changing.
 pub fn node_index(n: &shoal_api::Node) -> u64 {
     index_of(&(n.role, n.availability, &n.labels))
+}
+
+/// The swarm's `Version.Index`: it changes with what `POST /swarm/update` changes (the
+/// settings, the join tokens, the unlock key), so `update?version=N` is refused after
+/// another client changed one. The secrets enter it only through a SHA-256 digest.
+pub fn swarm_index(c: &shoal_api::Cluster) -> u64 {
+    let secret = |s: &str| shoal_rpc::token::digest(s.as_bytes());
+    index_of(&(
+        c.heartbeat_period_ms,
+        c.cert_lifetime_secs,
+        secret(&c.worker_secret),
+        secret(&c.manager_secret),
+        c.autolock_key.as_deref().map(secret),
+    ))
 }
 
 /// A stable 53-bit digest (FNV-1a of the JSON), so JavaScript clients read it exactly.

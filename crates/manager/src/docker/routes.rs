@@ -519,7 +519,7 @@ pub async fn inspect_swarm(State(s): State<ControlState>) -> Result<Json<Swarm>,
     };
     Ok(Json(to_docker::swarm(
         c,
-        c.created_at,
+        super::swarm_index(c),
         c.created_at,
         tokens,
     )))

@@ -51,8 +51,14 @@ impl Runtime {
         let key = pki::new_node_key().map_err(E::internal)?;
         let certs = Certs {
             ca_pem: cluster.ca_cert_pem.clone(),
-            cert_pem: ca::issue(&cluster, &key.csr_pem, &self.node_id, CertRole::Manager)
-                .map_err(E::internal)?,
+            cert_pem: ca::issue(
+                &cluster,
+                &key.csr_pem,
+                &self.node_id,
+                CertRole::Manager,
+                &ca::manager_ips(&settings.advertise_ip.to_string(), Some(&manager_addr)),
+            )
+            .map_err(E::internal)?,
             key_pem: key.key_pem,
         };
         let m = Membership {

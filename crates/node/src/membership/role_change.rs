@@ -46,7 +46,7 @@ impl Runtime {
         });
     }
 
-    async fn switch_role(&self, target: NodeRole) -> anyhow::Result<()> {
+    async fn switch_role(self: &Arc<Self>, target: NodeRole) -> anyhow::Result<()> {
         let mut roles = self.roles.lock().await;
         let Step::SwitchRole { from: m, .. } = self.standing().check(Change::Role(target))? else {
             return Ok(());

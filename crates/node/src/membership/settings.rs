@@ -35,14 +35,14 @@ impl TryFrom<&InitRequest> for InitSettings {
         let heartbeat_ms = req
             .heartbeat_ms
             .unwrap_or(shoal_api::cluster::DEFAULT_HEARTBEAT_MS);
-        if !(50..=60_000).contains(&heartbeat_ms) {
+        if !shoal_api::cluster::HEARTBEAT_MS_RANGE.contains(&heartbeat_ms) {
             return Err(MembershipError::Heartbeat(heartbeat_ms));
         }
         let cert_expiry = Duration::from_secs(
             req.cert_expiry_secs
                 .unwrap_or(pki::DEFAULT_CERT_LIFETIME.as_secs()),
         );
-        if cert_expiry < Duration::from_secs(10) {
+        if cert_expiry < Duration::from_secs(shoal_api::cluster::MIN_CERT_LIFETIME_SECS) {
             return Err(MembershipError::CertExpiry);
         }
         let vip_pool = match req.vip_pool.as_deref() {

@@ -9,6 +9,7 @@
 //!   attachments are CIDR strings (`10.96.0.2/16`), never bare IPs.
 //! - [`filters`]: the `filters` parameter in both JSON forms, the keys each resource
 //!   accepts, and the prefix and label matches.
+//! - [`events`]: the messages of `GET /events`, its filters and its `since`/`until` times.
 //! - [`to_shoal`]: a Docker `ServiceSpec` to shoal's `ServiceSpec`, with a warning for each
 //!   field shoal does not act on and an error naming a malformed one.
 //! - [`to_docker`]: shoal's stored `Service`, `Task`, `Node` and cluster to Docker's.
@@ -29,6 +30,7 @@
 //! container, `Command` being its entrypoint.
 
 pub mod blobs;
+pub mod events;
 pub mod filters;
 pub mod networks;
 pub mod objects;

@@ -957,3 +957,70 @@ fn a_big_number_in_an_unknown_key_round_trips_exactly() {
     let again = parse_service_spec(&json).expect("reads again");
     assert_eq!(again, spec);
 }
+
+#[test]
+fn network_requests_are_checked_at_the_edge() {
+    let req = |v: Value| -> networks::NetworkCreateRequest {
+        serde_json::from_value(v).expect("request")
+    };
+    let (n, warnings) = req(json!({"Name": "st_default", "Driver": "overlay",
+        "Labels": {"com.docker.stack.namespace": "st"}}))
+    .checked()
+    .expect("a stack's network");
+    assert_eq!(
+        (n.name.as_str(), n.driver.as_str()),
+        ("st_default", "overlay")
+    );
+    assert_eq!(n.labels["com.docker.stack.namespace"], "st");
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let (_, warnings) = req(json!({"Name": "n", "EnableIPv6": true, "IPAM": {"Config": []}}))
+        .checked()
+        .expect("with warnings");
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    for (body, names) in [
+        (json!({"Name": "n", "Driver": "bridge"}), "Driver"),
+        (json!({"Name": "n", "Scope": "local"}), "Scope"),
+        (json!({"Name": "n", "Ingress": true}), "Ingress"),
+        (json!({"Name": "-n"}), "network name"),
+        (json!({"Name": ""}), "network name"),
+    ] {
+        let e = req(body.clone())
+            .checked()
+            .expect_err("refused")
+            .to_string();
+        assert!(e.contains(names), "{body}: {e}");
+    }
+}
+
+#[test]
+fn blob_specs_are_checked_and_a_secrets_data_is_never_shown() {
+    let spec = |v: Value| -> blobs::BlobSpec { serde_json::from_value(v).expect("spec") };
+    let s = spec(json!({"Name": "pw", "Data": "aHVudGVyMg==", "Labels": {"a": "b"}}))
+        .checked::<api::SecretKind>()
+        .expect("a secret");
+    assert_eq!(s.data, b"hunter2");
+    let shown = serde_json::to_value(blobs::blob(&s, 3, false)).expect("json");
+    assert!(shown["Spec"].get("Data").is_none(), "{shown}");
+    assert_eq!(shown["Version"]["Index"], 3);
+    let shown = serde_json::to_value(blobs::blob(&s, 3, true)).expect("json");
+    assert_eq!(shown["Spec"]["Data"], "aHVudGVyMg==");
+    for (body, names) in [
+        (json!({"Name": "pw", "Data": "***"}), "Data"),
+        (json!({"Name": "pw", "Data": ""}), "empty"),
+        (
+            json!({"Name": "pw", "Data": "eA==", "Driver": {"Name": "vault"}}),
+            "Driver",
+        ),
+        (json!({"Name": "p w", "Data": "eA=="}), "secret"),
+        (
+            json!({"Name": "pw", "Data": "eA==", "Templating": {"Name": "jinja"}}),
+            "golang",
+        ),
+    ] {
+        let e = spec(body.clone())
+            .checked::<api::SecretKind>()
+            .expect_err("refused")
+            .to_string();
+        assert!(e.contains(names), "{body}: {e}");
+    }
+}
