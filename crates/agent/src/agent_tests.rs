@@ -49,6 +49,7 @@ impl FakeExecutor {
     fn runtime(&self, id: &str) -> RuntimeStatus {
         RuntimeStatus::Container {
             id: format!("c-{id}"),
+            addr: Some("172.17.0.9/16".into()),
         }
     }
 
@@ -65,7 +66,7 @@ impl FakeExecutor {
 
 fn task_of(rt: &RuntimeStatus) -> String {
     match rt {
-        RuntimeStatus::Container { id } => id.trim_start_matches("c-").to_string(),
+        RuntimeStatus::Container { id, .. } => id.trim_start_matches("c-").to_string(),
         RuntimeStatus::Process { pid, .. } => pid.to_string(),
     }
 }
@@ -280,7 +281,11 @@ async fn an_assigned_task_is_prepared_started_and_reported_running() {
     let last = h.dispatcher.last("t1").expect("report");
     assert_eq!(
         last.runtime,
-        Some(RuntimeStatus::Container { id: "c-t1".into() })
+        Some(RuntimeStatus::Container {
+            id: "c-t1".into(),
+            addr: Some("172.17.0.9/16".into()),
+        }),
+        "the report carries what runs the task and its address"
     );
     assert_eq!(exec.calls(), vec!["prepare t1", "start t1"]);
     h.stop.send_replace(AgentStop::Leave);
@@ -376,9 +381,15 @@ async fn after_a_restart_running_containers_are_adopted_and_unwanted_ones_remove
     let exec = Arc::new(FakeExecutor::new(RuntimeKind::Container));
     *exec.left.lock().expect("left") = vec!["t1".into(), "old".into()];
     let mut t1 = container_task("t1", TaskState::Running);
-    t1.status.runtime = Some(RuntimeStatus::Container { id: "c-t1".into() });
+    t1.status.runtime = Some(RuntimeStatus::Container {
+        id: "c-t1".into(),
+        addr: None,
+    });
     let mut lost = container_task("t2", TaskState::Running);
-    lost.status.runtime = Some(RuntimeStatus::Container { id: "c-t2".into() });
+    lost.status.runtime = Some(RuntimeStatus::Container {
+        id: "c-t2".into(),
+        addr: None,
+    });
     let h = start(Registry::new().with(exec.clone()), vec![t1, lost]);
     until("lost one reported", || {
         !h.dispatcher.states("t2").is_empty()

@@ -271,7 +271,10 @@ impl ContainerExecutor {
             }
         });
         Running {
-            runtime: RuntimeStatus::Container { id: id.to_string() },
+            runtime: RuntimeStatus::Container {
+                id: id.to_string(),
+                addr: None,
+            },
             exited,
             health: Some(health),
         }
@@ -321,15 +324,24 @@ impl ContainerExecutor {
     }
 }
 
-/// The container's address on its network (the default bridge).
-fn container_ip(c: &ContainerInspectResponse) -> Option<std::net::IpAddr> {
+/// The container's address on its network (the default bridge) and that network's prefix
+/// length (a host prefix when the engine gives none).
+fn container_ip(c: &ContainerInspectResponse) -> Option<(std::net::IpAddr, u8)> {
     c.network_settings
         .as_ref()?
         .networks
         .as_ref()?
         .values()
-        .filter_map(|n| n.ip_address.as_deref())
-        .find_map(|ip| ip.parse().ok())
+        .find_map(|n| {
+            let ip: std::net::IpAddr = n.ip_address.as_deref()?.parse().ok()?;
+            let max = if ip.is_ipv4() { 32 } else { 128 };
+            let len = n
+                .ip_prefix_len
+                .and_then(|l| u8::try_from(l).ok())
+                .filter(|l| (1..=max).contains(l))
+                .unwrap_or(max);
+            Some((ip, len))
+        })
 }
 
 /// Whether the container checks its own health (an image HEALTHCHECK not turned off), so
@@ -539,7 +551,10 @@ impl Executor for ContainerExecutor {
                 .map_err(|e| self.engine_err(task, "cannot create container", e))?;
             Ok(Prepared {
                 spec: spec.clone(),
-                runtime: Some(RuntimeStatus::Container { id: created.id }),
+                runtime: Some(RuntimeStatus::Container {
+                    id: created.id,
+                    addr: None,
+                }),
             })
         })
     }
@@ -548,7 +563,7 @@ impl Executor for ContainerExecutor {
         Box::pin(async move {
             let spec = &prepared.spec;
             let task = &spec.task_id;
-            let Some(RuntimeStatus::Container { id }) = prepared.runtime.clone() else {
+            let Some(RuntimeStatus::Container { id, .. }) = prepared.runtime.clone() else {
                 return Err(ExecError::Engine {
                     task: task.clone(),
                     message: "container was not created".into(),
@@ -577,7 +592,12 @@ impl Executor for ContainerExecutor {
                 .map(|c| c.ports.clone())
                 .unwrap_or_default();
             let ip = started.as_ref().and_then(container_ip);
-            self.wait_listening(ip, &id, &ports, &running).await;
+            running.runtime = RuntimeStatus::Container {
+                id: id.clone(),
+                addr: ip.map(|(ip, len)| format!("{ip}/{len}")),
+            };
+            self.wait_listening(ip.map(|(ip, _)| ip), &id, &ports, &running)
+                .await;
             Ok(running)
         })
     }
@@ -589,7 +609,7 @@ impl Executor for ContainerExecutor {
         grace: Duration,
     ) -> BoxFuture<'a, ExitInfo> {
         Box::pin(async move {
-            let RuntimeStatus::Container { id } = &running.runtime else {
+            let RuntimeStatus::Container { id, .. } = &running.runtime else {
                 return ExitInfo::code(-1);
             };
             signal_then_kill(running, signal, grace, KILL_WAIT, |sig| async move {
@@ -605,7 +625,7 @@ impl Executor for ContainerExecutor {
 
     fn remove<'a>(&'a self, runtime: &'a RuntimeStatus) -> BoxFuture<'a, ()> {
         Box::pin(async move {
-            let RuntimeStatus::Container { id } = runtime else {
+            let RuntimeStatus::Container { id, .. } = runtime else {
                 return;
             };
             let opts = RemoveContainerOptions {
@@ -629,7 +649,7 @@ impl Executor for ContainerExecutor {
         runtime: &'a RuntimeStatus,
     ) -> BoxFuture<'a, Option<Running>> {
         Box::pin(async move {
-            let RuntimeStatus::Container { id } = runtime else {
+            let RuntimeStatus::Container { id, .. } = runtime else {
                 return None;
             };
             let c = self.docker.inspect_container(id, None).await.ok()?;
@@ -661,6 +681,10 @@ impl Executor for ContainerExecutor {
             if !has_check {
                 r.health = None;
             }
+            r.runtime = RuntimeStatus::Container {
+                id: id.clone(),
+                addr: container_ip(&c).map(|(ip, len)| format!("{ip}/{len}")),
+            };
             Some(r)
         })
     }
@@ -682,7 +706,13 @@ impl Executor for ContainerExecutor {
             list.into_iter()
                 .filter_map(|c| {
                     let task = c.labels.as_ref()?.get(LABEL_TASK)?.clone();
-                    Some((task, RuntimeStatus::Container { id: c.id? }))
+                    Some((
+                        task,
+                        RuntimeStatus::Container {
+                            id: c.id?,
+                            addr: None,
+                        },
+                    ))
                 })
                 .collect()
         })

@@ -178,8 +178,13 @@ pub enum RuntimeStatus {
     /// The task's process group leader and its start time (clock ticks since boot), so a
     /// reused PID is never mistaken for it.
     Process { pid: u32, start: u64 },
-    /// The task's container on the node's engine.
-    Container { id: String },
+    /// The task's container on the node's engine, and its own address on the engine's
+    /// network as a CIDR string (`172.17.0.3/16`), as the engine reported it once started.
+    Container {
+        id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        addr: Option<String>,
+    },
 }
 
 impl RuntimeStatus {
@@ -187,7 +192,7 @@ impl RuntimeStatus {
     pub fn describe(&self) -> String {
         match self {
             RuntimeStatus::Process { pid, .. } => format!("pid {pid}"),
-            RuntimeStatus::Container { id } => {
+            RuntimeStatus::Container { id, .. } => {
                 format!("container {}", id.get(..12).unwrap_or(id))
             }
         }

@@ -249,6 +249,29 @@ fn daemon_kill9_and_restart_adopts_the_same_containers() {
     assert_eq!(n.containers(), 2, "no duplicate");
     assert_eq!(n.tasks("web").len(), tasks_before, "no replacement task");
     assert!(n.d.log().contains("task adopted after restart"));
+    // The Docker API still shows each task at its own container's address.
+    let ips: std::collections::BTreeSet<String> = before
+        .iter()
+        .map(|id| {
+            let c = docker::inspect(id);
+            c["NetworkSettings"]["IPAddress"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    let (code, _, body) = n.d.http("GET", "/v1.44/tasks");
+    assert_eq!(code, 200, "{body}");
+    let tasks: serde_json::Value = serde_json::from_str(&body).expect("tasks");
+    let shown: std::collections::BTreeSet<String> = tasks
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|t| t["Status"]["State"] == "running")
+        .filter_map(|t| t["NetworksAttachments"][0]["Addresses"][0].as_str())
+        .filter_map(|a| a.split_once('/').map(|(ip, _)| ip.to_string()))
+        .collect();
+    assert_eq!(shown, ips, "{body}");
 }
 
 #[test]

@@ -30,11 +30,17 @@ pub fn http_get(port: u16, path: &str) -> std::io::Result<String> {
 
 /// `GET path` on `addr` with `Connection: close`; the whole response.
 pub fn http_get_at(addr: SocketAddr, path: &str) -> std::io::Result<String> {
+    http_get_host(addr, "test", path)
+}
+
+/// `GET path` on `addr` naming `host` in its `Host` header (what an L7 proxy routes by),
+/// with `Connection: close`; the whole response, an error unless it is a 200.
+pub fn http_get_host(addr: SocketAddr, host: &str, path: &str) -> std::io::Result<String> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(3))?;
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
     )?;
     let mut buf = String::new();
     s.read_to_string(&mut buf)?;

@@ -1,20 +1,24 @@
 //! Test harness: real `shoal` daemons in temporary directories, driven through the real
 //! CLI, plus small helpers to send traffic and inspect task processes; [`netns`]: several
 //! "hosts" on one machine as network namespaces on a private bridge; and [`Cluster`]: a
-//! multi-node cluster of daemons on them. Dev-only: nothing in the product depends on it.
+//! multi-node cluster of daemons on them; [`clients`]: Traefik and docker-py from the
+//! project's virtualenv. Dev-only: nothing in the product depends on it.
 
 mod cluster;
 mod daemon;
 mod http;
 mod procs;
 
+pub mod clients;
 pub mod docker;
 pub mod netns;
 pub mod rate;
 
 pub use cluster::Cluster;
 pub use daemon::{run_within, Daemon, Output};
-pub use http::{http_get, http_get_at, whoami_name, whoami_names, ClientKind, Load, LoadReport};
+pub use http::{
+    http_get, http_get_at, http_get_host, whoami_name, whoami_names, ClientKind, Load, LoadReport,
+};
 pub use netns::TestNet;
 pub use procs::{alive, processes_with_env};
 pub use rate::{Histogram, RateLoad, RateReport};

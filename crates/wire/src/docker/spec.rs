@@ -40,12 +40,15 @@ pub struct ServiceSpec {
 }
 
 /// `{"Replicated":{"Replicas":N}}` or `{"Global":{}}`; the job modes stay in `extra`.
+/// docker-py writes the keys in lower case (`{"replicated":{"Replicas":N}}`), which
+/// dockerd's case-blind decoder reads as the same; so are they read here, and written back
+/// as Docker writes them.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct ServiceMode {
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", alias = "replicated")]
     pub replicated: Option<ReplicatedService>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", alias = "global")]
     pub global: Option<GlobalService>,
     #[serde(flatten)]
     pub extra: Extra,

@@ -81,6 +81,36 @@ fn the_cli_create_body_converts_to_the_shoal_spec_without_warnings() {
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
 }
 
+/// `docker service create` without `--replicas` sends `{"Replicated":{}}`; Swarm reads it
+/// as one replica and shows that count, which the CLI's progress needs.
+#[test]
+fn a_replicated_mode_without_its_count_reads_back_with_it() {
+    let mut body = cli_create_body();
+    body["Mode"] = json!({"Replicated": {}});
+    let sent = parse(&body);
+    let c = to_shoal::service_spec(&sent, None).expect("converts");
+    assert_eq!(c.spec.mode, api::ServiceMode::Replicated { replicas: 1 });
+    let back = serde_json::to_value(to_docker::service_spec(&c.spec, Some(&sent))).expect("json");
+    assert_eq!(back["Mode"], json!({"Replicated": {"Replicas": 1}}));
+    assert_eq!(back["Labels"], body["Labels"], "the rest as sent");
+}
+
+/// docker-py's `ServiceMode` writes `replicated` and `global` in lower case; dockerd reads
+/// them as `Replicated` and `Global`, and so does shoal, writing them back as Docker does.
+#[test]
+fn docker_py_mode_keys_in_lower_case_are_read() {
+    let mut body = cli_create_body();
+    body["Mode"] = json!({"replicated": {"Replicas": 5}});
+    let c = convert(&body).expect("converts");
+    assert_eq!(c.spec.mode, api::ServiceMode::Replicated { replicas: 5 });
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    let back = serde_json::to_value(parse(&body)).expect("json");
+    assert_eq!(back["Mode"], json!({"Replicated": {"Replicas": 5}}));
+    body["Mode"] = json!({"global": {}});
+    let c = convert(&body).expect("converts");
+    assert_eq!(c.spec.mode, api::ServiceMode::Global);
+}
+
 #[test]
 fn unsupported_fields_are_warned_about_never_refused() {
     let mut body = cli_create_body();
@@ -611,6 +641,39 @@ fn a_task_has_docker_shape() {
     assert!(v.get("NetworksAttachments").is_none(), "no address known");
 }
 
+/// A container task is on the network at its container's own address (what Traefik's
+/// task mode connects to), a process task at its node's; a malformed address is never
+/// written (a client refuses the whole list over one).
+#[test]
+fn a_container_task_reports_its_own_address() {
+    let with = |addr: Option<&str>| {
+        let mut t = stored_task(false);
+        t.status.runtime = Some(api::RuntimeStatus::Container {
+            id: "c1".into(),
+            addr: addr.map(str::to_owned),
+        });
+        let v = serde_json::to_value(to_docker::task(&t, 9, Some("192.168.1.10"), None, &net()))
+            .expect("json");
+        v["NetworksAttachments"][0]["Addresses"].clone()
+    };
+    assert_eq!(with(Some("172.17.0.3/16")), json!(["172.17.0.3/16"]));
+    assert_eq!(with(Some("fd00::3/64")), json!(["fd00::3/64"]));
+    assert_eq!(with(None), json!(["192.168.1.10/32"]), "not known yet");
+    for bad in ["172.17.0.3", "172.17.0.3/33", "nonsense/16", "172.17.0.3/x"] {
+        assert_eq!(with(Some(bad)), json!(["192.168.1.10/32"]), "{bad}");
+    }
+    // What a node reports decodes without the address, from a node that does not send it.
+    let old: api::RuntimeStatus =
+        serde_json::from_str(r#"{"container":{"id":"c1"}}"#).expect("old report");
+    assert_eq!(
+        old,
+        api::RuntimeStatus::Container {
+            id: "c1".into(),
+            addr: None
+        }
+    );
+}
+
 #[test]
 fn a_node_and_the_swarm_have_docker_shape() {
     let mut n = api::Node::new(
@@ -835,10 +898,17 @@ fn with_any_one_field_left_out_a_spec_still_round_trips() {
             continue;
         };
         let over = to_docker::service_spec(&c.spec, Some(&spec));
-        // A spec is always written with its EndpointSpec (Traefik reads its Mode).
+        // A spec is always written with its EndpointSpec (Traefik reads its Mode), and a
+        // replicated mode with its count (the docker CLI's progress reads it), as Docker
+        // writes them.
         let mut want = sent.clone();
         if want.get("EndpointSpec").is_none() {
             want["EndpointSpec"] = json!({"Mode": "vip"});
+        }
+        if let api::ServiceMode::Replicated { replicas } = c.spec.mode {
+            if want["Mode"]["Replicated"].get("Replicas").is_none() {
+                want["Mode"]["Replicated"]["Replicas"] = json!(replicas);
+            }
         }
         assert_eq!(serde_json::to_value(&over).expect("json"), want, "{p}");
         let fresh = to_docker::service_spec(&c.spec, None);

@@ -38,7 +38,15 @@ pub fn service_spec(s: &api::ServiceSpec, sent: Option<&spec::ServiceSpec>) -> s
             d.labels.insert(RUNTIME_LABEL.into(), "process".into());
         }
     }
-    if !same(&|w| w.mode == s.mode) {
+    // A replicated mode without its count reads back with it, as Swarm's does (the docker
+    // CLI's progress needs it: `unrecognized service mode`).
+    let no_count = matches!(s.mode, api::ServiceMode::Replicated { .. })
+        && d.mode
+            .replicated
+            .as_ref()
+            .and_then(|r| r.replicas)
+            .is_none();
+    if !same(&|w| w.mode == s.mode) || no_count {
         match s.mode {
             api::ServiceMode::Replicated { replicas } => {
                 let mut r = d.mode.replicated.take().unwrap_or_default();
@@ -439,8 +447,26 @@ fn host_prefix(addr: &str) -> Option<String> {
     })
 }
 
+/// The task's own address, when it has one (a container's on its engine's network), as
+/// a CIDR string; `None` for a process task, which shares its node's address, and for an
+/// address that is not `IP/LEN` (clients refuse the whole list over one such entry).
+fn own_addr(t: &api::Task) -> Option<String> {
+    let Some(api::RuntimeStatus::Container {
+        addr: Some(addr), ..
+    }) = &t.status.runtime
+    else {
+        return None;
+    };
+    let (ip, len) = addr.split_once('/')?;
+    let ip: IpAddr = ip.parse().ok()?;
+    let len: u8 = len.parse().ok()?;
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    (len <= max).then(|| format!("{ip}/{len}"))
+}
+
 /// A stored task as `GET /tasks` shows it. `version` is its `Version.Index`; `node_addr`
-/// the address of its node (its address on the network); `sent` the `TaskTemplate` of the
+/// the address of its node, its address on the network unless it has one of its own (a
+/// container task: its container's); `sent` the `TaskTemplate` of the
 /// service's Docker spec, when the caller has it. Passing the current one is safe for a
 /// task of an older version: only the sections that still mean the task's template are
 /// kept, the others are rendered from it.
@@ -454,14 +480,16 @@ pub fn task(
     let process = matches!(t.spec.runtime, Runtime::Process(_));
     let was = sent.and_then(|d| to_shoal::task_template(d, process, &mut Vec::new()).ok());
     let spec = task_spec_over(&t.spec, was.as_ref(), sent.cloned().unwrap_or_default());
-    let addr = node_addr
-        .or(t.endpoint.as_ref().map(|e| e.addr.as_str()))
-        .and_then(host_prefix);
+    let addr = own_addr(t).or_else(|| {
+        node_addr
+            .or(t.endpoint.as_ref().map(|e| e.addr.as_str()))
+            .and_then(host_prefix)
+    });
     let container_status = match (&t.status.runtime, t.status.exit_code) {
         (None, None) => None,
         (rt, exit) => Some(ContainerStatus {
             container_id: match rt {
-                Some(api::RuntimeStatus::Container { id }) => id.clone(),
+                Some(api::RuntimeStatus::Container { id, .. }) => id.clone(),
                 _ => String::new(),
             },
             pid: match rt {
