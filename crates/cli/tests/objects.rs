@@ -46,7 +46,10 @@ fn cli_with_stdin(d: &Daemon, args: &[&str], input: &[u8]) -> Output {
 fn ok(d: &Daemon, args: &[&str]) -> Output {
     let out = d.cli(args);
     assert!(out.ok(), "shoal {args:?}: {out:?}\n{}", d.log());
-    assert!(!out.stdout.contains(SECRET) && !out.stderr.contains(SECRET), "{out:?}");
+    assert!(
+        !out.stdout.contains(SECRET) && !out.stderr.contains(SECRET),
+        "{out:?}"
+    );
     out
 }
 
@@ -58,7 +61,12 @@ fn refused(out: &Output, want: &str) {
 }
 
 fn first_line(out: &Output) -> String {
-    out.stdout.lines().next().unwrap_or_default().trim().to_owned()
+    out.stdout
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
 }
 
 #[test]
@@ -72,7 +80,10 @@ fn secrets_configs_and_networks_are_made_listed_inspected_and_removed() {
     ));
     assert!(!id.is_empty());
     let ls = ok(&d, &["secret", "ls"]);
-    assert!(ls.stdout.starts_with("ID") && ls.stdout.contains("db_pw"), "{ls:?}");
+    assert!(
+        ls.stdout.starts_with("ID") && ls.stdout.contains("db_pw"),
+        "{ls:?}"
+    );
     assert_eq!(ok(&d, &["secret", "ls", "-q"]).stdout.trim(), id);
     let inspect: serde_json::Value =
         serde_json::from_str(&ok(&d, &["secret", "inspect", "db_pw"]).stdout).expect("json");
@@ -84,14 +95,20 @@ fn secrets_configs_and_networks_are_made_listed_inspected_and_removed() {
     // Shoal's own routes never answer a secret's data either; relabelling keeps it.
     let (code, _, body) = d.http("GET", &format!("/v1/secrets/{id}"));
     assert_eq!(code, 200, "{body}");
-    assert!(!body.contains("data") && !body.contains("aHVudGVy"), "{body}");
+    assert!(
+        !body.contains("data") && !body.contains("aHVudGVy"),
+        "{body}"
+    );
     let (code, _, body) = d.http_with(
         "POST",
         "/v1/secrets/db_pw/update",
         Some(r#"{"labels":{"team":"ops"}}"#),
     );
     assert_eq!(code, 200, "{body}");
-    assert!(body.contains(r#""team":"ops""#) && !body.contains("data"), "{body}");
+    assert!(
+        body.contains(r#""team":"ops""#) && !body.contains("data"),
+        "{body}"
+    );
     let (code, _, body) = d.http_with(
         "POST",
         "/v1/secrets",
@@ -103,7 +120,14 @@ fn secrets_configs_and_networks_are_made_listed_inspected_and_removed() {
     // A config from stdin, shown back with its data.
     let out = cli_with_stdin(
         &d,
-        &["config", "create", "--template-driver", "golang", "app_conf", "-"],
+        &[
+            "config",
+            "create",
+            "--template-driver",
+            "golang",
+            "app_conf",
+            "-",
+        ],
         b"slot={{.Task.Slot}}\n",
     );
     assert!(out.ok(), "{out:?}");
@@ -115,7 +139,10 @@ fn secrets_configs_and_networks_are_made_listed_inspected_and_removed() {
 
     let net = first_line(&ok(&d, &["network", "create", "--label", "a=b", "backend"]));
     let ls = ok(&d, &["network", "ls"]);
-    assert!(ls.stdout.contains("backend") && ls.stdout.contains("overlay"), "{ls:?}");
+    assert!(
+        ls.stdout.contains("backend") && ls.stdout.contains("overlay"),
+        "{ls:?}"
+    );
     let inspect: serde_json::Value =
         serde_json::from_str(&ok(&d, &["network", "inspect", "backend"]).stdout).expect("json");
     assert_eq!(inspect[0]["id"], net.as_str());
@@ -140,9 +167,15 @@ fn secrets_configs_and_networks_are_made_listed_inspected_and_removed() {
         "whoami",
     ]);
     assert!(svc.ok(), "{svc:?}\n{}", d.log());
-    refused(&d.cli(&["secret", "rm", "db_pw"]), "in use by the following service: uses-it");
+    refused(
+        &d.cli(&["secret", "rm", "db_pw"]),
+        "in use by the following service: uses-it",
+    );
     refused(&d.cli(&["config", "rm", "app_conf"]), "uses-it");
-    refused(&d.cli(&["network", "rm", "backend"]), "in use by service uses-it");
+    refused(
+        &d.cli(&["network", "rm", "backend"]),
+        "in use by service uses-it",
+    );
     ok(&d, &["service", "rm", "uses-it"]);
 
     assert_eq!(ok(&d, &["secret", "rm", "db_pw"]).stdout.trim(), "db_pw");
@@ -151,8 +184,14 @@ fn secrets_configs_and_networks_are_made_listed_inspected_and_removed() {
     for kind in ["secret", "config", "network"] {
         assert_eq!(ok(&d, &[kind, "ls", "-q"]).stdout.trim(), "", "{kind}");
     }
-    refused(&d.cli(&["secret", "inspect", "db_pw"]), "secret db_pw not found");
-    refused(&d.cli(&["network", "rm", "backend"]), "network backend not found");
+    refused(
+        &d.cli(&["secret", "inspect", "db_pw"]),
+        "secret db_pw not found",
+    );
+    refused(
+        &d.cli(&["network", "rm", "backend"]),
+        "network backend not found",
+    );
 }
 
 #[test]
@@ -173,7 +212,10 @@ fn bad_input_is_refused_with_one_line_and_nothing_is_stored() {
         &d.cli(&["secret", "create", "s", "/no/such/file"]),
         "cannot read secret file /no/such/file",
     );
-    refused(&d.cli(&["secret", "create", "s", empty]), "secret data is empty");
+    refused(
+        &d.cli(&["secret", "create", "s", empty]),
+        "secret data is empty",
+    );
     refused(
         &d.cli(&["secret", "create", "s", big_secret]),
         "at most 512000 bytes",
@@ -182,8 +224,14 @@ fn bad_input_is_refused_with_one_line_and_nothing_is_stored() {
         &d.cli(&["config", "create", "c", big_config]),
         "at most 1024000 bytes",
     );
-    refused(&cli_with_stdin(&d, &["config", "create", "c", "-"], b""), "config data is empty");
-    refused(&d.cli(&["secret", "create", "a b", good]), "invalid secret \"a b\"");
+    refused(
+        &cli_with_stdin(&d, &["config", "create", "c", "-"], b""),
+        "config data is empty",
+    );
+    refused(
+        &d.cli(&["secret", "create", "a b", good]),
+        "invalid secret \"a b\"",
+    );
     refused(
         &d.cli(&["secret", "create", "--label", "=v", "s", good]),
         "invalid label",
@@ -191,14 +239,23 @@ fn bad_input_is_refused_with_one_line_and_nothing_is_stored() {
     let out = d.cli(&["config", "create", "--template-driver", "jinja", "c", good]);
     assert_eq!(out.code, 2, "{out:?}");
     assert_eq!(out.stderr.lines().count(), 1, "{out:?}");
-    refused(&d.cli(&["network", "create", "bad-"]), "invalid network \"bad-\"");
-    refused(&d.cli(&["network", "create", "shoal"]), "cluster's own network");
+    refused(
+        &d.cli(&["network", "create", "bad-"]),
+        "invalid network \"bad-\"",
+    );
+    refused(
+        &d.cli(&["network", "create", "shoal"]),
+        "cluster's own network",
+    );
     for kind in ["secret", "config", "network"] {
         assert_eq!(ok(&d, &[kind, "ls", "-q"]).stdout.trim(), "", "{kind}");
     }
     // The largest secret allowed goes in; a second of the same name does not.
     ok(&d, &["secret", "create", "s", max_secret]);
-    refused(&d.cli(&["secret", "create", "s", good]), "secret s already exists");
+    refused(
+        &d.cli(&["secret", "create", "s", good]),
+        "secret s already exists",
+    );
     assert_eq!(ok(&d, &["secret", "ls", "-q"]).stdout.lines().count(), 1);
 }
 
@@ -209,7 +266,10 @@ fn the_docker_cli_sees_what_shoal_made_and_shoal_sees_what_docker_made() {
     let file = file.to_str().expect("utf-8 path");
 
     // shoal → docker
-    ok(&d, &["secret", "create", "--label", "k=v", "from_shoal", file]);
+    ok(
+        &d,
+        &["secret", "create", "--label", "k=v", "from_shoal", file],
+    );
     ok(&d, &["network", "create", "net_shoal"]);
     let ls = d.docker(&["secret", "ls", "--format", "{{.Name}}"]);
     assert!(ls.ok() && ls.stdout.trim() == "from_shoal", "{ls:?}");
@@ -229,8 +289,7 @@ fn the_docker_cli_sees_what_shoal_made_and_shoal_sees_what_docker_made() {
     let made = d.docker(&["network", "create", "-d", "overlay", "net_docker"]);
     assert!(made.ok(), "{made:?}");
     let inspect: serde_json::Value =
-        serde_json::from_str(&ok(&d, &["config", "inspect", "from_docker"]).stdout)
-            .expect("json");
+        serde_json::from_str(&ok(&d, &["config", "inspect", "from_docker"]).stdout).expect("json");
     assert_eq!(inspect[0]["data"], "bGlzdGVuIDgwCg==");
     assert!(ok(&d, &["network", "ls"]).stdout.contains("net_docker"));
     // And each removes what the other made.
