@@ -249,11 +249,32 @@ fn a_compose_file_with_an_error_is_refused_by_file_line_and_key_and_writes_nothi
     let file2 = write_stack(&d, "undefined.yml", &undefined);
     let out = d.cli(&["stack", "deploy", "-c", file2.to_str().expect("path"), "st"]);
     assert_eq!(out.code, 1, "{out:?}");
-    assert!(
-        out.stderr
-            .contains("services.web.secrets: secret \"s2\" is not defined"),
-        "{out:?}"
+    let secrets_line = undefined
+        .lines()
+        .position(|l| l == "    secrets:")
+        .expect("the line")
+        + 1;
+    let want = format!(
+        "error: {}:{secrets_line}: services.web.secrets: secret \"s2\" is not defined",
+        file2.display()
     );
+    assert!(out.stderr.starts_with(&want), "wanted {want}: {out:?}");
+    // A secret whose file is missing: refused naming the compose file, the line and the key.
+    let missing = compose(None, 1).replace("file: ./secret.txt", "file: ./nope.txt");
+    let file4 = write_stack(&d, "missing.yml", &missing);
+    let out = d.cli(&["stack", "deploy", "-c", file4.to_str().expect("path"), "st"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert_eq!(out.stderr.lines().count(), 1, "{out:?}");
+    let s1_line = missing
+        .lines()
+        .position(|l| l == "  s1:")
+        .expect("the line")
+        + 1;
+    let want = format!(
+        "error: {}:{s1_line}: secrets.s1: cannot read secret file ",
+        file4.display()
+    );
+    assert!(out.stderr.starts_with(&want), "wanted {want}: {out:?}");
     for kind in ["service", "network", "secret", "config"] {
         assert!(ids(&d, kind).is_empty(), "{kind} written");
     }

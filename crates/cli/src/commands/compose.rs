@@ -742,6 +742,51 @@ fn located(file: &Path, e: &serde_path_to_error::Error<serde_norway::Error>) -> 
     }
 }
 
+/// `FILE:LINE: message` for an error found after reading (an undefined secret, a spec the
+/// conversion refuses) whose message starts with the key path it is about
+/// (`services.web.secrets: ...`): the line is where that key is written in `text`.
+pub fn locate(file: &Path, text: &str, message: &str) -> String {
+    let line = message
+        .split_once(": ")
+        .filter(|(path, _)| !path.contains(' '))
+        .and_then(|(path, _)| line_of(text, path));
+    match line {
+        Some(l) => format!("{}:{l}: {message}", file.display()),
+        None => format!("{}: {message}", file.display()),
+    }
+}
+
+/// The 1-based line where the key at `path` (`services.web.deploy`) is written, for keys
+/// in block style (`key:` at the start of an indented line); the deepest key found along
+/// the path when the rest is written in flow style.
+pub fn line_of(text: &str, path: &str) -> Option<usize> {
+    let want: Vec<&str> = path.split('.').collect();
+    // The keys above the current line, with their indents.
+    let mut stack: Vec<(usize, String)> = Vec::new();
+    let mut best: Option<(usize, usize)> = None;
+    for (i, raw) in text.lines().enumerate() {
+        let trimmed = raw.trim_start();
+        if trimmed.is_empty() || trimmed.starts_with('#') || trimmed.starts_with('-') {
+            continue;
+        }
+        let indent = raw.len() - trimmed.len();
+        let Some((key, _)) = trimmed.split_once(':') else {
+            continue;
+        };
+        let key = key.trim().trim_matches(|c| c == '"' || c == '\'');
+        while stack.last().is_some_and(|(d, _)| *d >= indent) {
+            stack.pop();
+        }
+        stack.push((indent, key.to_owned()));
+        let depth = stack.len();
+        let matches = depth <= want.len() && stack.iter().zip(&want).all(|((_, k), w)| k == w);
+        if matches && best.is_none_or(|(d, _)| depth > d) {
+            best = Some((depth, i + 1));
+        }
+    }
+    best.map(|(_, line)| line)
+}
+
 /// The name a stack gives its object `key`: `<stack>_<key>`.
 pub fn scoped(stack: &str, key: &str) -> String {
     format!("{stack}_{key}")
@@ -1135,6 +1180,27 @@ mod tests {
             .expect_err("refused")
             .to_string();
         assert!(e.starts_with("dir/compose.yml:"), "{e}");
+    }
+
+    #[test]
+    fn a_key_path_is_found_by_its_line() {
+        let text = "services:\n  web:\n    image: x\n    secrets:\n      - s2\n  db: {image: y}\n";
+        assert_eq!(line_of(text, "services.web.secrets"), Some(4));
+        assert_eq!(line_of(text, "services.web"), Some(2));
+        assert_eq!(line_of(text, "services.db.image"), Some(6));
+        assert_eq!(line_of(text, "networks"), None);
+        assert_eq!(
+            locate(
+                Path::new("c.yml"),
+                text,
+                "services.web.secrets: secret \"s2\" is not defined"
+            ),
+            "c.yml:4: services.web.secrets: secret \"s2\" is not defined"
+        );
+        assert_eq!(
+            locate(Path::new("c.yml"), text, "no services"),
+            "c.yml: no services"
+        );
     }
 
     #[test]

@@ -140,9 +140,10 @@ async fn deploy(client: &Client, file: &std::path::Path, stack: &str) -> anyhow:
         );
     }
     let c = &loaded.compose;
+    let at = |e: anyhow::Error| anyhow::anyhow!("{}", compose::locate(file, &text, &e.to_string()));
     anyhow::ensure!(
         !c.services.is_empty(),
-        "{}: no services: a stack needs at least one",
+        "{}: services: none: a stack needs at least one",
         file.display()
     );
 
@@ -150,8 +151,7 @@ async fn deploy(client: &Client, file: &std::path::Path, stack: &str) -> anyhow:
     let existing = services_of(client, stack).await?;
     let mut planned = Vec::new();
     for (key, s) in &c.services {
-        let docker = compose::docker_spec(stack, c, key, s)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+        let docker = compose::docker_spec(stack, c, key, s).map_err(at)?;
         let current = existing
             .iter()
             .find(|x| x.service.spec.name == docker.name)
@@ -160,7 +160,7 @@ async fn deploy(client: &Client, file: &std::path::Path, stack: &str) -> anyhow:
             &docker,
             current.as_ref().map(|x| &x.service.spec),
         )
-        .map_err(|e| anyhow::anyhow!("{}: services.{key}: {e}", file.display()))?;
+        .map_err(|e| at(anyhow::anyhow!("services.{key}: {e}")))?;
         for w in &converted.warnings {
             eprintln!("warning: service {}: {}", docker.name, table::escape(w));
         }
@@ -169,8 +169,10 @@ async fn deploy(client: &Client, file: &std::path::Path, stack: &str) -> anyhow:
             current,
         });
     }
-    let secrets = payloads::<SecretKind>(stack, &loaded.dir, c, &c.secrets, "secrets")?;
-    let configs = payloads::<ConfigKind>(stack, &loaded.dir, c, &c.configs, "configs")?;
+    let secrets =
+        payloads::<SecretKind>(stack, &loaded.dir, c, &c.secrets, "secrets").map_err(at)?;
+    let configs =
+        payloads::<ConfigKind>(stack, &loaded.dir, c, &c.configs, "configs").map_err(at)?;
 
     // Networks the services use: the stack's own are made when missing.
     let networks: Vec<Network> = client.get("/v1/networks").await?;
