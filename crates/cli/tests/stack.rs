@@ -349,6 +349,21 @@ fn docker_stack_deploy_and_shoal_stack_deploy_make_the_same_services() {
             "{svc}"
         );
     }
+    // The docker CLI lists the services and tasks of the stack shoal deployed.
+    let services = d.docker(&["stack", "services", "sh", "--format", "{{.Name}}"]);
+    let mut names: Vec<&str> = services.stdout.lines().collect();
+    names.sort();
+    assert_eq!(names, ["sh_echo", "sh_web"], "{services:?}");
+    let mut ps = String::new();
+    let listed = wait_until(Duration::from_secs(60), || {
+        ps = d
+            .docker(&["stack", "ps", "sh", "--format", "{{.Name}}"])
+            .stdout;
+        ["sh_web.1", "sh_web.2", "sh_echo.1"]
+            .iter()
+            .all(|t| ps.lines().any(|l| l == *t))
+    });
+    assert!(listed, "{ps}");
     let secrets = ok(&d, &["secret", "ls"]).stdout;
     assert!(
         secrets.contains("dk_s1") && secrets.contains("sh_s1"),
