@@ -60,6 +60,18 @@ enum Command {
     /// Manage nodes
     #[command(subcommand)]
     Node(NodeCmd),
+    /// Manage secrets: payloads given to tasks as files, never shown back
+    #[command(subcommand)]
+    Secret(commands::objects::SecretCmd),
+    /// Manage configs: payloads given to tasks as files
+    #[command(subcommand)]
+    Config(commands::objects::ConfigCmd),
+    /// Manage cluster networks: names services reach each other by
+    #[command(subcommand)]
+    Network(commands::objects::NetworkCmd),
+    /// Deploy and manage stacks of services from a compose file
+    #[command(subcommand)]
+    Stack(commands::stack::StackCmd),
     /// Built-in HTTP workload: replies with who answered (for demos and tests)
     Whoami(commands::workload::WhoamiArgs),
     /// Built-in TCP and UDP echo workload
@@ -138,6 +150,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Command::Info { format } => commands::cluster::info(&client, format).await,
                 Command::Service(cmd) => commands::service::run(&client, cmd).await,
                 Command::Node(cmd) => commands::node::run(&client, cmd).await,
+                Command::Secret(cmd) => commands::objects::secret(&client, cmd).await,
+                Command::Config(cmd) => commands::objects::config(&client, cmd).await,
+                Command::Network(cmd) => commands::objects::network(&client, cmd).await,
+                Command::Stack(cmd) => commands::stack::run(&client, cmd).await,
                 Command::Daemon(_) | Command::Whoami(_) | Command::Echo(_) => {
                     unreachable!("handled above")
                 }

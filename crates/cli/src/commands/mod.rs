@@ -1,9 +1,12 @@
 pub mod cluster;
+pub mod compose;
 pub mod daemon;
 pub mod logs;
 pub mod node;
+pub mod objects;
 pub mod resources;
 pub mod service;
+pub mod stack;
 pub mod update;
 pub mod workload;
 

@@ -593,6 +593,12 @@ async fn ls(client: &Client, format: Format, quiet: bool) -> anyhow::Result<Exit
         print_json(&services)?;
         return Ok(ExitCode::SUCCESS);
     }
+    print_services(&services);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `service ls`'s table of `services`.
+pub(crate) fn print_services(services: &[ServiceInfo]) {
     let rows: Vec<Vec<String>> = services
         .iter()
         .map(|s| {
@@ -615,10 +621,9 @@ async fn ls(client: &Client, format: Format, quiet: bool) -> anyhow::Result<Exit
         })
         .collect();
     table::print(&["ID", "NAME", "MODE", "REPLICAS", "IMAGE", "PORTS"], &rows);
-    Ok(ExitCode::SUCCESS)
 }
 
-async fn ps(
+pub(crate) async fn ps(
     client: &Client,
     services: &[String],
     filters: &[String],

@@ -12,6 +12,7 @@ mod endpoints;
 mod error;
 pub(crate) mod logs;
 pub(crate) mod nodes;
+mod object_routes;
 pub(crate) mod objects;
 pub(crate) mod services;
 mod strict;
@@ -23,6 +24,7 @@ pub use strict::StrictJson;
 
 use axum::routing::{get, post};
 use axum::Router;
+use shoal_api::{ConfigKind, SecretKind};
 use shoal_store::Store;
 use std::sync::Arc;
 
@@ -56,7 +58,7 @@ pub(crate) fn cluster_record(tx: &shoal_store::Txn) -> Result<shoal_api::Cluster
     tx.state().cluster.clone().ok_or_else(no_cluster)
 }
 
-/// Routes for nodes, services, tasks and logs.
+/// Routes for nodes, services, tasks, logs, networks, secrets and configs.
 pub fn router(state: ControlState) -> Router {
     Router::new()
         .route("/v1/nodes", get(nodes::list))
@@ -79,6 +81,42 @@ pub fn router(state: ControlState) -> Router {
         .route("/v1/services/{id}/rollback", post(services::rollback))
         .route("/v1/services/{id}/logs", get(logs::service_logs))
         .route("/v1/services/{id}/endpoints", get(endpoints::endpoints))
+        .route(
+            "/v1/networks",
+            get(object_routes::list_networks).post(object_routes::create_network),
+        )
+        .route(
+            "/v1/networks/{id}",
+            get(object_routes::inspect_network).delete(object_routes::remove_network),
+        )
+        .route(
+            "/v1/secrets",
+            get(object_routes::list_blobs::<SecretKind>)
+                .post(object_routes::create_blob::<SecretKind>),
+        )
+        .route(
+            "/v1/secrets/{id}",
+            get(object_routes::inspect_blob::<SecretKind>)
+                .delete(object_routes::remove_blob::<SecretKind>),
+        )
+        .route(
+            "/v1/secrets/{id}/update",
+            post(object_routes::update_blob::<SecretKind>),
+        )
+        .route(
+            "/v1/configs",
+            get(object_routes::list_blobs::<ConfigKind>)
+                .post(object_routes::create_blob::<ConfigKind>),
+        )
+        .route(
+            "/v1/configs/{id}",
+            get(object_routes::inspect_blob::<ConfigKind>)
+                .delete(object_routes::remove_blob::<ConfigKind>),
+        )
+        .route(
+            "/v1/configs/{id}/update",
+            post(object_routes::update_blob::<ConfigKind>),
+        )
         .route("/v1/tasks", get(tasks::list))
         .route("/v1/tasks/{id}", get(tasks::inspect))
         .route("/v1/tasks/{id}/logs", get(logs::task_logs))

@@ -7,6 +7,7 @@ pub mod endpoints;
 pub mod logs;
 pub mod membership;
 pub mod nodes;
+pub mod objects;
 pub mod services;
 pub mod tasks;
 

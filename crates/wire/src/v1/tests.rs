@@ -120,3 +120,75 @@ fn a_log_query_names_a_bad_since() {
         r#"invalid since "yesterday": expected unix seconds such as 1764522000.5"#
     );
 }
+
+#[test]
+fn networks_secrets_and_configs_have_pinned_bodies() {
+    use super::objects::{BlobCreate, BlobInfo, BlobLabels, NetworkCreate};
+    use shoal_api::{Config, Secret};
+    let n: NetworkCreate = shoal_api::strict::from_json(
+        br#"{"name":"st_default","labels":{"a":"b"},"attachable":true,"internal":false}"#,
+    )
+    .expect("read");
+    let n = n.checked().expect("checked");
+    assert_eq!(
+        (n.name.as_str(), n.driver.as_str()),
+        ("st_default", "overlay")
+    );
+    assert!(
+        shoal_api::strict::from_json::<NetworkCreate>(br#"{"name":"a","driver":"x"}"#).is_err()
+    );
+    let bad = NetworkCreate {
+        name: "a b".into(),
+        ..NetworkCreate::default()
+    };
+    assert!(bad
+        .checked()
+        .expect_err("bad name")
+        .to_string()
+        .contains("network"));
+
+    let req = BlobCreate::new("db", [("k".into(), "v".into())].into(), b"hunter2", None);
+    assert_eq!(
+        serde_json::to_string(&req).expect("json"),
+        r#"{"name":"db","labels":{"k":"v"},"data":"aHVudGVyMg=="}"#
+    );
+    let secret: Secret = req.clone().checked().expect("secret");
+    assert_eq!(secret.data, b"hunter2");
+    let info = serde_json::to_value(BlobInfo::new(&Secret {
+        id: "s1".into(),
+        created_at: 1,
+        updated_at: 2,
+        ..secret.clone()
+    }))
+    .expect("json");
+    assert_eq!(
+        info,
+        json!({"id":"s1","name":"db","labels":{"k":"v"},"size":7,"created_at":1,"updated_at":2})
+    );
+    let config: Config = BlobCreate {
+        templating: Some("golang".into()),
+        ..req.clone()
+    }
+    .checked()
+    .expect("config");
+    let info = serde_json::to_value(BlobInfo::new(&config)).expect("json");
+    assert_eq!(info["data"], "aHVudGVyMg==");
+    assert_eq!(info["templating"], "golang");
+    let empty = BlobCreate::new("db", Default::default(), b"", None);
+    assert_eq!(
+        empty
+            .checked::<shoal_api::SecretKind>()
+            .expect_err("empty")
+            .to_string(),
+        "secret data is empty"
+    );
+    let not_b64 = BlobCreate {
+        data: "!!".into(),
+        ..req
+    };
+    assert!(not_b64.checked::<shoal_api::ConfigKind>().is_err());
+    let labels: BlobLabels =
+        shoal_api::strict::from_json(br#"{"labels":{"x":"y"}}"#).expect("labels");
+    assert_eq!(labels.labels["x"], "y");
+    assert!(shoal_api::strict::from_json::<BlobLabels>(br#"{"labels":{},"data":"eA=="}"#).is_err());
+}
