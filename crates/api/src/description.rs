@@ -23,6 +23,10 @@ pub struct NodeDescription {
     /// The container engine (Docker Engine), when the node has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub engine: Option<EngineInfo>,
+    /// The machine's architecture as `uname -m` names it (`x86_64`, `aarch64`); empty from
+    /// a node that does not report it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub arch: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]

@@ -72,6 +72,7 @@ mod tests {
             memory_bytes: 1 << 30,
             runtimes: vec![RuntimeKind::Process],
             engine: None,
+            arch: String::new(),
         }
     }
 

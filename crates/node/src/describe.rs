@@ -25,6 +25,7 @@ fn compose(cpus: u64, memory_bytes: u64, engine: Option<EngineInfo>) -> NodeDesc
         memory_bytes,
         runtimes,
         engine,
+        arch: std::env::consts::ARCH.to_owned(),
     }
 }
 

@@ -157,9 +157,22 @@ pub async fn inspect_service(
             .map_err(|e| ApiError::internal(e.to_string()))?;
         full["TaskTemplate"]["Runtime"] = "container".into();
         full["TaskTemplate"]["ContainerSpec"]["Isolation"] = "default".into();
+        strip_unset(&mut full);
         fill_missing(&mut json["Spec"], full);
     }
     Ok(Json(json))
+}
+
+/// Drops what Docker leaves out unless set: a zero delay or window, the default signal.
+fn strip_unset(v: &mut serde_json::Value) {
+    if let Some(map) = v.as_object_mut() {
+        map.retain(|k, v| match k.as_str() {
+            "Delay" | "Window" => v.as_i64() != Some(0),
+            "StopSignal" => false,
+            _ => true,
+        });
+        map.values_mut().for_each(strip_unset);
+    }
 }
 
 /// Adds to `to` every key of `from` it lacks, at every level of nested objects.

@@ -341,6 +341,7 @@ fn described(id: &str) -> Node {
         memory_bytes: 8 * GIB,
         runtimes: vec![RuntimeKind::Process],
         engine: None,
+        arch: String::new(),
     };
     n
 }

@@ -580,7 +580,7 @@ pub fn node(n: &api::Node, version: u64) -> Node {
         description: NodeDescription {
             hostname: n.hostname.clone(),
             platform: Platform {
-                architecture: String::new(),
+                architecture: n.description.arch.clone(),
                 os: "linux".into(),
             },
             resources: NodeResources {
