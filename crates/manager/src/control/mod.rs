@@ -12,7 +12,7 @@ mod endpoints;
 mod error;
 pub(crate) mod logs;
 pub(crate) mod nodes;
-mod object_routes;
+pub(crate) mod object_routes;
 pub(crate) mod objects;
 pub(crate) mod services;
 mod strict;

@@ -90,7 +90,7 @@ pub fn router(state: ControlState) -> Router {
         .route("/networks/create", post(objects::create_network))
         .route(
             "/networks/{id}",
-            get(objects::inspect_network).delete(objects::remove_network),
+            get(objects::inspect_network).delete(crate::control::object_routes::remove_network),
         )
         .merge(blob_routes::<SecretKind>("/secrets"))
         .merge(blob_routes::<ConfigKind>("/configs"))
@@ -109,7 +109,8 @@ where
         .route(&format!("{base}/create"), post(create_blob::<K>))
         .route(
             &format!("{base}/{{id}}"),
-            get(inspect_blob::<K>).delete(remove_blob::<K>),
+            // Deleting answers as shoal's own route does (204, or why not).
+            get(inspect_blob::<K>).delete(crate::control::object_routes::remove_blob::<K>),
         )
         .route(&format!("{base}/{{id}}/update"), post(update_blob::<K>))
 }

@@ -104,14 +104,6 @@ pub async fn create_network(
     ))
 }
 
-pub async fn remove_network(
-    State(s): State<ControlState>,
-    Path(key): Path<String>,
-) -> Result<StatusCode, ApiError> {
-    obj::remove_network(&s, &key).await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
 /// A config's data is shown; a secret's never is.
 fn shows_data<K: BlobKind>() -> bool {
     TypeId::of::<K>() == TypeId::of::<ConfigKind>()
@@ -189,15 +181,4 @@ where
     let wanted = spec.checked::<K>()?;
     obj::update_blob(&s, &key, version, wanted).await?;
     Ok(StatusCode::OK)
-}
-
-pub async fn remove_blob<K: BlobKind>(
-    State(s): State<ControlState>,
-    Path(key): Path<String>,
-) -> Result<StatusCode, ApiError>
-where
-    Blob<K>: Kind,
-{
-    obj::remove_blob::<K>(&s, &key).await?;
-    Ok(StatusCode::NO_CONTENT)
 }
