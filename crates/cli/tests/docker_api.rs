@@ -417,6 +417,11 @@ fn docker_swarm_init_and_join_make_a_cluster() {
     assert_eq!(leave.stdout.trim(), "Node left the swarm.");
     let info = second.docker(&["info", "--format", "{{.Swarm.LocalNodeState}}"]);
     assert_eq!(info.stdout.trim(), "inactive", "{info:?}");
+    // The node that left is removed from the cluster's list (forced: it may not be down yet).
+    let rm = first.docker(&["node", "rm", "--force", &id1]);
+    assert!(rm.ok(), "{rm:?}");
+    let ls = first.docker(&["node", "ls", "-q"]);
+    assert_eq!(ls.stdout.trim(), first.node_id(), "{ls:?}");
 }
 
 /// On every manager the Docker API answers as on the leader: a follower forwards the

@@ -5,7 +5,7 @@
 //! before, kind by kind ([`diff`]): an object that appears is a `create`, one that goes a
 //! `remove`, one whose Docker-visible part changed an `update`. A kind takes part by
 //! implementing [`EventSource`] (its Docker type name, its `name` attribute) and by one
-//! line in [`diff`]. Tasks have no events, as in Swarm. The log keeps the last
+//! line in [`diff`]. Tasks have events too (Swarm has none). The log keeps the last
 //! [`HISTORY`] events for `since`; a request streams the ones its filters choose until
 //! `until`, or until the client goes away. States the watch coalesces (two writes in quick
 //! succession) are diffed as one change.
@@ -34,7 +34,7 @@ pub trait EventSource: Kind {
     /// Docker's name for the type (`service`, `node`, `network`, `secret`, `config`).
     const TYPE: &'static str;
     /// The actor's `name` attribute.
-    fn name(&self) -> &str;
+    fn name(&self) -> std::borrow::Cow<'_, str>;
     /// Whether it changed from `old` in what a Docker client sees (an `update` event). By
     /// default any change counts.
     fn changed(&self, old: &Self) -> bool {
@@ -49,6 +49,7 @@ pub fn diff(old: &ClusterState, new: &ClusterState, time_nano: i64) -> Vec<Event
     let mut out = Vec::new();
     diff_kind::<Node>(old, new, time_nano, &mut out);
     diff_kind::<Service>(old, new, time_nano, &mut out);
+    diff_kind::<shoal_api::Task>(old, new, time_nano, &mut out);
     diff_kind::<shoal_api::Network>(old, new, time_nano, &mut out);
     diff_kind::<shoal_api::Secret>(old, new, time_nano, &mut out);
     diff_kind::<shoal_api::Config>(old, new, time_nano, &mut out);
@@ -64,7 +65,7 @@ fn diff_kind<K: EventSource>(
     let (before, after) = (K::map(old), K::map(new));
     let event = |action: &str, o: &K, attributes: BTreeMap<String, String>| {
         let mut attributes = attributes;
-        attributes.insert("name".into(), o.name().to_owned());
+        attributes.insert("name".into(), o.name().into_owned());
         EventMessage::swarm(K::TYPE, action, o.id(), attributes, time_nano)
     };
     for (id, now) in after {
@@ -96,8 +97,8 @@ fn changed_pair(attributes: &mut BTreeMap<String, String>, key: &str, old: &str,
 impl EventSource for Service {
     const TYPE: &'static str = "service";
 
-    fn name(&self) -> &str {
-        &self.spec.name
+    fn name(&self) -> std::borrow::Cow<'_, str> {
+        self.spec.name.as_str().into()
     }
 
     /// Its spec (shoal's or the Docker one it was sent) or its rollout's state, not the
@@ -127,11 +128,44 @@ impl EventSource for Service {
     }
 }
 
+/// Tasks have events too (Swarm reports their containers instead): a task's
+/// name is `<service>.<slot>`, and an update is a move of its observed or desired state.
+impl EventSource for shoal_api::Task {
+    const TYPE: &'static str = "task";
+
+    fn name(&self) -> std::borrow::Cow<'_, str> {
+        format!("{}.{}", self.service_name, self.slot).into()
+    }
+
+    fn changed(&self, old: &Self) -> bool {
+        (self.status.state, self.desired_state) != (old.status.state, old.desired_state)
+    }
+
+    fn changes(&self, old: &Self, attributes: &mut BTreeMap<String, String>) {
+        attributes.insert("service.name".into(), self.service_name.clone());
+        if let Some(node) = &self.node_id {
+            attributes.insert("node.id".into(), node.clone());
+        }
+        changed_pair(
+            attributes,
+            "state",
+            old.status.state.as_str(),
+            self.status.state.as_str(),
+        );
+        changed_pair(
+            attributes,
+            "desiredstate",
+            old.desired_state.as_str(),
+            self.desired_state.as_str(),
+        );
+    }
+}
+
 impl EventSource for shoal_api::Network {
     const TYPE: &'static str = "network";
 
-    fn name(&self) -> &str {
-        &self.name
+    fn name(&self) -> std::borrow::Cow<'_, str> {
+        self.name.as_str().into()
     }
 }
 
@@ -141,16 +175,16 @@ where
 {
     const TYPE: &'static str = K::NAME;
 
-    fn name(&self) -> &str {
-        &self.name
+    fn name(&self) -> std::borrow::Cow<'_, str> {
+        self.name.as_str().into()
     }
 }
 
 impl EventSource for Node {
     const TYPE: &'static str = "node";
 
-    fn name(&self) -> &str {
-        &self.hostname
+    fn name(&self) -> std::borrow::Cow<'_, str> {
+        self.hostname.as_str().into()
     }
 
     /// Its role, availability, state, labels or name, not its heartbeats and reports.
@@ -429,6 +463,38 @@ mod tests {
             ]
         );
         assert!(diff(&after, &after, 5).is_empty());
+    }
+
+    #[test]
+    fn a_task_reports_its_creation_and_each_move_of_its_state() {
+        let task: shoal_api::Task = serde_json::from_value(serde_json::json!({
+            "id": "t1", "service_id": "s1", "service_name": "web", "slot": 2, "node_id": "n1",
+            "spec_version": 1, "spec": {}, "desired_state": "running", "created_at": 1,
+            "status": {"state": "assigned", "timestamp": 1, "message": "assigned"},
+        }))
+        .expect("a task");
+        let empty = ClusterState::default();
+        let mut before = ClusterState::default();
+        before.tasks.insert("t1".into(), task.clone());
+        assert_eq!(
+            summary(&diff(&empty, &before, 5)),
+            ["task create t1 name=web.2"]
+        );
+        let mut running = task.clone();
+        running.status.state = shoal_api::TaskState::Running;
+        let mut after = ClusterState::default();
+        after.tasks.insert("t1".into(), running.clone());
+        assert_eq!(
+            summary(&diff(&before, &after, 5)),
+            ["task update t1 name=web.2,node.id=n1,service.name=web,state.new=running,state.old=assigned"]
+        );
+        running.status.message = "started".into();
+        let mut same = ClusterState::default();
+        same.tasks.insert("t1".into(), running);
+        assert!(
+            diff(&after, &same, 5).is_empty(),
+            "a message alone is no event"
+        );
     }
 
     #[test]

@@ -23,6 +23,7 @@ pub const EVENT_FILTERS: &[&str] = &[
     "scope",
     "secret",
     "service",
+    "task",
     "type",
     "volume",
 ];
