@@ -431,3 +431,59 @@ fn a_node_with_a_network_inside_the_vip_pool_is_refused_at_join() {
     let out = join();
     assert!(out.ok(), "join: {out:?}\n{}", second.log());
 }
+
+/// A service attached to a network with an alias answers to the alias in every node's DNS
+/// (`api` and `tasks.api`), its own name still winning over another service's alias.
+#[test]
+fn a_network_alias_resolves_to_its_service() {
+    let c = Cluster::start(bin(), 1, 1);
+    let m = c.m();
+    let net = m.cli(&["network", "create", "backend"]);
+    assert!(net.ok(), "{net:?}");
+    for args in [
+        &[
+            "service",
+            "create",
+            "--name",
+            "st_api",
+            "--network",
+            "name=backend,alias=api",
+            "--network",
+            "name=backend,alias=web",
+            "--expose",
+            "80",
+            "--",
+            "shoal",
+            "whoami",
+        ][..],
+        &[
+            "service", "create", "--name", "web", "--expose", "80", "--", "shoal", "whoami",
+        ][..],
+    ] {
+        let out = m.cli(args);
+        assert!(out.ok(), "{args:?}: {out:?}");
+    }
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            m.running_tasks("st_api").len() == 1 && m.running_tasks("web").len() == 1
+        }),
+        "tasks did not start: {}",
+        m.log()
+    );
+    let (api, web) = (vip_of(&c, "st_api"), vip_of(&c, "web"));
+    let tasks = task_addrs(&c, "st_api");
+    for i in [0, 1] {
+        let answered = wait_until(Duration::from_secs(10), || {
+            short(&c, i, &["api"]) == [api.clone()]
+                && short(&c, i, &["tasks.api"]) == tasks
+                && short(&c, i, &["web"]) == [web.clone()]
+        });
+        assert!(
+            answered,
+            "node {i}: api {:?}, tasks.api {:?}, web {:?}",
+            short(&c, i, &["api"]),
+            short(&c, i, &["tasks.api"]),
+            short(&c, i, &["web"])
+        );
+    }
+}
