@@ -144,7 +144,15 @@ impl Agent {
                 }
             }
         };
+        // Secrets and configs stay only for tasks that outlive the daemon (containers, to be
+        // adopted by the next start); the others' files go with them.
+        let survivors: HashSet<String> = live
+            .iter()
+            .filter(|(_, l)| how == AgentStop::Daemon && l.ctl.survives_daemon())
+            .map(|(id, _)| id.clone())
+            .collect();
         self.stop_all(live, &mut ev_rx, &ev_tx, how).await;
+        crate::files::sweep(&self.cfg.files_dir, |id| survivors.contains(id));
     }
 
     /// After a restart: take back the tasks that still run (containers), report the others

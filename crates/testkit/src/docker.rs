@@ -239,7 +239,8 @@ pub fn inspect(id: &str) -> serde_json::Value {
     v.get(0).cloned().unwrap_or_default()
 }
 
-/// Force-remove every container shoal made for `node_id` (test cleanup).
+/// Force-remove every container shoal made for `node_id`, and the files it kept for them
+/// (test cleanup).
 pub fn remove_node_containers(node_id: &str) {
     let ids = containers_of_node(node_id);
     if !ids.is_empty() {
@@ -247,6 +248,10 @@ pub fn remove_node_containers(node_id: &str) {
             .args(["rm", "-f"])
             .args(&ids)
             .output();
+    }
+    // The secrets and configs the node kept for its containers (the agent's `files`).
+    if !node_id.is_empty() {
+        let _ = std::fs::remove_dir_all(Path::new("/dev/shm/shoal").join(node_id));
     }
 }
 
