@@ -3,7 +3,9 @@
 //! Before a task starts, each blob its template references is written into a directory of
 //! the task's own under the node's files directory, which lives on a tmpfs (`/dev/shm`), so
 //! a secret never reaches a disk; owner and mode are the reference's (root and 0444 unless
-//! set), a template (`Templating: golang`) is expanded for the task first. A container gets
+//! set), a template (`Templating: golang`) is expanded for the task first (the
+//! `{{.Task.Slot}}`-style placeholders, and `{{env "VAR"}}`, `{{secret "target"}}` and
+//! `{{config "target"}}` as in Swarm). A container gets
 //! each file bind-mounted read-only at its target (`/run/secrets/<name>` for a secret); a
 //! process is told the paths in its environment: `SHOAL_SECRETS_DIR`, and
 //! `SHOAL_SECRET_<NAME>` / `SHOAL_CONFIG_<NAME>` per file, NAME being the target's file
@@ -11,7 +13,7 @@
 //! task no longer runs on the node.
 
 use crate::LaunchSpec;
-use shoal_api::template::{expand, TemplateValues};
+use shoal_api::template::{expand_with, TemplateValues};
 use shoal_api::{Blob, BlobKind, FileRef, Mount, MountType, Task, TaskFiles};
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -63,18 +65,44 @@ pub fn write(
         std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
         let _ = std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o711));
     }
+    let secrets = t
+        .secrets
+        .iter()
+        .map(|r| Ok((r, find(&files.secrets, r)?)))
+        .collect::<Result<Vec<_>, String>>()?;
+    let configs = t
+        .configs
+        .iter()
+        .map(|r| Ok((r, find(&files.configs, r)?)))
+        .collect::<Result<Vec<_>, String>>()?;
+    // What a template's functions read: the task's environment and its other files, by
+    // target, as they are stored.
+    let env = spec.env.clone();
+    let lookup = |function: &str, arg: &str| -> Option<String> {
+        let text = |data: &[u8]| String::from_utf8(data.to_vec()).ok();
+        match function {
+            "env" => env.iter().find(|(k, _)| k == arg).map(|(_, v)| v.clone()),
+            "secret" => secrets
+                .iter()
+                .find(|(r, _)| r.target == arg)
+                .and_then(|(_, b)| text(&b.data)),
+            "config" => configs
+                .iter()
+                .find(|(r, _)| r.target == arg)
+                .and_then(|(_, b)| text(&b.data)),
+            _ => None,
+        }
+    };
     let mut placed = Vec::new();
-    for r in &t.secrets {
-        let blob = find(&files.secrets, r)?;
+    for (r, blob) in &secrets {
         let host = secrets_dir.join(host_name(&r.target));
-        write_one(&host, blob, r, values)?;
-        placed.push(("SHOAL_SECRET_", host, r));
+        write_one(&host, blob, r, values, &lookup)?;
+        placed.push(("SHOAL_SECRET_", host, *r));
     }
-    for (i, r) in t.configs.iter().enumerate() {
-        let blob = find(&files.configs, r)?;
+    for (i, (r, blob)) in configs.iter().enumerate() {
         let host = configs_dir.join(format!("{i}-{}", host_name(&r.target)));
-        write_one(&host, blob, r, values)?;
-        placed.push(("SHOAL_CONFIG_", host, r));
+        write_one(&host, blob, r, values, &lookup)?;
+        placed.push(("SHOAL_CONFIG_", host, *r));
     }
     match &mut spec.container {
         Some(c) => {
@@ -115,14 +143,15 @@ fn write_one<K: BlobKind>(
     blob: &Blob<K>,
     r: &FileRef,
     values: &TemplateValues,
+    lookup: &dyn Fn(&str, &str) -> Option<String>,
 ) -> Result<(), String> {
     let expanded;
     let data: &[u8] = match &blob.templating {
         Some(_) => {
             let text = std::str::from_utf8(&blob.data)
                 .map_err(|_| format!("{} {}: a template must be UTF-8", K::NAME, blob.name))?;
-            expanded =
-                expand(text, values).map_err(|e| format!("{} {}: {e}", K::NAME, blob.name))?;
+            expanded = expand_with(text, values, lookup)
+                .map_err(|e| format!("{} {}: {e}", K::NAME, blob.name))?;
             expanded.as_bytes()
         }
         None => &blob.data,

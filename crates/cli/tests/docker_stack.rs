@@ -89,7 +89,7 @@ fn the_docker_cli_manages_networks_secrets_and_configs() {
         &engine,
         &[],
     );
-    let template = b"slot={{.Task.Slot}} service={{.Service.Name}}\n";
+    let template = b"slot={{.Task.Slot}} service={{.Service.Name}} mode={{env \"MODE\"}} pw={{secret \"s1\"}}\n";
     let cfg = d.docker_with_input(
         &["config", "create", "--template-driver", "golang", "c1", "-"],
         template,
@@ -119,6 +119,8 @@ fn the_docker_cli_manages_networks_secrets_and_configs() {
         "com.shoal.runtime=process",
         "--network",
         "net1",
+        "--env",
+        "MODE=prod",
         "--secret",
         "s1",
         "--config",
@@ -135,7 +137,11 @@ fn the_docker_cli_manages_networks_secrets_and_configs() {
     });
     assert!(read, "{logs:?}\n{}", d.log());
     assert!(logs.stdout.contains(secret), "{logs:?}");
-    assert!(logs.stdout.contains("slot=1 service=reader"), "{logs:?}");
+    assert!(
+        logs.stdout
+            .contains(&format!("slot=1 service=reader mode=prod pw={secret}")),
+        "{logs:?}"
+    );
     let vip_networks = d.docker(&[
         "service",
         "inspect",
