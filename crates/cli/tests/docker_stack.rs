@@ -406,4 +406,32 @@ fn shoal_service_create_takes_secrets_configs_and_networks() {
         "{{(index .Spec.TaskTemplate.Networks 0).Aliases}}",
     ]);
     assert_eq!(aliases.stdout.trim(), "[api]", "{aliases:?}");
+
+    // Rotation as in Swarm: a new secret at the same target, the old one then removable.
+    assert!(d
+        .docker_with_input(&["secret", "create", "token2", "-"], b"n3w-t0k3n")
+        .ok());
+    let missing = d.cli(&["service", "update", "--secret-rm", "nosuch", "app"]);
+    assert!(
+        !missing.ok() && missing.stderr.contains("--secret-rm"),
+        "{missing:?}"
+    );
+    let rotate = d.cli(&[
+        "service",
+        "update",
+        "--secret-rm",
+        "token",
+        "--secret-add",
+        "source=token2,target=api_token,mode=0400",
+        "app",
+    ]);
+    assert!(rotate.ok(), "{rotate:?}\n{}", d.log());
+    let rotated = wait_until(Duration::from_secs(60), || {
+        d.cli(&["service", "logs", "app"])
+            .stdout
+            .contains("n3w-t0k3n")
+    });
+    assert!(rotated, "{:?}", d.cli(&["service", "logs", "app"]));
+    let rm = d.docker(&["secret", "rm", "token"]);
+    assert!(rm.ok(), "the old secret is no longer used: {rm:?}");
 }

@@ -155,6 +155,18 @@ pub struct UpdateArgs {
     /// Remove the mount at this target
     #[arg(long, value_name = "TARGET")]
     mount_rm: Vec<String>,
+    /// Add a secret, or replace the one with its target (NAME or source=NAME,target=...)
+    #[arg(long, value_name = "SECRET")]
+    secret_add: Vec<String>,
+    /// Remove a secret, by name or ID
+    #[arg(long, value_name = "SECRET")]
+    secret_rm: Vec<String>,
+    /// Add a config, or replace the one with its target (NAME or source=NAME,target=...)
+    #[arg(long, value_name = "CONFIG")]
+    config_add: Vec<String>,
+    /// Remove a config, by name or ID
+    #[arg(long, value_name = "CONFIG")]
+    config_rm: Vec<String>,
     /// Add or replace a ulimit (name=soft[:hard])
     #[arg(long, value_name = "ULIMIT")]
     ulimit_add: Vec<String>,
@@ -267,6 +279,8 @@ impl UpdateArgs {
             }
         }
         self.apply_container(t)?;
+        files::<shoal_api::SecretKind>(&mut t.secrets, &self.secret_rm, &self.secret_add)?;
+        files::<shoal_api::ConfigKind>(&mut t.configs, &self.config_rm, &self.config_add)?;
         for k in &self.env_rm {
             t.env.retain(|e| e.split('=').next() != Some(k.as_str()));
         }
@@ -413,6 +427,31 @@ impl UpdateArgs {
         spec.validate()?;
         Ok(())
     }
+}
+
+/// `--secret-rm/--secret-add` (or the config ones): removals by name or ID first, then
+/// additions replacing the file at their target. The manager resolves the names.
+fn files<K: shoal_api::BlobKind>(
+    refs: &mut Vec<shoal_api::FileRef>,
+    rm: &[String],
+    add: &[String],
+) -> anyhow::Result<()> {
+    for key in rm {
+        let before = refs.len();
+        refs.retain(|r| r.name != *key && r.id != *key);
+        anyhow::ensure!(
+            refs.len() < before,
+            "invalid --{}-rm {key:?}: the service uses no such {}",
+            K::NAME,
+            K::NAME
+        );
+    }
+    for text in add {
+        let r = shoal_api::FileRef::parse::<K>(text)?;
+        refs.retain(|x| x.target != r.target);
+        refs.push(r);
+    }
+    Ok(())
 }
 
 impl UpdateArgs {
