@@ -114,6 +114,8 @@ impl Agent {
         let mut ended: HashSet<String> = HashSet::new();
         // Tasks whose log files may be on disk.
         let mut logged: HashSet<String> = HashSet::new();
+        // The tasks running here when task files were last swept.
+        let mut swept_for: Option<HashSet<String>> = None;
         // The first assignments from a manager (version 0: none received yet) tell which
         // tasks the previous run of this daemon left.
         let mut recovered = false;
@@ -127,8 +129,16 @@ impl Agent {
             self.reconcile(&current, &mut live, &ended, &ev_tx);
             if current.version > 0 {
                 self.forget_logs(&current, &live, &mut logged);
-                // Secrets and configs stay on the node only while their task runs here.
-                crate::files::sweep(&self.cfg.files_dir, |id| live.contains_key(id));
+                // Secrets and configs stay on the node only while their task runs here: swept
+                // when the tasks running here change (the first pass clears what a killed
+                // daemon left), not on every event.
+                let same = swept_for
+                    .as_ref()
+                    .is_some_and(|s| s.len() == live.len() && live.keys().all(|k| s.contains(k)));
+                if !same {
+                    crate::files::sweep(&self.cfg.files_dir, |id| live.contains_key(id));
+                    swept_for = Some(live.keys().cloned().collect());
+                }
             }
             tokio::select! {
                 r = assignments.changed() => if r.is_err() { break AgentStop::Daemon },

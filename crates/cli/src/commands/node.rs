@@ -260,14 +260,7 @@ async fn update(
     detach: bool,
     timeout: std::time::Duration,
 ) -> anyhow::Result<ExitCode> {
-    let mut labels_add = std::collections::BTreeMap::new();
-    for l in label_add {
-        let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
-        if k.is_empty() {
-            anyhow::bail!("invalid label {l:?}: expected KEY=VALUE");
-        }
-        labels_add.insert(k.to_string(), v.to_string());
-    }
+    let labels_add = super::labels(label_add)?;
     let availability = match availability.as_deref() {
         None => None,
         Some("active") => Some(shoal_api::Availability::Active),

@@ -1,13 +1,12 @@
 //! `shoal secret|config|network create|ls|inspect|rm`.
 
-use super::print_json;
+use super::{labels, print_json};
 use crate::client::{encode, Client};
 use crate::table::{self, ago, now_millis};
 use shoal_api::id::short;
 use shoal_api::{BlobKind, ConfigKind, Network, SecretKind};
 use shoal_wire::v1::objects::{BlobCreate, BlobInfo, NetworkCreate};
 use shoal_wire::v1::services::Created;
-use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -104,17 +103,6 @@ pub enum NetworkCmd {
         #[arg(required = true)]
         names: Vec<String>,
     },
-}
-
-/// `KEY=VALUE` labels; a bare `KEY` has an empty value, an empty key is refused.
-pub fn labels(pairs: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
-    let mut out = BTreeMap::new();
-    for l in pairs {
-        let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
-        anyhow::ensure!(!k.is_empty(), "invalid label {l:?}: expected KEY=VALUE");
-        out.insert(k.to_string(), v.to_string());
-    }
-    Ok(out)
 }
 
 /// The payload in `file` (a stack's `file:`), refused if missing, empty or too big.

@@ -11,7 +11,6 @@ use shoal_api::{
     ServiceSpec, Task, TaskState, TaskTemplate, Ulimit,
 };
 use shoal_wire::v1::services::{Created, ScaleRequest, ServiceInfo};
-use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -486,14 +485,7 @@ impl CreateArgs {
             retries: self.health_retries,
             start_period: self.health_start_period,
         });
-        let mut labels = BTreeMap::new();
-        for l in &self.label {
-            let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
-            if k.is_empty() {
-                anyhow::bail!("invalid label {l:?}: expected KEY=VALUE");
-            }
-            labels.insert(k.to_string(), v.to_string());
-        }
+        let labels = super::labels(&self.label)?;
         let ports = self
             .publish
             .iter()

@@ -73,17 +73,12 @@ pub async fn inspect_network(
     Path(key): Path<String>,
 ) -> Result<Json<NetworkResource>, ApiError> {
     let state = s.cluster()?;
-    let all = networks(&state);
-    let found = all
-        .iter()
-        .find(|n| n.id == key || n.name == key)
-        .or_else(|| {
-            let mut m = all.iter().filter(|n| n.id.starts_with(&key));
-            match (m.next(), m.next()) {
-                (Some(n), None) if !key.is_empty() => Some(n),
-                _ => None,
-            }
-        })
+    // The cluster's own network with the others, found by Docker's rules as they are.
+    let all: std::collections::BTreeMap<String, NetworkResource> = networks(&state)
+        .into_iter()
+        .map(|n| (n.id.clone(), n))
+        .collect();
+    let found = shoal_api::state::find_named(&all, &key, |n| &n.name)
         .ok_or_else(|| ApiError::not_found(format!("network {key} not found")))?;
     Ok(Json(found.clone()))
 }
