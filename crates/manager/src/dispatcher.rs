@@ -19,7 +19,7 @@ use std::time::Duration;
 const LEADERSHIP_CHECK: Duration = Duration::from_millis(500);
 use crate::reports::apply_reports;
 use shoal_api::task_log::LogLine;
-use shoal_api::{ClusterState, NodeState, Task, TaskReport, TaskState};
+use shoal_api::{ClusterState, NodeRole, NodeState, Task, TaskReport, TaskState};
 use shoal_balance::DataPlaneSnapshot;
 use shoal_rpc::proto::{
     self, dispatcher_server, Empty, HeartbeatRequest, HeartbeatResponse, LogChunk, LogSubscription,
@@ -160,7 +160,13 @@ impl dispatcher_server::Dispatcher for DispatcherService {
         let snapshots = self.snapshots.clone();
         tokio::spawn(async move {
             let mut changes = store.subscribe();
-            let mut last: Option<(Vec<Task>, Arc<DataPlaneSnapshot>, shoal_api::Node, u64)> = None;
+            let mut last: Option<(
+                Vec<Task>,
+                Arc<DataPlaneSnapshot>,
+                shoal_api::Node,
+                u64,
+                NodeRole,
+            )> = None;
             loop {
                 if let Err(s) = require_leader(&store) {
                     // Leadership moved: the agent reconnects to the new leader.
@@ -176,17 +182,32 @@ impl dispatcher_server::Dispatcher for DispatcherService {
                         .await;
                     return;
                 };
+                // A demoted manager is told so only once the Raft group has let it go: a node
+                // that stopped its replica first could take with it the vote the group needs
+                // to remove it (two managers, one demoted).
+                let in_group = store.replica().is_some_and(|r| {
+                    let g = r.status();
+                    g.voters
+                        .iter()
+                        .chain(&g.learners)
+                        .any(|p| p.node == node_id)
+                });
+                let role = match me.role {
+                    NodeRole::Worker if in_group => NodeRole::Manager,
+                    r => r,
+                };
                 let tasks = assigned_tasks(&state, &node_id);
                 let built = snapshots.get(&state);
                 let version = built.snapshot.version;
                 let cluster_acked = *acked.borrow_and_update();
                 // The snapshot's version moves with every write: a session is sent again
                 // when what it routes by changes, not its number.
-                let changed = last.as_ref().is_none_or(|(t, d, n, a)| {
+                let changed = last.as_ref().is_none_or(|(t, d, n, a, r)| {
                     *t != tasks
                         || !d.same_routes(&built.snapshot)
                         || *n != me
                         || *a != cluster_acked
+                        || *r != role
                 });
                 if changed {
                     let cluster = state.cluster.as_ref();
@@ -201,7 +222,7 @@ impl dispatcher_server::Dispatcher for DispatcherService {
                         ),
                         managers: cluster.map(|c| c.managers.clone()).unwrap_or_default(),
                         cluster_acked,
-                        role: Some(me.role),
+                        role: Some(role),
                     };
                     let msg = session
                         .encode()
@@ -212,7 +233,7 @@ impl dispatcher_server::Dispatcher for DispatcherService {
                     let Session {
                         tasks, data_plane, ..
                     } = session;
-                    last = Some((tasks, data_plane, me, cluster_acked));
+                    last = Some((tasks, data_plane, me, cluster_acked, role));
                 }
                 tokio::select! {
                     r = changes.changed() => if r.is_err() { return },
