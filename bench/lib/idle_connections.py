@@ -29,7 +29,7 @@ from mesh_vs_haproxy import fmt, read_meta, replace_section  # noqa: E402  (same
 
 BEGIN = "<!-- idle-connections:begin -->"
 END = "<!-- idle-connections:end -->"
-PROXIES = {"shoal": "shoal mesh", "haproxy": "HAProxy"}
+PROXIES = {"shoal": "shoal mesh", "nat": "shoal mesh, lb-mode nat", "haproxy": "HAProxy"}
 IP_BIND_ADDRESS_NO_PORT = 24  # linux/in.h
 PER_SOURCE = 20_000  # connections per client source address (the ephemeral range is ~28k)
 
@@ -207,7 +207,8 @@ def render(results: dict[str, dict], meta: dict[str, str]) -> str:
     count, asked = int(meta["count"]), int(meta["count_asked"])
     nofile, per_port = int(meta["nofile"]), int(meta["mesh_per_port"])
     lines = [
-        f"Run on {meta['date']}, shoal `{meta['shoal']}`: {count:,} connections per proxy, "
+        f"Run on {meta['date']}, shoal `{meta['shoal']}`: {count:,} connections per proxy "
+        f"({asked:,} through lb-mode nat, which no file limit of the daemon caps), "
         f"each proxy measured once on a fresh process (order: {meta['order']}), in a network "
         f"namespace of the script's own; every process with a file limit of {nofile:,}.",
         "",
@@ -242,6 +243,19 @@ def render(results: dict[str, dict], meta: dict[str, str]) -> str:
                      f"bytes, {o / h:.2f}×)")
     else:
         lines.append("- FAIL a proxy has no result")
+    nat = results.get("nat")
+    if nat and ref:
+        held = nat["at_backends"] >= asked and nat["echoed"] == nat["count"] >= asked
+        lines.append(f"- {'PASS' if held else 'FAIL'} {asked:,} idle connections held through "
+                     f"the mesh with lb-mode nat, each echoing one byte ({nat['at_backends']:,} "
+                     "held by the backends)")
+        # No process holds them: what they cost is the kernel's (connection tracking, sockets).
+        total = lambda r: (per_conn(r, "rss_kb") or 0) + (per_conn(r, "slab_unreclaimable_kb") or 0)  # noqa: E731
+        o, h = total(nat), total(ref)
+        lines.append(f"- {'PASS' if o < h else 'FAIL'} lb-mode nat memory per idle connection "
+                     f"(daemon RSS + the whole machine's kernel slab) lower than HAProxy's (RSS "
+                     f"+ slab), at {nat['count']:,} against {ref['count']:,} connections "
+                     f"({o:,.0f} bytes vs {h:,.0f} bytes, {o / h:.2f}×)")
     lines += [
         "",
         f"Machine: {meta['nproc']} CPUs ({meta['cpu']}), kernel {meta['kernel']}; "

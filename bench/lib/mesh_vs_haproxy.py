@@ -11,9 +11,10 @@ Subcommands:
   busy SECONDS                 share of all CPUs in use (0..1) over SECONDS, from /proc/stat
   quiet SECONDS SHARE          exit 0 if less than SHARE of the CPUs was in use over SECONDS
   sample PROXY DAEMON HAPROXY SHELL
-                               "proxy nonidle total ours" in clock ticks: the proxy's CPU,
-                               the machine's busy and total CPU, and ours (daemon and its
-                               tasks, HAProxy, the shell's reaped children such as wrk)
+                               "proxy nonidle total ours all" in clock ticks: the proxy's
+                               CPU, the machine's busy and total CPU, ours (daemon and its
+                               tasks, HAProxy, the shell's reaped children such as wrk), and
+                               the machine's busy CPU with interrupt time
   report --runs DIR --meta F [--write DOC]
                                the markdown report on stdout; with --write, also into DOC
 """
@@ -32,8 +33,12 @@ from pathlib import Path
 BEGIN = "<!-- mesh-vs-haproxy:begin -->"
 END = "<!-- mesh-vs-haproxy:end -->"
 KINDS = {"keepalive": "keep-alive", "close": "conn-per-request"}
-TARGETS = {"shoal": "shoal mesh", "vip": "shoal VIP", "haproxy": "HAProxy",
+TARGETS = {"shoal": "shoal mesh", "vip": "shoal VIP", "nat": "shoal mesh, lb-mode nat",
+           "natvip": "shoal VIP, lb-mode nat", "haproxy": "HAProxy",
            "direct": "direct (1 backend)"}
+# The paths the targets are judged for: the proxy's (the default) and the kernel's NAT.
+PATHS = (("shoal", "mesh"), ("vip", "VIP"), ("nat", "mesh (lb-mode nat)"),
+         ("natvip", "VIP (lb-mode nat)"))
 CPU_RATIO_LIMIT = 0.8  # shoal's CPU per request at most this share of HAProxy's
 P99_SLACK = 0.10
 RSS_LIMIT_MB = 30.0
@@ -156,7 +161,7 @@ def sample(proxy: int, daemon: int, haproxy: int, shell: int) -> None:
     if not irq_time_accounting():
         irq = 0
     proxy_ticks = cpu_ticks(proxy) if proxy else 0
-    print(proxy_ticks, total - idle - irq, total, ours)
+    print(proxy_ticks, total - idle - irq, total, ours, total - idle)
 
 
 # --- wrk output ------------------------------------------------------------------------------
@@ -184,6 +189,7 @@ class Run:
     socket_errors: dict[str, int]
     non_2xx: int
     cpu_s: float | None
+    machine_s: float  # every CPU's busy time (wrk, proxy, backends, kernel, others)
     other_share: float | None  # share of the machine's CPU used by processes not ours
 
     @property
@@ -195,6 +201,12 @@ class Run:
         if self.cpu_s is None or self.requests == 0:
             return None
         return self.cpu_s * 1e6 / self.requests
+
+    @property
+    def machine_us_per_req(self) -> float | None:
+        if self.requests == 0:
+            return None
+        return self.machine_s * 1e6 / self.requests
 
     @property
     def cpu_percent(self) -> float | None:
@@ -242,9 +254,10 @@ def load_runs(runs_dir: Path, clk_tck: int) -> list[Run]:
         before, after = (list(map(int, line.split()))
                          for line in wrk_file.with_suffix(".cpu").read_text().splitlines())
         cpu_s = None if target == "direct" else (after[0] - before[0]) / clk_tck
-        nonidle, total, ours = (a - b for a, b in zip(after[1:], before[1:]))
+        nonidle, total, ours, busy_all = (a - b for a, b in zip(after[1:], before[1:]))
         other = max(nonidle - ours, 0) / total if total > 0 else None
         runs.append(Run(kind, target, int(rnd), cpu_s=cpu_s, other_share=other,
+                        machine_s=busy_all / clk_tck,
                         **parse_wrk(wrk_file.read_text())))
     return runs
 
@@ -283,10 +296,20 @@ def verdicts(chosen: dict[tuple[str, str], Run], idle_mb: float) -> list[str]:
     lines = []
     for kind, label in KINDS.items():
         ha = chosen.get((kind, "haproxy"))
-        for target, path in (("shoal", "mesh"), ("vip", "VIP")):
+        for target, path in PATHS:
             ours = chosen.get((kind, target))
             if not ours or not ha:
                 continue
+            if target in ("nat", "natvip"):
+                # No process of its own forwards it: judge what the whole machine spends too.
+                o_all, h_all = ours.machine_us_per_req, ha.machine_us_per_req
+                ok = o_all is not None and h_all is not None and o_all <= h_all
+                ratio = f"{o_all / h_all:.2f}×" if o_all is not None and h_all else "n/a"
+                lines.append(
+                    f"- {'PASS' if ok else 'FAIL'} {label}: {path} machine CPU per request "
+                    f"(every process and the kernel) at most HAProxy's ({fmt(o_all, 1)} µs vs "
+                    f"{fmt(h_all, 1)} µs, {ratio})"
+                )
             o_cpu, h_cpu = ours.cpu_us_per_req, ha.cpu_us_per_req
             ok = o_cpu is not None and h_cpu is not None and o_cpu <= h_cpu * CPU_RATIO_LIMIT
             ratio = f"{o_cpu / h_cpu:.2f}×" if o_cpu is not None and h_cpu else "n/a"
@@ -307,22 +330,23 @@ def verdicts(chosen: dict[tuple[str, str], Run], idle_mb: float) -> list[str]:
 
 def table(rows: list[Run], with_round: bool) -> list[str]:
     head = ["client", "proxy"] + (["round"] if with_round else []) + [
-        "req/s", "p50 ms", "p99 ms", "CPU µs/req", "proxy CPU %", "errors"] + (
-        ["other load %"] if with_round else [])
-    numeric = {"round", "req/s", "p50 ms", "p99 ms", "CPU µs/req", "proxy CPU %", "other load %"}
+        "req/s", "p50 ms", "p99 ms", "CPU µs/req", "proxy CPU %", "machine CPU µs/req",
+        "errors"] + (["other load %"] if with_round else [])
+    numeric = {"round", "req/s", "p50 ms", "p99 ms", "CPU µs/req", "proxy CPU %",
+               "machine CPU µs/req", "other load %"}
     out = ["| " + " | ".join(head) + " |",
            "|" + "|".join("---:" if h in numeric else "---" for h in head) + "|"]
     for r in rows:
         cells = [KINDS[r.kind], TARGETS[r.target]] + ([str(r.round)] if with_round else []) + [
             fmt(r.rps, 0), fmt(r.p50_ms), fmt(r.p99_ms), fmt(r.cpu_us_per_req, 1),
-            fmt(r.cpu_percent, 0), r.errors_text()] + (
+            fmt(r.cpu_percent, 0), fmt(r.machine_us_per_req, 1), r.errors_text()] + (
             [fmt(None if r.other_share is None else r.other_share * 100, 0)] if with_round else [])
         out.append("| " + " | ".join(cells) + " |")
     return out
 
 
 def ordered(runs) -> list[Run]:
-    kinds, targets = list(KINDS), ["shoal", "vip", "haproxy", "direct"]
+    kinds, targets = list(KINDS), ["shoal", "vip", "nat", "natvip", "haproxy", "direct"]
     return sorted(runs, key=lambda r: (kinds.index(r.kind), targets.index(r.target), r.round))
 
 
@@ -333,9 +357,12 @@ def render(runs: list[Run], meta: dict[str, str]) -> tuple[str, list[str]]:
     lines = [
         f"Run on {meta['date']}, shoal `{meta['shoal']}`: wrk -t1 -c{meta['connections']} "
         f"-d{meta['duration']}s per run, in a network namespace of the script's own, each "
-        "proxy run twice (orders mesh→VIP→HAProxy, then HAProxy→VIP→mesh); kept: the run with "
-        "more req/s, preferring runs no other process disturbed. The VIP rows are the shoal "
-        f"daemon too, reached at {meta.get('vip', 'the VIP')}:80 through the kernel's redirect.",
+        "proxy run twice (orders mesh→VIP→NAT mesh→NAT VIP→HAProxy, then the reverse); kept: "
+        "the run with more req/s, preferring runs no other process disturbed. The VIP rows are "
+        f"the shoal daemon too, reached at {meta.get('vip', 'the VIP')}:80 through the kernel's "
+        f"redirect; the lb-mode nat rows are `webnat` (its VIP {meta.get('natvip', '')}:80), "
+        "forwarded by the kernel's NAT with no process in the way: their 'CPU µs/req' is the "
+        "daemon's, idle beside them.",
         "",
         *table(ordered(chosen.values()), with_round=False),
         "",
@@ -384,7 +411,11 @@ the requests served: CPU µs per request; for the mesh and the VIP that process 
 daemon. The daemon also runs the (idle) control plane, which makes the comparison
 conservative; its tokio runtime may use both cores, HAProxy one thread. Whoami backends are
 separate processes and are not counted, nor is the kernel's work (the VIP's nat redirect
-included), which lands in whichever process sends. Everything (daemon, backends, HAProxy,
+included), which lands in whichever process sends. A second service, `webnat` (3 more
+replicas, `--lb-mode nat`), is forwarded by the kernel's NAT instead of the daemon: no
+process forwards its connections, so beside 'CPU µs/req' (the daemon's, idle) every row
+also has 'machine CPU µs/req', the busy time of all CPUs (wrk, the proxy, the backends and
+the kernel) per request, which compares the paths whole. Everything (daemon, backends, HAProxy,
 wrk) runs in a network namespace the script creates and removes, on its loopback, so the
 VIPs and the daemon's nat rules stay off the machine's own networks; the namespace's nat
 table makes every connection in it, to any of the three, go through connection tracking.

@@ -1,5 +1,5 @@
 //! How a service is reached by its name and how its connections are spread: Swarm's
-//! `--endpoint-mode` and shoal's `--lb`.
+//! `--endpoint-mode` and shoal's `--lb` and `--lb-mode`.
 
 use crate::SpecError;
 use serde::{Deserialize, Serialize};
@@ -33,6 +33,47 @@ impl EndpointMode {
             EndpointMode::Vip => "vip",
             EndpointMode::Dnsrr => "dnsrr",
         }
+    }
+}
+
+/// Who forwards a service's TCP connections (`--lb-mode`), on its published ports and its
+/// VIP alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LbMode {
+    /// The node's data plane accepts each connection, picks a task and copies the bytes:
+    /// every balancing algorithm, a refused connect retried on another task, PROXY headers
+    /// and idle timeouts.
+    #[default]
+    Proxy,
+    /// The kernel rewrites each new connection's destination to a task (nftables NAT) and
+    /// forwards it with no process in the way: round-robin, random, source-hash and maglev
+    /// only, and no retry of a refused connect. UDP ports stay with the proxy.
+    Nat,
+}
+
+impl LbMode {
+    pub fn parse(text: &str) -> Result<LbMode, SpecError> {
+        match text {
+            "proxy" => Ok(LbMode::Proxy),
+            "nat" => Ok(LbMode::Nat),
+            _ => Err(SpecError::invalid("lb-mode", text, "expected proxy or nat")),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LbMode::Proxy => "proxy",
+            LbMode::Nat => "nat",
+        }
+    }
+}
+
+impl Policy {
+    /// Whether the kernel can balance by it (`--lb-mode nat`): not by counts of open
+    /// connections, which only a proxy has.
+    pub fn in_kernel(self) -> bool {
+        !matches!(self, Policy::LeastConn | Policy::P2c)
     }
 }
 

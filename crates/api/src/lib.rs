@@ -32,7 +32,7 @@ pub mod vip;
 pub use cluster::{ClientRecord, Cluster};
 pub use constraint::Constraint;
 pub use description::{EngineInfo, NodeDescription};
-pub use endpoint_spec::{EndpointMode, Policy};
+pub use endpoint_spec::{EndpointMode, LbMode, Policy};
 pub use error::SpecError;
 pub use mount::{Mount, MountType};
 pub use network::{Network, NetworkAttachment};

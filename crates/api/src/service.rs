@@ -482,6 +482,9 @@ pub struct ServiceSpec {
     /// How its connections are spread over its tasks, on published ports and the VIP.
     #[serde(default, skip_serializing_if = "is_default")]
     pub lb: crate::Policy,
+    /// Who forwards its TCP connections: the data plane's proxy (default) or the kernel.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub lb_mode: crate::LbMode,
     /// Prefer a ready task on the node that received the connection, when it has one.
     #[serde(default, skip_serializing_if = "is_default")]
     pub lb_local_first: bool,
@@ -530,6 +533,36 @@ pub fn signal_number(text: &str) -> Option<i32> {
 }
 
 impl ServiceSpec {
+    /// What the kernel cannot do when it forwards the connections (`--lb-mode nat`): balance
+    /// by open connections, send a PROXY header, close idle connections.
+    fn check_lb_mode(&self) -> Result<(), SpecError> {
+        if self.lb_mode != crate::LbMode::Nat {
+            return Ok(());
+        }
+        if !self.lb.in_kernel() {
+            return Err(SpecError::invalid(
+                "lb",
+                self.lb.as_str(),
+                "lb-mode nat balances by round-robin, random, source-hash or maglev",
+            ));
+        }
+        if let Some(p) = self.ports.iter().find(|p| p.proxy_protocol.is_some()) {
+            return Err(SpecError::invalid(
+                "publish",
+                p.to_string(),
+                "proxy-protocol needs lb-mode proxy",
+            ));
+        }
+        if !self.idle_timeout.is_zero() {
+            return Err(SpecError::invalid(
+                "idle-timeout",
+                crate::duration::format(self.idle_timeout),
+                "an idle timeout needs lb-mode proxy",
+            ));
+        }
+        Ok(())
+    }
+
     /// Check everything that can be checked without looking at the cluster.
     pub fn validate(&self) -> Result<(), SpecError> {
         validate_name(&self.name)?;
@@ -552,6 +585,7 @@ impl ServiceSpec {
                 "at most 168h",
             ));
         }
+        self.check_lb_mode()?;
         if self.endpoint_mode == crate::EndpointMode::Dnsrr
             && self
                 .ports
@@ -679,6 +713,7 @@ mod tests {
             endpoint_mode: Default::default(),
             lb: Default::default(),
             lb_local_first: false,
+            lb_mode: Default::default(),
             idle_timeout: Default::default(),
             name: "web".into(),
             labels: BTreeMap::new(),

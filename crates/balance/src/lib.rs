@@ -3,7 +3,7 @@
 //! Pure data and pure decisions: the data plane's snapshot of the services (`snapshot`),
 //! which published port maps to which ready endpoints, in which order a connection should
 //! try them (round-robin, least connections, power of two choices, source hash, Maglev,
-//! random; see [`Policy`]), which endpoints are ejected after failed connects
+//! random; see [`Policy`]), the slot tables the kernel balances by ([`kernel`]), which endpoints are ejected after failed connects
 //! ([`Ejections`]); the throttle for warnings of caps hit. No I/O, no clocks in the
 //! decisions (callers give the time; only the [`Ejecting`] wrapper reads it); the mesh, the
 //! control port (and later the VIP proxy and L7 router) drive it. Depends only on
@@ -13,6 +13,7 @@ mod balancer;
 mod eject;
 mod endpoint;
 mod hash;
+pub mod kernel;
 mod least_conn;
 mod loads;
 mod maglev;

@@ -42,7 +42,7 @@ pub struct Maglev {
 }
 
 /// The lookup table for one set.
-struct Table {
+pub(crate) struct Table {
     /// The set it was built for: task IDs and weights, in order.
     key: Vec<(String, u32)>,
     /// Slot → index into the set.
@@ -91,7 +91,7 @@ impl Table {
     }
 
     /// Fills `size` slots (a prime) from `endpoints` (not empty, fewer than `u32::MAX`).
-    fn build(endpoints: &[Endpoint], size: usize) -> Table {
+    pub(crate) fn build(endpoints: &[Endpoint], size: usize) -> Table {
         const FREE: u32 = u32::MAX;
         let weights = Weights::of(endpoints);
         let size64 = size as u64;
@@ -144,6 +144,11 @@ impl Table {
                 .collect(),
             slots,
         }
+    }
+
+    /// Slot → index into the set.
+    pub(crate) fn slots(&self) -> &[u32] {
+        &self.slots
     }
 
     /// The index into the set of the endpoint for a client.

@@ -28,7 +28,11 @@ pub struct DataPlaneSnapshot {
     pub vip_pool: Option<VipPool>,
 }
 
-pub use shoal_api::{EndpointMode, Policy};
+pub use shoal_api::{EndpointMode, LbMode, Policy};
+
+fn is_proxy(mode: &LbMode) -> bool {
+    *mode == LbMode::Proxy
+}
 
 /// A fresh balancer of `policy`.
 pub fn balancer_for(policy: Policy) -> Box<dyn Balancer> {
@@ -58,6 +62,9 @@ pub struct ServiceEntry {
     pub endpoint_mode: EndpointMode,
     #[serde(default)]
     pub policy: Policy,
+    /// Who forwards its TCP connections: the proxy, or the kernel's NAT.
+    #[serde(default, skip_serializing_if = "crate::snapshot::is_proxy")]
+    pub lb_mode: LbMode,
     /// Prefer a ready endpoint on the node that received the connection
     /// ([`DataPlaneSnapshot::for_node`]).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]

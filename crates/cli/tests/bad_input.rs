@@ -648,6 +648,36 @@ fn bad_load_balancing_input_is_refused() {
                 vec!["service", "update", "--expose-rm", "81", "web"],
                 "invalid --expose-rm \"81\": the service does not expose it",
             ),
+            (
+                vec!["service", "create", "--name", "x", "--lb-mode", "ipvs", "--", "true"],
+                "invalid lb-mode \"ipvs\": expected proxy or nat",
+            ),
+            (
+                vec![
+                    "service", "create", "--name", "x", "--lb-mode", "nat", "--lb", "p2c", "--",
+                    "true",
+                ],
+                "invalid lb \"p2c\": lb-mode nat balances by round-robin, random, source-hash or maglev",
+            ),
+            (
+                vec![
+                    "service",
+                    "create",
+                    "--name",
+                    "x",
+                    "--lb-mode",
+                    "nat",
+                    "--publish",
+                    "published=8080,target=80,proxy-protocol=v2",
+                    "--",
+                    "true",
+                ],
+                "proxy-protocol needs lb-mode proxy",
+            ),
+            (
+                vec!["service", "update", "--lb-mode", "nat", "--idle-timeout", "5m", "web"],
+                "an idle timeout needs lb-mode proxy",
+            ),
         ],
     );
 }

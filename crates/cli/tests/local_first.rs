@@ -46,12 +46,7 @@ fn local_first_keeps_connections_on_the_receiving_node() {
         "tasks did not start: {}",
         m.log()
     );
-    let svc = m.json(&["service", "inspect", "web"]);
-    let published = svc[0]["ports"][0]["published"]
-        .as_u64()
-        .and_then(|p| u16::try_from(p).ok())
-        .expect("a published port");
-    let vip = svc[0]["vip"].as_str().expect("a VIP").to_string();
+    let (published, vip) = m.published_and_vip("web");
     let task_on = |i: usize| -> String {
         let node = c.node_id(i);
         m.running_tasks("web")

@@ -89,6 +89,7 @@ fn entry<'a>(
         vip: service.vip.map(IpAddr::V4),
         endpoint_mode: service.spec.endpoint_mode,
         policy: service.spec.lb,
+        lb_mode: service.spec.lb_mode,
         local_first: service.spec.lb_local_first,
         idle_timeout_ms: duration_ms(service.spec.idle_timeout),
         // Every port: the VIP serves each target; the mesh only those published.
@@ -170,6 +171,7 @@ mod tests {
                 endpoint_mode: Default::default(),
                 lb: Default::default(),
                 lb_local_first: false,
+                lb_mode: Default::default(),
                 idle_timeout: Default::default(),
                 name: format!("{id}-name"),
                 labels: Default::default(),

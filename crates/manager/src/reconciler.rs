@@ -211,6 +211,7 @@ mod tests {
             endpoint_mode: Default::default(),
             lb: Default::default(),
             lb_local_first: false,
+            lb_mode: Default::default(),
             idle_timeout: Default::default(),
             name: "web".into(),
             labels: Default::default(),

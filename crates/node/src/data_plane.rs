@@ -1,6 +1,6 @@
-//! A node's data plane: everything that routes requests by the cluster's endpoints. Today
-//! that is the routing mesh; service VIPs, the DNS server and the L7 router join it as
-//! further [`Member`]s.
+//! A node's data plane: everything that routes requests by the cluster's endpoints: the
+//! routing mesh, the service VIPs, the kernel's NAT rules for services forwarded by it
+//! (`--lb-mode nat`) and the DNS server, each a [`Member`].
 //!
 //! Each snapshot the node's session delivers is applied to every member, and the data plane
 //! acknowledges the *lowest* version its members route by: the manager lets a task stop
@@ -203,12 +203,13 @@ impl DataPlane {
         }
     }
 
-    /// The standard data plane of a node: its routing mesh, and — unless
-    /// `vip_interface` is `None` — its service VIPs on that interface and its DNS server
-    /// (forwarding to `dns_upstreams`, or the host's resolvers); all of them run on
-    /// `threads`.
+    /// The standard data plane of node `node_id`: its routing mesh, and — unless
+    /// `vip_interface` is `None` — its service VIPs on that interface, its NAT rules for
+    /// services forwarded by the kernel, and its DNS server (forwarding to
+    /// `dns_upstreams`, or the host's resolvers); all of them run on `threads`.
     pub fn start(
         threads: &tokio::runtime::Handle,
+        node_id: &str,
         mesh: Mesh,
         caps: shoal_mesh::ConnectionCaps,
         vip_interface: Option<&str>,
@@ -220,6 +221,7 @@ impl DataPlane {
         };
         // VIPs before DNS: the VIP member puts the resolver address on the interface.
         members.push(Arc::new(crate::vips::Vips::new(iface, caps)));
+        members.push(Arc::new(crate::nat::Nat::new(node_id)));
         let dns = Arc::new(crate::dns::Dns::new(dns_upstreams));
         let resolver = dns.resolver();
         members.push(dns);

@@ -19,6 +19,7 @@ mod health;
 mod identity;
 mod limits;
 mod membership;
+mod nat;
 mod private;
 pub mod raft_net;
 mod remote;

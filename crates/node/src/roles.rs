@@ -172,6 +172,7 @@ fn session_and_data_plane(
 ) -> (Arc<RemoteDispatcher>, DataPlane, JoinHandle<()>) {
     let plane = DataPlane::start(
         c.data_plane,
+        c.node_id,
         Mesh::new(c.cfg.mesh_bind),
         c.cfg.mesh_bind.caps,
         c.cfg.vip_interface.as_deref(),

@@ -18,7 +18,7 @@
 //! and a connection cap (its own, the per-port cap of the mesh).
 
 use crate::data_plane::{BoxFuture, Member};
-use crate::vip_iface::{run, VipInterface};
+use crate::vip_iface::{run, run_with_input, VipInterface};
 use shoal_api::{Protocol, VipPool};
 use shoal_balance::DataPlaneSnapshot;
 use shoal_mesh::{ConnectionCaps, VipProxy};
@@ -195,36 +195,6 @@ fn redirect_rules(r: &Redirects) -> Result<(), String> {
             insert[2] = "-I";
             iptables(&insert)?;
         }
-    }
-    Ok(())
-}
-
-/// `program ARGS...` with `input` on its standard input: one line naming it and what it
-/// said if it fails.
-fn run_with_input(program: &str, args: &[&str], input: &str) -> Result<(), String> {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run {program}: {e}"))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(input.as_bytes())
-            .map_err(|e| format!("{program}: {e}"))?;
-    }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| format!("{program}: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "{program} {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
     }
     Ok(())
 }

@@ -372,6 +372,20 @@ impl Daemon {
         }
     }
 
+    /// The first published port and the VIP of `service`, as `service inspect` shows them.
+    pub fn published_and_vip(&self, service: &str) -> (u16, String) {
+        let svc = self.json(&["service", "inspect", service]);
+        let published = svc[0]["ports"][0]["published"]
+            .as_u64()
+            .and_then(|p| u16::try_from(p).ok())
+            .unwrap_or_else(|| panic!("no published port in {svc}"));
+        let vip = svc[0]["vip"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no VIP in {svc}"))
+            .to_string();
+        (published, vip)
+    }
+
     /// Tasks observed running.
     pub fn running_tasks(&self, service: &str) -> Vec<serde_json::Value> {
         self.tasks(service)

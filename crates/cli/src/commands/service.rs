@@ -112,6 +112,11 @@ pub struct CreateArgs {
     /// p2c, source-hash, maglev or random
     #[arg(long, default_value = "round-robin")]
     lb: String,
+    /// Who forwards its TCP connections: proxy (the node's data plane: every algorithm,
+    /// retries, PROXY headers, idle timeouts) or nat (the kernel, with no process in the
+    /// way: round-robin, random, source-hash or maglev, no retry)
+    #[arg(long, default_value = "proxy")]
+    lb_mode: String,
     /// Send connections to a ready task on the node that received them, when it has one
     #[arg(long)]
     lb_local_first: bool,
@@ -496,6 +501,7 @@ impl CreateArgs {
             endpoint_mode: shoal_api::EndpointMode::parse(&self.endpoint_mode)?,
             lb: shoal_api::Policy::parse(&self.lb)?,
             lb_local_first: self.lb_local_first,
+            lb_mode: shoal_api::LbMode::parse(&self.lb_mode)?,
             idle_timeout: self.idle_timeout.unwrap_or_default(),
             name: self.name.clone(),
             labels,

@@ -181,6 +181,9 @@ pub struct UpdateArgs {
     /// Load-balancing algorithm: round-robin, least-conn, p2c, source-hash, maglev, random
     #[arg(long)]
     lb: Option<String>,
+    /// Who forwards its TCP connections: proxy or nat (the kernel)
+    #[arg(long)]
+    lb_mode: Option<String>,
     /// Prefer a ready task on the receiving node (--lb-local-first=false to stop)
     #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     lb_local_first: Option<bool>,
@@ -348,6 +351,9 @@ impl UpdateArgs {
         }
         if let Some(lb) = &self.lb {
             spec.lb = shoal_api::Policy::parse(lb)?;
+        }
+        if let Some(m) = &self.lb_mode {
+            spec.lb_mode = shoal_api::LbMode::parse(m)?;
         }
         if let Some(local) = self.lb_local_first {
             spec.lb_local_first = local;
@@ -594,6 +600,7 @@ mod tests {
             endpoint_mode: Default::default(),
             lb: Default::default(),
             lb_local_first: false,
+            lb_mode: Default::default(),
             idle_timeout: Default::default(),
             name: "web".into(),
             labels: Default::default(),

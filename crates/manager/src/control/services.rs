@@ -161,6 +161,7 @@ fn rollout_part(spec: &ServiceSpec) -> ServiceSpec {
     s.endpoint_mode = Default::default();
     s.lb = Default::default();
     s.lb_local_first = Default::default();
+    s.lb_mode = Default::default();
     s.idle_timeout = Default::default();
     if let ServiceMode::Replicated { replicas } = &mut s.mode {
         *replicas = 0;

@@ -32,6 +32,7 @@ fn state(nodes: &[&str], tasks: &[(&str, &str, Option<&str>)]) -> ClusterState {
                     endpoint_mode: Default::default(),
                     lb: Default::default(),
                     lb_local_first: false,
+                    lb_mode: Default::default(),
                     idle_timeout: Default::default(),
                     name: svc.into(),
                     labels: Default::default(),

@@ -39,6 +39,7 @@ impl Runtime {
             let _ = tokio::task::spawn_blocking(|| {
                 crate::vip_iface::remove();
                 crate::vips::remove_redirect_rules();
+                crate::nat::remove();
             })
             .await;
         }

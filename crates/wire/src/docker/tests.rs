@@ -68,6 +68,7 @@ fn expected_web() -> api::ServiceSpec {
         endpoint_mode: api::EndpointMode::Vip,
         lb: Default::default(),
         lb_local_first: false,
+        lb_mode: Default::default(),
         idle_timeout: Duration::ZERO,
         update: api::UpdateConfig::default(),
         rollback: api::UpdateConfig::default(),

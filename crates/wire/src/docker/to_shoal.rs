@@ -29,7 +29,7 @@ pub const TEST_HTTP: &str = "SHOAL-HTTP";
 pub const TEST_TCP: &str = "SHOAL-TCP";
 
 /// Convert `d`. `current`, on an update, is the service's spec now: the settings a Docker
-/// spec cannot carry (`lb`, `lb_local_first`, `idle_timeout`, `lb_weight`, progress
+/// spec cannot carry (`lb`, `lb_mode`, `lb_local_first`, `idle_timeout`, `lb_weight`, progress
 /// deadlines, a port's PROXY protocol) are kept from it.
 pub fn service_spec(
     d: &ServiceSpec,
@@ -79,6 +79,7 @@ pub(crate) fn convert(
         endpoint_mode,
         lb: Default::default(),
         lb_local_first: false,
+        lb_mode: Default::default(),
         idle_timeout: Duration::ZERO,
         update: Default::default(),
         rollback: Default::default(),
@@ -86,6 +87,7 @@ pub(crate) fn convert(
     if let Some(c) = current {
         spec.lb = c.lb;
         spec.lb_local_first = c.lb_local_first;
+        spec.lb_mode = c.lb_mode;
         spec.idle_timeout = c.idle_timeout;
         task.lb_weight = c.task.lb_weight;
         update.progress_deadline = c.update.progress_deadline;

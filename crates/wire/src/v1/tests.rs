@@ -19,6 +19,7 @@ fn service() -> Service {
             endpoint_mode: Default::default(),
             lb: Default::default(),
             lb_local_first: false,
+            lb_mode: Default::default(),
             idle_timeout: Default::default(),
             update: Default::default(),
             rollback: Default::default(),
