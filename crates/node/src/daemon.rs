@@ -130,6 +130,11 @@ pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
         _ = term.recv() => {},
         _ = int.recv() => {},
     }
+    if cfg.vip_interface.is_some() {
+        // The kernel would go on forwarding to tasks about to stop, by a table nobody keeps
+        // up: from now on the proxy takes those connections.
+        crate::nat::remove();
+    }
     tracing::info!("shutting down: stopping tasks");
     rt.shutdown().await;
     stop_api.send_replace(true);

@@ -21,7 +21,7 @@
 //! - `from_lo` (output, from 127.0.0.0/8) sends only to tasks on this node, since the kernel
 //!   does not route a loopback source to another host.
 //!
-//! A port whose chain has no task for it is left to the proxy, which listens on it still
+//! Only IPv4 tasks are in the table. A port whose chain has no task for it is left to the proxy, which listens on it still
 //! (published ports) or takes it through the VIP redirect. Connections the rules send to
 //! another node are marked (connection mark [`MARK`]), masqueraded as the node's own
 //! address on the way out, so the answers come back through it, and accepted by the filter
@@ -178,6 +178,7 @@ fn ruleset(snapshot: &DataPlaneSnapshot, node_id: &str) -> Rules {
             for (k, from) in Source::ALL.into_iter().enumerate() {
                 let usable: Vec<Endpoint> = endpoints
                     .iter()
+                    .filter(|e| e.addr.is_ipv4())
                     .filter(|e| from.reaches(e.addr.ip(), is_local(s, &e.task_id, node_id)))
                     .cloned()
                     .collect();
@@ -345,7 +346,8 @@ fn remove_table() {
     );
 }
 
-/// Take the table and the FORWARD rule away (the node leaves its cluster).
+/// Take the table and the FORWARD rule away (the node leaves its cluster, or its daemon
+/// stops).
 pub fn remove() {
     remove_table();
     let delete = forward_rule("-D");
