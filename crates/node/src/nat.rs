@@ -84,13 +84,23 @@ impl Nat {
         }
         let text = rules.text.clone();
         let forwards = rules.forwards;
+        let nothing = rules.is_removal();
         let result = tokio::task::spawn_blocking(move || {
-            apply(&text, forwards).map_err(|e| {
-                // Rules that are not the snapshot's could send connections to a task on its
-                // way out: none at all leaves every connection to the proxy instead.
-                remove_table();
-                format!("{e} (services forwarded by the kernel go through the proxy)")
-            })
+            apply(&text, forwards)
+                .or_else(|e| {
+                    // A machine without nftables has no table to remove: no service asks for
+                    // one, so nothing is wrong.
+                    if nothing && e.starts_with(NO_NFT) {
+                        return Ok(());
+                    }
+                    Err(e)
+                })
+                .map_err(|e| {
+                    // Rules that are not the snapshot's could send connections to a task on its
+                    // way out: none at all leaves every connection to the proxy instead.
+                    remove_table();
+                    format!("{e} (services forwarded by the kernel go through the proxy)")
+                })
         })
         .await
         .map_err(|e| format!("NAT rules: {e}"))
@@ -133,6 +143,16 @@ struct Rules {
     /// Whether a rule sends connections from other hosts on to another node.
     forwards: bool,
 }
+
+impl Rules {
+    /// Whether the script only removes the table.
+    fn is_removal(&self) -> bool {
+        !self.text.contains('{')
+    }
+}
+
+/// How a failure to start `nft` begins (`run_with_input`'s words).
+const NO_NFT: &str = "cannot run nft:";
 
 /// Where connections come from: each has its chain and its choice of tasks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -413,6 +433,7 @@ mod tests {
         );
         let r = ruleset(&snapshot(vec![s]), "n1");
         assert_eq!(r.text, "add table ip shoal\ndelete table ip shoal\n");
+        assert!(r.is_removal());
         assert!(!r.forwards);
     }
 
@@ -431,6 +452,7 @@ mod tests {
         );
         let r = ruleset(&snapshot(vec![s]), "n1");
         assert!(r.forwards);
+        assert!(!r.is_removal());
         let mark = "ct mark set ct mark or 0x00530000";
         let both = "map { 0 : 10.0.0.1 . 30001, 1 : 10.0.0.2 . 30002 }";
         let vip = "ip daddr 10.96.0.2 tcp dport 80";
