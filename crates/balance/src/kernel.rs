@@ -15,8 +15,9 @@ use shoal_api::Policy;
 /// small enough to rewrite at every change, enough for a few dozen endpoints.
 pub const KERNEL_MAGLEV_SLOTS: usize = 251;
 
-/// At most this many slots for weights: heavier sets are scaled down to fit (each endpoint
-/// keeping at least one slot).
+/// About this many slots at most for weights: heavier sets are scaled down to it, each
+/// endpoint keeping at least one slot (so a set of many endpoints may take a few more, and
+/// its shares are approximate).
 pub const KERNEL_MAX_SLOTS: u64 = 256;
 
 /// What picks a slot for a new connection.

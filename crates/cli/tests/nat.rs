@@ -28,9 +28,8 @@ fn name_and_client(answer: &str) -> Option<(String, String)> {
 
 #[test]
 fn the_kernel_forwards_a_nat_service_and_its_updates_fail_no_request() {
-    let c = Cluster::start(bin(), 1, 1);
-    let m = c.m();
-    let out = m.cli(&[
+    let mut c = Cluster::start(bin(), 1, 1);
+    let out = c.m().cli(&[
         "service",
         "create",
         "--name",
@@ -46,6 +45,7 @@ fn the_kernel_forwards_a_nat_service_and_its_updates_fail_no_request() {
         "whoami",
     ]);
     assert!(out.ok(), "create: {out:?}");
+    let m = c.m();
     assert!(
         wait_until(Duration::from_secs(30), || m.running_tasks("web").len()
             == 2),
@@ -151,4 +151,19 @@ fn the_kernel_forwards_a_nat_service_and_its_updates_fail_no_request() {
         .as_deref()
         .and_then(whoami_name)
         .is_some());
+
+    // A daemon that stops takes its table with it (nobody would keep it up).
+    let out = m.cli(&["service", "update", "--lb-mode", "nat", "web"]);
+    assert!(out.ok(), "update: {out:?}");
+    assert!(
+        wait_until(Duration::from_secs(20), || c
+            .bash_from(1, "nft list table ip shoal")
+            .is_some()),
+        "node 1 has no table"
+    );
+    c.nodes[1].stop();
+    assert!(
+        c.bash_from(1, "nft list table ip shoal").is_none(),
+        "the stopped daemon left its table"
+    );
 }

@@ -37,6 +37,11 @@ pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
             cfg.data_dir.display()
         );
     }
+    if cfg.vip_interface.is_some() {
+        // A table a killed daemon left forwards by rules nobody keeps up: gone until this
+        // node's data plane writes its own.
+        tokio::task::spawn_blocking(crate::nat::remove).await?;
+    }
     let node_id = identity::node_id(&cfg.data_dir)?;
     let hostname = identity::hostname();
     let (store, data_key) = match state_key::load_or_create(&cfg.data_dir)? {
@@ -133,7 +138,7 @@ pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
     if cfg.vip_interface.is_some() {
         // The kernel would go on forwarding to tasks about to stop, by a table nobody keeps
         // up: from now on the proxy takes those connections.
-        crate::nat::remove();
+        tokio::task::spawn_blocking(crate::nat::remove).await?;
     }
     tracing::info!("shutting down: stopping tasks");
     rt.shutdown().await;

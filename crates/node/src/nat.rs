@@ -17,7 +17,8 @@
 //! connection by its source as well:
 //! - `from_net` (prerouting: other hosts and this node's containers) sends to every ready
 //!   task but those at a loopback address, which only the node itself can reach;
-//! - `from_host` (output, from this node's own addresses) sends to every ready task;
+//! - `from_host` (output, from this node's own addresses) sends to every ready task but
+//!   those at a loopback address on other nodes;
 //! - `from_lo` (output, from 127.0.0.0/8) sends only to tasks on this node, since the kernel
 //!   does not route a loopback source to another host.
 //!
@@ -36,6 +37,7 @@ use shoal_balance::kernel::{kernel_table, SlotPick};
 use shoal_balance::{DataPlaneSnapshot, Endpoint, ServiceEntry};
 use std::fmt::Write;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::watch;
 
@@ -53,6 +55,12 @@ const SEED: u32 = 0x5348_4c42;
 const DNAT_PRIORITY: i32 = -105;
 const SNAT_PRIORITY: i32 = 95;
 
+/// Set once the table is taken away for good ([`remove`]); a new member clears it.
+static CLOSED: AtomicBool = AtomicBool::new(false);
+
+/// One nftables change at a time, and none after [`remove`].
+static NFT: Mutex<()> = Mutex::new(());
+
 /// The NAT member of a node's data plane.
 #[derive(Debug)]
 pub struct Nat {
@@ -65,6 +73,7 @@ pub struct Nat {
 impl Nat {
     /// The NAT rules of node `node_id`.
     pub fn new(node_id: &str) -> Nat {
+        CLOSED.store(false, Ordering::SeqCst);
         Nat {
             node_id: node_id.to_string(),
             written: Mutex::new(None),
@@ -72,39 +81,54 @@ impl Nat {
         }
     }
 
-    async fn write(&self, snapshot: &DataPlaneSnapshot) -> Result<(), String> {
+    /// Puts the snapshot's table in (or checks that the one written still is, with its
+    /// FORWARD rule). `Err((why, settled))`: it could not; `settled` when no rule is left
+    /// that could send a connection somewhere the snapshot does not (the table is gone, so
+    /// the proxy takes every connection), which lets the snapshot be acknowledged.
+    async fn write(&self, snapshot: &DataPlaneSnapshot) -> Result<(), (String, bool)> {
         let rules = ruleset(snapshot, &self.node_id);
-        let last = self
+        let unchanged = self
             .written
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        if last.as_deref() == Some(rules.text.as_str()) {
-            return Ok(());
-        }
+            .as_deref()
+            == Some(rules.text.as_str());
         let text = rules.text.clone();
         let forwards = rules.forwards;
-        let nothing = rules.is_removal();
+        let removal = rules.is_removal();
         let result = tokio::task::spawn_blocking(move || {
-            apply(&text, forwards)
-                .or_else(|e| {
-                    // A machine without nftables has no table to remove: no service asks for
-                    // one, so nothing is wrong.
-                    if nothing && e.starts_with(NO_NFT) {
-                        return Ok(());
-                    }
-                    Err(e)
-                })
-                .map_err(|e| {
-                    // Rules that are not the snapshot's could send connections to a task on its
-                    // way out: none at all leaves every connection to the proxy instead.
-                    remove_table();
-                    format!("{e} (services forwarded by the kernel go through the proxy)")
-                })
+            let _one_at_a_time = NFT.lock().unwrap_or_else(PoisonError::into_inner);
+            if CLOSED.load(Ordering::SeqCst) {
+                // The node is on its way out: its table is gone for good.
+                return Ok(());
+            }
+            let done = if unchanged {
+                still_in(&text, forwards, removal)
+            } else {
+                apply(&text, forwards)
+            };
+            done.or_else(|e| {
+                // A machine without nftables has no table to remove: no service asks for one,
+                // so nothing is wrong.
+                if removal && e.starts_with(NO_NFT) {
+                    return Ok(());
+                }
+                Err(e)
+            })
+            .map_err(|e| {
+                // Rules that are not the snapshot's could send connections to a task on its
+                // way out: none at all leaves every connection to the proxy instead.
+                match remove_table() {
+                    Ok(()) => (
+                        format!("{e} (services forwarded by the kernel go through the proxy)"),
+                        true,
+                    ),
+                    Err(r) => (format!("{e}; and the old table stays: {r}"), false),
+                }
+            })
         })
         .await
-        .map_err(|e| format!("NAT rules: {e}"))
-        .and_then(|r| r);
+        .unwrap_or_else(|e| Err((format!("NAT rules: {e}"), false)));
         *self.written.lock().unwrap_or_else(PoisonError::into_inner) = match &result {
             Ok(()) => Some(rules.text),
             Err(_) => None,
@@ -120,12 +144,21 @@ impl Member for Nat {
 
     fn apply(&self, snapshot: Arc<DataPlaneSnapshot>) -> BoxFuture<'_, Vec<String>> {
         Box::pin(async move {
-            let errors = match self.write(&snapshot).await {
-                Ok(()) => Vec::new(),
-                Err(e) => vec![e],
-            };
-            self.acked.send_replace(snapshot.version);
-            errors
+            match self.write(&snapshot).await {
+                Ok(()) => {
+                    self.acked.send_replace(snapshot.version);
+                    Vec::new()
+                }
+                Err((e, settled)) => {
+                    // Not acknowledged while rules the snapshot does not want may be in: a
+                    // task they send to must not be told to stop yet (the manager waits
+                    // for its drain timeout at most). The next snapshot tries again.
+                    if settled {
+                        self.acked.send_replace(snapshot.version);
+                    }
+                    vec![e]
+                }
+            }
         })
     }
 
@@ -178,8 +211,9 @@ impl Source {
     fn reaches(self, addr: IpAddr, local: bool) -> bool {
         match self {
             Source::Net => !addr.is_loopback(),
-            Source::Host => true,
-            Source::Lo => local || addr.is_loopback(),
+            // A loopback address is this node's only for a task on it.
+            Source::Host => local || !addr.is_loopback(),
+            Source::Lo => local,
         }
     }
 }
@@ -357,19 +391,46 @@ fn allow_forwarding() -> Result<(), String> {
     Ok(())
 }
 
-/// Removes the table, if there is one.
-fn remove_table() {
-    let _ = run_with_input(
+/// Removes the table, if there is one (a machine without nftables has none).
+fn remove_table() -> Result<(), String> {
+    run_with_input(
         "nft",
         &["-f", "-"],
         &format!("add table ip {TABLE}\ndelete table ip {TABLE}\n"),
-    );
+    )
+    .or_else(|e| {
+        if e.starts_with(NO_NFT) {
+            Ok(())
+        } else {
+            Err(e)
+        }
+    })
 }
 
-/// Take the table and the FORWARD rule away (the node leaves its cluster, or its daemon
-/// stops).
+/// Whether the table written last is still in, with the FORWARD rule it needs (a firewall
+/// reload may have taken either away); puts back what is missing.
+fn still_in(text: &str, forwards: bool, removal: bool) -> Result<(), String> {
+    if removal {
+        return Ok(());
+    }
+    if run("nft", &["list", "table", "ip", TABLE]).is_err() {
+        return apply(text, forwards);
+    }
+    if forwards {
+        allow_forwarding()?;
+    }
+    Ok(())
+}
+
+/// Take the table and the FORWARD rule away for good: the node leaves its cluster, or its
+/// daemon stops or starts (a table a killed daemon left would forward by rules nobody keeps
+/// up). No table is written again until the node's next data plane starts.
 pub fn remove() {
-    remove_table();
+    let _one_at_a_time = NFT.lock().unwrap_or_else(PoisonError::into_inner);
+    CLOSED.store(true, Ordering::SeqCst);
+    if let Err(e) = remove_table() {
+        tracing::error!(error = %e, "cannot remove the NAT table");
+    }
     let delete = forward_rule("-D");
     let delete: Vec<&str> = delete.iter().map(String::as_str).collect();
     while run("iptables", &delete).is_ok() {}
@@ -485,11 +546,14 @@ mod tests {
             vec![
                 endpoint("t1", "n1", [127, 0, 0, 1], 30001),
                 endpoint("t2", "n1", [127, 0, 0, 1], 30002),
+                // Another node's loopback is not this one's.
+                endpoint("t3", "n2", [127, 0, 0, 1], 30003),
             ],
         );
         let r = ruleset(&snapshot(vec![s]), "n1");
         assert!(!r.forwards);
         assert!(r.text.contains("\tchain from_net {\n\t}\n"), "{}", r.text);
+        assert!(!r.text.contains("30003"), "{}", r.text);
         assert!(
             r.text.contains(
                 "dnat to jhash ip saddr mod 2 seed 0x53484c42 map { 0 : 127.0.0.1 . 30001, 1 : 127.0.0.1 . 30002 }"

@@ -27,6 +27,11 @@ impl Runtime {
         let Step::Leave { from: m } = self.standing().check(change)? else {
             return Err(E::NotMember);
         };
+        if self.cfg.vip_interface.is_some() {
+            // Before the tasks stop: the kernel would go on sending them connections the
+            // proxy can take elsewhere.
+            let _ = tokio::task::spawn_blocking(crate::nat::remove).await;
+        }
         if let Some(r) = roles.take() {
             r.stop(AgentStop::Leave).await;
         }
@@ -39,7 +44,6 @@ impl Runtime {
             let _ = tokio::task::spawn_blocking(|| {
                 crate::vip_iface::remove();
                 crate::vips::remove_redirect_rules();
-                crate::nat::remove();
             })
             .await;
         }
