@@ -80,8 +80,13 @@ impl Roles {
         // Give the last reports a moment to reach a manager.
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         self.stop_rest.send_replace(true);
-        for h in self.rest {
+        for h in &self.rest {
             h.abort();
+        }
+        // Aborting only asks: a task lets go of what it holds (the control port's listener,
+        // which the next role binds at once) when it is dropped, which awaiting it waits for.
+        for h in self.rest {
+            let _ = h.await;
         }
         if let Some(r) = self.replica {
             r.shutdown().await;
