@@ -31,10 +31,11 @@
 //! address.
 
 use crate::data_plane::{BoxFuture, Member};
-use crate::vip_iface::{run, run_with_input};
+use crate::vip_iface::{iptables, run, run_with_input};
 use shoal_api::{LbMode, Protocol, PublishMode, VipPool};
 use shoal_balance::kernel::{kernel_table, SlotPick};
 use shoal_balance::{DataPlaneSnapshot, Endpoint, ServiceEntry};
+use std::collections::BTreeSet;
 use std::fmt::Write;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -46,6 +47,9 @@ const TABLE: &str = "shoal";
 
 /// The connection-mark bits set on every connection the rules rewrite.
 pub const MARK: u32 = 0x0053_0000;
+
+/// [`MARK`] as iptables' connmark match takes it (value/mask).
+const MARK_MATCH: &str = "0x530000/0x530000";
 
 /// The hash seed for source-hash and maglev: every node sends a client to the same task.
 const SEED: u32 = 0x5348_4c42;
@@ -227,26 +231,33 @@ fn ruleset(snapshot: &DataPlaneSnapshot, node_id: &str) -> Rules {
         .iter()
         .filter(|s| s.lb_mode == LbMode::Nat)
     {
+        // Its tasks on this node.
+        let local: BTreeSet<&str> = s
+            .endpoints
+            .iter()
+            .filter(|e| e.node_id == node_id)
+            .map(|e| e.task_id.as_str())
+            .collect();
+        let is_local = |e: &Endpoint| local.contains(e.task_id.as_str());
         for (matches, target) in destinations(s, snapshot.vip_pool) {
             let endpoints = s.ready_endpoints(target, Protocol::Tcp);
             for (k, from) in Source::ALL.into_iter().enumerate() {
                 let usable: Vec<Endpoint> = endpoints
                     .iter()
-                    .filter(|e| e.addr.is_ipv4())
-                    .filter(|e| from.reaches(e.addr.ip(), is_local(s, &e.task_id, node_id)))
+                    .filter(|e| e.addr.is_ipv4() && from.reaches(e.addr.ip(), is_local(e)))
                     .cloned()
                     .collect();
                 let Some(rule) = rule(s, &matches, &usable) else {
                     continue;
                 };
-                if from == Source::Net && usable.iter().any(|e| !is_local(s, &e.task_id, node_id)) {
+                if from == Source::Net && !usable.iter().all(is_local) {
                     forwards = true;
                 }
                 chains[k].push_str(&rule);
             }
         }
     }
-    let mut text = format!("add table ip {TABLE}\ndelete table ip {TABLE}\n");
+    let mut text = removal_script();
     if chains.iter().all(String::is_empty) {
         return Rules {
             text,
@@ -277,11 +288,9 @@ fn ruleset(snapshot: &DataPlaneSnapshot, node_id: &str) -> Rules {
     Rules { text, forwards }
 }
 
-/// Whether the task `task_id` of `s` runs on node `node_id`.
-fn is_local(s: &ServiceEntry, task_id: &str, node_id: &str) -> bool {
-    s.endpoints
-        .iter()
-        .any(|e| e.task_id == task_id && e.node_id == node_id)
+/// The nftables script that removes the table, whether it exists or not.
+fn removal_script() -> String {
+    format!("add table ip {TABLE}\ndelete table ip {TABLE}\n")
 }
 
 /// What a service's connections are addressed to: each TCP port of its VIP and each TCP
@@ -352,22 +361,12 @@ fn apply(text: &str, forwards: bool) -> Result<(), String> {
     run_with_input("nft", &["-f", "-"], text)
 }
 
-/// The filter rule that accepts forwarded packets of rewritten connections.
-fn forward_rule(op: &str) -> Vec<String> {
+/// The filter rule that accepts forwarded packets of rewritten connections, with `op`
+/// (`-C`, `-I` or `-D`).
+fn forward_rule(op: &str) -> [&str; 8] {
     [
-        "-w",
-        "5",
-        op,
-        "FORWARD",
-        "-m",
-        "connmark",
-        "--mark",
-        &format!("{MARK:#x}/{MARK:#x}"),
-        "-j",
-        "ACCEPT",
+        op, "FORWARD", "-m", "connmark", "--mark", MARK_MATCH, "-j", "ACCEPT",
     ]
-    .map(str::to_string)
-    .to_vec()
 }
 
 /// IPv4 forwarding on, and the FORWARD rule in.
@@ -381,24 +380,15 @@ fn allow_forwarding() -> Result<(), String> {
             .map_err(|e| format!("cannot turn on IPv4 forwarding ({FORWARDING}): {e}"))?;
         tracing::info!("IPv4 forwarding turned on, for services forwarded by the kernel");
     }
-    let check = forward_rule("-C");
-    let check: Vec<&str> = check.iter().map(String::as_str).collect();
-    if run("iptables", &check).is_err() {
-        let insert = forward_rule("-I");
-        let insert: Vec<&str> = insert.iter().map(String::as_str).collect();
-        run("iptables", &insert)?;
+    if iptables(&forward_rule("-C")).is_err() {
+        iptables(&forward_rule("-I"))?;
     }
     Ok(())
 }
 
 /// Removes the table, if there is one (a machine without nftables has none).
 fn remove_table() -> Result<(), String> {
-    run_with_input(
-        "nft",
-        &["-f", "-"],
-        &format!("add table ip {TABLE}\ndelete table ip {TABLE}\n"),
-    )
-    .or_else(|e| {
+    run_with_input("nft", &["-f", "-"], &removal_script()).or_else(|e| {
         if e.starts_with(NO_NFT) {
             Ok(())
         } else {
@@ -431,9 +421,7 @@ pub fn remove() {
     if let Err(e) = remove_table() {
         tracing::error!(error = %e, "cannot remove the NAT table");
     }
-    let delete = forward_rule("-D");
-    let delete: Vec<&str> = delete.iter().map(String::as_str).collect();
-    while run("iptables", &delete).is_ok() {}
+    while iptables(&forward_rule("-D")).is_ok() {}
 }
 
 #[cfg(test)]
@@ -483,6 +471,11 @@ mod tests {
             services,
             vip_pool: Some(VipPool::parse("10.96.0.0/16").expect("pool")),
         }
+    }
+
+    #[test]
+    fn the_connmark_match_is_the_mark() {
+        assert_eq!(MARK_MATCH, format!("{MARK:#x}/{MARK:#x}"));
     }
 
     #[test]

@@ -154,6 +154,13 @@ fn ip(args: &[&str]) -> Result<String, String> {
     run("ip", args)
 }
 
+/// `iptables -w 5 ARGS...` (waiting up to 5 s for the xtables lock).
+pub(crate) fn iptables(args: &[&str]) -> Result<String, String> {
+    let mut all = vec!["-w", "5"];
+    all.extend_from_slice(args);
+    run("iptables", &all)
+}
+
 /// `program ARGS...` with `input` on its standard input: one line naming it and what it
 /// said if it fails.
 pub(crate) fn run_with_input(program: &str, args: &[&str], input: &str) -> Result<(), String> {

@@ -18,7 +18,7 @@
 //! and a connection cap (its own, the per-port cap of the mesh).
 
 use crate::data_plane::{BoxFuture, Member};
-use crate::vip_iface::{run, run_with_input, VipInterface};
+use crate::vip_iface::{iptables, run_with_input, VipInterface};
 use shoal_api::{Protocol, VipPool};
 use shoal_balance::DataPlaneSnapshot;
 use shoal_mesh::{ConnectionCaps, VipProxy};
@@ -215,13 +215,6 @@ pub fn remove_redirect_rules() {
     }
     let _ = iptables(&["-t", "nat", "-F", CHAIN]);
     let _ = iptables(&["-t", "nat", "-X", CHAIN]);
-}
-
-/// `iptables -w 5 ARGS...` (waiting up to 5 s for the xtables lock).
-fn iptables(args: &[&str]) -> Result<String, String> {
-    let mut all = vec!["-w", "5"];
-    all.extend_from_slice(args);
-    run("iptables", &all)
 }
 
 impl Member for Vips {
