@@ -33,82 +33,53 @@ pub const IMAGE_LABEL: &str = "com.docker.stack.image";
 
 /// A compose file, as far as a stack on a cluster reads it.
 #[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct Compose {
     /// Accepted and not needed: every version 3 file reads the same.
-    #[serde(default, rename = "version")]
+    #[serde(rename = "version")]
     _version: Option<Scalar>,
-    #[serde(default)]
     pub services: BTreeMap<String, Service>,
-    #[serde(default)]
     pub networks: BTreeMap<String, Option<NetworkDef>>,
-    #[serde(default)]
     pub secrets: BTreeMap<String, FileDef>,
-    #[serde(default)]
     pub configs: BTreeMap<String, FileDef>,
 }
 
 #[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct Service {
-    #[serde(default)]
     pub image: Option<String>,
-    #[serde(default)]
     pub command: Option<Words>,
-    #[serde(default)]
     pub entrypoint: Option<Words>,
-    #[serde(default)]
     pub environment: Option<KeyValues>,
-    #[serde(default)]
     pub ports: Vec<Port>,
-    #[serde(default)]
     pub healthcheck: Option<Healthcheck>,
-    #[serde(default)]
     pub secrets: Vec<FileUse>,
-    #[serde(default)]
     pub configs: Vec<FileUse>,
-    #[serde(default)]
     pub networks: Option<ServiceNetworks>,
-    #[serde(default)]
     pub deploy: Option<Deploy>,
-    #[serde(default)]
     pub working_dir: Option<String>,
-    #[serde(default)]
     pub user: Option<String>,
-    #[serde(default)]
     pub hostname: Option<String>,
     /// Container labels (service labels are `deploy.labels`).
-    #[serde(default)]
     pub labels: Option<KeyValues>,
-    #[serde(default)]
     pub stop_grace_period: Option<Dur>,
-    #[serde(default)]
     pub stop_signal: Option<String>,
-    #[serde(default)]
     pub init: Option<bool>,
-    #[serde(default)]
     pub read_only: Option<bool>,
-    #[serde(default)]
     pub tty: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct Deploy {
-    #[serde(default)]
     pub mode: Option<Mode>,
-    #[serde(default)]
     pub replicas: Option<u64>,
-    #[serde(default)]
     pub labels: Option<KeyValues>,
-    #[serde(default)]
     pub update_config: Option<UpdateConfig>,
-    #[serde(default)]
     pub rollback_config: Option<UpdateConfig>,
-    #[serde(default)]
     pub restart_policy: Option<RestartPolicy>,
-    #[serde(default)]
     pub resources: Option<ResourcesDef>,
-    #[serde(default)]
     pub placement: Option<PlacementDef>,
-    #[serde(default)]
     pub endpoint_mode: Option<EndpointMode>,
 }
 
@@ -127,18 +98,13 @@ pub enum EndpointMode {
 }
 
 #[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct UpdateConfig {
-    #[serde(default)]
     pub parallelism: Option<u64>,
-    #[serde(default)]
     pub delay: Option<Dur>,
-    #[serde(default)]
     pub failure_action: Option<FailureAction>,
-    #[serde(default)]
     pub monitor: Option<Dur>,
-    #[serde(default)]
     pub max_failure_ratio: Option<f64>,
-    #[serde(default)]
     pub order: Option<Order>,
 }
 
@@ -158,14 +124,11 @@ pub enum Order {
 }
 
 #[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct RestartPolicy {
-    #[serde(default)]
     pub condition: Option<RestartCondition>,
-    #[serde(default)]
     pub delay: Option<Dur>,
-    #[serde(default)]
     pub max_attempts: Option<u64>,
-    #[serde(default)]
     pub window: Option<Dur>,
 }
 
@@ -178,38 +141,32 @@ pub enum RestartCondition {
 }
 
 #[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct ResourcesDef {
-    #[serde(default)]
     pub limits: Option<Limits>,
-    #[serde(default)]
     pub reservations: Option<Reservations>,
 }
 
 #[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct Limits {
-    #[serde(default)]
     pub cpus: Option<Cpus>,
-    #[serde(default)]
     pub memory: Option<Size>,
-    #[serde(default)]
     pub pids: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct Reservations {
-    #[serde(default)]
     pub cpus: Option<Cpus>,
-    #[serde(default)]
     pub memory: Option<Size>,
 }
 
 #[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct PlacementDef {
-    #[serde(default)]
     pub constraints: Vec<String>,
-    #[serde(default)]
     pub preferences: Vec<Preference>,
-    #[serde(default)]
     pub max_replicas_per_node: Option<u64>,
 }
 
@@ -219,37 +176,28 @@ pub struct Preference {
 }
 
 #[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct Healthcheck {
-    #[serde(default)]
     pub test: Option<Words>,
-    #[serde(default)]
     pub interval: Option<Dur>,
-    #[serde(default)]
     pub timeout: Option<Dur>,
-    #[serde(default)]
     pub retries: Option<u64>,
-    #[serde(default)]
     pub start_period: Option<Dur>,
-    #[serde(default)]
     pub disable: bool,
 }
 
 /// A top-level network.
 #[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct NetworkDef {
     /// Only `overlay`; checked, nothing else to do with it.
-    #[serde(default, rename = "driver")]
+    #[serde(rename = "driver")]
     _driver: Option<Driver>,
-    #[serde(default)]
     pub external: bool,
     /// The network's own name (for an external one), instead of `<stack>_<key>`.
-    #[serde(default)]
     pub name: Option<String>,
-    #[serde(default)]
     pub labels: Option<KeyValues>,
-    #[serde(default)]
     pub attachable: bool,
-    #[serde(default)]
     pub internal: bool,
 }
 
@@ -262,18 +210,14 @@ pub enum Driver {
 
 /// A top-level secret or config.
 #[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct FileDef {
     /// The file holding the payload, relative to the compose file.
-    #[serde(default)]
     pub file: Option<PathBuf>,
     /// Made beforehand (`shoal secret create`): used by its name, never created.
-    #[serde(default)]
     pub external: bool,
-    #[serde(default)]
     pub name: Option<String>,
-    #[serde(default)]
     pub labels: Option<KeyValues>,
-    #[serde(default)]
     pub template_driver: Option<TemplateDriver>,
 }
 
@@ -343,8 +287,8 @@ impl<'de> Deserialize<'de> for FileUse {
 pub struct ServiceNetworks(pub Vec<(String, Vec<String>)>);
 
 #[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 struct NetworkUse {
-    #[serde(default)]
     aliases: Vec<String>,
 }
 
