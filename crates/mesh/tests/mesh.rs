@@ -6,6 +6,7 @@
 use shoal_api::Protocol;
 use shoal_balance::{Endpoint, EndpointSet, EndpointTable, PortKey};
 use shoal_mesh::{ConnectionCaps, Mesh, MeshConfig, MeshError};
+use shoal_testkit::free_port;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -21,12 +22,6 @@ async fn bounded<F: Future>(test: F) -> F::Output {
     timeout(Duration::from_secs(30), test)
         .await
         .expect("test did not finish in time")
-}
-
-/// A port nothing listens on (bound once by the kernel's choice, then released).
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind((LOCALHOST, 0)).unwrap();
-    listener.local_addr().unwrap().port()
 }
 
 /// Serves each connection with `handle` on its own task.

@@ -8,6 +8,7 @@
 use shoal_api::Protocol;
 use shoal_balance::{Endpoint, EndpointSet, EndpointTable, PortKey};
 use shoal_mesh::{ConnectionCaps, Mesh, MeshConfig, MeshStats};
+use shoal_testkit::free_port;
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -24,12 +25,6 @@ async fn bounded<F: Future>(test: F) -> F::Output {
     timeout(Duration::from_secs(60), test)
         .await
         .expect("test did not finish in time")
-}
-
-/// A UDP port nothing receives on (bound once by the kernel's choice, then released).
-fn free_port() -> u16 {
-    let socket = std::net::UdpSocket::bind((LOCALHOST, 0)).unwrap();
-    socket.local_addr().unwrap().port()
 }
 
 /// A backend answering every datagram with `<name>:<payload>`.

@@ -25,12 +25,51 @@ pub use rate::{Histogram, RateLoad, RateReport};
 
 use std::time::{Duration, Instant};
 
-/// A TCP port that was free a moment ago (bind to port 0, then release).
+/// A port free for TCP and UDP on every address, for a test to bind a moment later.
+///
+/// Chosen at random below the kernel's ephemeral range, never from it: a port the kernel
+/// picks for `bind(0)` or for an outgoing connection (of this test or of any other running
+/// beside it) is taken from that range, so it cannot land on this port between the check
+/// here and the caller's bind. One process is never given the same port twice.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    use rand::Rng;
+    use std::collections::BTreeSet;
+    use std::net::{Ipv4Addr, TcpListener, UdpSocket};
+    static GIVEN: std::sync::Mutex<BTreeSet<u16>> = std::sync::Mutex::new(BTreeSet::new());
+
+    let (low, high) = ports_outside_the_ephemeral_range();
+    let mut given = GIVEN
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut rng = rand::rng();
+    for _ in 0..10_000 {
+        let port = rng.random_range(low..high);
+        if given.contains(&port) {
+            continue;
+        }
+        let unspecified = (Ipv4Addr::UNSPECIFIED, port);
+        if TcpListener::bind(unspecified).is_ok() && UdpSocket::bind(unspecified).is_ok() {
+            given.insert(port);
+            return port;
+        }
+    }
+    panic!("no free port in {low}..{high}");
+}
+
+/// The ports `free_port` chooses from: below the kernel's ephemeral range (from
+/// `ip_local_port_range`) when there is room there, else above it.
+fn ports_outside_the_ephemeral_range() -> (u16, u16) {
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|text| {
+            let mut bounds = text.split_whitespace().map(|b| b.parse::<u16>().ok());
+            Some((bounds.next()??, bounds.next()??))
+        });
+    match range {
+        Some((first, _)) if first >= 12_000 => (10_000, first),
+        Some((_, last)) if last <= 63_000 => (last + 1, u16::MAX),
+        _ => panic!("no room outside the ephemeral port range {range:?}"),
+    }
 }
 
 /// Raises this process's soft file-descriptor limit to at least `wanted` (tests that open
