@@ -338,8 +338,15 @@ fn promote_demote_and_recover_from_lost_quorum_with_force_new_cluster() {
     let out = c.nodes[0].cli(&["node", "demote", &ids[2]]);
     assert!(out.ok(), "demote: {out:?}");
     c.wait_managers(2, Duration::from_secs(30));
-    // Let the group drop the demoted manager before losing another.
-    std::thread::sleep(Duration::from_secs(2));
+    // The group has dropped the demoted manager before another is lost: a demoted node
+    // is told its worker role only once it is out of the group, and then no longer
+    // offers control (`/info`'s ControlAvailable follows its own role).
+    let out_of_group = wait_until(Duration::from_secs(30), || {
+        let (code, _, body) = c.nodes[2].http("GET", "/info");
+        let info: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        code == 200 && info["Swarm"]["ControlAvailable"] == false
+    });
+    assert!(out_of_group, "{}", c.nodes[2].log());
 
     // With two managers, losing one loses quorum; demoting the other is refused first.
     c.nodes[1].kill9();

@@ -63,8 +63,10 @@ fn three_replicas_share_the_traffic() {
     let d = Daemon::start_cluster(bin());
     let port = free_port();
     create_whoami(&d, "web", 3, port, &[]);
+    // Converged means running; the mesh has every replica once each is ready too.
+    let all = wait_until(Duration::from_secs(20), || answers(port, 3).len() == 3);
+    assert!(all, "all replicas answer: {:?}", answers(port, 3));
     let seen = answers(port, 30);
-    assert_eq!(seen.len(), 3, "all replicas answer: {seen:?}");
     assert!(seen.values().all(|n| *n == 10), "round-robin: {seen:?}");
     let ls = d.cli(&["service", "ls"]);
     assert!(
@@ -334,11 +336,15 @@ fn failing_health_check_takes_a_task_out_of_rotation_then_replaces_it() {
         .as_u64()
         .expect("host port") as u16;
     post_direct(host_port, "/health/fail");
-    // Out of rotation within two check intervals.
-    std::thread::sleep(Duration::from_millis(400));
-    let seen = answers(port, 10);
+    // Out of rotation once its checks fail: only the healthy replica answers, and no
+    // request fails on the way (`answers` panics on a failed request).
+    let mut seen = HashMap::new();
+    let out = wait_until(Duration::from_secs(10), || {
+        seen = answers(port, 10);
+        !seen.contains_key(&sick_name)
+    });
+    assert!(out, "the sick replica still answers: {seen:?}");
     assert_eq!(seen.len(), 1, "only the healthy replica answers: {seen:?}");
-    assert!(!seen.contains_key(&sick_name), "{seen:?}");
     // Retries used up: the task fails and the restart policy replaces it.
     let sick_id = sick["id"].clone();
     let replaced = wait_until(Duration::from_secs(15), || {

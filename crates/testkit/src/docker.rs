@@ -78,6 +78,11 @@ pub fn images(bin: &Path) -> Images {
     if all.iter().all(|i| exists(i)) {
         return images;
     }
+    // One build at a time across the test processes: the others wait, then find the images.
+    let _lock = build_lock();
+    if all.iter().all(|i| exists(i)) {
+        return images;
+    }
     let ctx = tempfile::tempdir().expect("build context");
     rootfs(bin, &ctx.path().join("rootfs"));
     // Only the tools image copies this second tree over the first.
@@ -287,4 +292,18 @@ pub fn remove_volume(name: &str) -> bool {
         .args(["volume", "rm", "-f", name])
         .output();
     !volume_exists(name)
+}
+
+/// An exclusive lock on a file in the testkit's claim directory, held until dropped.
+fn build_lock() -> nix::fcntl::Flock<std::fs::File> {
+    let dir = std::path::Path::new(crate::netns::CLAIM_DIR);
+    std::fs::create_dir_all(dir).expect("create the claim directory");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join("images.lock"))
+        .expect("open the image build lock");
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+        .unwrap_or_else(|(_, e)| panic!("lock the image build: {e}"))
 }

@@ -30,27 +30,40 @@ use std::time::{Duration, Instant};
 /// Chosen at random below the kernel's ephemeral range, never from it: a port the kernel
 /// picks for `bind(0)` or for an outgoing connection (of this test or of any other running
 /// beside it) is taken from that range, so it cannot land on this port between the check
-/// here and the caller's bind. One process is never given the same port twice.
+/// here and the caller's bind. The port is claimed for the life of this process with a
+/// file under the testkit's claim directory, as network namespaces' subnets are, so no
+/// two test processes are given the same one (nor one process twice); claims of processes
+/// that have exited are swept with the namespaces they left.
 pub fn free_port() -> u16 {
     use rand::Rng;
-    use std::collections::BTreeSet;
     use std::net::{Ipv4Addr, TcpListener, UdpSocket};
-    static GIVEN: std::sync::Mutex<BTreeSet<u16>> = std::sync::Mutex::new(BTreeSet::new());
 
     let (low, high) = ports_outside_the_ephemeral_range();
-    let mut given = GIVEN
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    // Without a claim directory (not root), the bind check alone.
+    let claims = std::path::Path::new(netns::CLAIM_DIR);
+    let claims = std::fs::create_dir_all(claims).is_ok().then_some(claims);
     let mut rng = rand::rng();
     for _ in 0..10_000 {
         let port = rng.random_range(low..high);
-        if given.contains(&port) {
+        let unspecified = (Ipv4Addr::UNSPECIFIED, port);
+        if TcpListener::bind(unspecified).is_err() || UdpSocket::bind(unspecified).is_err() {
             continue;
         }
-        let unspecified = (Ipv4Addr::UNSPECIFIED, port);
-        if TcpListener::bind(unspecified).is_ok() && UdpSocket::bind(unspecified).is_ok() {
-            given.insert(port);
+        let Some(claims) = claims else {
             return port;
+        };
+        let claim = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(claims.join(format!("port-{port}")));
+        match claim {
+            Ok(mut file) => {
+                use std::io::Write;
+                writeln!(file, "{}", std::process::id()).expect("write a port claim");
+                return port;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => panic!("claim port {port}: {e}"),
         }
     }
     panic!("no free port in {low}..{high}");

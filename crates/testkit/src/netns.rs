@@ -66,7 +66,7 @@ const MAX_NODES: usize = 200;
 /// Subnets are 10.(200 + k/256).(k%256).0/24 for k in 0..2048, i.e. 10.200.0.0/13.
 const POOL_SECOND_OCTET: u32 = 200;
 const POOL_SIZE: u32 = 2048;
-const CLAIM_DIR: &str = "/run/shoal-testkit";
+pub(crate) const CLAIM_DIR: &str = "/run/shoal-testkit";
 /// Routing tables of [`TestNet::route_into`]: `TABLE_BASE + k * 256 + node` for subnet `k`.
 const TABLE_BASE: u32 = 0x5348_0000;
 /// Priority of its policy rules (before the main table's 32766).
@@ -322,8 +322,9 @@ fn resolv_dir(ns: &str) -> PathBuf {
 }
 
 /// Remove what earlier test processes left behind when they died without dropping their
-/// [`TestNet`]s: namespaces, links, FORWARD rules and subnet claims whose owning pid (read
-/// from the name) no longer runs. Called by [`TestNet::create`]; errors are ignored.
+/// [`TestNet`]s: namespaces, links and FORWARD rules whose owning pid (read from the name)
+/// no longer runs, and subnet and port claims whose pid (the claim's contents) no longer
+/// runs. Called by [`TestNet::create`]; errors are ignored.
 pub fn sweep_stale() {
     if !available() {
         return;

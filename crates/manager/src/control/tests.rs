@@ -63,12 +63,9 @@ async fn call(
 
 const WEB: &str = r#"{"name":"web","mode":{"replicated":{"replicas":3}},"task":{"runtime":{"process":{"command":["shoal","whoami"]}}},"ports":[{"published":PORT,"target":80,"protocol":"tcp"}]}"#;
 
-/// The web spec published on a port that was free a moment ago.
+/// The web spec published on a free port (the create checks that it can bind it).
 fn web_spec() -> (String, u16) {
-    let port = std::net::TcpListener::bind("0.0.0.0:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port");
+    let port = shoal_testkit::free_port();
     (WEB.replace("PORT", &port.to_string()), port)
 }
 
