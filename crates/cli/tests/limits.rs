@@ -110,9 +110,11 @@ fn closed(s: &mut TcpStream) -> bool {
 }
 
 /// Source ports of the flood from another loopback address: below both the kernel's
-/// ephemeral range and the ports the cluster assigns (30000-32767), so that thousands of
-/// them in use do not collide with ports other tests pick and publish.
+/// ephemeral range and the ports the cluster assigns (30000-32767), and above the ports
+/// tests pick to publish (`free_port`), so that thousands of them in use (and the one
+/// below, for the handshake) collide with neither.
 const FLOOD_SOURCE_PORTS: std::ops::Range<u16> = 20_000..30_000;
+const _: () = assert!(shoal_testkit::TEST_PORTS.end < FLOOD_SOURCE_PORTS.start - 1);
 
 /// A connection to `addr` from `from`, given up after `limit`.
 async fn connect_from(

@@ -315,8 +315,10 @@ fn failing_health_check_takes_a_task_out_of_rotation_then_replaces_it() {
             "/health",
             "--health-interval",
             "200ms",
+            // 10 s of failed checks before the task fails: time to see it out of rotation
+            // while it still runs.
             "--health-retries",
-            "10",
+            "50",
             "--restart-delay",
             "100ms",
         ],
@@ -345,9 +347,16 @@ fn failing_health_check_takes_a_task_out_of_rotation_then_replaces_it() {
     });
     assert!(out, "the sick replica still answers: {seen:?}");
     assert_eq!(seen.len(), 1, "only the healthy replica answers: {seen:?}");
-    // Retries used up: the task fails and the restart policy replaces it.
+    // Out of rotation for failing its checks, not for having stopped.
     let sick_id = sick["id"].clone();
-    let replaced = wait_until(Duration::from_secs(15), || {
+    let state = d
+        .tasks("web")
+        .into_iter()
+        .find(|t| t["id"] == sick_id)
+        .map(|t| t["status"]["state"].clone());
+    assert_eq!(state, Some("running".into()), "the sick task still runs");
+    // Retries used up: the task fails and the restart policy replaces it.
+    let replaced = wait_until(Duration::from_secs(40), || {
         let tasks = d.tasks("web");
         let failed = tasks
             .iter()

@@ -317,8 +317,9 @@ async fn many_concurrent_keep_alive_clients_get_their_own_bytes() {
 async fn bind_conflict_names_the_port_and_the_rest_routes() {
     bounded(async {
         let a = named("a").await;
-        let blocker = std::net::TcpListener::bind((LOCALHOST, 0)).unwrap();
-        let taken = blocker.local_addr().unwrap().port();
+        // On a claimed port, so nothing else takes it once the blocker goes.
+        let taken = free_port();
+        let blocker = std::net::TcpListener::bind((LOCALHOST, taken)).unwrap();
         let port = free_port();
         let mesh = Mesh::new(MeshConfig::new(LOCALHOST));
 

@@ -79,7 +79,7 @@ pub fn images(bin: &Path) -> Images {
         return images;
     }
     // One build at a time across the test processes: the others wait, then find the images.
-    let _lock = build_lock();
+    let _lock = crate::claims::lock("images.lock");
     if all.iter().all(|i| exists(i)) {
         return images;
     }
@@ -292,18 +292,4 @@ pub fn remove_volume(name: &str) -> bool {
         .args(["volume", "rm", "-f", name])
         .output();
     !volume_exists(name)
-}
-
-/// An exclusive lock on a file in the testkit's claim directory, held until dropped.
-fn build_lock() -> nix::fcntl::Flock<std::fs::File> {
-    let dir = std::path::Path::new(crate::netns::CLAIM_DIR);
-    std::fs::create_dir_all(dir).expect("create the claim directory");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(dir.join("images.lock"))
-        .expect("open the image build lock");
-    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
-        .unwrap_or_else(|(_, e)| panic!("lock the image build: {e}"))
 }

@@ -4,6 +4,7 @@
 //! multi-node cluster of daemons on them; [`clients`]: Traefik and docker-py from the
 //! project's virtualenv. Dev-only: nothing in the product depends on it.
 
+mod claims;
 mod cluster;
 mod daemon;
 mod http;
@@ -27,62 +28,62 @@ use std::time::{Duration, Instant};
 
 /// A port free for TCP and UDP on every address, for a test to bind a moment later.
 ///
-/// Chosen at random below the kernel's ephemeral range, never from it: a port the kernel
-/// picks for `bind(0)` or for an outgoing connection (of this test or of any other running
-/// beside it) is taken from that range, so it cannot land on this port between the check
-/// here and the caller's bind. The port is claimed for the life of this process with a
-/// file under the testkit's claim directory, as network namespaces' subnets are, so no
-/// two test processes are given the same one (nor one process twice); claims of processes
-/// that have exited are swept with the namespaces they left.
+/// Chosen at random from [`TEST_PORTS`], outside the kernel's ephemeral range: a port the
+/// kernel picks for `bind(0)` or for an outgoing connection (of this test or of any other
+/// running beside it) comes from that range, so it cannot land on this port between the
+/// check here and the caller's bind. The port is claimed for the life of this process (see
+/// `claims`), so no two test processes are given the same one, and one process never
+/// gets it twice.
 pub fn free_port() -> u16 {
     use rand::Rng;
+    use std::collections::BTreeSet;
     use std::net::{Ipv4Addr, TcpListener, UdpSocket};
+    static GIVEN: std::sync::Mutex<BTreeSet<u16>> = std::sync::Mutex::new(BTreeSet::new());
 
-    let (low, high) = ports_outside_the_ephemeral_range();
-    // Without a claim directory (not root), the bind check alone.
-    let claims = std::path::Path::new(netns::CLAIM_DIR);
-    let claims = std::fs::create_dir_all(claims).is_ok().then_some(claims);
+    let ports = test_ports();
+    let mut given = GIVEN
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let mut rng = rand::rng();
     for _ in 0..10_000 {
-        let port = rng.random_range(low..high);
+        let port = rng.random_range(ports.clone());
         let unspecified = (Ipv4Addr::UNSPECIFIED, port);
-        if TcpListener::bind(unspecified).is_err() || UdpSocket::bind(unspecified).is_err() {
+        if given.contains(&port)
+            || TcpListener::bind(unspecified).is_err()
+            || UdpSocket::bind(unspecified).is_err()
+        {
             continue;
         }
-        let Some(claims) = claims else {
+        // Without a claim directory (not root), this process's own record alone.
+        if let claims::Claim::Ours(_) | claims::Claim::Unavailable(_) =
+            claims::claim(&format!("port-{port}"), true)
+        {
+            given.insert(port);
             return port;
-        };
-        let claim = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(claims.join(format!("port-{port}")));
-        match claim {
-            Ok(mut file) => {
-                use std::io::Write;
-                writeln!(file, "{}", std::process::id()).expect("write a port claim");
-                return port;
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => panic!("claim port {port}: {e}"),
         }
     }
-    panic!("no free port in {low}..{high}");
+    panic!("no free port in {ports:?}");
 }
 
-/// The ports `free_port` chooses from: below the kernel's ephemeral range (from
-/// `ip_local_port_range`) when there is room there, else above it.
-fn ports_outside_the_ephemeral_range() -> (u16, u16) {
-    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+/// Where [`free_port`] picks: below the kernel's ephemeral range (32768 and up by default),
+/// and apart from the ports tests use otherwise: the flood of `limits.rs` sends from
+/// 127.0.0.2 on 19999 and 20000-29999, and a cluster assigns published ports itself from
+/// 30000-32767.
+pub const TEST_PORTS: std::ops::Range<u16> = 10_000..19_990;
+const _: () = assert!(TEST_PORTS.end <= shoal_api::port::AUTO_PORT_MIN);
+
+/// [`TEST_PORTS`], checked against the kernel's ephemeral range (`ip_local_port_range`).
+fn test_ports() -> std::ops::Range<u16> {
+    let first_ephemeral = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
         .ok()
-        .and_then(|text| {
-            let mut bounds = text.split_whitespace().map(|b| b.parse::<u16>().ok());
-            Some((bounds.next()??, bounds.next()??))
-        });
-    match range {
-        Some((first, _)) if first >= 12_000 => (10_000, first),
-        Some((_, last)) if last <= 63_000 => (last + 1, u16::MAX),
-        _ => panic!("no room outside the ephemeral port range {range:?}"),
-    }
+        .and_then(|text| text.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32_768);
+    assert!(
+        first_ephemeral >= TEST_PORTS.end,
+        "the kernel's ephemeral ports start at {first_ephemeral}, inside the tests' ports \
+         {TEST_PORTS:?}: raise net.ipv4.ip_local_port_range"
+    );
+    TEST_PORTS
 }
 
 /// Raises this process's soft file-descriptor limit to at least `wanted` (tests that open

@@ -44,7 +44,6 @@
 
 use std::ffi::OsStr;
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -53,6 +52,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+
+use crate::claims::Claim;
 
 const BRIDGE_PREFIX: &str = "shb";
 const NS_PREFIX: &str = "shn";
@@ -66,7 +67,6 @@ const MAX_NODES: usize = 200;
 /// Subnets are 10.(200 + k/256).(k%256).0/24 for k in 0..2048, i.e. 10.200.0.0/13.
 const POOL_SECOND_OCTET: u32 = 200;
 const POOL_SIZE: u32 = 2048;
-pub(crate) const CLAIM_DIR: &str = "/run/shoal-testkit";
 /// Routing tables of [`TestNet::route_into`]: `TABLE_BASE + k * 256 + node` for subnet `k`.
 const TABLE_BASE: u32 = 0x5348_0000;
 /// Priority of its policy rules (before the main table's 32766).
@@ -368,16 +368,7 @@ pub fn sweep_stale() {
             }
         }
     }
-    if let Ok(entries) = std::fs::read_dir(CLAIM_DIR) {
-        for e in entries.flatten() {
-            let owner = std::fs::read_to_string(e.path())
-                .ok()
-                .and_then(|s| s.trim().parse::<u32>().ok());
-            if owner.is_some_and(|p| !crate::alive(p)) {
-                let _ = std::fs::remove_file(e.path());
-            }
-        }
-    }
+    crate::claims::sweep();
     // Rules of `route_into` whose subnet nobody claims any more.
     if let Ok(rules) = ip(&["rule", "show"]) {
         for line in rules.lines() {
@@ -395,7 +386,7 @@ pub fn sweep_stale() {
             else {
                 continue;
             };
-            let claim = Path::new(CLAIM_DIR).join(format!(
+            let claim = Path::new(crate::claims::DIR).join(format!(
                 "10.{}.{}.0",
                 POOL_SECOND_OCTET + k / 256,
                 k % 256
@@ -477,7 +468,6 @@ fn owner_pid(name: &str, prefix: &str) -> Option<u32> {
 /// it with an exclusively created file holding our pid.
 fn claim_subnet(pid: u32, counter: u32) -> Result<([u8; 3], PathBuf)> {
     let used = host_networks()?;
-    std::fs::create_dir_all(CLAIM_DIR).with_context(|| format!("create {CLAIM_DIR}"))?;
     let start =
         (splitmix64((u64::from(pid) << 16) | u64::from(counter)) % u64::from(POOL_SIZE)) as u32;
     for k in (0..POOL_SIZE).map(|k| (start + k) % POOL_SIZE) {
@@ -486,22 +476,18 @@ fn claim_subnet(pid: u32, counter: u32) -> Result<([u8; 3], PathBuf)> {
         if used.iter().any(|&(u, len)| overlaps((net, 24), (u, len))) {
             continue;
         }
-        let path =
-            Path::new(CLAIM_DIR).join(format!("{}.{}.{}.0", prefix[0], prefix[1], prefix[2]));
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-        {
-            Ok(mut f) => {
-                writeln!(f, "{pid}").with_context(|| format!("write {}", path.display()))?;
-                return Ok((prefix, path));
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(e).with_context(|| format!("create {}", path.display())),
+        // Not taken over when stale: the sweep removes its owner's leftovers first.
+        let name = format!("{}.{}.{}.0", prefix[0], prefix[1], prefix[2]);
+        match crate::claims::claim(&name, false) {
+            Claim::Ours(path) => return Ok((prefix, path)),
+            Claim::Taken => continue,
+            Claim::Unavailable(e) => return Err(e).with_context(|| format!("claim {name}")),
         }
     }
-    bail!("no free /24 left in 10.200.0.0/13 (addresses and routes on the host, claims in {CLAIM_DIR})")
+    bail!(
+        "no free /24 left in 10.200.0.0/13 (addresses and routes on the host, claims in {})",
+        crate::claims::DIR
+    )
 }
 
 /// Every IPv4 network the host has an address in or a specific route to.
