@@ -2,7 +2,7 @@
 //! through the real CLI. Leader kills, partitions, promotion, demotion and disaster
 //! recovery.
 
-use shoal_testkit::{wait_until, ClientKind, Cluster, Load};
+use shoal_testkit::{http_get_at, wait_until, ClientKind, Cluster, Daemon, Load};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -102,20 +102,7 @@ fn writer(sockets: Vec<PathBuf>, stop: Arc<AtomicBool>, acked: Arc<Mutex<Acked>>
 fn killing_the_leader_repeatedly_loses_no_acknowledged_write_and_the_mesh_keeps_serving() {
     // Three managers and a worker the load goes through.
     let mut c = cluster(3, 1);
-    let out = c.nodes[0].cli(&[
-        "service",
-        "create",
-        "--name",
-        "web",
-        "--replicas",
-        "3",
-        "--publish",
-        "8080:80",
-        "--",
-        "shoal",
-        "whoami",
-    ]);
-    assert!(out.ok(), "create web: {out:?}");
+    create_web(&c, 3);
     let load = Load::start_kind(c.addr(3, PORT), ClientKind::PerRequest);
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -294,6 +281,65 @@ fn a_partitioned_leader_refuses_writes_while_the_majority_goes_on() {
     assert!(written, "write after the leader stopped: {last}");
 }
 
+/// A node's published ports keep serving while it changes role: promoted to manager and
+/// demoted again under traffic to its own address, no request fails.
+#[test]
+fn promotion_and_demotion_fail_no_request_to_the_node() {
+    let c = cluster(1, 1);
+    let node = c.node_id(1);
+    create_web(&c, 2);
+    let serving = wait_until(Duration::from_secs(20), || {
+        http_get_at(c.addr(1, PORT), "/").is_ok()
+    });
+    assert!(serving, "web through the worker");
+    let load = Load::start_kind(c.addr(1, PORT), ClientKind::PerRequest);
+    for (change, managers, control) in [("promote", 2, true), ("demote", 1, false)] {
+        let out = c.nodes[0].cli(&["node", change, &node]);
+        assert!(out.ok(), "{change}: {out:?}");
+        c.wait_managers(managers, Duration::from_secs(30));
+        let changed = wait_until(Duration::from_secs(30), || {
+            offers_control(&c.nodes[1]) == Some(control)
+        });
+        assert!(changed, "{change}: {}", c.nodes[1].log());
+        let sent = load.sent();
+        let more = wait_until(Duration::from_secs(20), || load.sent() > sent + 20);
+        assert!(more, "traffic after the {change}");
+    }
+    let report = load.finish();
+    eprintln!("through a promotion and a demotion: {report:?}");
+    assert_eq!(report.failed, 0, "{report:?}\n{}", c.nodes[1].log());
+}
+
+/// Whether the node offers control (`/info`'s ControlAvailable, which follows the role it
+/// runs, not the one the cluster has asked of it yet).
+fn offers_control(d: &Daemon) -> Option<bool> {
+    let (code, _, body) = d.http("GET", "/info");
+    if code != 200 {
+        return None;
+    }
+    let info: serde_json::Value = serde_json::from_str(&body).ok()?;
+    info["Swarm"]["ControlAvailable"].as_bool()
+}
+
+/// `web`: `replicas` of whoami, published on [`PORT`].
+fn create_web(c: &Cluster, replicas: u32) {
+    let replicas = replicas.to_string();
+    let out = c.nodes[0].cli(&[
+        "service",
+        "create",
+        "--name",
+        "web",
+        "--replicas",
+        &replicas,
+        "--publish",
+        "8080:80",
+        "--",
+        "shoal",
+        "whoami",
+    ]);
+    assert!(out.ok(), "create web: {out:?}");
+}
+
 #[test]
 fn promote_demote_and_recover_from_lost_quorum_with_force_new_cluster() {
     let mut c = cluster(1, 2);
@@ -342,9 +388,7 @@ fn promote_demote_and_recover_from_lost_quorum_with_force_new_cluster() {
     // is told its worker role only once it is out of the group, and then no longer
     // offers control (`/info`'s ControlAvailable follows its own role).
     let out_of_group = wait_until(Duration::from_secs(30), || {
-        let (code, _, body) = c.nodes[2].http("GET", "/info");
-        let info: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-        code == 200 && info["Swarm"]["ControlAvailable"] == false
+        offers_control(&c.nodes[2]) == Some(false)
     });
     assert!(out_of_group, "{}", c.nodes[2].log());
 

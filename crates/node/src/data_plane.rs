@@ -246,8 +246,8 @@ impl DataPlane {
         self.acked.clone()
     }
 
-    /// Apply every snapshot `snapshots` yields to every member, and publish the node's
-    /// status.
+    /// Apply every snapshot `snapshots` yields to every member (from the first with a
+    /// version), and publish the node's status.
     ///
     /// Each snapshot is routed by as node `node_id` sees it
     /// ([`DataPlaneSnapshot::for_node`]: services that prefer local tasks keep to this
@@ -264,6 +264,14 @@ impl DataPlane {
         self.threads.spawn(async move {
             loop {
                 let table = tables.borrow_and_update().clone();
+                // Version 0 is a session's placeholder before its first snapshot: a data
+                // plane kept from the role set before goes on routing by what it has.
+                if table.version == 0 {
+                    if tables.changed().await.is_err() {
+                        return;
+                    }
+                    continue;
+                }
                 let table = if table.has_local_first() {
                     Arc::new(table.for_node(&node_id))
                 } else {

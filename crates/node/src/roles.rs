@@ -51,7 +51,7 @@ pub struct Roles {
     decisions: Vec<JoinHandle<()>>,
     agent: JoinHandle<()>,
     rest: Vec<JoinHandle<()>>,
-    /// Dropped last: its members stop routing.
+    /// Stopped last, or handed to the next role set: see [`Roles::stop`].
     data_plane: DataPlane,
 }
 
@@ -63,10 +63,15 @@ impl std::fmt::Debug for Roles {
 
 impl Roles {
     /// Stop deciding first (so tasks stopped next are not replaced on the way out), then
-    /// stop the tasks, then the sessions, servers and data plane. The daemon stopping or
-    /// changing role leaves containers running for the next agent to adopt; `Leave` stops
-    /// and removes every task.
-    pub async fn stop(self, how: AgentStop) {
+    /// stop the tasks, then the sessions and servers. The daemon stopping or changing role
+    /// leaves containers running for the next agent to adopt; `Leave` stops and removes
+    /// every task.
+    ///
+    /// The data plane is returned still routing by the last snapshot it had: dropping it
+    /// stops it (the daemon stopping, leaving), and a role change hands it to the next role
+    /// set, so the node's published ports, VIPs and DNS keep serving across the change.
+    #[must_use = "dropping the data plane stops routing"]
+    pub async fn stop(self, how: AgentStop) -> DataPlane {
         self.stop_decisions.send_replace(true);
         for h in self.decisions {
             let _ = h.await;
@@ -91,7 +96,7 @@ impl Roles {
         if let Some(r) = self.replica {
             r.shutdown().await;
         }
-        drop(self.data_plane);
+        self.data_plane
     }
 }
 
@@ -167,22 +172,26 @@ async fn agent<D: Dispatcher>(
 }
 
 /// The node's session with the leader, and its data plane fed by it (both roles): the
-/// session acknowledges what the data plane routes by.
+/// session acknowledges what the data plane routes by. The data plane is `kept` from the
+/// role set this one replaces, or a new one.
 fn session_and_data_plane(
     c: &Common<'_>,
+    kept: Option<DataPlane>,
     managers: Vec<std::net::SocketAddr>,
     tls: watch::Receiver<Arc<rustls::ClientConfig>>,
     stop: watch::Receiver<bool>,
     role: NodeRole,
 ) -> (Arc<RemoteDispatcher>, DataPlane, JoinHandle<()>) {
-    let plane = DataPlane::start(
-        c.data_plane,
-        c.node_id,
-        Mesh::new(c.cfg.mesh_bind),
-        c.cfg.mesh_bind.caps,
-        c.cfg.vip_interface.as_deref(),
-        c.cfg.dns_upstreams.clone(),
-    );
+    let plane = kept.unwrap_or_else(|| {
+        DataPlane::start(
+            c.data_plane,
+            c.node_id,
+            Mesh::new(c.cfg.mesh_bind),
+            c.cfg.mesh_bind.caps,
+            c.cfg.vip_interface.as_deref(),
+            c.cfg.dns_upstreams.clone(),
+        )
+    });
     let remote = RemoteDispatcher::start(session_config(c, managers), tls, plane.acked(), stop);
     let feeder = plane.feed(
         remote.data_plane(),
@@ -215,6 +224,9 @@ pub struct ManagerStart<'a> {
     pub events: Arc<shoal_manager::docker::EventLog>,
     /// Where the data plane runs.
     pub data_plane: &'a tokio::runtime::Handle,
+    /// The data plane of the role set this one replaces (a role change), to keep routing
+    /// with; `None` starts a new one.
+    pub kept_data_plane: Option<DataPlane>,
     /// The node's own Docker API routes (`/_ping`, `/version`, `/info`), served on the
     /// control port beside the swarm routes for a remote docker CLI.
     pub docker_about: axum::Router,
@@ -324,6 +336,7 @@ pub async fn start_manager(s: ManagerStart<'_>) -> anyhow::Result<Roles> {
     );
     let (remote, data_plane, feeder) = session_and_data_plane(
         &c,
+        s.kept_data_plane,
         managers,
         tls_set.grpc.subscribe(),
         stop_rest_rx.clone(),
@@ -440,6 +453,9 @@ pub struct WorkerStart<'a> {
     pub engine: Option<EngineInfo>,
     /// Where the data plane runs.
     pub data_plane: &'a tokio::runtime::Handle,
+    /// The data plane of the role set this one replaces (a role change), to keep routing
+    /// with; `None` starts a new one.
+    pub kept_data_plane: Option<DataPlane>,
 }
 
 /// A worker: an agent and a data plane fed by a session with the leader.
@@ -453,6 +469,7 @@ pub async fn start_worker(s: WorkerStart<'_>) -> anyhow::Result<Roles> {
         status,
         engine,
         data_plane,
+        kept_data_plane,
     } = s;
     let c = Common {
         cfg,
@@ -483,6 +500,7 @@ pub async fn start_worker(s: WorkerStart<'_>) -> anyhow::Result<Roles> {
     let (client_tls, client_tls_rx) = watch::channel(client_cfg);
     let (remote, data_plane, feeder) = session_and_data_plane(
         &c,
+        kept_data_plane,
         managers.clone(),
         client_tls_rx,
         stop_rest_rx.clone(),

@@ -2,7 +2,7 @@
 //! the tasks that follow the cluster; it starts, resumes and stops the node's roles.
 
 use crate::daemon::bind_control;
-use crate::data_plane::{DataPlaneStatus, DataPlaneThreads};
+use crate::data_plane::{DataPlane, DataPlaneStatus, DataPlaneThreads};
 use crate::membership::{store, Certs, Membership, Standing};
 use crate::roles::{self, Roles};
 use crate::state_key::{self, DataKey};
@@ -124,6 +124,7 @@ impl Runtime {
         certs: Certs,
         listener: tokio::net::TcpListener,
         bootstrap: bool,
+        kept_data_plane: Option<DataPlane>,
     ) -> anyhow::Result<Roles> {
         roles::start_manager(roles::ManagerStart {
             cfg: &self.cfg,
@@ -140,12 +141,18 @@ impl Runtime {
             logs: self.logs.clone(),
             events: self.events.clone(),
             data_plane: self.data_plane.handle(),
+            kept_data_plane,
             docker_about: crate::docker::about_router(self.clone()),
         })
         .await
     }
 
-    pub(crate) async fn start_worker(&self, m: &Membership, certs: Certs) -> anyhow::Result<Roles> {
+    pub(crate) async fn start_worker(
+        &self,
+        m: &Membership,
+        certs: Certs,
+        kept_data_plane: Option<DataPlane>,
+    ) -> anyhow::Result<Roles> {
         roles::start_worker(roles::WorkerStart {
             cfg: &self.cfg,
             node_id: &self.node_id,
@@ -155,6 +162,7 @@ impl Runtime {
             status: self.status.clone(),
             engine: self.engine.clone(),
             data_plane: self.data_plane.handle(),
+            kept_data_plane,
         })
         .await
     }
@@ -169,9 +177,9 @@ impl Runtime {
         let started = match m.role {
             NodeRole::Manager => {
                 let listener = bind_control(&m).await?;
-                self.start_manager(&m, certs, listener, false).await?
+                self.start_manager(&m, certs, listener, false, None).await?
             }
-            NodeRole::Worker => self.start_worker(&m, certs).await?,
+            NodeRole::Worker => self.start_worker(&m, certs, None).await?,
         };
         tracing::info!(role = m.role.as_str(), cluster = %m.cluster_id, "resumed cluster membership");
         self.set_membership(Some(m));
@@ -184,7 +192,7 @@ impl Runtime {
     /// Stop the roles (the daemon is stopping; tasks that survive it keep running).
     pub(crate) async fn shutdown(&self) {
         if let Some(r) = self.roles.lock().await.take() {
-            r.stop(AgentStop::Daemon).await;
+            drop(r.stop(AgentStop::Daemon).await);
         }
     }
 }

@@ -183,6 +183,11 @@ impl Load {
         self.failed_at.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Requests sent so far.
+    pub fn sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+
     /// How many of the failed requests so far started at or after `t`.
     pub fn failed_since(&self, t: std::time::Instant) -> usize {
         self.failures().iter().filter(|s| **s >= t).count()

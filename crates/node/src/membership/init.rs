@@ -75,7 +75,7 @@ impl Runtime {
         // The group starts with this node as its only voter; the cluster's first records
         // are its first entries.
         let started = async {
-            let r = self.start_manager(&m, certs, listener, true).await?;
+            let r = self.start_manager(&m, certs, listener, true, None).await?;
             let mut node = Node::new(
                 self.node_id.clone(),
                 self.hostname.clone(),
@@ -98,7 +98,7 @@ impl Runtime {
             match written.await {
                 Ok(()) => Ok(r),
                 Err(e) => {
-                    r.stop(AgentStop::Daemon).await;
+                    drop(r.stop(AgentStop::Daemon).await);
                     Err(e)
                 }
             }
@@ -153,7 +153,7 @@ impl Runtime {
             .map_err(E::internal)?
             .ok_or_else(|| E::internal("membership file vanished"))?;
         if let Some(r) = roles.take() {
-            r.stop(AgentStop::Daemon).await;
+            drop(r.stop(AgentStop::Daemon).await);
         }
         let listener = bind_control(&m).await.map_err(E::internal)?;
         let addr = roles::control_addr(&m, &listener).map_err(E::internal)?;
@@ -168,7 +168,7 @@ impl Runtime {
         store::save(&self.cfg.data_dir, &m, &certs, self.key_sealer().as_ref())
             .map_err(E::internal)?;
         *roles = Some(
-            self.start_manager(&m, certs, listener, false)
+            self.start_manager(&m, certs, listener, false, None)
                 .await
                 .map_err(E::internal)?,
         );

@@ -72,12 +72,12 @@ impl Runtime {
                 let listener = super::error::bind_listen(listen).await?;
                 store::save(&self.cfg.data_dir, &m, &certs, self.key_sealer().as_ref())
                     .map_err(E::internal)?;
-                self.start_manager(&m, certs, listener, false).await
+                self.start_manager(&m, certs, listener, false, None).await
             }
             NodeRole::Worker => {
                 store::save(&self.cfg.data_dir, &m, &certs, self.key_sealer().as_ref())
                     .map_err(E::internal)?;
-                self.start_worker(&m, certs).await
+                self.start_worker(&m, certs, None).await
             }
         };
         *roles = Some(started.map_err(E::internal)?);

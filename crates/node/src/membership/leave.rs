@@ -33,7 +33,7 @@ impl Runtime {
             let _ = tokio::task::spawn_blocking(crate::nat::remove).await;
         }
         if let Some(r) = roles.take() {
-            r.stop(AgentStop::Leave).await;
+            drop(r.stop(AgentStop::Leave).await);
         }
         if m.role == NodeRole::Manager {
             self.forget_cluster_state().await?;

@@ -67,15 +67,16 @@ impl Runtime {
                     .as_ref()
                     .map(|c| c.managers.clone())
                     .unwrap_or_else(|| m.managers.clone());
+                let mut plane = None;
                 if let Some(r) = roles.take() {
-                    r.stop(AgentStop::Daemon).await;
+                    plane = Some(r.stop(AgentStop::Daemon).await);
                 }
                 self.forget_cluster_state()
                     .await
                     .map_err(|e| anyhow::anyhow!(e.to_string()))?;
                 let m = m.demoted(managers);
                 store::save(&self.cfg.data_dir, &m, &certs, self.key_sealer().as_ref())?;
-                *roles = Some(self.start_worker(&m, certs).await?);
+                *roles = Some(self.start_worker(&m, certs, plane).await?);
                 self.set_membership(Some(m));
             }
             NodeRole::Manager => {
@@ -84,11 +85,15 @@ impl Runtime {
                 let certs = crate::renew::renew_from(&managers, &certs).await?;
                 let m: Membership = m.promoted();
                 let listener = bind_control(&m).await?;
+                let mut plane = None;
                 if let Some(r) = roles.take() {
-                    r.stop(AgentStop::Daemon).await;
+                    plane = Some(r.stop(AgentStop::Daemon).await);
                 }
                 store::save(&self.cfg.data_dir, &m, &certs, self.key_sealer().as_ref())?;
-                *roles = Some(self.start_manager(&m, certs, listener, false).await?);
+                *roles = Some(
+                    self.start_manager(&m, certs, listener, false, plane)
+                        .await?,
+                );
                 self.set_membership(Some(m));
             }
         }
