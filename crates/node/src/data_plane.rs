@@ -247,7 +247,9 @@ impl DataPlane {
     }
 
     /// Apply every snapshot `snapshots` yields to every member (from the first with a
-    /// version), and publish the node's status.
+    /// version), and publish the node's status, until `stop` turns true: checked between
+    /// snapshots, never in the middle of one, so a data plane handed to the next role set
+    /// has every member at the snapshot it last acknowledged.
     ///
     /// Each snapshot is routed by as node `node_id` sees it
     /// ([`DataPlaneSnapshot::for_node`]: services that prefer local tasks keep to this
@@ -258,31 +260,35 @@ impl DataPlane {
         status: watch::Sender<DataPlaneStatus>,
         role: NodeRole,
         node_id: String,
+        mut stop: watch::Receiver<bool>,
     ) -> JoinHandle<()> {
         let members = self.members.clone();
+        let acked = self.acked.clone();
         // Applied on the data plane's threads: what `apply` spawns runs there.
         self.threads.spawn(async move {
             loop {
+                if *stop.borrow_and_update() {
+                    return;
+                }
                 let table = tables.borrow_and_update().clone();
-                // Version 0 is a session's placeholder before its first snapshot: a data
-                // plane kept from the role set before goes on routing by what it has.
-                if table.version == 0 {
-                    if tables.changed().await.is_err() {
-                        return;
-                    }
-                    continue;
-                }
-                let table = if table.has_local_first() {
-                    Arc::new(table.for_node(&node_id))
+                // Version 0 is a session's placeholder before its first snapshot: the members
+                // go on routing by what they have (a data plane kept from the role set
+                // before), and the status says so.
+                let version = if table.version == 0 {
+                    *acked.borrow()
                 } else {
-                    table
-                };
-                let version = table.version;
-                for m in &members {
-                    for e in m.apply(table.clone()).await {
-                        tracing::error!(member = m.name(), error = %e, "data plane");
+                    let table = if table.has_local_first() {
+                        Arc::new(table.for_node(&node_id))
+                    } else {
+                        table
+                    };
+                    for m in &members {
+                        for e in m.apply(table.clone()).await {
+                            tracing::error!(member = m.name(), error = %e, "data plane");
+                        }
                     }
-                }
+                    table.version
+                };
                 let mut now = DataPlaneStatus {
                     role: Some(role),
                     table_version: version,
@@ -292,8 +298,9 @@ impl DataPlane {
                     m.status(&mut now);
                 }
                 status.send_replace(now);
-                if tables.changed().await.is_err() {
-                    return;
+                tokio::select! {
+                    changed = tables.changed() => if changed.is_err() { return },
+                    stopping = stop.changed() => if stopping.is_err() { return },
                 }
             }
         })
@@ -349,6 +356,17 @@ mod tests {
         }
     }
 
+    fn applied(m: &Fake) -> Vec<u64> {
+        m.applied.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn table(version: u64) -> Arc<DataPlaneSnapshot> {
+        Arc::new(DataPlaneSnapshot {
+            version,
+            ..DataPlaneSnapshot::default()
+        })
+    }
+
     fn fake() -> Arc<Fake> {
         Arc::new(Fake {
             acked: watch::channel(0).0,
@@ -393,23 +411,63 @@ mod tests {
     async fn every_snapshot_reaches_every_member() {
         let (a, b) = (fake(), fake());
         let plane = DataPlane::new(vec![a.clone(), b.clone()]);
-        let table = |version| {
-            Arc::new(DataPlaneSnapshot {
-                version,
-                ..DataPlaneSnapshot::default()
-            })
-        };
         let (tables, tables_rx) = watch::channel(table(1));
         let (status, mut status_rx) = watch::channel(DataPlaneStatus::default());
-        let _feed = plane.feed(tables_rx, status, NodeRole::Worker, "n1".into());
+        let (_stop, stop) = watch::channel(false);
+        let _feed = plane.feed(tables_rx, status, NodeRole::Worker, "n1".into(), stop);
         routes_by(&mut status_rx, 1).await;
         tables.send_replace(table(2));
         routes_by(&mut status_rx, 2).await;
         for m in [&a, &b] {
-            let applied = m.applied.lock().unwrap_or_else(|p| p.into_inner()).clone();
-            assert_eq!(applied, [1, 2]);
+            assert_eq!(applied(m), [1, 2]);
         }
         assert_eq!(status_rx.borrow().role, Some(NodeRole::Worker));
+    }
+
+    /// A data plane handed from one role set's session to the next: the first feed stops
+    /// between snapshots; the next session's placeholder (version 0) leaves the members as
+    /// they are, with the status at what they acknowledged and the new role; its first
+    /// snapshot is applied.
+    #[tokio::test]
+    async fn a_kept_data_plane_routes_on_until_the_next_session_has_a_snapshot() {
+        let a = fake();
+        let plane = DataPlane::new(vec![a.clone()]);
+        let (status, mut status_rx) = watch::channel(DataPlaneStatus::default());
+        let (first_tables, tables_rx) = watch::channel(table(1));
+        let (stop, stop_rx) = watch::channel(false);
+        let first = plane.feed(
+            tables_rx,
+            status.clone(),
+            NodeRole::Worker,
+            "n1".into(),
+            stop_rx,
+        );
+        routes_by(&mut status_rx, 1).await;
+        a.acked.send_replace(1);
+        becomes(&mut plane.acked(), 1).await;
+        stop.send_replace(true);
+        tokio::time::timeout(Duration::from_secs(10), first)
+            .await
+            .expect("the first feed stops")
+            .expect("and does not panic");
+        // No longer fed from the first session.
+        first_tables.send_replace(table(2));
+
+        let (next_tables, tables_rx) = watch::channel(table(0));
+        let (_stop, stop_rx) = watch::channel(false);
+        let _next = plane.feed(tables_rx, status, NodeRole::Manager, "n1".into(), stop_rx);
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            status_rx.wait_for(|s| s.role == Some(NodeRole::Manager)),
+        )
+        .await
+        .expect("in time")
+        .expect("open");
+        assert_eq!(status_rx.borrow().table_version, 1);
+        assert_eq!(applied(&a), [1]);
+        next_tables.send_replace(table(3));
+        routes_by(&mut status_rx, 3).await;
+        assert_eq!(applied(&a), [1, 3]);
     }
 
     /// Members apply snapshots on the data plane's own threads (one thread, or a runtime of
@@ -420,12 +478,10 @@ mod tests {
             let threads = DataPlaneThreads::start(n).expect("threads");
             let a = fake();
             let plane = DataPlane::new(vec![a.clone()]).on(threads.handle());
-            let (_tables, tables_rx) = watch::channel(Arc::new(DataPlaneSnapshot {
-                version: 1,
-                ..DataPlaneSnapshot::default()
-            }));
+            let (_tables, tables_rx) = watch::channel(table(1));
             let (status, mut status_rx) = watch::channel(DataPlaneStatus::default());
-            let _feed = plane.feed(tables_rx, status, NodeRole::Worker, "n1".into());
+            let (_stop, stop) = watch::channel(false);
+            let _feed = plane.feed(tables_rx, status, NodeRole::Worker, "n1".into(), stop);
             routes_by(&mut status_rx, 1).await;
             let on = a.threads.lock().unwrap_or_else(|p| p.into_inner()).clone();
             assert_eq!(on, vec![Some(THREAD_NAME.to_owned())], "{n} thread(s)");

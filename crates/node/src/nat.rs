@@ -100,6 +100,8 @@ impl Nat {
         let text = rules.text.clone();
         let forwards = rules.forwards;
         let removal = rules.is_removal();
+        // Unknown until the write is done (a write cut off half way leaves it unknown).
+        *self.written.lock().unwrap_or_else(PoisonError::into_inner) = None;
         let result = tokio::task::spawn_blocking(move || {
             let _one_at_a_time = NFT.lock().unwrap_or_else(PoisonError::into_inner);
             if CLOSED.load(Ordering::SeqCst) {

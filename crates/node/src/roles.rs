@@ -50,6 +50,8 @@ pub struct Roles {
     stop_rest: watch::Sender<bool>,
     decisions: Vec<JoinHandle<()>>,
     agent: JoinHandle<()>,
+    /// Feeds the data plane from the session; let finish, not aborted (see [`Roles::stop`]).
+    feeder: JoinHandle<()>,
     rest: Vec<JoinHandle<()>>,
     /// Stopped last, or handed to the next role set: see [`Roles::stop`].
     data_plane: DataPlane,
@@ -85,6 +87,17 @@ impl Roles {
         // Give the last reports a moment to reach a manager.
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         self.stop_rest.send_replace(true);
+        // The feeder stops between snapshots, so the data plane it leaves routes by the last
+        // one it acknowledged (a member cut off mid-write could keep rules it never
+        // acknowledged); a write that hangs is cut off after a while all the same.
+        let mut feeder = self.feeder;
+        if tokio::time::timeout(std::time::Duration::from_secs(10), &mut feeder)
+            .await
+            .is_err()
+        {
+            feeder.abort();
+            let _ = feeder.await;
+        }
         for h in &self.rest {
             h.abort();
         }
@@ -192,12 +205,18 @@ fn session_and_data_plane(
             c.cfg.dns_upstreams.clone(),
         )
     });
-    let remote = RemoteDispatcher::start(session_config(c, managers), tls, plane.acked(), stop);
+    let remote = RemoteDispatcher::start(
+        session_config(c, managers),
+        tls,
+        plane.acked(),
+        stop.clone(),
+    );
     let feeder = plane.feed(
         remote.data_plane(),
         c.status.clone(),
         role,
         c.node_id.to_string(),
+        stop,
     );
     (remote, plane, feeder)
 }
@@ -374,7 +393,8 @@ pub async fn start_manager(s: ManagerStart<'_>) -> anyhow::Result<Roles> {
         stop_rest,
         decisions: vec![leading],
         agent,
-        rest: vec![server, feeder, renewal, acks],
+        feeder,
+        rest: vec![server, renewal, acks],
         data_plane,
     })
 }
@@ -529,7 +549,8 @@ pub async fn start_worker(s: WorkerStart<'_>) -> anyhow::Result<Roles> {
         stop_rest,
         decisions: vec![],
         agent,
-        rest: vec![feeder, renewal],
+        feeder,
+        rest: vec![renewal],
         data_plane,
     })
 }

@@ -114,6 +114,10 @@ impl Vips {
             .as_ref()
             != Some(&rules);
         let written = rules.clone();
+        if rules_wanted {
+            // Unknown until the write is done (a write cut off half way leaves it unknown).
+            *self.redirect.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        }
         let result = tokio::task::spawn_blocking(move || {
             let mut errors = Vec::new();
             if let Err(e) = iface

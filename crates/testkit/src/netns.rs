@@ -545,15 +545,19 @@ fn kill_processes_in(ns: &str) {
             Ok(out) => out.split_whitespace().map(String::from).collect(),
             Err(_) => return,
         };
-        if pids.is_empty() || Instant::now() >= deadline {
+        if pids.is_empty() {
             return;
         }
-        // The shell's builtin kill: no dependency on procps, no unsafe libc call.
+        // The shell's builtin kill: no dependency on procps, no unsafe libc call. What was
+        // found is killed even past the deadline (a slow listing on a busy machine).
         let _ = Command::new("sh")
             .args(["-c", "kill -KILL \"$@\" 2>/dev/null", "kill"])
             .args(&pids)
             .stdin(Stdio::null())
             .status();
+        if Instant::now() >= deadline {
+            return;
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
 }

@@ -366,6 +366,19 @@ fn leaky_child_helper() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    // `ip netns exec` joins the namespace after it starts: a sweep in between would not find
+    // the process in it, and delete the namespace from under it.
+    let joined = wait_until(Duration::from_secs(20), || {
+        Command::new("ip")
+            .args(["netns", "pids", net.ns(0)])
+            .output()
+            .is_ok_and(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .split_whitespace()
+                    .any(|p| p == sleeper.id().to_string())
+            })
+    });
+    assert!(joined, "the sleeper joins its namespace");
     println!(
         "LEAK {} {} {} {} {}",
         std::process::id(),
