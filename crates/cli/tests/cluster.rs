@@ -188,7 +188,7 @@ fn killed_worker_tasks_are_replaced() {
     let t0 = Instant::now();
     c.nodes[2].kill9();
     // The time it takes is printed, not bounded tightly: it is measured by
-    // bench/failover; this bound only catches a replacement that never comes.
+    // bench/node-failure; this bound only catches a replacement that never comes.
     let replaced = wait_until(Duration::from_secs(30), || {
         let spread = per_node(&c, "web");
         spread.values().sum::<usize>() == 6 && !spread.contains_key(&victim)

@@ -120,11 +120,10 @@ impl Vips {
         }
         let result = tokio::task::spawn_blocking(move || {
             let mut errors = Vec::new();
-            if let Err(e) = iface
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .set(pool, &wanted)
-            {
+            // Held for the rules too: one write at a time, so a write left running by a
+            // cancelled apply cannot land after the next one.
+            let mut iface = iface.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Err(e) = iface.set(pool, &wanted) {
                 errors.push(e);
             }
             if rules_wanted {
