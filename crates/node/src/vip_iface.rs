@@ -208,29 +208,7 @@ pub(crate) fn run(program: &str, args: &[&str]) -> Result<String, String> {
 }
 
 fn ip_batch(batch: &str) -> Result<(), String> {
-    use std::io::Write;
-    let mut child = Command::new("ip")
-        .args(["-force", "-batch", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run ip (iproute2): {e}"))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(batch.as_bytes())
-            .map_err(|e| format!("ip -batch: {e}"))?;
-    }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| format!("ip -batch: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "ip -batch: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
-    Ok(())
+    run_with_input("ip", &["-force", "-batch", "-"], batch)
 }
 
 #[cfg(test)]
