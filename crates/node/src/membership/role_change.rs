@@ -5,6 +5,8 @@ use super::record::Membership;
 use super::state::{Change, Step};
 use super::store;
 use crate::daemon::bind_control;
+use crate::data_plane::DataPlane;
+use crate::roles::Roles;
 use crate::runtime::Runtime;
 use anyhow::Context;
 use shoal_agent::AgentStop;
@@ -67,10 +69,7 @@ impl Runtime {
                     .as_ref()
                     .map(|c| c.managers.clone())
                     .unwrap_or_else(|| m.managers.clone());
-                let mut plane = None;
-                if let Some(r) = roles.take() {
-                    plane = Some(r.stop(AgentStop::Daemon).await);
-                }
+                let plane = stop_keeping_data_plane(&mut roles).await;
                 self.forget_cluster_state()
                     .await
                     .map_err(|e| anyhow::anyhow!(e.to_string()))?;
@@ -85,10 +84,7 @@ impl Runtime {
                 let certs = crate::renew::renew_from(&managers, &certs).await?;
                 let m: Membership = m.promoted();
                 let listener = bind_control(&m).await?;
-                let mut plane = None;
-                if let Some(r) = roles.take() {
-                    plane = Some(r.stop(AgentStop::Daemon).await);
-                }
+                let plane = stop_keeping_data_plane(&mut roles).await;
                 store::save(&self.cfg.data_dir, &m, &certs, self.key_sealer().as_ref())?;
                 *roles = Some(
                     self.start_manager(&m, certs, listener, false, plane)
@@ -99,6 +95,12 @@ impl Runtime {
         }
         Ok(())
     }
+}
+
+/// Stop the node's roles, if it has any, and keep their data plane for the next ones.
+async fn stop_keeping_data_plane(roles: &mut Option<Roles>) -> Option<DataPlane> {
+    let r = roles.take()?;
+    Some(r.stop(AgentStop::Daemon).await)
 }
 
 /// The next wanted role different from `current` (None when the roles stopped).
